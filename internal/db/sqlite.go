@@ -1,0 +1,119 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/ncruces/go-sqlite3"
+	_ "github.com/ncruces/go-sqlite3/driver" // registers the "sqlite3" database/sql driver
+
+	"github.com/sergas/core/internal/errs"
+)
+
+// SQLiteDB is one SQLite file opened twice: a single writer connection, so that writers queue in Go
+// instead of spinning on SQLITE_BUSY, and a pool of query-only connections that read concurrently
+// under WAL.
+type SQLiteDB struct {
+	Write *sql.DB
+	Read  *sql.DB
+	Path  string
+}
+
+// OpenSQLite opens (creating when needed) the file in c.SQLitePath.
+func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
+	if dir := filepath.Dir(c.SQLitePath); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	dsn := func(txlock string, readOnly bool) string {
+		q := url.Values{}
+		q.Set("_txlock", txlock)
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", c.SQLiteBusyTimeout.Milliseconds()))
+		q.Add("_pragma", "journal_mode(wal)")
+		// NORMAL in WAL mode keeps every commit atomic and consistent across a process crash; only an OS
+		// crash or power loss can roll back the last transactions. FULL would fsync on every commit.
+		q.Add("_pragma", "synchronous(normal)")
+		q.Add("_pragma", "foreign_keys(on)")
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", c.SQLiteCacheSize))
+		if readOnly {
+			q.Add("_pragma", "query_only(on)")
+		}
+		return (&url.URL{Scheme: "file", Path: c.SQLitePath, RawQuery: q.Encode()}).String()
+	}
+	w, err := sql.Open("sqlite3", dsn("immediate", false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// The writer opens first so that WAL mode is set before any reader connects.
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", c.SQLitePath, err)
+	}
+	r, err := sql.Open("sqlite3", dsn("deferred", true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	r.SetMaxOpenConns(c.SQLiteReadConns)
+	r.SetMaxIdleConns(c.SQLiteReadConns)
+	r.SetConnMaxIdleTime(0)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	return &SQLiteDB{Write: w, Read: r, Path: c.SQLitePath}, nil
+}
+
+// Close closes both pools; the writer last, so that it can checkpoint the WAL.
+func (s *SQLiteDB) Close() error {
+	return errors.Join(s.Read.Close(), s.Write.Close())
+}
+
+// Ping checks that the file is still readable.
+func (s *SQLiteDB) Ping(ctx context.Context) error {
+	return s.Read.PingContext(ctx)
+}
+
+// WriteTx runs fn in an immediate transaction on the writer connection and commits when fn returns nil.
+func (s *SQLiteDB) WriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return SQLiteError(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return SQLiteError(tx.Commit())
+}
+
+// SQLiteError turns a driver error into a domain error; nil stays nil and domain errors pass through.
+func SQLiteError(err error) error {
+	var de *errs.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return errs.Wrap(errs.KindNotFound, err, "not found")
+	case errors.Is(err, sqlite3.CONSTRAINT_UNIQUE), errors.Is(err, sqlite3.CONSTRAINT_PRIMARYKEY):
+		return errs.Wrap(errs.KindAlreadyExists, err, "already exists")
+	case errors.Is(err, sqlite3.BUSY), errors.Is(err, sqlite3.LOCKED):
+		return errs.Wrap(errs.KindUnavailable, err, "database busy, retry")
+	case errors.Is(err, sqlite3.FULL), errors.Is(err, sqlite3.IOERR), errors.Is(err, sqlite3.CANTOPEN):
+		return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
+	}
+	return errs.Wrap(errs.KindInternal, err, "database error")
+}

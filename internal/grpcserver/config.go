@@ -1,0 +1,29 @@
+// Package grpcserver starts a service's gRPC server the same way for every service: listener first,
+// health and reflection, one interceptor for recovery, error mapping, logs and metrics, and a graceful
+// stop that flips readiness, drains in-flight RPCs and only then returns.
+package grpcserver
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sergas/core/internal/config"
+)
+
+// Config is a gRPC server's listener and limits.
+type Config struct {
+	Addr            string
+	MaxRecvBytes    int
+	MaxSendBytes    int
+	ShutdownTimeout time.Duration
+}
+
+// LoadConfig reads <SERVICE>_GRPC_ADDR (default defaultAddr) and the shared limits.
+func LoadConfig(env *config.Env, service, defaultAddr string) Config {
+	return Config{
+		Addr:            env.String(strings.ToUpper(service)+"_GRPC_ADDR", defaultAddr),
+		MaxRecvBytes:    env.Int("GRPC_MAX_RECV_MSG_BYTES", 4<<20, 1<<10, 64<<20),
+		MaxSendBytes:    env.Int("GRPC_MAX_SEND_MSG_BYTES", 16<<20, 1<<10, 256<<20),
+		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+	}
+}

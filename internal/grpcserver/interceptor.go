@@ -1,0 +1,85 @@
+package grpcserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/sergas/core/internal/telemetry"
+)
+
+// observe wraps every RPC: it turns a panic into Internal, maps domain errors to status codes, and
+// records one log line and the metrics. Request and response bodies are never logged: they may hold
+// tokens and secrets.
+type observe struct {
+	log     *slog.Logger
+	metrics *telemetry.GRPCMetrics
+}
+
+func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	func() {
+		defer o.recover(info.FullMethod, &err)
+		resp, err = h(ctx, req)
+	}()
+	err = o.finish(ctx, info.FullMethod, start, err)
+	return resp, err
+}
+
+func (o observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	start := time.Now()
+	func() {
+		defer o.recover(info.FullMethod, &err)
+		err = h(srv, ss)
+	}()
+	return o.finish(ss.Context(), info.FullMethod, start, err)
+}
+
+func (o observe) recover(method string, err *error) {
+	if r := recover(); r != nil {
+		o.log.Error("panic in RPC handler", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = fmt.Errorf("panic: %v", r)
+	}
+}
+
+func (o observe) finish(ctx context.Context, method string, start time.Time, err error) error {
+	elapsed := time.Since(start)
+	serr := ToStatus(err)
+	code := status.Code(serr)
+	svc, m := splitMethod(method)
+	o.metrics.Handled.WithLabelValues(svc, m, code.String()).Inc()
+	o.metrics.Duration.WithLabelValues(svc, m).Observe(elapsed.Seconds())
+	level := slog.LevelDebug
+	attrs := []any{"method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds()) / 1000}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, "peer", p.Addr.String())
+	}
+	switch {
+	case err == nil:
+		level = slog.LevelInfo
+	case code.String() == "Internal" || code.String() == "Unknown" || code.String() == "DataLoss":
+		// The cause (driver message, path) stays here, never in the response.
+		level = slog.LevelError
+		attrs = append(attrs, "error", err.Error())
+	default:
+		level = slog.LevelWarn
+		attrs = append(attrs, "error", serr.Error())
+	}
+	o.log.Log(ctx, level, "rpc", attrs...)
+	return serr
+}
+
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
+}

@@ -1,0 +1,3 @@
+DROP TABLE chain_head;
+DROP TABLE events;
+DROP FUNCTION events_append_only();
