@@ -26,6 +26,11 @@ type SQLiteDB struct {
 
 // OpenSQLite opens (creating when needed) the file in c.SQLitePath.
 func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
+	path, err := filepath.Abs(c.SQLitePath)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite path: %w", err)
+	}
+	c.SQLitePath = path
 	if dir := filepath.Dir(c.SQLitePath); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)

@@ -12,7 +12,7 @@ type Status int
 
 // Connection statuses.
 const (
-	StatusActive              Status = 1
+	StatusActive               Status = 1
 	StatusNeedsReauthorization Status = 2
 )
 

@@ -3,13 +3,12 @@ package postgres
 
 import (
 	"context"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/token/store"
 )
 
@@ -69,23 +68,11 @@ func (s *Store) ConnectionGet(ctx context.Context, provider, id string) (*store.
 
 // ConnectionList implements store.Store.
 func (s *Store) ConnectionList(ctx context.Context, p store.ConnectionListParams) ([]*store.Connection, error) {
-	var where []string
-	var args []any
-	if p.Provider != "" {
-		args = append(args, p.Provider)
-		where = append(where, "provider = $1")
-	}
-	if p.AfterProvider != "" || p.AfterConnectionID != "" {
-		args = append(args, p.AfterProvider, p.AfterConnectionID)
-		n := len(args)
-		where = append(where, "(provider, connection_id) > ($"+strconv.Itoa(n-1)+", $"+strconv.Itoa(n)+")")
-	}
-	q := `SELECT ` + columns + ` FROM connections`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit)
-	q += " ORDER BY provider, connection_id LIMIT $" + strconv.Itoa(len(args))
+	var w sqlq.Where
+	w.AddIf(p.Provider != "", "provider = ?", p.Provider)
+	w.AddIf(p.AfterProvider != "" || p.AfterConnectionID != "", "(provider, connection_id) > (?, ?)", p.AfterProvider, p.AfterConnectionID)
+	q := `SELECT ` + columns + ` FROM connections` + w.String() + " ORDER BY provider, connection_id LIMIT " + w.Arg(p.Limit)
+	args := w.Args
 	conn, err := s.db.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -146,4 +133,3 @@ func nullBytes(s string) any {
 	}
 	return []byte(s)
 }
-

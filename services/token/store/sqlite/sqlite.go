@@ -5,12 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/token/store"
 )
 
@@ -64,23 +63,11 @@ func (s *Store) ConnectionGet(ctx context.Context, provider, id string) (*store.
 
 // ConnectionList implements store.Store.
 func (s *Store) ConnectionList(ctx context.Context, p store.ConnectionListParams) ([]*store.Connection, error) {
-	var where []string
-	var args []any
-	if p.Provider != "" {
-		args = append(args, p.Provider)
-		where = append(where, "provider = $1")
-	}
-	if p.AfterProvider != "" || p.AfterConnectionID != "" {
-		args = append(args, p.AfterProvider, p.AfterConnectionID)
-		n := len(args)
-		where = append(where, "(provider, connection_id) > ($"+itoa(n-1)+", $"+itoa(n)+")")
-	}
-	q := `SELECT ` + columns + ` FROM connections`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit)
-	q += " ORDER BY provider, connection_id LIMIT $" + itoa(len(args))
+	var w sqlq.Where
+	w.AddIf(p.Provider != "", "provider = ?", p.Provider)
+	w.AddIf(p.AfterProvider != "" || p.AfterConnectionID != "", "(provider, connection_id) > (?, ?)", p.AfterProvider, p.AfterConnectionID)
+	q := `SELECT ` + columns + ` FROM connections` + w.String() + " ORDER BY provider, connection_id LIMIT " + w.Arg(p.Limit)
+	args := w.Args
 	rows, err := s.db.Read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, db.SQLiteError(err)
@@ -157,5 +144,3 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,88 @@
+// Package app holds what every service binary does the same way: signal handling, opening the service's
+// database, serving gRPC and closing down in order.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/grpcserver"
+	"github.com/sergas/core/internal/logging"
+)
+
+// Main runs run with a context cancelled on SIGINT or SIGTERM and exits non-zero when it fails.
+func Main(run func(ctx context.Context, env *config.Env, log *slog.Logger) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := config.FromOS()
+	log := logging.New(logging.LoadConfig(env), os.Stderr)
+	if err := run(ctx, env, log); err != nil {
+		log.Error("exiting", "error", err.Error())
+		stop()
+		os.Exit(1)
+	}
+}
+
+// ServiceConfig is what every storage-backed gRPC service reads from the environment.
+type ServiceConfig struct {
+	Name           string
+	GRPC           grpcserver.Config
+	DB             db.Config
+	MigrateOnStart bool
+}
+
+// LoadServiceConfig reads the settings of service, listening on defaultAddr unless told otherwise.
+func LoadServiceConfig(env *config.Env, service, defaultAddr string) ServiceConfig {
+	return ServiceConfig{
+		Name:           service,
+		GRPC:           grpcserver.LoadConfig(env, service, defaultAddr),
+		DB:             db.LoadConfig(env, service),
+		MigrateOnStart: env.Bool("MIGRATE_ON_START", true),
+	}
+}
+
+// Service is a gRPC service ready to be served.
+type Service interface {
+	// Register adds the service's handlers to the server.
+	Register(s *grpcserver.Server)
+	// Ping checks the service's dependencies (its database).
+	Ping(ctx context.Context) error
+	// Close releases the service's resources after serving has stopped.
+	Close() error
+}
+
+// OpenDB opens and migrates the service's database, logging where it lives (never credentials).
+func OpenDB(ctx context.Context, cfg ServiceConfig, log *slog.Logger) (*db.Handle, error) {
+	h, err := db.Open(ctx, cfg.DB, cfg.Name, cfg.MigrateOnStart)
+	if err != nil {
+		return nil, fmt.Errorf("%s database: %w", cfg.Name, err)
+	}
+	log.Info("database ready", "service", cfg.Name, "database", cfg.DB.Redacted())
+	return h, nil
+}
+
+// Serve serves svc on its own gRPC listener until ctx is done, then drains and closes svc.
+// ready, when not nil, receives the bound address once the listener is open.
+func Serve(ctx context.Context, cfg ServiceConfig, log *slog.Logger, svc Service, ready func(addr string)) error {
+	defer svc.Close()
+	srv, err := grpcserver.New(cfg.GRPC, log)
+	if err != nil {
+		return err
+	}
+	svc.Register(srv)
+	go srv.WatchHealth(ctx, 5*time.Second, svc.Ping)
+	log.Info("serving gRPC", "service", cfg.Name, "addr", srv.Addr())
+	if ready != nil {
+		ready(srv.Addr())
+	}
+	err = srv.Serve(ctx)
+	log.Info("stopped", "service", cfg.Name)
+	return err
+}

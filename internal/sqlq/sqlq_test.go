@@ -1,0 +1,23 @@
+package sqlq
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestWhere(t *testing.T) {
+	var w Where
+	if w.String() != "" {
+		t.Fatal("empty where is not empty")
+	}
+	w.Add("a = ?", 1)
+	w.AddIf(false, "skipped = ?", 9)
+	w.AddIf(true, "(b, c) > (?, ?)", "x", "y")
+	limit := w.Arg(10)
+	if got := w.String() + " LIMIT " + limit; got != " WHERE a = $1 AND (b, c) > ($2, $3) LIMIT $4" {
+		t.Fatalf("got %q", got)
+	}
+	if !reflect.DeepEqual(w.Args, []any{1, "x", "y", 10}) {
+		t.Fatalf("args %v", w.Args)
+	}
+}

@@ -1,0 +1,68 @@
+// Package validate checks request fields and phrases the InvalidArgument messages callers see.
+package validate
+
+import (
+	"net/url"
+	"regexp"
+	"unicode/utf8"
+
+	"github.com/sergas/core/internal/errs"
+)
+
+var name = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Name checks a lower-case identifier such as a provider or source name.
+func Name(field, v string) error {
+	if !name.MatchString(v) {
+		return errs.Invalid("%s must be 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit", field)
+	}
+	return nil
+}
+
+// ID checks a caller-chosen identifier: 1 to max printable ASCII characters without '/'.
+func ID(field, v string, max int) error {
+	if v == "" || len(v) > max {
+		return errs.Invalid("%s must be 1-%d characters", field, max)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x21 || c > 0x7e || c == '/' {
+			return errs.Invalid("%s must be printable ASCII without spaces or '/'", field)
+		}
+	}
+	return nil
+}
+
+// Text checks free text: valid UTF-8, at most max bytes, and present when required.
+func Text(field, v string, max int, required bool) error {
+	switch {
+	case required && v == "":
+		return errs.Invalid("%s is required", field)
+	case len(v) > max:
+		return errs.Invalid("%s must be at most %d bytes", field, max)
+	case !utf8.ValidString(v):
+		return errs.Invalid("%s must be valid UTF-8", field)
+	}
+	return nil
+}
+
+// HTTPURL checks an absolute http or https URL, when given.
+func HTTPURL(field, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(v) > 2048 {
+		return errs.Invalid("%s must be an absolute http(s) URL", field)
+	}
+	return nil
+}
+
+// First returns the first non-nil error.
+func First(errors ...error) error {
+	for _, err := range errors {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+// Command sergas-audit runs the audit service on its own.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/services/audit"
+)
+
+func main() { app.Main(run) }
+
+func run(ctx context.Context, env *config.Env, log *slog.Logger) error {
+	cfg := audit.LoadConfig(env)
+	if err := env.Err(); err != nil {
+		return err
+	}
+	svc, err := audit.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return app.Serve(ctx, cfg.ServiceConfig, log, svc, nil)
+}

@@ -1,0 +1,38 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/services/audit/store"
+	"github.com/sergas/core/services/audit/store/postgres"
+	"github.com/sergas/core/services/audit/store/sqlite"
+)
+
+// DefaultAddr is where the audit service listens unless AUDIT_GRPC_ADDR says otherwise.
+const DefaultAddr = ":50052"
+
+// Config is the audit service's configuration.
+type Config struct {
+	app.ServiceConfig
+}
+
+// LoadConfig reads the audit service's settings from env.
+func LoadConfig(env *config.Env) Config {
+	return Config{ServiceConfig: app.LoadServiceConfig(env, "audit", DefaultAddr)}
+}
+
+// Open opens the service's database and returns the service ready to serve.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
+	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
+		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+	if err != nil {
+		return nil, err
+	}
+	return app.NewStoreService(st, &auditv1.AuditService_ServiceDesc, NewServer(st)), nil
+}

@@ -1,0 +1,197 @@
+// Package storetest is the audit store's conformance suite. Every backend's tests call Run, so that
+// SQLite and PostgreSQL behave the same.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/audit/chain"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// Run runs the suite; newStore returns an empty, migrated store for one subtest.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("AppendChains", func(t *testing.T) { t.Parallel(); testAppendChains(t, newStore(t)) })
+	t.Run("GetAndNotFound", func(t *testing.T) { t.Parallel(); testGet(t, newStore(t)) })
+	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, newStore(t)) })
+	t.Run("ListFiltersAndPages", func(t *testing.T) { t.Parallel(); testList(t, newStore(t)) })
+	t.Run("ConcurrentAppendsStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrent(t, newStore(t)) })
+}
+
+// NewEvent returns an unsealed event as the server would build it.
+func NewEvent(actor, action string, occur time.Time) *store.Event {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return &store.Event{
+		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur.UTC().Truncate(time.Microsecond), RecordTime: now,
+		Actor: actor, Action: action, Resource: "zoho/org-1", Outcome: 1, Metadata: `{"k":"v"}`,
+	}
+}
+
+// VerifyChain checks that events (in sequence order from 1) link up and hash correctly.
+func VerifyChain(t *testing.T, events []*store.Event) {
+	t.Helper()
+	prev := chain.Genesis
+	for i, e := range events {
+		if e.Sequence != int64(i+1) {
+			t.Fatalf("event %d has sequence %d", i, e.Sequence)
+		}
+		if !bytes.Equal(e.PreviousHash, prev) {
+			t.Fatalf("event %d: previous hash does not match the hash before it", e.Sequence)
+		}
+		if !bytes.Equal(e.Hash, chain.Hash(prev, e.Fields())) {
+			t.Fatalf("event %d: stored hash does not match its fields", e.Sequence)
+		}
+		prev = e.Hash
+	}
+}
+
+func all(t *testing.T, s store.Store) []*store.Event {
+	t.Helper()
+	es, err := s.EventList(context.Background(), store.EventListParams{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func testAppendChains(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		in := NewEvent("agent-1", fmt.Sprintf("a.%d", i), time.Now())
+		got, dup, err := s.EventAppend(ctx, in)
+		if err != nil || dup {
+			t.Fatalf("append: %v dup=%v", err, dup)
+		}
+		if got.Sequence != int64(i+1) || len(got.Hash) != chain.Size {
+			t.Fatalf("append %d: sequence %d hash %x", i, got.Sequence, got.Hash)
+		}
+	}
+	VerifyChain(t, all(t, s))
+}
+
+func testGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	in := NewEvent("agent-1", "token.refresh", time.Now().Add(-time.Minute))
+	in.IdempotencyKey = "k-1"
+	stored, _, err := s.EventAppend(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EventGet(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, stored) {
+		t.Fatalf("got %+v\nwant %+v", got, stored)
+	}
+	if _, err := s.EventGet(ctx, uuid.NewString()); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("missing event: %v", err)
+	}
+}
+
+func testIdempotency(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := NewEvent("agent-1", "crm.deal.update", time.Now())
+	first.IdempotencyKey = "retry-me"
+	a, dup, err := s.EventAppend(ctx, first)
+	if err != nil || dup {
+		t.Fatalf("first: %v %v", err, dup)
+	}
+	again := NewEvent("agent-1", "crm.deal.update", time.Now())
+	again.IdempotencyKey = "retry-me"
+	b, dup, err := s.EventAppend(ctx, again)
+	if err != nil || !dup {
+		t.Fatalf("second: err %v, duplicate %v", err, dup)
+	}
+	if b.ID != a.ID || b.Sequence != a.Sequence {
+		t.Fatalf("duplicate returned %s/%d, want %s/%d", b.ID, b.Sequence, a.ID, a.Sequence)
+	}
+	if n := len(all(t, s)); n != 1 {
+		t.Fatalf("%d events stored, want 1", n)
+	}
+}
+
+func testList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	for i := range 10 {
+		e := NewEvent(fmt.Sprintf("agent-%d", i%2), "x", base.Add(time.Duration(i)*time.Minute))
+		if i == 9 {
+			e.Outcome = 3
+		}
+		if _, _, err := s.EventAppend(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(es []*store.Event) (out []int64) {
+		for _, e := range es {
+			out = append(out, e.Sequence)
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		p    store.EventListParams
+		want []int64
+	}{
+		{"actor", store.EventListParams{Actor: "agent-1", Limit: 100}, []int64{2, 4, 6, 8, 10}},
+		{"outcome", store.EventListParams{Outcome: 3, Limit: 100}, []int64{10}},
+		{"time range", store.EventListParams{Start: base.Add(2 * time.Minute), End: base.Add(5 * time.Minute), Limit: 100}, []int64{3, 4, 5}},
+		{"page after", store.EventListParams{After: 7, Limit: 2}, []int64{8, 9}},
+		{"descending", store.EventListParams{Descending: true, Limit: 3}, []int64{10, 9, 8}},
+		{"descending after", store.EventListParams{Descending: true, After: 3, Limit: 5}, []int64{2, 1}},
+		{"no match", store.EventListParams{Action: "nothing", Limit: 5}, nil},
+	}
+	for _, c := range cases {
+		got, err := s.EventList(ctx, c.p)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(seqs(got), c.want) {
+			t.Errorf("%s: got %v want %v", c.name, seqs(got), c.want)
+		}
+	}
+}
+
+func testConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	errc := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := NewEvent(fmt.Sprintf("w%d", w), "c", time.Now())
+				if i%3 == 0 {
+					e.IdempotencyKey = fmt.Sprintf("shared-%d", i) // several workers race on one key
+				}
+				if _, _, err := s.EventAppend(ctx, e); err != nil {
+					errc <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	es := all(t, s)
+	// Keys shared-0, -3, -6, -9 are appended once each; the other 6 events of every worker all land.
+	if want := workers*(each-4) + 4; len(es) != want {
+		t.Fatalf("%d events, want %d", len(es), want)
+	}
+	VerifyChain(t, es)
+}

@@ -1,0 +1,40 @@
+// Package gateway is the REST face of Sergas Core: grpc-gateway routes for every service, the raw webhook
+// ingress, health and readiness, metrics and the OpenAPI document.
+package gateway
+
+import (
+	"time"
+
+	"github.com/sergas/core/internal/config"
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	Addr            string
+	TokenEndpoint   string
+	AuditEndpoint   string
+	WebhookEndpoint string
+	// MaxBodyBytes caps REST request bodies; WebhookMaxBodyBytes caps webhook bodies.
+	MaxBodyBytes        int64
+	WebhookMaxBodyBytes int64
+	ReadHeaderTimeout   time.Duration
+	RequestTimeout      time.Duration
+	IdleTimeout         time.Duration
+	ShutdownTimeout     time.Duration
+}
+
+// LoadConfig reads the gateway's settings from env.
+func LoadConfig(env *config.Env) Config {
+	return Config{
+		Addr:                env.String("GATEWAY_HTTP_ADDR", ":8080"),
+		TokenEndpoint:       env.String("TOKEN_GRPC_ENDPOINT", "localhost:50051"),
+		AuditEndpoint:       env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
+		WebhookEndpoint:     env.String("WEBHOOK_GRPC_ENDPOINT", "localhost:50053"),
+		MaxBodyBytes:        int64(env.Int("GATEWAY_MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
+		WebhookMaxBodyBytes: int64(env.Int("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1, 3<<20)),
+		ReadHeaderTimeout:   env.Duration("GATEWAY_READ_HEADER_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute),
+		RequestTimeout:      env.Duration("GATEWAY_REQUEST_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute),
+		IdleTimeout:         env.Duration("GATEWAY_IDLE_TIMEOUT", 2*time.Minute, time.Second, time.Hour),
+		ShutdownTimeout:     env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+	}
+}

@@ -1,0 +1,25 @@
+// Command sergas-token runs the token service on its own.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/services/token"
+)
+
+func main() { app.Main(run) }
+
+func run(ctx context.Context, env *config.Env, log *slog.Logger) error {
+	cfg := token.LoadConfig(env)
+	if err := env.Err(); err != nil {
+		return err
+	}
+	svc, err := token.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return app.Serve(ctx, cfg.ServiceConfig, log, svc, nil)
+}

@@ -1,0 +1,56 @@
+package webhook
+
+import (
+	"context"
+	"log/slog"
+
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/webhook/store"
+	"github.com/sergas/core/services/webhook/store/postgres"
+	"github.com/sergas/core/services/webhook/store/sqlite"
+)
+
+// DefaultAddr is where the webhook service listens unless WEBHOOK_GRPC_ADDR says otherwise.
+const DefaultAddr = ":50053"
+
+// Config is the webhook service's configuration.
+type Config struct {
+	app.ServiceConfig
+	// Sources are the source names accepted on POST /webhooks/{source}.
+	Sources []string
+	// DedupeHeaders name headers that carry the sender's delivery id, first match wins.
+	DedupeHeaders []string
+	// MaxBodyBytes caps a stored body.
+	MaxBodyBytes int
+}
+
+// LoadConfig reads the webhook service's settings from env.
+func LoadConfig(env *config.Env) Config {
+	c := Config{
+		ServiceConfig: app.LoadServiceConfig(env, "webhook", DefaultAddr),
+		Sources:       env.List("WEBHOOK_SOURCES", []string{"zoho"}),
+		DedupeHeaders: env.List("WEBHOOK_DEDUPE_HEADERS", []string{"Webhook-Id", "Idempotency-Key"}),
+		MaxBodyBytes:  env.Int("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1, 3<<20),
+	}
+	for _, s := range c.Sources {
+		if validate.Name("source", s) != nil {
+			env.Fail("WEBHOOK_SOURCES", "must be a comma-separated list of lower-case names (letters, digits, '-', '_')")
+		}
+	}
+	return c
+}
+
+// Open opens the service's database and returns the service ready to serve.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
+	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
+		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+	if err != nil {
+		return nil, err
+	}
+	return app.NewStoreService(st, &webhookv1.WebhookService_ServiceDesc, NewServer(st, cfg)), nil
+}

@@ -1,0 +1,132 @@
+// Package postgres is the webhook store on PostgreSQL, safe to share between replicas.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// Store keeps inbound webhooks in PostgreSQL.
+type Store struct{ db *db.PostgresDB }
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store over an opened, migrated database.
+func New(d *db.PostgresDB) *Store { return &Store{db: d} }
+
+const (
+	listColumns = `seq, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count`
+	allColumns  = listColumns + `, payload, headers::text`
+)
+
+// EventInsert implements store.Store. ON CONFLICT DO NOTHING makes concurrent deliveries of one
+// webhook to several replicas store it once; the loser reads the winner's row.
+func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	headers, err := json.Marshal(e.Headers)
+	if err != nil {
+		return nil, false, err
+	}
+	out := *e
+	if out.Payload == nil {
+		out.Payload = []byte{} // an empty body is still a body: the column is NOT NULL
+	}
+	var dup *store.Event
+	err = s.db.Tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
+				receive_time, update_time, attempt_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0)
+			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq`,
+			e.ID, e.Source, e.DedupeKey, int16(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime,
+		).Scan(&out.Seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			dup, err = scan(tx.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
+				e.Source, e.DedupeKey), true)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if dup != nil {
+		return dup, true, nil
+	}
+	out.UpdateTime = out.ReceiveTime
+	return &out, false, nil
+}
+
+// EventGet implements store.Store.
+func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	e, err := scan(conn.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE id = $1`, id), true)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.NotFound("event %s not found", id)
+	}
+	return e, db.PostgresError(err)
+}
+
+// EventList implements store.Store.
+func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+	var w sqlq.Where
+	w.AddIf(p.Source != "", "source = ?", p.Source)
+	w.AddIf(p.Status != 0, "status = ?", int16(p.Status))
+	w.AddIf(p.After > 0, "seq > ?", p.After)
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, `SELECT `+listColumns+` FROM events`+w.String()+" ORDER BY seq LIMIT "+w.Arg(p.Limit), w.Args...)
+	if err != nil {
+		return nil, db.PostgresError(err)
+	}
+	defer rows.Close()
+	var out []*store.Event
+	for rows.Next() {
+		e, err := scan(rows, false)
+		if err != nil {
+			return nil, db.PostgresError(err)
+		}
+		out = append(out, e)
+	}
+	return out, db.PostgresError(rows.Err())
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func scan(row pgx.Row, full bool) (*store.Event, error) {
+	var e store.Event
+	var status int16
+	var headers string
+	dest := []any{&e.Seq, &e.ID, &e.Source, &e.DedupeKey, &status, &e.ContentType, &e.ReceiveTime, &e.UpdateTime, &e.AttemptCount}
+	if full {
+		dest = append(dest, &e.Payload, &headers)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if full {
+		if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
+			return nil, err
+		}
+		if e.Payload == nil {
+			e.Payload = []byte{}
+		}
+	}
+	e.Status, e.ReceiveTime, e.UpdateTime = store.Status(status), e.ReceiveTime.UTC(), e.UpdateTime.UTC()
+	return &e, nil
+}

@@ -1,0 +1,120 @@
+// Package sqlite is the webhook store on an embedded SQLite file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// Store keeps inbound webhooks in SQLite.
+type Store struct{ db *db.SQLiteDB }
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store over an opened, migrated database.
+func New(d *db.SQLiteDB) *Store { return &Store{db: d} }
+
+const (
+	listColumns = `seq, id, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count`
+	allColumns  = listColumns + `, payload, headers`
+)
+
+// EventInsert implements store.Store.
+func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	headers, err := json.Marshal(e.Headers)
+	if err != nil {
+		return nil, false, err
+	}
+	out := *e
+	if out.Payload == nil {
+		out.Payload = []byte{} // an empty body is still a body: the column is NOT NULL
+	}
+	var dup *store.Event
+	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
+				receive_time, update_time, attempt_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0)
+			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq`,
+			e.ID, e.Source, e.DedupeKey, int32(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime.UnixMicro(),
+		).Scan(&out.Seq)
+		if err == sql.ErrNoRows {
+			dup, err = scan(tx.QueryRowContext(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
+				e.Source, e.DedupeKey), true)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, db.SQLiteError(err)
+	}
+	if dup != nil {
+		return dup, true, nil
+	}
+	out.UpdateTime = out.ReceiveTime
+	return &out, false, nil
+}
+
+// EventGet implements store.Store.
+func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
+	e, err := scan(s.db.Read.QueryRowContext(ctx, `SELECT `+allColumns+` FROM events WHERE id = $1`, id), true)
+	if err == sql.ErrNoRows {
+		return nil, errs.NotFound("event %s not found", id)
+	}
+	return e, db.SQLiteError(err)
+}
+
+// EventList implements store.Store.
+func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+	var w sqlq.Where
+	w.AddIf(p.Source != "", "source = ?", p.Source)
+	w.AddIf(p.Status != 0, "status = ?", int32(p.Status))
+	w.AddIf(p.After > 0, "seq > ?", p.After)
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+listColumns+` FROM events`+w.String()+" ORDER BY seq LIMIT "+w.Arg(p.Limit), w.Args...)
+	if err != nil {
+		return nil, db.SQLiteError(err)
+	}
+	defer rows.Close()
+	var out []*store.Event
+	for rows.Next() {
+		e, err := scan(rows, false)
+		if err != nil {
+			return nil, db.SQLiteError(err)
+		}
+		out = append(out, e)
+	}
+	return out, db.SQLiteError(rows.Err())
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func scan(row interface{ Scan(...any) error }, full bool) (*store.Event, error) {
+	var e store.Event
+	var received, updated int64
+	var headers string
+	dest := []any{&e.Seq, &e.ID, &e.Source, &e.DedupeKey, &e.Status, &e.ContentType, &received, &updated, &e.AttemptCount}
+	if full {
+		dest = append(dest, &e.Payload, &headers)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if full {
+		if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
+			return nil, err
+		}
+		if e.Payload == nil {
+			e.Payload = []byte{}
+		}
+	}
+	e.ReceiveTime, e.UpdateTime = time.UnixMicro(received).UTC(), time.UnixMicro(updated).UTC()
+	return &e, nil
+}

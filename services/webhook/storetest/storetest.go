@@ -1,0 +1,148 @@
+// Package storetest is the webhook store's conformance suite. Every backend's tests call Run, so that
+// SQLite and PostgreSQL behave the same.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// Run runs the suite; newStore returns an empty, migrated store for one subtest.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("InsertGetExactBytes", func(t *testing.T) { t.Parallel(); testInsertGet(t, newStore(t)) })
+	t.Run("Dedupe", func(t *testing.T) { t.Parallel(); testDedupe(t, newStore(t)) })
+	t.Run("ConcurrentDuplicatesStoreOnce", func(t *testing.T) { t.Parallel(); testConcurrentDedupe(t, newStore(t)) })
+	t.Run("ListFiltersAndPages", func(t *testing.T) { t.Parallel(); testList(t, newStore(t)) })
+}
+
+func event(source, key string, payload []byte) *store.Event {
+	return &store.Event{
+		ID: uuid.Must(uuid.NewV7()).String(), Source: source, DedupeKey: key, Status: store.StatusPending,
+		ContentType: "application/json", Payload: payload,
+		Headers:     []store.Header{{Name: "Content-Type", Values: []string{"application/json"}}, {Name: "X-Multi", Values: []string{"a", "b"}}},
+		ReceiveTime: time.Now().UTC().Truncate(time.Microsecond),
+	}
+}
+
+func testInsertGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// Bytes that are not valid UTF-8 or JSON must come back exactly: signatures are over raw bytes.
+	payload := []byte{'{', 0x00, 0xff, 0xfe, '"', '\n', '}'}
+	in := event("zoho", "k1", payload)
+	stored, dup, err := s.EventInsert(ctx, in)
+	if err != nil || dup || stored.Seq <= 0 {
+		t.Fatalf("insert: %v dup=%v seq=%d", err, dup, stored.Seq)
+	}
+	got, err := s.EventGet(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, stored) {
+		t.Fatalf("got %+v\nwant %+v", got, stored)
+	}
+	empty := event("zoho", "k2", []byte{})
+	empty.Headers = []store.Header{}
+	if _, _, err := s.EventInsert(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.EventGet(ctx, empty.ID); err != nil || len(got.Payload) != 0 || got.Payload == nil {
+		t.Fatalf("empty payload: %v %#v", err, got)
+	}
+	if _, err := s.EventGet(ctx, uuid.NewString()); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func testDedupe(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first, _, err := s.EventInsert(ctx, event("zoho", "same", []byte(`{"a":1}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, dup, err := s.EventInsert(ctx, event("zoho", "same", []byte(`{"a":1}`)))
+	if err != nil || !dup || again.ID != first.ID {
+		t.Fatalf("duplicate: err %v dup %v id %s want %s", err, dup, again.ID, first.ID)
+	}
+	// The same key from another source is a different delivery.
+	if _, dup, err := s.EventInsert(ctx, event("other", "same", nil)); err != nil || dup {
+		t.Fatalf("other source: %v dup=%v", err, dup)
+	}
+}
+
+func testConcurrentDedupe(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 16
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, _, err := s.EventInsert(ctx, event("zoho", "race", []byte("x")))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = e.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			t.Fatalf("concurrent duplicates stored twice: %v", ids)
+		}
+	}
+}
+
+func testList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var want []string
+	for i := range 7 {
+		src := "zoho"
+		if i%3 == 2 {
+			src = "other"
+		}
+		e, _, err := s.EventInsert(ctx, event(src, fmt.Sprint(i), []byte("p")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src == "zoho" {
+			want = append(want, e.ID)
+		}
+	}
+	var got []string
+	p := store.EventListParams{Source: "zoho", Status: store.StatusPending, Limit: 2}
+	for pages := 0; pages < 10; pages++ {
+		page, err := s.EventList(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if e.Payload != nil || e.Headers != nil {
+				t.Fatal("list loaded payload or headers")
+			}
+			got = append(got, e.ID)
+		}
+		if len(page) < p.Limit {
+			break
+		}
+		p.After = page[len(page)-1].Seq
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("listed %v\nwant %v", got, want)
+	}
+	none, err := s.EventList(ctx, store.EventListParams{Status: store.StatusDelivered, Limit: 10})
+	if err != nil || len(none) != 0 {
+		t.Fatalf("status filter: %v %d", err, len(none))
+	}
+}
