@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
 	root.HandleFunc("GET /readyz", g.readyz)
 	root.Handle("GET /metrics", promhttp.Handler())
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
-	root.HandleFunc("POST /webhooks/{source}", g.ingest)
+	root.HandleFunc("/webhooks/{source}", g.ingest)
 	root.Handle("/", http.MaxBytesHandler(g.mux, cfg.MaxBodyBytes))
 	g.handler = instrument(root)
 	return g, nil

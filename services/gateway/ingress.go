@@ -17,6 +17,11 @@ import (
 // ingest hands the exact request bytes and headers to the webhook service and answers 202 only once the
 // service has stored them; any failure answers with an error status so that the sender retries.
 func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeStatus(w, http.StatusMethodNotAllowed, codes.InvalidArgument, "webhooks are received with POST")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.WebhookMaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
