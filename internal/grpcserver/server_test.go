@@ -21,7 +21,9 @@ import (
 )
 
 // probe is a one-method service whose behaviour the test sets per call.
-type probe struct{ do func(ctx context.Context) error }
+type probe struct {
+	do func(ctx context.Context) error
+}
 
 var probeDesc = grpc.ServiceDesc{
 	ServiceName: "test.Probe",
