@@ -53,6 +53,11 @@ $(BIN)/protoc-gen-grpc-gateway:
 $(BIN)/protoc-gen-openapiv2:
 	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
+.PHONY: grpcurl
+grpcurl: $(BIN)/grpcurl ## build grpcurl into .bin/ for the README's gRPC examples
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+
 .PHONY: generate
 generate: $(TOOLS) ## regenerate gen/ (Go, gRPC, gateway, OpenAPI) from proto/
 	rm -rf gen/go gen/openapi

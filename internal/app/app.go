@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ type ServiceConfig struct {
 	GRPC           grpcserver.Config
 	DB             db.Config
 	MigrateOnStart bool
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics on its own HTTP listener (for a
+	// service deployed alone; in the all-in-one process the gateway's /metrics covers everything).
+	MetricsAddr string
 }
 
 // LoadServiceConfig reads the settings of service, listening on defaultAddr unless told otherwise.
@@ -45,6 +49,7 @@ func LoadServiceConfig(env *config.Env, service, defaultAddr string) ServiceConf
 		GRPC:           grpcserver.LoadConfig(env, service, defaultAddr),
 		DB:             db.LoadConfig(env, service),
 		MigrateOnStart: env.Bool("MIGRATE_ON_START", true),
+		MetricsAddr:    env.String(strings.ToUpper(service)+"_METRICS_ADDR", ""),
 	}
 }
 
@@ -77,6 +82,13 @@ func Serve(ctx context.Context, cfg ServiceConfig, log *slog.Logger, svc Service
 		return err
 	}
 	svc.Register(srv)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	go srv.WatchHealth(ctx, 5*time.Second, svc.Ping)
 	log.Info("serving gRPC", "service", cfg.Name, "addr", srv.Addr())
 	if ready != nil {
