@@ -62,6 +62,8 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 		attrs = append(attrs, "peer", p.Addr.String())
 	}
 	switch {
+	case err == nil && strings.HasPrefix(method, "/grpc.health."):
+		// probes run every few seconds; at info they would drown the log
 	case err == nil:
 		level = slog.LevelInfo
 	case code.String() == "Internal" || code.String() == "Unknown" || code.String() == "DataLoss":

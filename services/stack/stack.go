@@ -99,13 +99,20 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 }
 
 // dialable turns a listen address such as ":50051" or "[::]:50051" into one a client can dial.
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+func dialable(addr string) string { return withHost(addr, "127.0.0.1") }
+
+// Local turns a listen address into the address a user on this machine would type ("[::]:8080" becomes
+// "localhost:8080").
+func Local(addr string) string { return withHost(addr, "localhost") }
+
+// withHost replaces an empty or unspecified (0.0.0.0, ::) host with host.
+func withHost(addr, host string) string {
+	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
+	if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+		host = h
 	}
 	return net.JoinHostPort(host, port)
 }

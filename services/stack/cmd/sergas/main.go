@@ -23,6 +23,6 @@ Sergas Core is running (Ctrl-C stops it).
   audit  gRPC    %s
   webhook gRPC   %s
 
-`, a.Gateway, a.Token, a.Audit, a.Webhook)
+`, stack.Local(a.Gateway), stack.Local(a.Token), stack.Local(a.Audit), stack.Local(a.Webhook))
 	})
 }
