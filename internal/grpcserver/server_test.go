@@ -149,3 +149,35 @@ func TestGracefulStopDrainsInFlightAndFlipsHealth(t *testing.T) {
 	}
 	_ = s
 }
+
+func TestWatchHealthFollowsDependency(t *testing.T) {
+	s, conn, _, _ := startProbe(t, &probe{do: func(context.Context) error { return nil }})
+	var mu sync.Mutex
+	failing := true
+	go s.WatchHealth(t.Context(), 20*time.Millisecond, func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return errors.New("database gone")
+		}
+		return nil
+	})
+	health := healthpb.NewHealthClient(conn)
+	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			r, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "test.Probe"})
+			if err == nil && r.GetStatus() == want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("health never became %v", want)
+	}
+	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	waitFor(healthpb.HealthCheckResponse_SERVING)
+}
