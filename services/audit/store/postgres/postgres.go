@@ -65,16 +65,11 @@ func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, 
 
 // EventGet implements store.Store.
 func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	e, err := scan(conn.QueryRow(ctx, `SELECT `+columns+` FROM events WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+	e, err := db.PostgresQueryRow(ctx, s.db, `SELECT `+columns+` FROM events WHERE id = $1`, []any{id}, scan)
+	if errs.KindOf(err) == errs.KindNotFound {
 		return nil, errs.NotFound("event %s not found", id)
 	}
-	return e, db.PostgresError(err)
+	return e, err
 }
 
 // EventList implements store.Store.
@@ -93,25 +88,9 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*stor
 	} else {
 		w.AddIf(p.After > 0, "sequence > ?", p.After)
 	}
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, `SELECT `+columns+` FROM events`+w.String()+order+" LIMIT "+w.Arg(p.Limit), w.Args...)
-	if err != nil {
-		return nil, db.PostgresError(err)
-	}
-	defer rows.Close()
-	var out []*store.Event
-	for rows.Next() {
-		e, err := scan(rows)
-		if err != nil {
-			return nil, db.PostgresError(err)
-		}
-		out = append(out, e)
-	}
-	return out, db.PostgresError(rows.Err())
+	// The LIMIT placeholder is added before w.Args is read.
+	q := `SELECT ` + columns + ` FROM events` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
+	return db.PostgresQueryAll(ctx, s.db, q, w.Args, scan)
 }
 
 // Ping implements store.Store.
@@ -120,7 +99,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row pgx.Row) (*store.Event, error) {
+func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
 	var outcome int16
 	var key *string

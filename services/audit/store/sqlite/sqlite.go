@@ -86,20 +86,9 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*stor
 	} else {
 		w.AddIf(p.After > 0, "sequence > ?", p.After)
 	}
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+columns+` FROM events`+w.String()+order+" LIMIT "+w.Arg(p.Limit), w.Args...)
-	if err != nil {
-		return nil, db.SQLiteError(err)
-	}
-	defer rows.Close()
-	var out []*store.Event
-	for rows.Next() {
-		e, err := scan(rows)
-		if err != nil {
-			return nil, db.SQLiteError(err)
-		}
-		out = append(out, e)
-	}
-	return out, db.SQLiteError(rows.Err())
+	// The LIMIT placeholder is added before w.Args is read.
+	q := `SELECT ` + columns + ` FROM events` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
+	return db.SQLiteQueryAll(ctx, s.db, q, w.Args, scan)
 }
 
 // Ping implements store.Store.
@@ -108,7 +97,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row interface{ Scan(...any) error }) (*store.Event, error) {
+func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
 	var occur, record int64
 	var key sql.NullString

@@ -51,19 +51,12 @@ func (s *Store) ConnectionPut(ctx context.Context, c *store.Connection) (*store.
 
 // ConnectionGet implements store.Store.
 func (s *Store) ConnectionGet(ctx context.Context, provider, id string) (*store.Connection, error) {
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
+	c, err := db.PostgresQueryRow(ctx, s.db, `SELECT `+columns+` FROM connections WHERE provider = $1 AND connection_id = $2`,
+		[]any{provider, id}, scan)
+	if errs.KindOf(err) == errs.KindNotFound {
+		return nil, errs.NotFound("connection %s/%s not found", provider, id)
 	}
-	defer conn.Release()
-	c, err := scan(conn.QueryRow(ctx, `SELECT `+columns+` FROM connections WHERE provider = $1 AND connection_id = $2`, provider, id))
-	if err != nil {
-		if err = db.PostgresError(err); errs.KindOf(err) == errs.KindNotFound {
-			return nil, errs.NotFound("connection %s/%s not found", provider, id)
-		}
-		return nil, err
-	}
-	return c, nil
+	return c, err
 }
 
 // ConnectionList implements store.Store.
@@ -73,25 +66,7 @@ func (s *Store) ConnectionList(ctx context.Context, p store.ConnectionListParams
 	w.AddIf(p.AfterProvider != "" || p.AfterConnectionID != "", "(provider, connection_id) > (?, ?)", p.AfterProvider, p.AfterConnectionID)
 	q := `SELECT ` + columns + ` FROM connections` + w.String() + " ORDER BY provider, connection_id LIMIT " + w.Arg(p.Limit)
 	args := w.Args
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, db.PostgresError(err)
-	}
-	defer rows.Close()
-	var out []*store.Connection
-	for rows.Next() {
-		c, err := scan(rows)
-		if err != nil {
-			return nil, db.PostgresError(err)
-		}
-		out = append(out, c)
-	}
-	return out, db.PostgresError(rows.Err())
+	return db.PostgresQueryAll(ctx, s.db, q, args, scan)
 }
 
 // ConnectionDelete implements store.Store.
@@ -114,7 +89,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row pgx.Row) (*store.Connection, error) {
+func scan(row db.Scanner) (*store.Connection, error) {
 	var c store.Connection
 	var access, refresh []byte
 	var status int16

@@ -68,20 +68,7 @@ func (s *Store) ConnectionList(ctx context.Context, p store.ConnectionListParams
 	w.AddIf(p.AfterProvider != "" || p.AfterConnectionID != "", "(provider, connection_id) > (?, ?)", p.AfterProvider, p.AfterConnectionID)
 	q := `SELECT ` + columns + ` FROM connections` + w.String() + " ORDER BY provider, connection_id LIMIT " + w.Arg(p.Limit)
 	args := w.Args
-	rows, err := s.db.Read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, db.SQLiteError(err)
-	}
-	defer rows.Close()
-	var out []*store.Connection
-	for rows.Next() {
-		c, err := scan(rows)
-		if err != nil {
-			return nil, db.SQLiteError(err)
-		}
-		out = append(out, c)
-	}
-	return out, db.SQLiteError(rows.Err())
+	return db.SQLiteQueryAll(ctx, s.db, q, args, scan)
 }
 
 // ConnectionDelete implements store.Store.
@@ -104,7 +91,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row interface{ Scan(...any) error }) (*store.Connection, error) {
+func scan(row db.Scanner) (*store.Connection, error) {
 	var c store.Connection
 	var access, refresh []byte
 	var scopes string

@@ -63,16 +63,11 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 
 // EventGet implements store.Store.
 func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	e, err := scan(conn.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE id = $1`, id), true)
-	if errors.Is(err, pgx.ErrNoRows) {
+	e, err := db.PostgresQueryRow(ctx, s.db, `SELECT `+allColumns+` FROM events WHERE id = $1`, []any{id}, scanFull)
+	if errs.KindOf(err) == errs.KindNotFound {
 		return nil, errs.NotFound("event %s not found", id)
 	}
-	return e, db.PostgresError(err)
+	return e, err
 }
 
 // EventList implements store.Store.
@@ -81,25 +76,9 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*stor
 	w.AddIf(p.Source != "", "source = ?", p.Source)
 	w.AddIf(p.Status != 0, "status = ?", int16(p.Status))
 	w.AddIf(p.After > 0, "seq > ?", p.After)
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	rows, err := conn.Query(ctx, `SELECT `+listColumns+` FROM events`+w.String()+" ORDER BY seq LIMIT "+w.Arg(p.Limit), w.Args...)
-	if err != nil {
-		return nil, db.PostgresError(err)
-	}
-	defer rows.Close()
-	var out []*store.Event
-	for rows.Next() {
-		e, err := scan(rows, false)
-		if err != nil {
-			return nil, db.PostgresError(err)
-		}
-		out = append(out, e)
-	}
-	return out, db.PostgresError(rows.Err())
+	// The LIMIT placeholder is added before w.Args is read.
+	q := `SELECT ` + listColumns + ` FROM events` + w.String() + " ORDER BY seq LIMIT " + w.Arg(p.Limit)
+	return db.PostgresQueryAll(ctx, s.db, q, w.Args, scanList)
 }
 
 // Ping implements store.Store.
@@ -108,7 +87,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row pgx.Row, full bool) (*store.Event, error) {
+func scan(row db.Scanner, full bool) (*store.Event, error) {
 	var e store.Event
 	var status int16
 	var headers string
@@ -130,3 +109,7 @@ func scan(row pgx.Row, full bool) (*store.Event, error) {
 	e.Status, e.ReceiveTime, e.UpdateTime = store.Status(status), e.ReceiveTime.UTC(), e.UpdateTime.UTC()
 	return &e, nil
 }
+
+func scanList(row db.Scanner) (*store.Event, error) { return scan(row, false) }
+
+func scanFull(row db.Scanner) (*store.Event, error) { return scan(row, true) }

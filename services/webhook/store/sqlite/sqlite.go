@@ -74,20 +74,9 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*stor
 	w.AddIf(p.Source != "", "source = ?", p.Source)
 	w.AddIf(p.Status != 0, "status = ?", int32(p.Status))
 	w.AddIf(p.After > 0, "seq > ?", p.After)
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT `+listColumns+` FROM events`+w.String()+" ORDER BY seq LIMIT "+w.Arg(p.Limit), w.Args...)
-	if err != nil {
-		return nil, db.SQLiteError(err)
-	}
-	defer rows.Close()
-	var out []*store.Event
-	for rows.Next() {
-		e, err := scan(rows, false)
-		if err != nil {
-			return nil, db.SQLiteError(err)
-		}
-		out = append(out, e)
-	}
-	return out, db.SQLiteError(rows.Err())
+	// The LIMIT placeholder is added before w.Args is read.
+	q := `SELECT ` + listColumns + ` FROM events` + w.String() + " ORDER BY seq LIMIT " + w.Arg(p.Limit)
+	return db.SQLiteQueryAll(ctx, s.db, q, w.Args, scanList)
 }
 
 // Ping implements store.Store.
@@ -96,7 +85,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-func scan(row interface{ Scan(...any) error }, full bool) (*store.Event, error) {
+func scan(row db.Scanner, full bool) (*store.Event, error) {
 	var e store.Event
 	var received, updated int64
 	var headers string
@@ -118,3 +107,5 @@ func scan(row interface{ Scan(...any) error }, full bool) (*store.Event, error) 
 	e.ReceiveTime, e.UpdateTime = time.UnixMicro(received).UTC(), time.UnixMicro(updated).UTC()
 	return &e, nil
 }
+
+func scanList(row db.Scanner) (*store.Event, error) { return scan(row, false) }
