@@ -20,8 +20,8 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite under ./data
-	$(BIN)/sergas
+run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite under ./data (development mode)
+	SERGAS_ENV=development $(BIN)/sergas
 
 .PHONY: test
 test: ## run every test against SQLite and a real PostgreSQL (throwaway server unless TEST_DATABASE_URL is set)

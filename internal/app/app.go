@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
@@ -61,6 +65,8 @@ type Service interface {
 	Ping(ctx context.Context) error
 	// Close releases the service's resources after serving has stopped.
 	Close() error
+	// Policy names the scope each of the service's RPCs needs.
+	Policy() auth.Policy
 }
 
 // OpenDB opens and migrates the service's database, logging where it lives (never credentials).
@@ -75,9 +81,15 @@ func OpenDB(ctx context.Context, cfg ServiceConfig, log *slog.Logger) (*db.Handl
 
 // Serve serves svc on its own gRPC listener until ctx is done, then drains and closes svc.
 // ready, when not nil, receives the bound address once the listener is open.
-func Serve(ctx context.Context, cfg ServiceConfig, log *slog.Logger, svc Service, ready func(addr string)) error {
+func Serve(ctx context.Context, cfg ServiceConfig, rt *Runtime, log *slog.Logger, svc Service, ready func(addr string)) error {
 	defer svc.Close()
-	srv, err := grpcserver.New(cfg.GRPC, log)
+	policy := auth.Merge(svc.Policy(), auth.Policy{Public: auth.InfrastructurePublic})
+	guard := auth.NewGuard(rt.Security.Authenticator, policy, rt.Security.Limiter, rt.sink())
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(guard.Unary), grpc.ChainStreamInterceptor(guard.Stream)}
+	if rt.ServerTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(rt.ServerTLS)))
+	}
+	srv, err := grpcserver.New(cfg.GRPC, log, opts...)
 	if err != nil {
 		return err
 	}

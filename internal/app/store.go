@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
 )
@@ -32,17 +33,21 @@ func OpenStore[S Store](ctx context.Context, cfg ServiceConfig, log *slog.Logger
 
 // StoreService is a gRPC service implementation backed by one store.
 type StoreService struct {
-	store Store
-	desc  *grpc.ServiceDesc
-	impl  any
+	store  Store
+	policy auth.Policy
+	desc   *grpc.ServiceDesc
+	impl   any
 }
 
 var _ Service = (*StoreService)(nil)
 
 // NewStoreService pairs a service implementation with the store it owns.
-func NewStoreService(st Store, desc *grpc.ServiceDesc, impl any) *StoreService {
-	return &StoreService{store: st, desc: desc, impl: impl}
+func NewStoreService(st Store, policy auth.Policy, desc *grpc.ServiceDesc, impl any) *StoreService {
+	return &StoreService{store: st, policy: policy, desc: desc, impl: impl}
 }
+
+// Policy implements Service.
+func (s *StoreService) Policy() auth.Policy { return s.policy }
 
 // Register implements Service.
 func (s *StoreService) Register(srv *grpcserver.Server) { srv.Register(s.desc, s.impl) }

@@ -16,14 +16,17 @@ type Config struct {
 	MaxRecvBytes    int
 	MaxSendBytes    int
 	ShutdownTimeout time.Duration
+	// MaxConcurrentStreams caps RPCs in flight on one connection.
+	MaxConcurrentStreams int
 }
 
 // LoadConfig reads <SERVICE>_GRPC_ADDR (default defaultAddr) and the shared limits.
 func LoadConfig(env *config.Env, service, defaultAddr string) Config {
 	return Config{
-		Addr:            env.String(strings.ToUpper(service)+"_GRPC_ADDR", defaultAddr),
-		MaxRecvBytes:    env.Int("GRPC_MAX_RECV_MSG_BYTES", 4<<20, 1<<10, 64<<20),
-		MaxSendBytes:    env.Int("GRPC_MAX_SEND_MSG_BYTES", 16<<20, 1<<10, 256<<20),
-		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		Addr:                 env.String(strings.ToUpper(service)+"_GRPC_ADDR", defaultAddr),
+		MaxRecvBytes:         env.Int("GRPC_MAX_RECV_MSG_BYTES", 4<<20, 1<<10, 64<<20),
+		MaxSendBytes:         env.Int("GRPC_MAX_SEND_MSG_BYTES", 16<<20, 1<<10, 256<<20),
+		ShutdownTimeout:      env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		MaxConcurrentStreams: env.Int("GRPC_MAX_CONCURRENT_STREAMS", 1000, 1, 1_000_000),
 	}
 }

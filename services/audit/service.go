@@ -6,6 +6,7 @@ import (
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/audit/store"
@@ -26,6 +27,13 @@ func LoadConfig(env *config.Env) Config {
 	return Config{ServiceConfig: app.LoadServiceConfig(env, "audit", DefaultAddr)}
 }
 
+// Policy is the scope each AuditService RPC needs.
+var Policy = auth.Policy{Scopes: map[string]string{
+	auditv1.AuditService_RecordEvent_FullMethodName: auth.ScopeAuditWrite,
+	auditv1.AuditService_GetEvent_FullMethodName:    auth.ScopeAuditRead,
+	auditv1.AuditService_ListEvents_FullMethodName:  auth.ScopeAuditRead,
+}}
+
 // Open opens the service's database and returns the service ready to serve.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
 	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
@@ -34,5 +42,5 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService,
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, &auditv1.AuditService_ServiceDesc, NewServer(st)), nil
+	return app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, NewServer(st)), nil
 }

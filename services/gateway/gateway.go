@@ -2,23 +2,27 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/gen/openapi"
+	"github.com/sergas/core/internal/ratelimit"
 )
 
 // Gateway routes HTTP requests to the three services over gRPC.
@@ -29,13 +33,17 @@ type Gateway struct {
 	conns   map[string]*grpc.ClientConn // by service name
 	webhook webhookv1.WebhookServiceClient
 	handler http.Handler
+	tls     *tls.Config
 }
 
 // New dials every service (lazily: a service that is down only fails its own routes and /readyz) and
 // builds the HTTP handler.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}}
+// creds secure the connections to the services (TLS or mTLS, or plaintext); tlsCfg, when not nil, serves
+// HTTPS.
+func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.TransportCredentials, tlsCfg *tls.Config) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg}
 	g.mux = runtime.NewServeMux(
+		runtime.WithErrorHandler(errorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// Unknown fields are an error, so that a misspelt field is reported instead of ignored.
@@ -52,7 +60,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
 		{webhookv1.WebhookService_ServiceDesc.ServiceName, cfg.WebhookEndpoint, webhookv1.RegisterWebhookServiceHandler},
 	}
 	for _, e := range endpoints {
-		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("dial %s at %s: %w", e.name, e.addr, err)
@@ -104,7 +112,10 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
-	g.log.Info("serving HTTP", "service", "gateway", "addr", lis.Addr().String())
+	if g.tls != nil {
+		lis = tls.NewListener(lis, g.tls)
+	}
+	g.log.Info("serving HTTP", "service", "gateway", "addr", lis.Addr().String(), "tls", g.tls != nil)
 	if ready != nil {
 		ready(lis.Addr().String())
 	}
@@ -123,6 +134,14 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	g.log.Info("stopped", "service", "gateway")
 	return err
+}
+
+// errorHandler writes errors as grpc-gateway does, adding Retry-After when the service said when to retry.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if wait, ok := ratelimit.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

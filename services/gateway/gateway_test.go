@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/sergas/core/internal/config"
 )
 
@@ -24,7 +26,7 @@ func TestServicesDown(t *testing.T) {
 	cfg := LoadConfig(config.FromMap(map[string]string{
 		"TOKEN_GRPC_ENDPOINT": closed, "AUDIT_GRPC_ENDPOINT": closed, "WEBHOOK_GRPC_ENDPOINT": closed,
 	}))
-	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), insecure.NewCredentials(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestSeparateBinariesServeAndStopCleanly(t *testing.T) {
 	dir := buildBinaries(t, "sergas-token", "sergas-audit", "sergas-webhook", "sergas-gateway")
 	data := t.TempDir()
 	tok, aud, web, gw := freePort(t), freePort(t), freePort(t), freePort(t)
-	common := []string{"DATA_DIR=" + data, "LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=5s"}
+	common := []string{"DATA_DIR=" + data, "LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=5s", "SERGAS_ENV=development"}
 	services := []*proc{
 		launch(t, filepath.Join(dir, "sergas-token"), append(common, "TOKEN_GRPC_ADDR="+tok)...),
 		launch(t, filepath.Join(dir, "sergas-audit"), append(common, "AUDIT_GRPC_ADDR="+aud)...),
@@ -130,7 +130,7 @@ func TestAllInOneBinaryPrintsAddressesAndStopsOnInterrupt(t *testing.T) {
 	dir := buildBinaries(t, "sergas")
 	gw := freePort(t)
 	cmd := exec.Command(filepath.Join(dir, "sergas"))
-	cmd.Env = append(os.Environ(), "DATA_DIR="+t.TempDir(), "GATEWAY_HTTP_ADDR="+gw, "TOKEN_GRPC_ADDR=127.0.0.1:0",
+	cmd.Env = append(os.Environ(), "SERGAS_ENV=development", "DATA_DIR="+t.TempDir(), "GATEWAY_HTTP_ADDR="+gw, "TOKEN_GRPC_ADDR=127.0.0.1:0",
 		"AUDIT_GRPC_ADDR=127.0.0.1:0", "WEBHOOK_GRPC_ADDR=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -164,7 +164,17 @@ func TestAllInOneBinaryPrintsAddressesAndStopsOnInterrupt(t *testing.T) {
 			t.Fatalf("no address banner; got %q", banner)
 		}
 	}
-	if !strings.Contains(strings.Join(banner, "\n"), "http://"+gw) {
+	for len(banner) < 8 { // the development key follows the addresses
+		select {
+		case l := <-lines:
+			if strings.TrimSpace(l) != "" {
+				banner = append(banner, l)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no development key in the banner; got %q", banner)
+		}
+	}
+	if !strings.Contains(strings.Join(banner, "\n"), "http://"+gw) || !strings.Contains(strings.Join(banner, "\n"), "SERGAS_KEY=sgk_dev.") {
 		t.Fatalf("banner lacks the gateway address:\n%s", strings.Join(banner, "\n"))
 	}
 	waitReady(t, "http://"+gw+"/readyz")

@@ -21,6 +21,8 @@ import (
 // Addrs are the bound addresses of a running stack.
 type Addrs struct {
 	Gateway, Token, Audit, Webhook string
+	// DevKey is the development API key (development mode only).
+	DevKey string
 }
 
 // Run starts everything, calls ready with the bound addresses, and serves until ctx is done. It stops
@@ -28,7 +30,14 @@ type Addrs struct {
 func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addrs)) error {
 	tokenCfg, auditCfg, webhookCfg := token.LoadConfig(env), audit.LoadConfig(env), webhook.LoadConfig(env)
 	gwCfg := gateway.LoadConfig(env)
+	platform := app.LoadPlatform(env)
 	if err := env.Err(); err != nil {
+		return err
+	}
+	rtCtx, stopRuntime := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRuntime()
+	rt, err := platform.Start(rtCtx, log)
+	if err != nil {
 		return err
 	}
 	tokenSvc, err := token.Open(ctx, tokenCfg, log)
@@ -53,12 +62,12 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 	var mu sync.Mutex
 	var errs []error
 	bound := make(chan string, 3)
-	var addrs Addrs
+	addrs := Addrs{DevKey: rt.Security.DevKey}
 	start := func(cfg app.ServiceConfig, svc app.Service, addr *string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := app.Serve(svcCtx, cfg, log, svc, func(a string) { *addr = a; bound <- a })
+			err := app.Serve(svcCtx, cfg, rt, log, svc, func(a string) { *addr = a; bound <- a })
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", cfg.Name, err))
@@ -78,9 +87,17 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 		}
 	}
 
-	// The gateway dials what the services actually bound, so overriding a service address is enough.
+	// The gateway and the denial log dial what the services actually bound, so overriding a service
+	// address is enough.
 	gwCfg.TokenEndpoint, gwCfg.AuditEndpoint, gwCfg.WebhookEndpoint = dialable(addrs.Token), dialable(addrs.Audit), dialable(addrs.Webhook)
-	gw, err := gateway.New(svcCtx, gwCfg, log)
+	if rt.Denials != nil {
+		if err := rt.Denials.Connect(gwCfg.AuditEndpoint, rt.ClientCreds); err != nil {
+			stopServices()
+			wg.Wait()
+			return err
+		}
+	}
+	gw, err := gateway.New(svcCtx, gwCfg, log, rt.ClientCreds, rt.HTTPTLS)
 	if err == nil {
 		gwCtx, stopGateway := context.WithCancel(ctx)
 		go func() { <-svcCtx.Done(); stopGateway() }() // a failing service stops the gateway too

@@ -22,6 +22,8 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/services/stack"
@@ -30,6 +32,7 @@ import (
 // running is a stack started for one test, with clients for every part.
 type running struct {
 	addrs   stack.Addrs
+	key     string // an API key with every scope
 	base    string
 	token   tokenv1.TokenServiceClient
 	audit   auditv1.AuditServiceClient
@@ -39,7 +42,9 @@ type running struct {
 
 func start(t *testing.T, env map[string]string) *running {
 	t.Helper()
+	admin := authtest.NewKey(t, "admin", auth.AllScopes...)
 	for k, v := range map[string]string{
+		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true",
 		"DATA_DIR": t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",
 		"AUDIT_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_MAX_BODY_BYTES": "1024",
 		"SHUTDOWN_TIMEOUT": "5s",
@@ -74,9 +79,9 @@ func start(t *testing.T, env map[string]string) *running {
 			t.Error("stack did not stop in 20s")
 		}
 	})
-	r := &running{addrs: a, base: "http://" + a.Gateway, conns: map[string]*grpc.ClientConn{}}
+	r := &running{addrs: a, key: admin.Key, base: "http://" + a.Gateway, conns: map[string]*grpc.ClientConn{}}
 	for name, addr := range map[string]string{"token": a.Token, "audit": a.Audit, "webhook": a.Webhook} {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(admin.Key))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,6 +100,7 @@ func (r *running) do(t *testing.T, method, path, body string, headers ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+r.key)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -6,6 +6,7 @@ import (
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/token/store"
@@ -26,6 +27,14 @@ func LoadConfig(env *config.Env) Config {
 	return Config{ServiceConfig: app.LoadServiceConfig(env, "token", DefaultAddr)}
 }
 
+// Policy is the scope each TokenService RPC needs.
+var Policy = auth.Policy{Scopes: map[string]string{
+	tokenv1.TokenService_CreateConnection_FullMethodName: auth.ScopeTokenAdmin,
+	tokenv1.TokenService_DeleteConnection_FullMethodName: auth.ScopeTokenAdmin,
+	tokenv1.TokenService_GetConnection_FullMethodName:    auth.ScopeTokenRead,
+	tokenv1.TokenService_ListConnections_FullMethodName:  auth.ScopeTokenRead,
+}}
+
 // Open opens the service's database and returns the service ready to serve.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
 	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
@@ -34,5 +43,5 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService,
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, &tokenv1.TokenService_ServiceDesc, NewServer(st)), nil
+	return app.NewStoreService(st, Policy, &tokenv1.TokenService_ServiceDesc, NewServer(st)), nil
 }

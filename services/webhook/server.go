@@ -17,6 +17,7 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/pagetoken"
+	"github.com/sergas/core/internal/ratelimit"
 	"github.com/sergas/core/internal/validate"
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -29,12 +30,13 @@ type Server struct {
 	webhookv1.UnsafeWebhookServiceServer
 	store store.Store
 	cfg   Config
+	limit *ratelimit.Keyed
 	now   func() time.Time
 }
 
 // NewServer returns a server over s.
 func NewServer(s store.Store, cfg Config) *Server {
-	return &Server{store: s, cfg: cfg, now: time.Now}
+	return &Server{store: s, cfg: cfg, limit: ratelimit.New(float64(cfg.RatePerSecond), cfg.RateBurst), now: time.Now}
 }
 
 // Ingest implements webhookv1.WebhookServiceServer. The event is committed before Ingest returns, so
@@ -45,6 +47,9 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 	}
 	if !slices.Contains(s.cfg.Sources, req.GetSource()) {
 		return nil, errs.NotFound("webhook source %q is not configured", req.GetSource())
+	}
+	if ok, wait := s.limit.Allow(req.GetSource(), s.now()); !ok {
+		return nil, ratelimit.Exceeded("source", wait)
 	}
 	if len(req.GetBody()) > s.cfg.MaxBodyBytes {
 		return nil, errs.New(errs.KindResourceExhausted, "body exceeds %d bytes", s.cfg.MaxBodyBytes)

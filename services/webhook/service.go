@@ -6,6 +6,7 @@ import (
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/validate"
@@ -26,6 +27,8 @@ type Config struct {
 	DedupeHeaders []string
 	// MaxBodyBytes caps a stored body.
 	MaxBodyBytes int
+	// RatePerSecond and RateBurst limit deliveries per source.
+	RatePerSecond, RateBurst int
 }
 
 // LoadConfig reads the webhook service's settings from env.
@@ -35,6 +38,8 @@ func LoadConfig(env *config.Env) Config {
 		Sources:       env.List("WEBHOOK_SOURCES", []string{"zoho"}),
 		DedupeHeaders: env.List("WEBHOOK_DEDUPE_HEADERS", []string{"Webhook-Id", "Idempotency-Key"}),
 		MaxBodyBytes:  env.Int("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1, 3<<20),
+		RatePerSecond: env.Int("WEBHOOK_RATE_LIMIT_PER_SECOND", 100, 0, 1_000_000),
+		RateBurst:     env.Int("WEBHOOK_RATE_LIMIT_BURST", 200, 1, 1_000_000),
 	}
 	for _, s := range c.Sources {
 		if validate.Name("source", s) != nil {
@@ -42,6 +47,16 @@ func LoadConfig(env *config.Env) Config {
 		}
 	}
 	return c
+}
+
+// Policy is the scope each WebhookService RPC needs. Ingest is public: webhook senders cannot hold our
+// credentials, and the body is what gets checked.
+var Policy = auth.Policy{
+	Scopes: map[string]string{
+		webhookv1.WebhookService_GetEvent_FullMethodName:   auth.ScopeWebhookRead,
+		webhookv1.WebhookService_ListEvents_FullMethodName: auth.ScopeWebhookRead,
+	},
+	Public: []string{webhookv1.WebhookService_Ingest_FullMethodName},
 }
 
 // Open opens the service's database and returns the service ready to serve.
@@ -52,5 +67,5 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService,
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, &webhookv1.WebhookService_ServiceDesc, NewServer(st, cfg)), nil
+	return app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, NewServer(st, cfg)), nil
 }

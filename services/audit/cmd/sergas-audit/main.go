@@ -14,12 +14,7 @@ func main() { app.Main(run) }
 
 func run(ctx context.Context, env *config.Env, log *slog.Logger) error {
 	cfg := audit.LoadConfig(env)
-	if err := env.Err(); err != nil {
-		return err
-	}
-	svc, err := audit.Open(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return app.Serve(ctx, cfg.ServiceConfig, log, svc, nil)
+	return app.RunStandalone(ctx, env, log, cfg.ServiceConfig, func(ctx context.Context) (app.Service, error) {
+		return audit.Open(ctx, cfg, log)
+	})
 }

@@ -22,7 +22,14 @@ Sergas Core is running (Ctrl-C stops it).
   token  gRPC    %s
   audit  gRPC    %s
   webhook gRPC   %s
-
 `, stack.Local(a.Gateway), stack.Local(a.Token), stack.Local(a.Audit), stack.Local(a.Webhook))
+		if a.DevKey != "" {
+			fmt.Printf(`
+Development API key (every scope; kept in $DATA_DIR/dev-api-key, mode 0600):
+  export SERGAS_KEY=%s
+  curl -H "Authorization: Bearer $SERGAS_KEY" …      grpcurl -H "authorization: Bearer $SERGAS_KEY" …
+`, a.DevKey)
+		}
+		fmt.Println()
 	})
 }

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/sergas/core/internal/auditclient"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/tlsconf"
+)
+
+// Platform is the process-wide security configuration shared by every service a process hosts.
+type Platform struct {
+	// Development (SERGAS_ENV=development, set by `make run`) allows plaintext and creates a development
+	// API key; anything else is production, where TLS and authentication must be configured or
+	// explicitly disabled.
+	Development bool
+	Auth        auth.Config
+	TLS         tlsconf.Config
+	// AuditEndpoint and AuditClientKey are how services deliver auth.denied events to the audit service.
+	AuditEndpoint  string
+	AuditClientKey string
+}
+
+// LoadPlatform reads SERGAS_ENV and the security settings.
+func LoadPlatform(env *config.Env) Platform {
+	dev := Development(env)
+	return Platform{
+		Development:    dev,
+		Auth:           auth.LoadConfig(env, dev),
+		TLS:            tlsconf.LoadConfig(env, dev),
+		AuditEndpoint:  env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
+		AuditClientKey: env.String("AUDIT_CLIENT_API_KEY", ""),
+	}
+}
+
+// Development reports whether SERGAS_ENV=development (the default is production).
+func Development(env *config.Env) bool {
+	return env.OneOf("SERGAS_ENV", "production", "production", "development") == "development"
+}
+
+// Runtime is the platform made ready: loaded keys, TLS configurations and the denial log.
+type Runtime struct {
+	Security *auth.Security
+	// ServerTLS is for gRPC listeners (client certificates required when a client CA is set); HTTPTLS
+	// for the gateway's listener (never requires them). Both nil for plaintext.
+	ServerTLS, HTTPTLS *tls.Config
+	// ClientCreds dial the services.
+	ClientCreds credentials.TransportCredentials
+	// Denials delivers refused calls to the audit service; nil when it has no credential to do so.
+	Denials *auditclient.Denials
+}
+
+// Start loads keys and certificates and starts the denial log (which sends nothing until connected).
+func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error) {
+	sec, err := p.Auth.Build(log)
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{Security: sec}
+	if rt.ServerTLS, err = p.TLS.Server(true, log); err != nil {
+		return nil, err
+	}
+	if rt.HTTPTLS, err = p.TLS.Server(false, log); err != nil {
+		return nil, err
+	}
+	if rt.ClientCreds, err = p.TLS.Client(log); err != nil {
+		return nil, err
+	}
+	if rt.ServerTLS == nil && !p.Development {
+		log.Warn("TLS_DISABLED=true: gRPC and HTTP listeners are plaintext; only do this behind a sidecar that terminates mTLS")
+	}
+	key := p.AuditClientKey
+	if key == "" {
+		key = sec.DevKey
+	}
+	if key != "" || p.TLS.ClientCertFile != "" || p.Auth.Disabled {
+		rt.Denials = auditclient.NewDenials(log, key, 10, 50)
+		go rt.Denials.Run(ctx)
+	} else {
+		log.Info("refused calls are counted in auth_denied_total but not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")
+	}
+	return rt, nil
+}
+
+// sink returns the denial sink as an interface, nil when there is none.
+func (rt *Runtime) sink() auth.DenialSink {
+	if rt.Denials == nil {
+		return nil
+	}
+	return rt.Denials
+}
+
+// RunStandalone runs one service as its own process: it reads the platform settings, fails on any bad
+// variable, opens the service and serves it until ctx is done.
+func RunStandalone(ctx context.Context, env *config.Env, log *slog.Logger, cfg ServiceConfig, open func(context.Context) (Service, error)) error {
+	platform := LoadPlatform(env)
+	if err := env.Err(); err != nil {
+		return err
+	}
+	rt, err := platform.Start(ctx, log)
+	if err != nil {
+		return err
+	}
+	svc, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	if rt.Denials != nil {
+		if err := rt.Denials.Connect(platform.AuditEndpoint, rt.ClientCreds); err != nil {
+			svc.Close()
+			return err
+		}
+	}
+	return Serve(ctx, cfg, rt, log, svc, nil)
+}

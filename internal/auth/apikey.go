@@ -1,0 +1,139 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// API keys look like "sgk_<id>.<secret>": the id finds the stored entry without a scan and is safe to
+// log; the secret is 32 random bytes, base64url. Only the SHA-256 of the whole key is stored: keys are
+// random, so a fast hash is enough and a slow one would only slow every request.
+const apiKeyPrefix = "sgk_"
+
+var apiKeyID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// NewAPIKey returns a fresh key with the given id.
+func NewAPIKey(id string) (string, error) {
+	if !apiKeyID.MatchString(id) {
+		return "", fmt.Errorf("api key id must be 1-32 lower-case letters, digits or '-'")
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return apiKeyPrefix + id + "." + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// HashAPIKey returns the hex SHA-256 that configuration stores for key.
+func HashAPIKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseAPIKey splits a presented key into its id, or fails when it is not shaped like a key.
+func ParseAPIKey(key string) (id string, err error) {
+	rest, ok := strings.CutPrefix(key, apiKeyPrefix)
+	if !ok {
+		return "", errors.New("not an API key")
+	}
+	id, secret, ok := strings.Cut(rest, ".")
+	if !ok || !apiKeyID.MatchString(id) || len(secret) < 16 || len(secret) > 128 {
+		return "", errors.New("malformed API key")
+	}
+	for i := 0; i < len(secret); i++ {
+		c := secret[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", errors.New("malformed API key")
+		}
+	}
+	return id, nil
+}
+
+// APIKey is one configured key, as stored: never the key itself.
+type APIKey struct {
+	ID        string     `json:"id"`
+	SHA256    string     `json:"sha256"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Revoked   bool       `json:"revoked,omitempty"`
+}
+
+// APIKeySet is the configured keys by id.
+type APIKeySet map[string]APIKey
+
+// ParseAPIKeys reads {"keys":[…]} and checks every entry.
+func ParseAPIKeys(raw []byte) (APIKeySet, error) {
+	var doc struct {
+		Keys []APIKey `json:"keys"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("api keys: not valid JSON of the form {\"keys\":[…]}")
+	}
+	set := APIKeySet{}
+	for i, k := range doc.Keys {
+		if err := k.check(); err != nil {
+			return nil, fmt.Errorf("api keys: entry %d: %w", i+1, err)
+		}
+		if _, dup := set[k.ID]; dup {
+			return nil, fmt.Errorf("api keys: id %q appears twice", k.ID)
+		}
+		k.SHA256 = strings.ToLower(k.SHA256)
+		set[k.ID] = k
+	}
+	return set, nil
+}
+
+func (k APIKey) check() error {
+	if !apiKeyID.MatchString(k.ID) {
+		return errors.New("id must be 1-32 lower-case letters, digits or '-'")
+	}
+	if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("key %q: sha256 must be 64 hex digits", k.ID)
+	}
+	if len(k.Scopes) == 0 {
+		return fmt.Errorf("key %q: scopes must not be empty", k.ID)
+	}
+	for _, s := range k.Scopes {
+		if !KnownScope(s) {
+			return fmt.Errorf("key %q: unknown scope %q", k.ID, s)
+		}
+	}
+	return nil
+}
+
+// verifyAPIKey checks a presented key against the set.
+func verifyAPIKey(set APIKeySet, key string, now time.Time) (*Principal, Reason) {
+	id, err := ParseAPIKey(key)
+	if err != nil {
+		return nil, ReasonMalformed
+	}
+	k, ok := set[id]
+	want, _ := hex.DecodeString(k.SHA256)
+	got := sha256.Sum256([]byte(key))
+	// Compare even for an unknown id, so that timing does not tell which ids exist.
+	match := subtle.ConstantTimeCompare(got[:], want) == 1
+	switch {
+	case !ok || !match:
+		return nil, ReasonInvalid
+	case k.Revoked:
+		return nil, ReasonRevoked
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return nil, ReasonExpired
+	}
+	p := &Principal{ID: "apikey:" + k.ID, Scopes: k.Scopes}
+	if k.ExpiresAt != nil {
+		p.Expires = *k.ExpiresAt
+	}
+	return p, ""
+}

@@ -1,0 +1,81 @@
+package auth
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+// Authenticator turns the credentials of an incoming RPC into a Principal. At most one of the bearer
+// token and the TLS identity is used: a bearer token, when sent, always wins, so that a gateway holding a
+// client certificate passes its callers' credentials through without lending them its own identity.
+type Authenticator struct {
+	// Disabled lets every call through as "anonymous" with every scope (AUTH_DISABLED=true).
+	Disabled bool
+	APIKeys  func() APIKeySet // nil: API keys not configured
+	JWT      *JWTVerifier     // nil: JWTs not configured
+	TLS      TLSIdentities    // nil: no certificate identities mapped
+	Now      func() time.Time
+}
+
+// Configured reports whether any way of authenticating is set up.
+func (a *Authenticator) Configured() bool {
+	return a.APIKeys != nil || a.JWT != nil || len(a.TLS) > 0
+}
+
+// Authenticate returns the caller, or the reason it could not be established.
+func (a *Authenticator) Authenticate(ctx context.Context) (*Principal, Reason) {
+	if a.Disabled {
+		return &Principal{ID: "anonymous", Scopes: AllScopes}, ""
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	switch {
+	case len(values) > 1:
+		return nil, ReasonMalformed
+	case len(values) == 1:
+		return a.bearer(values[0])
+	}
+	if p, ok := peer.FromContext(ctx); ok && len(a.TLS) > 0 {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
+			if pr := a.TLS.principal(info.State.VerifiedChains[0][0]); pr != nil {
+				return pr, ""
+			}
+		}
+	}
+	return nil, ReasonMissing
+}
+
+// bearer checks an Authorization header value: "Bearer <API key or JWT>".
+func (a *Authenticator) bearer(header string) (*Principal, Reason) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" || len(token) > 8192 {
+		return nil, ReasonMalformed
+	}
+	now := a.now()
+	switch {
+	case strings.HasPrefix(token, apiKeyPrefix):
+		if a.APIKeys == nil {
+			return nil, ReasonInvalid
+		}
+		return verifyAPIKey(a.APIKeys(), token, now)
+	case strings.Count(token, ".") == 2:
+		if a.JWT == nil {
+			return nil, ReasonInvalid
+		}
+		return a.JWT.verify(token, now)
+	}
+	return nil, ReasonMalformed
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}

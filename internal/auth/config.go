@@ -1,0 +1,179 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/filewatch"
+	"github.com/sergas/core/internal/ratelimit"
+)
+
+// Config says how callers authenticate and how fast each may call.
+type Config struct {
+	Disabled      bool
+	APIKeys       string // inline JSON {"keys":[…]} (hashes only)
+	APIKeysFile   string // same format, reloaded when it changes
+	JWTKeysFile   string // JWKS, reloaded when it changes
+	JWTIssuer     string
+	JWTAudience   string
+	TLSIdentities string // inline JSON {"spiffe://…": ["scope"], "CN=…": […]}
+	RatePerSecond int
+	RateBurst     int
+	// DevKeyFile, set in development mode only, holds a generated API key with every scope.
+	DevKeyFile string
+}
+
+// LoadConfig reads the AUTH_* and RATE_LIMIT_* variables. In development mode a development API key is
+// kept in DATA_DIR/dev-api-key.
+func LoadConfig(env *config.Env, development bool) Config {
+	c := Config{
+		Disabled:      env.Bool("AUTH_DISABLED", false),
+		APIKeys:       env.String("AUTH_API_KEYS", ""),
+		APIKeysFile:   env.String("AUTH_API_KEYS_FILE", ""),
+		JWTKeysFile:   env.String("AUTH_JWT_KEYS_FILE", ""),
+		JWTIssuer:     env.String("AUTH_JWT_ISSUER", ""),
+		JWTAudience:   env.String("AUTH_JWT_AUDIENCE", ""),
+		TLSIdentities: env.String("AUTH_TLS_IDENTITIES", ""),
+		RatePerSecond: env.Int("RATE_LIMIT_PER_SECOND", 100, 0, 1_000_000),
+		RateBurst:     env.Int("RATE_LIMIT_BURST", 200, 1, 1_000_000),
+	}
+	if development {
+		c.DevKeyFile = filepath.Join(env.String("DATA_DIR", "./data"), "dev-api-key")
+	}
+	if c.JWTKeysFile != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		env.Fail("AUTH_JWT_KEYS_FILE", "needs AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE")
+	}
+	if !development && !c.Disabled && c.APIKeys == "" && c.APIKeysFile == "" && c.JWTKeysFile == "" && c.TLSIdentities == "" {
+		env.Fail("AUTH_API_KEYS_FILE", "(or AUTH_API_KEYS, AUTH_JWT_KEYS_FILE, AUTH_TLS_IDENTITIES) must be set outside development mode; set AUTH_DISABLED=true to run without authentication")
+	}
+	return c
+}
+
+// Security holds what a process's gRPC servers enforce: who may call, and how often.
+type Security struct {
+	Authenticator *Authenticator
+	Limiter       *ratelimit.Keyed
+	// DevKey is the development API key (development mode only; printed by `make run`).
+	DevKey string
+}
+
+// Build loads the keys and returns the process's Security. Files are re-read when they change.
+func (c Config) Build(log *slog.Logger) (*Security, error) {
+	s := &Security{Authenticator: &Authenticator{Disabled: c.Disabled}, Limiter: ratelimit.New(float64(c.RatePerSecond), c.RateBurst)}
+	if c.Disabled {
+		log.Warn("AUTH_DISABLED=true: every caller is trusted with every scope; never run like this where untrusted clients can connect")
+		return s, nil
+	}
+	var static APIKeySet
+	if c.APIKeys != "" {
+		var err error
+		if static, err = ParseAPIKeys([]byte(c.APIKeys)); err != nil {
+			return nil, fmt.Errorf("AUTH_API_KEYS: %w", err)
+		}
+	}
+	if c.DevKeyFile != "" {
+		key, err := devKey(c.DevKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		s.DevKey = key
+		if static == nil {
+			static = APIKeySet{}
+		}
+		static["dev"] = APIKey{ID: "dev", SHA256: HashAPIKey(key), Scopes: AllScopes}
+	}
+	var file *filewatch.Cached[APIKeySet]
+	if c.APIKeysFile != "" {
+		var err error
+		file, err = filewatch.New([]string{c.APIKeysFile}, time.Second, func() (APIKeySet, error) {
+			raw, err := os.ReadFile(c.APIKeysFile)
+			if err != nil {
+				return nil, errors.New("cannot read the API key file")
+			}
+			return ParseAPIKeys(raw)
+		}, func(err error) {
+			log.Error("API key file not reloaded; keeping the previous keys", "error", err.Error())
+		})
+		if err != nil {
+			return nil, fmt.Errorf("AUTH_API_KEYS_FILE: %w", err)
+		}
+	}
+	if static != nil || file != nil {
+		s.Authenticator.APIKeys = func() APIKeySet {
+			if file == nil {
+				return static
+			}
+			fromFile := file.Get()
+			if static == nil {
+				return fromFile
+			}
+			merged := make(APIKeySet, len(static)+len(fromFile))
+			for id, k := range fromFile {
+				merged[id] = k
+			}
+			for id, k := range static {
+				merged[id] = k
+			}
+			return merged
+		}
+	}
+	if c.JWTKeysFile != "" {
+		keys, err := filewatch.New([]string{c.JWTKeysFile}, time.Second, func() (*JWTKeys, error) {
+			raw, err := os.ReadFile(c.JWTKeysFile)
+			if err != nil {
+				return nil, errors.New("cannot read the JWT key file")
+			}
+			return ParseJWKS(raw)
+		}, func(err error) {
+			log.Error("JWT key file not reloaded; keeping the previous keys", "error", err.Error())
+		})
+		if err != nil {
+			return nil, fmt.Errorf("AUTH_JWT_KEYS_FILE: %w", err)
+		}
+		s.Authenticator.JWT = &JWTVerifier{Keys: keys.Get, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: 30 * time.Second}
+	}
+	if c.TLSIdentities != "" {
+		ids, err := ParseTLSIdentities([]byte(c.TLSIdentities))
+		if err != nil {
+			return nil, fmt.Errorf("AUTH_TLS_IDENTITIES: %w", err)
+		}
+		s.Authenticator.TLS = ids
+	}
+	return s, nil
+}
+
+// devKey reads the development key, creating it (mode 0600) on first use.
+func devKey(path string) (string, error) {
+	if raw, err := os.ReadFile(path); err == nil {
+		key := strings.TrimSpace(string(raw))
+		if _, err := ParseAPIKey(key); err != nil {
+			return "", fmt.Errorf("%s does not hold an API key; delete it to make a new one", path)
+		}
+		return key, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	key, err := NewAPIKey("dev")
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return devKey(path) // another process created it first
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return key, f.Close()
+}
