@@ -42,6 +42,12 @@ type running struct {
 
 func start(t *testing.T, env map[string]string) *running {
 	t.Helper()
+	return startLogging(t, env, io.Discard)
+}
+
+// startLogging starts a stack whose log goes to logs.
+func startLogging(t *testing.T, env map[string]string, logs io.Writer) *running {
+	t.Helper()
 	admin := authtest.NewKey(t, "admin", auth.AllScopes...)
 	for k, v := range map[string]string{
 		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true",
@@ -56,7 +62,7 @@ func start(t *testing.T, env map[string]string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan stack.Addrs, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { done <- stack.Run(ctx, config.FromMap(env), log, func(a stack.Addrs) { ready <- a }) }()
 	var a stack.Addrs
 	select {
