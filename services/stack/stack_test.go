@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -49,6 +50,10 @@ func start(t *testing.T, env map[string]string) *running {
 func startLogging(t *testing.T, env map[string]string, logs io.Writer) *running {
 	t.Helper()
 	admin := authtest.NewKey(t, "admin", auth.AllScopes...)
+	if k, ok := env["TEST_ADMIN_KEY"]; ok { // the test configured its own keys; this one has every scope
+		admin.Key = k
+		delete(env, "TEST_ADMIN_KEY")
+	}
 	for k, v := range map[string]string{
 		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true",
 		"DATA_DIR": t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",
@@ -344,4 +349,21 @@ func testGatewayEndpoints(t *testing.T, r *running) {
 	if code, _ := r.do(t, "GET", "/v1/nothing-here", ""); code != 404 {
 		t.Errorf("unknown route: %d", code)
 	}
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// plainConn dials addr without credentials.
+func plainConn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func metadataOutgoing(ctx context.Context, kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
