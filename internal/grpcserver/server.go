@@ -40,7 +40,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),
 		grpc.MaxConcurrentStreams(uint32(max(cfg.MaxConcurrentStreams, 1))),
 		// A client must finish the connection handshake (TLS included) within 10 s.
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.ConnectionTimeout(10 * time.Second),
 		// Refuse clients that ping more often than every 10 s (a cheap way to keep a server busy), and
 		// close connections idle for 15 minutes.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
