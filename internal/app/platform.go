@@ -51,7 +51,9 @@ type Runtime struct {
 	ServerTLS, HTTPTLS *tls.Config
 	// ClientCreds dial the services.
 	ClientCreds credentials.TransportCredentials
-	// Denials delivers refused calls to the audit service; nil when it has no credential to do so.
+	// Audit reaches the audit service (connected once its address is known); nil without a credential.
+	Audit *auditclient.Client
+	// Denials delivers refused calls to the audit service; nil when Audit is.
 	Denials *auditclient.Denials
 }
 
@@ -79,10 +81,11 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 		key = sec.DevKey
 	}
 	if key != "" || p.TLS.ClientCertFile != "" || p.Auth.Disabled {
-		rt.Denials = auditclient.NewDenials(log, key, 10, 50)
+		rt.Audit = auditclient.NewClient(key)
+		rt.Denials = auditclient.NewDenials(log, rt.Audit, 10, 50)
 		go rt.Denials.Run(ctx)
 	} else {
-		log.Info("refused calls are counted in auth_denied_total but not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")
+		log.Info("no audit credential: refused calls and token events are not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")
 	}
 	return rt, nil
 }
@@ -97,7 +100,7 @@ func (rt *Runtime) sink() auth.DenialSink {
 
 // RunStandalone runs one service as its own process: it reads the platform settings, fails on any bad
 // variable, opens the service and serves it until ctx is done.
-func RunStandalone(ctx context.Context, env *config.Env, log *slog.Logger, cfg ServiceConfig, open func(context.Context) (Service, error)) error {
+func RunStandalone(ctx context.Context, env *config.Env, log *slog.Logger, cfg ServiceConfig, open func(context.Context, *Runtime) (Service, error)) error {
 	platform := LoadPlatform(env)
 	if err := env.Err(); err != nil {
 		return err
@@ -106,12 +109,12 @@ func RunStandalone(ctx context.Context, env *config.Env, log *slog.Logger, cfg S
 	if err != nil {
 		return err
 	}
-	svc, err := open(ctx)
+	svc, err := open(ctx, rt)
 	if err != nil {
 		return err
 	}
-	if rt.Denials != nil {
-		if err := rt.Denials.Connect(platform.AuditEndpoint, rt.ClientCreds); err != nil {
+	if rt.Audit != nil {
+		if err := rt.Audit.Connect(platform.AuditEndpoint, rt.ClientCreds); err != nil {
 			svc.Close()
 			return err
 		}

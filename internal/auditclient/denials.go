@@ -1,4 +1,5 @@
-// Package auditclient sends refused calls to the audit service as "auth.denied" events. Sending is
+// Package auditclient is the services' connection to the audit service, and the denial log that sends
+// refused calls there as "auth.denied" events. Sending denials is
 // asynchronous, bounded and rate-limited, so that a caller hammering a service with bad credentials can
 // neither slow the service down nor flood the audit log; what is dropped is counted.
 package auditclient
@@ -29,17 +30,67 @@ var (
 	dropped = promauto.NewCounterVec(prometheus.CounterOpts{Name: "audit_denials_dropped_total", Help: "auth.denied events not delivered, by cause."}, []string{"cause"})
 )
 
-// Denials queues denials and delivers them to the audit service once Connect has been called.
-type Denials struct {
-	log    *slog.Logger
+// Client is a connection to the audit service that authenticates with an API key (which needs
+// audit:write; empty when the client certificate is mapped to that scope instead). It can be created
+// before the audit service's address is known and connected later.
+type Client struct {
 	apiKey string
-	queue  chan auth.Denial
-	limit  *rate.Limiter
-
 	mu     sync.Mutex
 	client auditv1.AuditServiceClient
 	conn   *grpc.ClientConn
 	ready  chan struct{}
+}
+
+// NewClient returns an unconnected client.
+func NewClient(apiKey string) *Client { return &Client{apiKey: apiKey, ready: make(chan struct{})} }
+
+// Connect dials the audit service; calls made before it wait or fail as Unavailable.
+func (c *Client) Connect(endpoint string, creds credentials.TransportCredentials) error {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.conn, c.client = conn, auditv1.NewAuditServiceClient(conn)
+	c.mu.Unlock()
+	close(c.ready)
+	return nil
+}
+
+// Ready is closed once Connect has been called.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// Record appends one event.
+func (c *Client) Record(ctx context.Context, req *auditv1.RecordEventRequest) error {
+	c.mu.Lock()
+	client := c.client
+	c.mu.Unlock()
+	if client == nil {
+		return status.Error(codes.Unavailable, "audit service not connected yet")
+	}
+	if c.apiKey != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.apiKey)
+	}
+	_, err := client.RecordEvent(ctx, req)
+	return err
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return c.conn.Close()
+	}
+	return nil
+}
+
+// Denials queues denials and delivers them through a Client.
+type Denials struct {
+	log    *slog.Logger
+	client *Client
+	queue  chan auth.Denial
+	limit  *rate.Limiter
 }
 
 var _ auth.DenialSink = (*Denials)(nil)
@@ -47,9 +98,8 @@ var _ auth.DenialSink = (*Denials)(nil)
 // NewDenials returns a sink that authenticates to the audit service with apiKey (which needs
 // audit:write; empty when the client certificate is mapped to that scope instead). At most perSecond
 // events are kept per second, with bursts of burst.
-func NewDenials(log *slog.Logger, apiKey string, perSecond float64, burst int) *Denials {
-	return &Denials{log: log, apiKey: apiKey, queue: make(chan auth.Denial, 1024),
-		limit: rate.NewLimiter(rate.Limit(perSecond), burst), ready: make(chan struct{})}
+func NewDenials(log *slog.Logger, client *Client, perSecond float64, burst int) *Denials {
+	return &Denials{log: log, client: client, queue: make(chan auth.Denial, 1024), limit: rate.NewLimiter(rate.Limit(perSecond), burst)}
 }
 
 // Denied implements auth.DenialSink; it never blocks.
@@ -65,27 +115,13 @@ func (d *Denials) Denied(x auth.Denial) {
 	}
 }
 
-// Connect dials the audit service; queued events start flowing.
-func (d *Denials) Connect(endpoint string, creds credentials.TransportCredentials) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.conn, d.client = conn, auditv1.NewAuditServiceClient(conn)
-	d.mu.Unlock()
-	close(d.ready)
-	return nil
-}
-
 // Run delivers queued events until ctx is done, then closes the connection.
 func (d *Denials) Run(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-d.ready:
+	case <-d.client.Ready():
 	}
-	defer d.conn.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -113,12 +149,8 @@ func (d *Denials) send(ctx context.Context, x auth.Denial) error {
 	meta, _ := structpb.NewStruct(map[string]any{"reason": string(x.Reason), "peer": x.Peer})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if d.apiKey != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+d.apiKey)
-	}
-	_, err := d.client.RecordEvent(ctx, &auditv1.RecordEventRequest{
+	return d.client.Record(ctx, &auditv1.RecordEventRequest{
 		Actor: x.Actor, Action: "auth.denied", Resource: x.Method, Outcome: auditv1.Outcome_OUTCOME_DENIED,
 		OccurTime: timestamppb.New(x.Time), Metadata: meta,
 	})
-	return err
 }

@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ncruces/go-sqlite3"
-	_ "github.com/ncruces/go-sqlite3/driver" // registers the "sqlite3" database/sql driver
+	_ "github.com/ncruces/go-sqlite3/driver"    // registers the "sqlite3" database/sql driver
+	_ "github.com/ncruces/go-sqlite3/vfs/memdb" // registers the in-memory VFS
 
 	"github.com/sergas/core/internal/errs"
 )
@@ -26,13 +28,14 @@ type SQLiteDB struct {
 
 // OpenSQLite opens (creating when needed) the file in c.SQLitePath.
 func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
-	path, err := filepath.Abs(c.SQLitePath)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite path: %w", err)
-	}
-	c.SQLitePath = path
-	if dir := filepath.Dir(c.SQLitePath); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+	memName, memory := strings.CutPrefix(c.SQLitePath, memoryPrefix)
+	if !memory {
+		path, err := filepath.Abs(c.SQLitePath)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite path: %w", err)
+		}
+		c.SQLitePath = path
+		if err := os.MkdirAll(filepath.Dir(c.SQLitePath), 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
@@ -48,6 +51,12 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", c.SQLiteCacheSize))
 		if readOnly {
 			q.Add("_pragma", "query_only(on)")
+		}
+		if memory {
+			// memdb shares one in-memory database between this process's connections; it has no WAL,
+			// so readers and the writer take turns.
+			q.Set("vfs", "memdb")
+			return (&url.URL{Scheme: "file", Path: "/" + memName, RawQuery: q.Encode()}).String()
 		}
 		return (&url.URL{Scheme: "file", Path: c.SQLitePath, RawQuery: q.Encode()}).String()
 	}
@@ -79,6 +88,12 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 	}
 	return &SQLiteDB{Write: w, Read: r, Path: c.SQLitePath}, nil
 }
+
+const memoryPrefix = "memory:"
+
+// MemoryPath names an in-memory database for Config.SQLitePath: nothing is written to disk and the data
+// is gone when the last connection closes.
+func MemoryPath(name string) string { return memoryPrefix + name }
 
 // Close closes both pools; the writer last, so that it can checkpoint the WAL.
 func (s *SQLiteDB) Close() error {

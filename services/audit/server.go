@@ -27,6 +27,8 @@ type Server struct {
 	now   func() time.Time
 }
 
+var _ auditv1.AuditServiceServer = (*Server)(nil)
+
 // NewServer returns a server over s.
 func NewServer(s store.Store) *Server { return &Server{store: s, now: time.Now} }
 

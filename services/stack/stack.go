@@ -40,7 +40,7 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 	if err != nil {
 		return err
 	}
-	tokenSvc, err := token.Open(ctx, tokenCfg, log)
+	tokenSvc, err := token.Open(ctx, tokenCfg, log, token.Recorder(rt))
 	if err != nil {
 		return err
 	}
@@ -90,8 +90,8 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 	// The gateway and the denial log dial what the services actually bound, so overriding a service
 	// address is enough.
 	gwCfg.TokenEndpoint, gwCfg.AuditEndpoint, gwCfg.WebhookEndpoint = dialable(addrs.Token), dialable(addrs.Audit), dialable(addrs.Webhook)
-	if rt.Denials != nil {
-		if err := rt.Denials.Connect(gwCfg.AuditEndpoint, rt.ClientCreds); err != nil {
+	if rt.Audit != nil {
+		if err := rt.Audit.Connect(gwCfg.AuditEndpoint, rt.ClientCreds); err != nil {
 			stopServices()
 			wg.Wait()
 			return err

@@ -55,7 +55,7 @@ func startLogging(t *testing.T, env map[string]string, logs io.Writer) *running 
 		delete(env, "TEST_ADMIN_KEY")
 	}
 	for k, v := range map[string]string{
-		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true",
+		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true", "TOKEN_ENCRYPTION_KEYS": testKeyring,
 		"DATA_DIR": t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",
 		"AUDIT_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_MAX_BODY_BYTES": "1024",
 		"SHUTDOWN_TIMEOUT": "5s",
@@ -350,6 +350,9 @@ func testGatewayEndpoints(t *testing.T, r *running) {
 		t.Errorf("unknown route: %d", code)
 	}
 }
+
+// testKeyring seals tokens in tests (a fixed test-only key).
+const testKeyring = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

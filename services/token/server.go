@@ -1,16 +1,21 @@
-// Package token is the token service: it stores OAuth connections and serves sergas.token.v1.TokenService.
+// Package token is the token service: it keeps OAuth connections sealed at rest, hands out access tokens
+// that are always valid, refreshes each one exactly once across replicas, and serves
+// sergas.token.v1.TokenService.
 package token
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/pagetoken"
 	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/token/provider"
 	"github.com/sergas/core/services/token/store"
 )
 
@@ -21,50 +26,40 @@ const (
 	maxScopeBytes = 256
 )
 
-// Server implements tokenv1.TokenServiceServer over a Store.
+// Server implements tokenv1.TokenServiceServer.
 type Server struct {
 	tokenv1.UnsafeTokenServiceServer
-	store store.Store
-	now   func() time.Time
+	store     store.Store
+	seal      sealer
+	providers map[string]*provider.Client
+	cfg       Config
+	log       *slog.Logger
+	// replica names this process in leases and history.
+	replica string
+	flights singleflight.Group
+	now     func() time.Time
+	// outboxReady wakes the audit sender after a write queued events.
+	outboxReady chan struct{}
 }
 
-// NewServer returns a server over s.
-func NewServer(s store.Store) *Server {
-	return &Server{store: s, now: time.Now}
-}
+var _ tokenv1.TokenServiceServer = (*Server)(nil)
+
+func (s *Server) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // CreateConnection implements tokenv1.TokenServiceServer.
 func (s *Server) CreateConnection(ctx context.Context, req *tokenv1.CreateConnectionRequest) (*tokenv1.CreateConnectionResponse, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
-	c, err := connectionFromRequest(req, now)
-	if err != nil {
+	now := s.clock()
+	if err := s.validateNew(req.GetProvider(), req.GetConnectionId(), req.GetClientId(), req.GetClientSecret()); err != nil {
 		return nil, err
 	}
-	stored, err := s.store.ConnectionPut(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return &tokenv1.CreateConnectionResponse{Connection: toProto(stored)}, nil
-}
-
-func connectionFromRequest(req *tokenv1.CreateConnectionRequest, now time.Time) (*store.Connection, error) {
 	if err := validate.First(
-		validate.Name("provider", req.GetProvider()),
-		validate.ID("connection_id", req.GetConnectionId(), 128),
 		validate.Text("access_token", req.GetAccessToken(), maxTokenBytes, true),
 		validate.Text("refresh_token", req.GetRefreshToken(), maxTokenBytes, false),
 		validate.Text("token_type", req.GetTokenType(), 32, false),
 		validate.HTTPURL("api_domain", req.GetApiDomain()),
+		validateScopes(req.GetScopes()),
 	); err != nil {
 		return nil, err
-	}
-	if len(req.GetScopes()) > maxScopes {
-		return nil, errs.Invalid("scopes must hold at most %d entries", maxScopes)
-	}
-	for _, sc := range req.GetScopes() {
-		if err := validate.Text("scopes", sc, maxScopeBytes, true); err != nil {
-			return nil, err
-		}
 	}
 	var expire time.Time
 	switch {
@@ -83,23 +78,83 @@ func connectionFromRequest(req *tokenv1.CreateConnectionRequest, now time.Time) 
 	default:
 		return nil, errs.Invalid("expire_time or expires_in is required")
 	}
-	tokenType := req.GetTokenType()
+	t := &provider.Tokens{AccessToken: req.GetAccessToken(), RefreshToken: req.GetRefreshToken(), TokenType: req.GetTokenType(),
+		APIDomain: req.GetApiDomain(), Scopes: req.GetScopes()}
+	c, err := s.store_(ctx, req.GetProvider(), req.GetConnectionId(), t, expire, req.GetClientId(), req.GetClientSecret(), "token.connection.create", now)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.CreateConnectionResponse{Connection: toProto(c)}, nil
+}
+
+// ExchangeCode implements tokenv1.TokenServiceServer.
+func (s *Server) ExchangeCode(ctx context.Context, req *tokenv1.ExchangeCodeRequest) (*tokenv1.ExchangeCodeResponse, error) {
+	if err := validate.First(
+		s.validateNew(req.GetProvider(), req.GetConnectionId(), req.GetClientId(), req.GetClientSecret()),
+		validate.Text("code", req.GetCode(), 2048, true),
+		validate.HTTPURL("redirect_uri", req.GetRedirectUri()),
+	); err != nil {
+		return nil, err
+	}
+	t, err := s.providers[req.GetProvider()].Exchange(ctx, req.GetCode(), req.GetRedirectUri(), req.GetClientId(), req.GetClientSecret())
+	if err != nil {
+		class, wait := provider.ClassOf(err)
+		switch {
+		case class == provider.ClassInvalidGrant:
+			return nil, errs.Invalid("the provider rejected the authorization code (%s): codes are single-use and short-lived", class)
+		case class == provider.ClassInvalidClient:
+			return nil, errs.New(errs.KindFailedPrecondition, "the provider rejected the client credentials (%s)", class)
+		}
+		return nil, retryLater(string(class), max(wait, time.Second))
+	}
+	now := s.clock()
+	c, err := s.store_(ctx, req.GetProvider(), req.GetConnectionId(), t, now.Add(t.ExpiresIn), req.GetClientId(), req.GetClientSecret(), "token.exchange", now)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.ExchangeCodeResponse{Connection: toProto(c)}, nil
+}
+
+func (s *Server) validateNew(prov, id, clientID, clientSecret string) error {
+	if err := validate.First(validateKey(prov, id), validate.Text("client_id", clientID, 256, false),
+		validate.Text("client_secret", clientSecret, 1024, false)); err != nil {
+		return err
+	}
+	if (clientID == "") != (clientSecret == "") {
+		return errs.Invalid("client_id and client_secret go together")
+	}
+	if s.providers[prov] == nil {
+		return errs.Invalid("provider %q is not configured (TOKEN_PROVIDERS)", prov)
+	}
+	return nil
+}
+
+// store_ seals and stores tokens, queueing an audit event in the same transaction.
+func (s *Server) store_(ctx context.Context, prov, id string, t *provider.Tokens, expire time.Time, clientID, clientSecret, action string, now time.Time) (*store.Connection, error) {
+	k := store.Key{Provider: prov, ConnectionID: id}
+	access, err := s.seal.seal(k, "access_token", t.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := s.seal.seal(k, "refresh_token", t.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.seal.seal(k, "client_secret", clientSecret)
+	if err != nil {
+		return nil, err
+	}
+	tokenType := t.TokenType
 	if tokenType == "" {
 		tokenType = "Bearer"
 	}
-	return &store.Connection{
-		Provider:     req.GetProvider(),
-		ConnectionID: req.GetConnectionId(),
-		AccessToken:  req.GetAccessToken(),
-		RefreshToken: req.GetRefreshToken(),
-		TokenType:    tokenType,
-		ExpireTime:   expire.UTC().Truncate(time.Microsecond),
-		Scopes:       req.GetScopes(),
-		APIDomain:    req.GetApiDomain(),
-		Status:       store.StatusActive,
-		CreateTime:   now,
-		UpdateTime:   now,
-	}, nil
+	c := &store.Connection{Provider: prov, ConnectionID: id, KeyID: s.seal.ring.Primary, AccessToken: access, RefreshToken: refresh,
+		ClientID: clientID, ClientSecret: secret, TokenType: tokenType, ExpireTime: expire.UTC().Truncate(time.Microsecond),
+		Scopes: t.Scopes, APIDomain: t.APIDomain, Status: store.StatusActive, CreateTime: now, UpdateTime: now}
+	out, err := s.store.ConnectionPut(ctx, c, s.outbox(ctx, action, k, 1, map[string]any{
+		"expire_time": c.ExpireTime.Format(time.RFC3339), "has_refresh_token": refresh != nil}))
+	s.wakeOutbox()
+	return out, err
 }
 
 // GetConnection implements tokenv1.TokenServiceServer.
@@ -107,11 +162,92 @@ func (s *Server) GetConnection(ctx context.Context, req *tokenv1.GetConnectionRe
 	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
 		return nil, err
 	}
-	c, err := s.store.ConnectionGet(ctx, req.GetProvider(), req.GetConnectionId())
+	c, err := s.store.ConnectionGet(ctx, store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()})
 	if err != nil {
 		return nil, err
 	}
 	return &tokenv1.GetConnectionResponse{Connection: toProto(c)}, nil
+}
+
+// GetAccessToken implements tokenv1.TokenServiceServer: the hot path is one indexed read and one
+// AES-GCM open; only a token inside the refresh margin goes to the refresh path.
+func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessTokenRequest) (*tokenv1.GetAccessTokenResponse, error) {
+	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
+		return nil, err
+	}
+	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
+	c, err := s.store.ConnectionGet(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.Status != store.StatusActive:
+		return nil, needsReauthorization(c)
+	case !s.validToken(c, s.now(), s.cfg.RefreshMargin):
+		if c, err = s.refreshShared(ctx, k, s.cfg.RefreshMargin); err != nil {
+			return nil, err
+		}
+	}
+	access, err := s.seal.open(k, "access_token", c.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.GetAccessTokenResponse{AccessToken: access, TokenType: c.TokenType, ExpireTime: timestamppb.New(c.ExpireTime), ApiDomain: c.APIDomain}, nil
+}
+
+// RefreshConnection implements tokenv1.TokenServiceServer.
+func (s *Server) RefreshConnection(ctx context.Context, req *tokenv1.RefreshConnectionRequest) (*tokenv1.RefreshConnectionResponse, error) {
+	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
+		return nil, err
+	}
+	c, err := s.refreshShared(ctx, store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}, forceRefresh)
+	s.wakeOutbox()
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.RefreshConnectionResponse{Connection: toProto(c)}, nil
+}
+
+// RevokeConnection implements tokenv1.TokenServiceServer. The connection is deleted only once the
+// provider has revoked the token (or says it was no longer valid anyway).
+func (s *Server) RevokeConnection(ctx context.Context, req *tokenv1.RevokeConnectionRequest) (*tokenv1.RevokeConnectionResponse, error) {
+	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
+		return nil, err
+	}
+	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
+	c, err := s.store.ConnectionGet(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	prov := s.providers[c.Provider]
+	if prov == nil {
+		return nil, errs.New(errs.KindFailedPrecondition, "provider %q is not configured (TOKEN_PROVIDERS)", c.Provider)
+	}
+	column, sealed := "refresh_token", c.RefreshToken
+	if sealed == nil {
+		column, sealed = "access_token", c.AccessToken
+	}
+	tok, err := s.seal.open(k, column, sealed)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.seal.open(k, "client_secret", c.ClientSecret)
+	if err != nil {
+		return nil, err
+	}
+	if err := prov.Revoke(ctx, tok, c.ClientID, secret); err != nil {
+		if class, wait := provider.ClassOf(err); class != provider.ClassInvalidGrant {
+			return nil, retryLater(string(class), max(wait, time.Second))
+		}
+	}
+	now := s.clock()
+	ev := &store.RefreshEvent{Time: now, Outcome: store.OutcomeRevoked, PreviousExpireTime: c.ExpireTime, Replica: s.replica}
+	err = s.store.ConnectionDelete(ctx, k, ev, s.outbox(ctx, "token.revoke", k, 1, map[string]any{"replica": s.replica}))
+	s.wakeOutbox()
+	if err != nil {
+		return nil, err
+	}
+	return &tokenv1.RevokeConnectionResponse{}, nil
 }
 
 // ListConnections implements tokenv1.TokenServiceServer.
@@ -140,8 +276,7 @@ func (s *Server) ListConnections(ctx context.Context, req *tokenv1.ListConnectio
 	resp := &tokenv1.ListConnectionsResponse{}
 	if len(cs) > size {
 		cs = cs[:size]
-		last := cs[size-1]
-		resp.NextPageToken = pagetoken.Encode(last.Provider, last.ConnectionID)
+		resp.NextPageToken = pagetoken.Encode(cs[size-1].Provider, cs[size-1].ConnectionID)
 	}
 	for _, c := range cs {
 		resp.Connections = append(resp.Connections, toProto(c))
@@ -154,28 +289,76 @@ func (s *Server) DeleteConnection(ctx context.Context, req *tokenv1.DeleteConnec
 	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
 		return nil, err
 	}
-	if err := s.store.ConnectionDelete(ctx, req.GetProvider(), req.GetConnectionId()); err != nil {
+	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
+	err := s.store.ConnectionDelete(ctx, k, nil, s.outbox(ctx, "token.connection.delete", k, 1, nil))
+	s.wakeOutbox()
+	if err != nil {
 		return nil, err
 	}
 	return &tokenv1.DeleteConnectionResponse{}, nil
+}
+
+// ListRefreshEvents implements tokenv1.TokenServiceServer.
+func (s *Server) ListRefreshEvents(ctx context.Context, req *tokenv1.ListRefreshEventsRequest) (*tokenv1.ListRefreshEventsResponse, error) {
+	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
+		return nil, err
+	}
+	size, err := pagetoken.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	before, _, err := pagetoken.DecodeInt(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.store.RefreshEventList(ctx, store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}, before, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tokenv1.ListRefreshEventsResponse{}
+	if len(evs) > size {
+		evs = evs[:size]
+		resp.NextPageToken = pagetoken.EncodeInt(evs[size-1].ID)
+	}
+	for _, e := range evs {
+		pe := &tokenv1.RefreshEvent{Id: e.ID, Time: timestamppb.New(e.Time), Outcome: tokenv1.RefreshOutcome(e.Outcome),
+			PreviousExpireTime: timestamppb.New(e.PreviousExpireTime), ErrorClass: e.ErrorClass, RefreshTokenRotated: e.Rotated}
+		if !e.NewExpireTime.IsZero() {
+			pe.NewExpireTime = timestamppb.New(e.NewExpireTime)
+		}
+		resp.Events = append(resp.Events, pe)
+	}
+	return resp, nil
 }
 
 func validateKey(provider, id string) error {
 	return validate.First(validate.Name("provider", provider), validate.ID("connection_id", id, 128))
 }
 
+func validateScopes(scopes []string) error {
+	if len(scopes) > maxScopes {
+		return errs.Invalid("scopes must hold at most %d entries", maxScopes)
+	}
+	for _, sc := range scopes {
+		if err := validate.Text("scopes", sc, maxScopeBytes, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // toProto converts a stored connection to its metadata. Token material never leaves here.
 func toProto(c *store.Connection) *tokenv1.Connection {
-	return &tokenv1.Connection{
-		Provider:        c.Provider,
-		ConnectionId:    c.ConnectionID,
-		TokenType:       c.TokenType,
-		ExpireTime:      timestamppb.New(c.ExpireTime),
-		Scopes:          c.Scopes,
-		ApiDomain:       c.APIDomain,
-		Status:          tokenv1.ConnectionStatus(c.Status),
-		HasRefreshToken: c.RefreshToken != "",
-		CreateTime:      timestamppb.New(c.CreateTime),
-		UpdateTime:      timestamppb.New(c.UpdateTime),
+	out := &tokenv1.Connection{
+		Provider: c.Provider, ConnectionId: c.ConnectionID, TokenType: c.TokenType,
+		ExpireTime: timestamppb.New(c.ExpireTime), Scopes: c.Scopes, ApiDomain: c.APIDomain,
+		Status: tokenv1.ConnectionStatus(c.Status), HasRefreshToken: c.RefreshToken != nil,
+		CreateTime: timestamppb.New(c.CreateTime), UpdateTime: timestamppb.New(c.UpdateTime),
+		LastRefreshOutcome: tokenv1.RefreshOutcome(c.LastRefreshOutcome), LastRefreshError: c.LastRefreshError,
+		ClientId: c.ClientID,
 	}
+	if !c.LastRefreshTime.IsZero() {
+		out.LastRefreshTime = timestamppb.New(c.LastRefreshTime)
+	}
+	return out
 }

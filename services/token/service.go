@@ -2,46 +2,130 @@ package token
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/auth"
-	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/grpcserver"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/store/postgres"
 	"github.com/sergas/core/services/token/store/sqlite"
 )
 
-// DefaultAddr is where the token service listens unless TOKEN_GRPC_ADDR says otherwise.
-const DefaultAddr = ":50051"
-
-// Config is the token service's configuration.
-type Config struct {
-	app.ServiceConfig
-}
-
-// LoadConfig reads the token service's settings from env.
-func LoadConfig(env *config.Env) Config {
-	return Config{ServiceConfig: app.LoadServiceConfig(env, "token", DefaultAddr)}
-}
-
 // Policy is the scope each TokenService RPC needs.
 var Policy = auth.Policy{Scopes: map[string]string{
-	tokenv1.TokenService_CreateConnection_FullMethodName: auth.ScopeTokenAdmin,
-	tokenv1.TokenService_DeleteConnection_FullMethodName: auth.ScopeTokenAdmin,
-	tokenv1.TokenService_GetConnection_FullMethodName:    auth.ScopeTokenRead,
-	tokenv1.TokenService_ListConnections_FullMethodName:  auth.ScopeTokenRead,
+	tokenv1.TokenService_GetAccessToken_FullMethodName:    auth.ScopeTokenRead,
+	tokenv1.TokenService_GetConnection_FullMethodName:     auth.ScopeTokenRead,
+	tokenv1.TokenService_ListConnections_FullMethodName:   auth.ScopeTokenRead,
+	tokenv1.TokenService_ListRefreshEvents_FullMethodName: auth.ScopeTokenRead,
+	tokenv1.TokenService_CreateConnection_FullMethodName:  auth.ScopeTokenAdmin,
+	tokenv1.TokenService_ExchangeCode_FullMethodName:      auth.ScopeTokenAdmin,
+	tokenv1.TokenService_RefreshConnection_FullMethodName: auth.ScopeTokenAdmin,
+	tokenv1.TokenService_RevokeConnection_FullMethodName:  auth.ScopeTokenAdmin,
+	tokenv1.TokenService_DeleteConnection_FullMethodName:  auth.ScopeTokenAdmin,
 }}
 
-// Open opens the service's database and returns the service ready to serve.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
-	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
-		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
-		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+// Service is the token service: its server, store and background work.
+type Service struct {
+	*Server
+	audit  AuditRecorder
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ app.Service = (*Service)(nil)
+
+// Open opens the store, checks that the keyring opens what is stored, and starts the background
+// refresher and the audit outbox sender. audit may be nil (events then wait in the outbox).
+func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder) (*Service, error) {
+	ring, err := loadKeyring(cfg.Keys, cfg.DevKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, Policy, &tokenv1.TokenService_ServiceDesc, NewServer(st)), nil
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: st, seal: sealer{ring}, providers: cfg.Providers, cfg: cfg, log: log,
+		replica: uuid.NewString()[:8], now: time.Now, outboxReady: make(chan struct{}, 1)}
+	if err := s.checkKeys(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, p := range cfg.Providers {
+		log.Info("token provider", "provider", p.Describe())
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	svc := &Service{Server: s, audit: audit, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(svc.done)
+		done := make(chan struct{})
+		if audit != nil {
+			go func() { defer close(done); s.sendOutbox(bg, audit) }()
+		} else {
+			close(done)
+		}
+		s.refreshAhead(bg)
+		<-done
+	}()
+	return svc, nil
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
+	sc := cfg.ServiceConfig
+	if !cfg.Persistent {
+		// An in-memory SQLite database: the same store and SQL, nothing written to disk.
+		sc.DB.Dialect, sc.DB.SQLitePath = db.SQLite, db.MemoryPath("token-"+uuid.NewString())
+		log.Warn("TOKEN_PERSISTENCE_ENABLED=false: tokens live in memory and are lost when the process stops")
+	}
+	return app.OpenStore(ctx, sc, log,
+		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+}
+
+// checkKeys refuses to start when stored rows were sealed with keys the keyring lacks, or with material
+// that does not open them: better a clear error at start than garbage at the first refresh.
+func (s *Server) checkKeys(ctx context.Context) error {
+	ids, err := s.store.KeyIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for id, n := range ids {
+		if !s.seal.ring.Has(id) {
+			return fmt.Errorf("TOKEN_ENCRYPTION_KEYS lacks key %q, which sealed %d stored connection(s); add it back (after the primary key)", id, n)
+		}
+		c, err := s.store.ConnectionSealedWith(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := s.seal.open(store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}, "access_token", c.AccessToken); err != nil {
+			return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: key %q does not open the connections it sealed: wrong key material", id)
+		}
+	}
+	return nil
+}
+
+// Register implements app.Service.
+func (s *Service) Register(srv *grpcserver.Server) {
+	srv.Register(&tokenv1.TokenService_ServiceDesc, s.Server)
+}
+
+// Ping implements app.Service.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// Policy implements app.Service.
+func (s *Service) Policy() auth.Policy { return Policy }
+
+// Close stops the background work (an in-progress refresh finishes or its lease expires) and closes the
+// store.
+func (s *Service) Close() error {
+	s.cancel()
+	<-s.done
+	return s.store.Close()
 }

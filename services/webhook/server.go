@@ -34,6 +34,8 @@ type Server struct {
 	now   func() time.Time
 }
 
+var _ webhookv1.WebhookServiceServer = (*Server)(nil)
+
 // NewServer returns a server over s.
 func NewServer(s store.Store, cfg Config) *Server {
 	return &Server{store: s, cfg: cfg, limit: ratelimit.New(float64(cfg.RatePerSecond), cfg.RateBurst), now: time.Now}

@@ -1,1 +1,3 @@
+DROP TABLE audit_outbox;
+DROP TABLE refresh_events;
 DROP TABLE connections;

@@ -76,6 +76,63 @@ func (ConnectionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{0}
 }
 
+// RefreshOutcome is how a refresh attempt ended.
+type RefreshOutcome int32
+
+const (
+	// No refresh attempted yet.
+	RefreshOutcome_REFRESH_OUTCOME_UNSPECIFIED RefreshOutcome = 0
+	// The provider issued a new access token.
+	RefreshOutcome_REFRESH_OUTCOME_SUCCESS RefreshOutcome = 1
+	// The provider refused or could not be reached; the stored token was kept.
+	RefreshOutcome_REFRESH_OUTCOME_FAILURE RefreshOutcome = 2
+	// The connection was revoked at the provider and deleted (history only).
+	RefreshOutcome_REFRESH_OUTCOME_REVOKED RefreshOutcome = 3
+)
+
+// Enum value maps for RefreshOutcome.
+var (
+	RefreshOutcome_name = map[int32]string{
+		0: "REFRESH_OUTCOME_UNSPECIFIED",
+		1: "REFRESH_OUTCOME_SUCCESS",
+		2: "REFRESH_OUTCOME_FAILURE",
+		3: "REFRESH_OUTCOME_REVOKED",
+	}
+	RefreshOutcome_value = map[string]int32{
+		"REFRESH_OUTCOME_UNSPECIFIED": 0,
+		"REFRESH_OUTCOME_SUCCESS":     1,
+		"REFRESH_OUTCOME_FAILURE":     2,
+		"REFRESH_OUTCOME_REVOKED":     3,
+	}
+)
+
+func (x RefreshOutcome) Enum() *RefreshOutcome {
+	p := new(RefreshOutcome)
+	*p = x
+	return p
+}
+
+func (x RefreshOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefreshOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_token_v1_token_proto_enumTypes[1].Descriptor()
+}
+
+func (RefreshOutcome) Type() protoreflect.EnumType {
+	return &file_sergas_token_v1_token_proto_enumTypes[1]
+}
+
+func (x RefreshOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefreshOutcome.Descriptor instead.
+func (RefreshOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
 // Connection is the metadata of one stored credential. It carries no token material.
 type Connection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -98,7 +155,15 @@ type Connection struct {
 	// When the connection was first stored.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the connection was last written.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When the last refresh attempt reached the provider (unset before the first).
+	LastRefreshTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_refresh_time,json=lastRefreshTime,proto3" json:"last_refresh_time,omitempty"`
+	// How the last refresh attempt ended.
+	LastRefreshOutcome RefreshOutcome `protobuf:"varint,12,opt,name=last_refresh_outcome,json=lastRefreshOutcome,proto3,enum=sergas.token.v1.RefreshOutcome" json:"last_refresh_outcome,omitempty"`
+	// Error class of the last failed refresh (see RefreshEvent.error_class); empty after a success.
+	LastRefreshError string `protobuf:"bytes,13,opt,name=last_refresh_error,json=lastRefreshError,proto3" json:"last_refresh_error,omitempty"`
+	// Client id used for refreshes when the connection carries its own (empty: the provider's).
+	ClientId      string `protobuf:"bytes,14,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +268,135 @@ func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Connection) GetLastRefreshTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRefreshTime
+	}
+	return nil
+}
+
+func (x *Connection) GetLastRefreshOutcome() RefreshOutcome {
+	if x != nil {
+		return x.LastRefreshOutcome
+	}
+	return RefreshOutcome_REFRESH_OUTCOME_UNSPECIFIED
+}
+
+func (x *Connection) GetLastRefreshError() string {
+	if x != nil {
+		return x.LastRefreshError
+	}
+	return ""
+}
+
+func (x *Connection) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// RefreshEvent is one refresh attempt that reached the provider.
+type RefreshEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position in the history (increasing).
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When the attempt was made.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// How it ended.
+	Outcome RefreshOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=sergas.token.v1.RefreshOutcome" json:"outcome,omitempty"`
+	// Expiry of the access token before the attempt.
+	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
+	// Expiry of the new access token (success only).
+	NewExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=new_expire_time,json=newExpireTime,proto3" json:"new_expire_time,omitempty"`
+	// For failures: "invalid_grant" (refresh token revoked or invalid: re-authorise), "invalid_client",
+	// "rate_limited", "transient" (network, timeout, 5xx) or "bad_response".
+	ErrorClass string `protobuf:"bytes,6,opt,name=error_class,json=errorClass,proto3" json:"error_class,omitempty"`
+	// Whether the provider sent a new refresh token (rotation).
+	RefreshTokenRotated bool `protobuf:"varint,7,opt,name=refresh_token_rotated,json=refreshTokenRotated,proto3" json:"refresh_token_rotated,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RefreshEvent) Reset() {
+	*x = RefreshEvent{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshEvent) ProtoMessage() {}
+
+func (x *RefreshEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshEvent.ProtoReflect.Descriptor instead.
+func (*RefreshEvent) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RefreshEvent) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RefreshEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *RefreshEvent) GetOutcome() RefreshOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return RefreshOutcome_REFRESH_OUTCOME_UNSPECIFIED
+}
+
+func (x *RefreshEvent) GetPreviousExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousExpireTime
+	}
+	return nil
+}
+
+func (x *RefreshEvent) GetNewExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NewExpireTime
+	}
+	return nil
+}
+
+func (x *RefreshEvent) GetErrorClass() string {
+	if x != nil {
+		return x.ErrorClass
+	}
+	return ""
+}
+
+func (x *RefreshEvent) GetRefreshTokenRotated() bool {
+	if x != nil {
+		return x.RefreshTokenRotated
+	}
+	return false
+}
+
 // CreateConnectionRequest carries tokens the caller already holds.
 type CreateConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -223,14 +417,18 @@ type CreateConnectionRequest struct {
 	// Scopes granted to the tokens.
 	Scopes []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Base URL for API calls, for example "https://www.zohoapis.eu".
-	ApiDomain     string `protobuf:"bytes,9,opt,name=api_domain,json=apiDomain,proto3" json:"api_domain,omitempty"`
+	ApiDomain string `protobuf:"bytes,9,opt,name=api_domain,json=apiDomain,proto3" json:"api_domain,omitempty"`
+	// Client id to refresh with, when the connection has its own OAuth client (a Zoho self client).
+	ClientId string `protobuf:"bytes,10,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Client secret for client_id. Stored sealed, never returned.
+	ClientSecret  string `protobuf:"bytes,11,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateConnectionRequest) Reset() {
 	*x = CreateConnectionRequest{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[1]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +440,7 @@ func (x *CreateConnectionRequest) String() string {
 func (*CreateConnectionRequest) ProtoMessage() {}
 
 func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[1]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +453,7 @@ func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{1}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateConnectionRequest) GetProvider() string {
@@ -321,6 +519,20 @@ func (x *CreateConnectionRequest) GetApiDomain() string {
 	return ""
 }
 
+func (x *CreateConnectionRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *CreateConnectionRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
 // CreateConnectionResponse returns the stored connection.
 type CreateConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -332,7 +544,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[2]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +556,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[2]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +569,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -380,7 +592,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[3]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +604,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[3]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +617,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetConnectionRequest) GetProvider() string {
@@ -433,7 +645,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[4]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +657,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[4]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +670,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -483,7 +695,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[5]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +707,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[5]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +720,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListConnectionsRequest) GetProvider() string {
@@ -545,7 +757,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[6]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +769,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[6]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +782,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -600,7 +812,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[7]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +824,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[7]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +837,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteConnectionRequest) GetProvider() string {
@@ -651,7 +863,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_sergas_token_v1_token_proto_msgTypes[8]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +875,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_token_v1_token_proto_msgTypes[8]
+	mi := &file_sergas_token_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,14 +888,600 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+// ExchangeCodeRequest carries an authorization code returned to the redirect URI.
+type ExchangeCodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Provider name from configuration.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Identifier to store the connection under.
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The authorization (grant) code.
+	Code string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	// The redirect URI the code was issued for; the provider's configured one when empty.
+	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// Optional own OAuth client (see CreateConnectionRequest.client_id).
+	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Secret of client_id. Stored sealed, never returned.
+	ClientSecret  string `protobuf:"bytes,6,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeCodeRequest) Reset() {
+	*x = ExchangeCodeRequest{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeCodeRequest) ProtoMessage() {}
+
+func (x *ExchangeCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeCodeRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeCodeRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExchangeCodeRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ExchangeCodeRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ExchangeCodeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ExchangeCodeRequest) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *ExchangeCodeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ExchangeCodeRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// ExchangeCodeResponse returns the stored connection.
+type ExchangeCodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection as stored.
+	Connection    *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeCodeResponse) Reset() {
+	*x = ExchangeCodeResponse{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeCodeResponse) ProtoMessage() {}
+
+func (x *ExchangeCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeCodeResponse.ProtoReflect.Descriptor instead.
+func (*ExchangeCodeResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExchangeCodeResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// GetAccessTokenRequest names a connection.
+type GetAccessTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Provider name.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Connection identifier.
+	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccessTokenRequest) Reset() {
+	*x = GetAccessTokenRequest{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessTokenRequest) ProtoMessage() {}
+
+func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetAccessTokenRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *GetAccessTokenRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// GetAccessTokenResponse is a usable access token.
+type GetAccessTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The access token; send it as "Authorization: <token_type> <access_token>" (Zoho: "Zoho-oauthtoken").
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Token type as issued, usually "Bearer".
+	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// When the token expires; at least the refresh margin away unless the provider is failing.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Base URL for API calls with this token.
+	ApiDomain     string `protobuf:"bytes,4,opt,name=api_domain,json=apiDomain,proto3" json:"api_domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccessTokenResponse) Reset() {
+	*x = GetAccessTokenResponse{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccessTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccessTokenResponse) ProtoMessage() {}
+
+func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetAccessTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *GetAccessTokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *GetAccessTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *GetAccessTokenResponse) GetApiDomain() string {
+	if x != nil {
+		return x.ApiDomain
+	}
+	return ""
+}
+
+// RefreshConnectionRequest names a connection to refresh now.
+type RefreshConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Provider name.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Connection identifier.
+	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshConnectionRequest) Reset() {
+	*x = RefreshConnectionRequest{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshConnectionRequest) ProtoMessage() {}
+
+func (x *RefreshConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshConnectionRequest.ProtoReflect.Descriptor instead.
+func (*RefreshConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RefreshConnectionRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *RefreshConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// RefreshConnectionResponse returns the refreshed connection.
+type RefreshConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection after the refresh.
+	Connection    *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshConnectionResponse) Reset() {
+	*x = RefreshConnectionResponse{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshConnectionResponse) ProtoMessage() {}
+
+func (x *RefreshConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshConnectionResponse.ProtoReflect.Descriptor instead.
+func (*RefreshConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RefreshConnectionResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// RevokeConnectionRequest names a connection to revoke.
+type RevokeConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Provider name.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Connection identifier.
+	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeConnectionRequest) Reset() {
+	*x = RevokeConnectionRequest{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeConnectionRequest) ProtoMessage() {}
+
+func (x *RevokeConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeConnectionRequest.ProtoReflect.Descriptor instead.
+func (*RevokeConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RevokeConnectionRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *RevokeConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// RevokeConnectionResponse confirms a revocation.
+type RevokeConnectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeConnectionResponse) Reset() {
+	*x = RevokeConnectionResponse{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeConnectionResponse) ProtoMessage() {}
+
+func (x *RevokeConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeConnectionResponse.ProtoReflect.Descriptor instead.
+func (*RevokeConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{17}
+}
+
+// ListRefreshEventsRequest selects a page of a connection's refresh history.
+type ListRefreshEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Provider name.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Connection identifier.
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// At most this many events (1-1000); 100 when zero.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous response.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRefreshEventsRequest) Reset() {
+	*x = ListRefreshEventsRequest{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRefreshEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRefreshEventsRequest) ProtoMessage() {}
+
+func (x *ListRefreshEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRefreshEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListRefreshEventsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListRefreshEventsRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ListRefreshEventsRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ListRefreshEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRefreshEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListRefreshEventsResponse is one page of refresh history, newest first.
+type ListRefreshEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events.
+	Events []*RefreshEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRefreshEventsResponse) Reset() {
+	*x = ListRefreshEventsResponse{}
+	mi := &file_sergas_token_v1_token_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRefreshEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRefreshEventsResponse) ProtoMessage() {}
+
+func (x *ListRefreshEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_token_v1_token_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRefreshEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListRefreshEventsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_token_v1_token_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRefreshEventsResponse) GetEvents() []*RefreshEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListRefreshEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_sergas_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_sergas_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsergas/token/v1/token.proto\x12\x0fsergas.token.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
+	"\x1bsergas/token/v1/token.proto\x12\x0fsergas.token.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x05\n" +
 	"\n" +
 	"Connection\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
@@ -701,7 +1499,20 @@ const file_sergas_token_v1_token_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xef\x02\n" +
+	"updateTime\x12F\n" +
+	"\x11last_refresh_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshTime\x12Q\n" +
+	"\x14last_refresh_outcome\x18\f \x01(\x0e2\x1f.sergas.token.v1.RefreshOutcomeR\x12lastRefreshOutcome\x12,\n" +
+	"\x12last_refresh_error\x18\r \x01(\tR\x10lastRefreshError\x12\x1b\n" +
+	"\tclient_id\x18\x0e \x01(\tR\bclientId\"\xf0\x02\n" +
+	"\fRefreshEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x129\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x1f.sergas.token.v1.RefreshOutcomeR\aoutcome\x12L\n" +
+	"\x14previous_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTime\x12B\n" +
+	"\x0fnew_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rnewExpireTime\x12\x1f\n" +
+	"\verror_class\x18\x06 \x01(\tR\n" +
+	"errorClass\x122\n" +
+	"\x15refresh_token_rotated\x18\a \x01(\bR\x13refreshTokenRotated\"\xb1\x03\n" +
 	"\x17CreateConnectionRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12!\n" +
@@ -715,7 +1526,10 @@ const file_sergas_token_v1_token_proto_rawDesc = "" +
 	"expires_in\x18\a \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\x12\x16\n" +
 	"\x06scopes\x18\b \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
-	"api_domain\x18\t \x01(\tR\tapiDomain\"W\n" +
+	"api_domain\x18\t \x01(\tR\tapiDomain\x12\x1b\n" +
+	"\tclient_id\x18\n" +
+	" \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\v \x01(\tR\fclientSecret\"W\n" +
 	"\x18CreateConnectionResponse\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x1b.sergas.token.v1.ConnectionR\n" +
@@ -738,16 +1552,68 @@ const file_sergas_token_v1_token_proto_rawDesc = "" +
 	"\x17DeleteConnectionRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\x1a\n" +
-	"\x18DeleteConnectionResponse*\x80\x01\n" +
+	"\x18DeleteConnectionResponse\"\xcf\x01\n" +
+	"\x13ExchangeCodeRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12!\n" +
+	"\fredirect_uri\x18\x04 \x01(\tR\vredirectUri\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\x06 \x01(\tR\fclientSecret\"S\n" +
+	"\x14ExchangeCodeResponse\x12;\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x1b.sergas.token.v1.ConnectionR\n" +
+	"connection\"X\n" +
+	"\x15GetAccessTokenRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\xb6\x01\n" +
+	"\x16GetAccessTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x1d\n" +
+	"\n" +
+	"api_domain\x18\x04 \x01(\tR\tapiDomain\"[\n" +
+	"\x18RefreshConnectionRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"X\n" +
+	"\x19RefreshConnectionResponse\x12;\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x1b.sergas.token.v1.ConnectionR\n" +
+	"connection\"Z\n" +
+	"\x17RevokeConnectionRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\x1a\n" +
+	"\x18RevokeConnectionResponse\"\x97\x01\n" +
+	"\x18ListRefreshEventsRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"z\n" +
+	"\x19ListRefreshEventsResponse\x125\n" +
+	"\x06events\x18\x01 \x03(\v2\x1d.sergas.token.v1.RefreshEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x80\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12+\n" +
-	"'CONNECTION_STATUS_NEEDS_REAUTHORIZATION\x10\x022\xa6\x03\n" +
+	"'CONNECTION_STATUS_NEEDS_REAUTHORIZATION\x10\x02*\x88\x01\n" +
+	"\x0eRefreshOutcome\x12\x1f\n" +
+	"\x1bREFRESH_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17REFRESH_OUTCOME_SUCCESS\x10\x01\x12\x1b\n" +
+	"\x17REFRESH_OUTCOME_FAILURE\x10\x02\x12\x1b\n" +
+	"\x17REFRESH_OUTCOME_REVOKED\x10\x032\xa7\a\n" +
 	"\fTokenService\x12g\n" +
 	"\x10CreateConnection\x12(.sergas.token.v1.CreateConnectionRequest\x1a).sergas.token.v1.CreateConnectionResponse\x12^\n" +
 	"\rGetConnection\x12%.sergas.token.v1.GetConnectionRequest\x1a&.sergas.token.v1.GetConnectionResponse\x12d\n" +
 	"\x0fListConnections\x12'.sergas.token.v1.ListConnectionsRequest\x1a(.sergas.token.v1.ListConnectionsResponse\x12g\n" +
-	"\x10DeleteConnection\x12(.sergas.token.v1.DeleteConnectionRequest\x1a).sergas.token.v1.DeleteConnectionResponseB\xb6\x01\n" +
+	"\x10DeleteConnection\x12(.sergas.token.v1.DeleteConnectionRequest\x1a).sergas.token.v1.DeleteConnectionResponse\x12[\n" +
+	"\fExchangeCode\x12$.sergas.token.v1.ExchangeCodeRequest\x1a%.sergas.token.v1.ExchangeCodeResponse\x12a\n" +
+	"\x0eGetAccessToken\x12&.sergas.token.v1.GetAccessTokenRequest\x1a'.sergas.token.v1.GetAccessTokenResponse\x12j\n" +
+	"\x11RefreshConnection\x12).sergas.token.v1.RefreshConnectionRequest\x1a*.sergas.token.v1.RefreshConnectionResponse\x12g\n" +
+	"\x10RevokeConnection\x12(.sergas.token.v1.RevokeConnectionRequest\x1a).sergas.token.v1.RevokeConnectionResponse\x12j\n" +
+	"\x11ListRefreshEvents\x12).sergas.token.v1.ListRefreshEventsRequest\x1a*.sergas.token.v1.ListRefreshEventsResponseB\xb6\x01\n" +
 	"\x13com.sergas.token.v1B\n" +
 	"TokenProtoP\x01Z5github.com/sergas/core/gen/go/sergas/token/v1;tokenv1\xa2\x02\x03STX\xaa\x02\x0fSergas.Token.V1\xca\x02\x0fSergas\\Token\\V1\xe2\x02\x1bSergas\\Token\\V1\\GPBMetadata\xea\x02\x11Sergas::Token::V1b\x06proto3"
 
@@ -763,45 +1629,77 @@ func file_sergas_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_sergas_token_v1_token_proto_rawDescData
 }
 
-var file_sergas_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sergas_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sergas_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sergas_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sergas_token_v1_token_proto_goTypes = []any{
-	(ConnectionStatus)(0),            // 0: sergas.token.v1.ConnectionStatus
-	(*Connection)(nil),               // 1: sergas.token.v1.Connection
-	(*CreateConnectionRequest)(nil),  // 2: sergas.token.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil), // 3: sergas.token.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),     // 4: sergas.token.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),    // 5: sergas.token.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),   // 6: sergas.token.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),  // 7: sergas.token.v1.ListConnectionsResponse
-	(*DeleteConnectionRequest)(nil),  // 8: sergas.token.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil), // 9: sergas.token.v1.DeleteConnectionResponse
-	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 11: google.protobuf.Duration
+	(ConnectionStatus)(0),             // 0: sergas.token.v1.ConnectionStatus
+	(RefreshOutcome)(0),               // 1: sergas.token.v1.RefreshOutcome
+	(*Connection)(nil),                // 2: sergas.token.v1.Connection
+	(*RefreshEvent)(nil),              // 3: sergas.token.v1.RefreshEvent
+	(*CreateConnectionRequest)(nil),   // 4: sergas.token.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),  // 5: sergas.token.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),      // 6: sergas.token.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),     // 7: sergas.token.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),    // 8: sergas.token.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),   // 9: sergas.token.v1.ListConnectionsResponse
+	(*DeleteConnectionRequest)(nil),   // 10: sergas.token.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 11: sergas.token.v1.DeleteConnectionResponse
+	(*ExchangeCodeRequest)(nil),       // 12: sergas.token.v1.ExchangeCodeRequest
+	(*ExchangeCodeResponse)(nil),      // 13: sergas.token.v1.ExchangeCodeResponse
+	(*GetAccessTokenRequest)(nil),     // 14: sergas.token.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),    // 15: sergas.token.v1.GetAccessTokenResponse
+	(*RefreshConnectionRequest)(nil),  // 16: sergas.token.v1.RefreshConnectionRequest
+	(*RefreshConnectionResponse)(nil), // 17: sergas.token.v1.RefreshConnectionResponse
+	(*RevokeConnectionRequest)(nil),   // 18: sergas.token.v1.RevokeConnectionRequest
+	(*RevokeConnectionResponse)(nil),  // 19: sergas.token.v1.RevokeConnectionResponse
+	(*ListRefreshEventsRequest)(nil),  // 20: sergas.token.v1.ListRefreshEventsRequest
+	(*ListRefreshEventsResponse)(nil), // 21: sergas.token.v1.ListRefreshEventsResponse
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
 }
 var file_sergas_token_v1_token_proto_depIdxs = []int32{
-	10, // 0: sergas.token.v1.Connection.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 0: sergas.token.v1.Connection.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: sergas.token.v1.Connection.status:type_name -> sergas.token.v1.ConnectionStatus
-	10, // 2: sergas.token.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	10, // 3: sergas.token.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	10, // 4: sergas.token.v1.CreateConnectionRequest.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 5: sergas.token.v1.CreateConnectionRequest.expires_in:type_name -> google.protobuf.Duration
-	1,  // 6: sergas.token.v1.CreateConnectionResponse.connection:type_name -> sergas.token.v1.Connection
-	1,  // 7: sergas.token.v1.GetConnectionResponse.connection:type_name -> sergas.token.v1.Connection
-	1,  // 8: sergas.token.v1.ListConnectionsResponse.connections:type_name -> sergas.token.v1.Connection
-	2,  // 9: sergas.token.v1.TokenService.CreateConnection:input_type -> sergas.token.v1.CreateConnectionRequest
-	4,  // 10: sergas.token.v1.TokenService.GetConnection:input_type -> sergas.token.v1.GetConnectionRequest
-	6,  // 11: sergas.token.v1.TokenService.ListConnections:input_type -> sergas.token.v1.ListConnectionsRequest
-	8,  // 12: sergas.token.v1.TokenService.DeleteConnection:input_type -> sergas.token.v1.DeleteConnectionRequest
-	3,  // 13: sergas.token.v1.TokenService.CreateConnection:output_type -> sergas.token.v1.CreateConnectionResponse
-	5,  // 14: sergas.token.v1.TokenService.GetConnection:output_type -> sergas.token.v1.GetConnectionResponse
-	7,  // 15: sergas.token.v1.TokenService.ListConnections:output_type -> sergas.token.v1.ListConnectionsResponse
-	9,  // 16: sergas.token.v1.TokenService.DeleteConnection:output_type -> sergas.token.v1.DeleteConnectionResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 2: sergas.token.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	22, // 3: sergas.token.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	22, // 4: sergas.token.v1.Connection.last_refresh_time:type_name -> google.protobuf.Timestamp
+	1,  // 5: sergas.token.v1.Connection.last_refresh_outcome:type_name -> sergas.token.v1.RefreshOutcome
+	22, // 6: sergas.token.v1.RefreshEvent.time:type_name -> google.protobuf.Timestamp
+	1,  // 7: sergas.token.v1.RefreshEvent.outcome:type_name -> sergas.token.v1.RefreshOutcome
+	22, // 8: sergas.token.v1.RefreshEvent.previous_expire_time:type_name -> google.protobuf.Timestamp
+	22, // 9: sergas.token.v1.RefreshEvent.new_expire_time:type_name -> google.protobuf.Timestamp
+	22, // 10: sergas.token.v1.CreateConnectionRequest.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 11: sergas.token.v1.CreateConnectionRequest.expires_in:type_name -> google.protobuf.Duration
+	2,  // 12: sergas.token.v1.CreateConnectionResponse.connection:type_name -> sergas.token.v1.Connection
+	2,  // 13: sergas.token.v1.GetConnectionResponse.connection:type_name -> sergas.token.v1.Connection
+	2,  // 14: sergas.token.v1.ListConnectionsResponse.connections:type_name -> sergas.token.v1.Connection
+	2,  // 15: sergas.token.v1.ExchangeCodeResponse.connection:type_name -> sergas.token.v1.Connection
+	22, // 16: sergas.token.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: sergas.token.v1.RefreshConnectionResponse.connection:type_name -> sergas.token.v1.Connection
+	3,  // 18: sergas.token.v1.ListRefreshEventsResponse.events:type_name -> sergas.token.v1.RefreshEvent
+	4,  // 19: sergas.token.v1.TokenService.CreateConnection:input_type -> sergas.token.v1.CreateConnectionRequest
+	6,  // 20: sergas.token.v1.TokenService.GetConnection:input_type -> sergas.token.v1.GetConnectionRequest
+	8,  // 21: sergas.token.v1.TokenService.ListConnections:input_type -> sergas.token.v1.ListConnectionsRequest
+	10, // 22: sergas.token.v1.TokenService.DeleteConnection:input_type -> sergas.token.v1.DeleteConnectionRequest
+	12, // 23: sergas.token.v1.TokenService.ExchangeCode:input_type -> sergas.token.v1.ExchangeCodeRequest
+	14, // 24: sergas.token.v1.TokenService.GetAccessToken:input_type -> sergas.token.v1.GetAccessTokenRequest
+	16, // 25: sergas.token.v1.TokenService.RefreshConnection:input_type -> sergas.token.v1.RefreshConnectionRequest
+	18, // 26: sergas.token.v1.TokenService.RevokeConnection:input_type -> sergas.token.v1.RevokeConnectionRequest
+	20, // 27: sergas.token.v1.TokenService.ListRefreshEvents:input_type -> sergas.token.v1.ListRefreshEventsRequest
+	5,  // 28: sergas.token.v1.TokenService.CreateConnection:output_type -> sergas.token.v1.CreateConnectionResponse
+	7,  // 29: sergas.token.v1.TokenService.GetConnection:output_type -> sergas.token.v1.GetConnectionResponse
+	9,  // 30: sergas.token.v1.TokenService.ListConnections:output_type -> sergas.token.v1.ListConnectionsResponse
+	11, // 31: sergas.token.v1.TokenService.DeleteConnection:output_type -> sergas.token.v1.DeleteConnectionResponse
+	13, // 32: sergas.token.v1.TokenService.ExchangeCode:output_type -> sergas.token.v1.ExchangeCodeResponse
+	15, // 33: sergas.token.v1.TokenService.GetAccessToken:output_type -> sergas.token.v1.GetAccessTokenResponse
+	17, // 34: sergas.token.v1.TokenService.RefreshConnection:output_type -> sergas.token.v1.RefreshConnectionResponse
+	19, // 35: sergas.token.v1.TokenService.RevokeConnection:output_type -> sergas.token.v1.RevokeConnectionResponse
+	21, // 36: sergas.token.v1.TokenService.ListRefreshEvents:output_type -> sergas.token.v1.ListRefreshEventsResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_sergas_token_v1_token_proto_init() }
@@ -814,8 +1712,8 @@ func file_sergas_token_v1_token_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_token_v1_token_proto_rawDesc), len(file_sergas_token_v1_token_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      2,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

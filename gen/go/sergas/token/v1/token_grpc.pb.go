@@ -19,10 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_CreateConnection_FullMethodName = "/sergas.token.v1.TokenService/CreateConnection"
-	TokenService_GetConnection_FullMethodName    = "/sergas.token.v1.TokenService/GetConnection"
-	TokenService_ListConnections_FullMethodName  = "/sergas.token.v1.TokenService/ListConnections"
-	TokenService_DeleteConnection_FullMethodName = "/sergas.token.v1.TokenService/DeleteConnection"
+	TokenService_CreateConnection_FullMethodName  = "/sergas.token.v1.TokenService/CreateConnection"
+	TokenService_GetConnection_FullMethodName     = "/sergas.token.v1.TokenService/GetConnection"
+	TokenService_ListConnections_FullMethodName   = "/sergas.token.v1.TokenService/ListConnections"
+	TokenService_DeleteConnection_FullMethodName  = "/sergas.token.v1.TokenService/DeleteConnection"
+	TokenService_ExchangeCode_FullMethodName      = "/sergas.token.v1.TokenService/ExchangeCode"
+	TokenService_GetAccessToken_FullMethodName    = "/sergas.token.v1.TokenService/GetAccessToken"
+	TokenService_RefreshConnection_FullMethodName = "/sergas.token.v1.TokenService/RefreshConnection"
+	TokenService_RevokeConnection_FullMethodName  = "/sergas.token.v1.TokenService/RevokeConnection"
+	TokenService_ListRefreshEvents_FullMethodName = "/sergas.token.v1.TokenService/ListRefreshEvents"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -43,6 +48,17 @@ type TokenServiceClient interface {
 	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
 	// DeleteConnection removes a connection and its stored tokens without contacting the provider.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
+	// ExchangeCode trades an OAuth authorization code for tokens at the provider and stores them.
+	ExchangeCode(ctx context.Context, in *ExchangeCodeRequest, opts ...grpc.CallOption) (*ExchangeCodeResponse, error)
+	// GetAccessToken returns a valid access token, refreshing it first when it expires within the
+	// configured margin. Concurrent callers on every replica share one refresh.
+	GetAccessToken(ctx context.Context, in *GetAccessTokenRequest, opts ...grpc.CallOption) (*GetAccessTokenResponse, error)
+	// RefreshConnection refreshes the access token now, whatever its expiry.
+	RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*RefreshConnectionResponse, error)
+	// RevokeConnection revokes the refresh token at the provider, then deletes the connection.
+	RevokeConnection(ctx context.Context, in *RevokeConnectionRequest, opts ...grpc.CallOption) (*RevokeConnectionResponse, error)
+	// ListRefreshEvents pages through a connection's refresh history, newest first.
+	ListRefreshEvents(ctx context.Context, in *ListRefreshEventsRequest, opts ...grpc.CallOption) (*ListRefreshEventsResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -93,6 +109,56 @@ func (c *tokenServiceClient) DeleteConnection(ctx context.Context, in *DeleteCon
 	return out, nil
 }
 
+func (c *tokenServiceClient) ExchangeCode(ctx context.Context, in *ExchangeCodeRequest, opts ...grpc.CallOption) (*ExchangeCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExchangeCodeResponse)
+	err := c.cc.Invoke(ctx, TokenService_ExchangeCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetAccessToken(ctx context.Context, in *GetAccessTokenRequest, opts ...grpc.CallOption) (*GetAccessTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccessTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetAccessToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*RefreshConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshConnectionResponse)
+	err := c.cc.Invoke(ctx, TokenService_RefreshConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RevokeConnection(ctx context.Context, in *RevokeConnectionRequest, opts ...grpc.CallOption) (*RevokeConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeConnectionResponse)
+	err := c.cc.Invoke(ctx, TokenService_RevokeConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ListRefreshEvents(ctx context.Context, in *ListRefreshEventsRequest, opts ...grpc.CallOption) (*ListRefreshEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRefreshEventsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListRefreshEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -111,6 +177,17 @@ type TokenServiceServer interface {
 	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
 	// DeleteConnection removes a connection and its stored tokens without contacting the provider.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
+	// ExchangeCode trades an OAuth authorization code for tokens at the provider and stores them.
+	ExchangeCode(context.Context, *ExchangeCodeRequest) (*ExchangeCodeResponse, error)
+	// GetAccessToken returns a valid access token, refreshing it first when it expires within the
+	// configured margin. Concurrent callers on every replica share one refresh.
+	GetAccessToken(context.Context, *GetAccessTokenRequest) (*GetAccessTokenResponse, error)
+	// RefreshConnection refreshes the access token now, whatever its expiry.
+	RefreshConnection(context.Context, *RefreshConnectionRequest) (*RefreshConnectionResponse, error)
+	// RevokeConnection revokes the refresh token at the provider, then deletes the connection.
+	RevokeConnection(context.Context, *RevokeConnectionRequest) (*RevokeConnectionResponse, error)
+	// ListRefreshEvents pages through a connection's refresh history, newest first.
+	ListRefreshEvents(context.Context, *ListRefreshEventsRequest) (*ListRefreshEventsResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -132,6 +209,21 @@ func (UnimplementedTokenServiceServer) ListConnections(context.Context, *ListCon
 }
 func (UnimplementedTokenServiceServer) DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConnection not implemented")
+}
+func (UnimplementedTokenServiceServer) ExchangeCode(context.Context, *ExchangeCodeRequest) (*ExchangeCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExchangeCode not implemented")
+}
+func (UnimplementedTokenServiceServer) GetAccessToken(context.Context, *GetAccessTokenRequest) (*GetAccessTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccessToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RefreshConnection(context.Context, *RefreshConnectionRequest) (*RefreshConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshConnection not implemented")
+}
+func (UnimplementedTokenServiceServer) RevokeConnection(context.Context, *RevokeConnectionRequest) (*RevokeConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeConnection not implemented")
+}
+func (UnimplementedTokenServiceServer) ListRefreshEvents(context.Context, *ListRefreshEventsRequest) (*ListRefreshEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRefreshEvents not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -226,6 +318,96 @@ func _TokenService_DeleteConnection_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ExchangeCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExchangeCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ExchangeCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ExchangeCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ExchangeCode(ctx, req.(*ExchangeCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetAccessToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetAccessToken(ctx, req.(*GetAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RefreshConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RefreshConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RefreshConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RefreshConnection(ctx, req.(*RefreshConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RevokeConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RevokeConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RevokeConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RevokeConnection(ctx, req.(*RevokeConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ListRefreshEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRefreshEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListRefreshEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListRefreshEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListRefreshEvents(ctx, req.(*ListRefreshEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +430,26 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteConnection",
 			Handler:    _TokenService_DeleteConnection_Handler,
+		},
+		{
+			MethodName: "ExchangeCode",
+			Handler:    _TokenService_ExchangeCode_Handler,
+		},
+		{
+			MethodName: "GetAccessToken",
+			Handler:    _TokenService_GetAccessToken_Handler,
+		},
+		{
+			MethodName: "RefreshConnection",
+			Handler:    _TokenService_RefreshConnection_Handler,
+		},
+		{
+			MethodName: "RevokeConnection",
+			Handler:    _TokenService_RevokeConnection_Handler,
+		},
+		{
+			MethodName: "ListRefreshEvents",
+			Handler:    _TokenService_ListRefreshEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,245 @@
+package token
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/token/provider"
+	"github.com/sergas/core/services/token/store"
+)
+
+// forceRefresh as dueWithin refreshes whatever the expiry.
+const forceRefresh = time.Duration(-1)
+
+// validToken returns the connection when its access token is good for longer than margin.
+func (s *Server) validToken(c *store.Connection, now time.Time, margin time.Duration) bool {
+	return c.ExpireTime.Sub(now) > margin
+}
+
+// refreshShared refreshes k at most once at a time per process: concurrent callers share the result of
+// one refresh (singleflight), and across replicas the database lease makes one replica call the provider
+// while the others wait for its result. The refresh runs on its own context, so a caller that gives up
+// does not abort a refresh that others are waiting for.
+func (s *Server) refreshShared(ctx context.Context, k store.Key, dueWithin time.Duration) (*store.Connection, error) {
+	flight := fmt.Sprintf("%s\x00%s\x00%d", k.Provider, k.ConnectionID, dueWithin)
+	ch := s.flights.DoChan(flight, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LeaseTTL+5*time.Second)
+		defer cancel()
+		return s.refresh(rctx, k, dueWithin)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*store.Connection), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// refresh takes the lease and refreshes, or waits for the replica that holds it. dueWithin: refresh
+// only a token expiring within it (forceRefresh: always).
+func (s *Server) refresh(ctx context.Context, k store.Key, dueWithin time.Duration) (*store.Connection, error) {
+	start := s.now()
+	deadline := start.Add(s.cfg.LeaseTTL)
+	var startVersion int64 = -1
+	for {
+		now := s.now()
+		p := store.LeaseParams{Key: k, Owner: s.replica, Now: now, Until: now.Add(s.cfg.LeaseTTL)}
+		if dueWithin != forceRefresh {
+			p.DueBefore = now.Add(dueWithin)
+		}
+		c, held, err := s.store.LeaseAcquire(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			return s.refreshHeld(ctx, c, dueWithin == forceRefresh)
+		}
+		if startVersion < 0 {
+			startVersion = c.Version
+		}
+		leased := c.LeaseOwner != "" && c.LeaseExpireTime.After(now)
+		switch {
+		case c.Status != store.StatusActive:
+			return nil, needsReauthorization(c)
+		case c.RefreshToken == nil:
+			if c.ExpireTime.After(now) {
+				return c, nil
+			}
+			return nil, errs.New(errs.KindFailedPrecondition, "access token of %s/%s expired and no refresh token is stored", k.Provider, k.ConnectionID)
+		case dueWithin != forceRefresh && s.validToken(c, now, dueWithin):
+			return c, nil // refreshed meanwhile, here or on another replica
+		case dueWithin == forceRefresh && !leased && c.Version > startVersion:
+			return c, nil // another replica refreshed while we waited: that refresh is ours too
+		case !leased && c.NextRefreshTime.After(now):
+			// Backing off after a failure or a provider rate limit.
+			if dueWithin != forceRefresh && c.ExpireTime.After(now) {
+				return c, nil // still valid: better a token that expires soon than none
+			}
+			return nil, retryLater(c.LastRefreshError, c.NextRefreshTime.Sub(now))
+		case now.After(deadline):
+			return nil, retryError(codes.Unavailable, "a refresh of this connection is in progress on another replica", time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// refreshHeld calls the provider while holding the lease, and stores the outcome (releasing the lease)
+// in one transaction. A failure never touches the stored tokens.
+func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, forced bool) (*store.Connection, error) {
+	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
+	now := s.now()
+	release := func(next time.Time, class string) {
+		if _, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Status: c.Status,
+			NextRefreshTime: next, ErrorClass: class}); err != nil {
+			s.log.Warn("releasing a refresh lease failed; it expires on its own", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+		}
+	}
+	prov := s.providers[c.Provider]
+	if prov == nil {
+		release(time.Time{}, "")
+		return nil, errs.New(errs.KindFailedPrecondition, "provider %q is not configured (TOKEN_PROVIDERS)", c.Provider)
+	}
+	if prov.RefreshLimit > 0 {
+		n, oldest, err := s.store.RefreshEventCount(ctx, k, now.Add(-prov.RefreshWindow))
+		if err != nil {
+			release(time.Time{}, "")
+			return nil, err
+		}
+		if n >= prov.RefreshLimit {
+			// Never burn the provider's budget: wait until the oldest refresh leaves the window.
+			next := oldest.Add(prov.RefreshWindow)
+			release(next, string(provider.ClassRateLimited))
+			if !forced && c.ExpireTime.After(now) {
+				return c, nil
+			}
+			return nil, retryLater(string(provider.ClassRateLimited), next.Sub(now))
+		}
+	}
+	refreshToken, err := s.seal.open(k, "refresh_token", c.RefreshToken)
+	if err == nil {
+		var secret string
+		if secret, err = s.seal.open(k, "client_secret", c.ClientSecret); err == nil {
+			var tokens *provider.Tokens
+			if tokens, err = prov.Refresh(ctx, refreshToken, c.ClientID, secret); err == nil {
+				return s.refreshSucceeded(ctx, c, tokens, now)
+			}
+			return s.refreshFailed(ctx, c, err, now, forced)
+		}
+	}
+	release(time.Time{}, "")
+	return nil, err
+}
+
+func (s *Server) refreshSucceeded(ctx context.Context, c *store.Connection, t *provider.Tokens, now time.Time) (*store.Connection, error) {
+	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
+	access, err := s.seal.seal(k, "access_token", t.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	var rotated []byte
+	if t.RefreshToken != "" {
+		if rotated, err = s.seal.seal(k, "refresh_token", t.RefreshToken); err != nil {
+			return nil, err
+		}
+	}
+	expire := now.Add(t.ExpiresIn).UTC().Truncate(time.Microsecond)
+	ev := &store.RefreshEvent{Time: now, Outcome: store.OutcomeSuccess, PreviousExpireTime: c.ExpireTime, NewExpireTime: expire,
+		Rotated: rotated != nil, Replica: s.replica}
+	out, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Success: true,
+		KeyID: s.seal.ring.Primary, AccessToken: access, RefreshToken: rotated, TokenType: t.TokenType, ExpireTime: expire,
+		APIDomain: t.APIDomain, Scopes: nilIfEmpty(t.Scopes), Event: ev,
+		Outbox: s.outbox(ctx, "token.refresh", k, auditv1.Outcome_OUTCOME_SUCCESS, map[string]any{
+			"previous_expire_time": c.ExpireTime.Format(time.RFC3339), "new_expire_time": expire.Format(time.RFC3339),
+			"refresh_token_rotated": rotated != nil, "replica": s.replica})})
+	if err != nil {
+		s.log.Error("a refreshed token could not be stored; the previous one stays", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Server) refreshFailed(ctx context.Context, c *store.Connection, perr error, now time.Time, forced bool) (*store.Connection, error) {
+	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
+	class, retryAfter := provider.ClassOf(perr)
+	st, next := store.StatusActive, now
+	switch {
+	case class.Permanent():
+		st = store.StatusNeedsReauthorization
+	case class == provider.ClassRateLimited:
+		next = now.Add(max(retryAfter, time.Minute))
+	default:
+		next = now.Add(max(retryAfter, backoff(c.RefreshFailures+1)))
+	}
+	ev := &store.RefreshEvent{Time: now, Outcome: store.OutcomeFailure, PreviousExpireTime: c.ExpireTime, ErrorClass: string(class), Replica: s.replica}
+	meta := map[string]any{"error_class": string(class), "replica": s.replica}
+	if st == store.StatusNeedsReauthorization {
+		meta["needs_reauthorization"] = true
+	}
+	after, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Status: st,
+		NextRefreshTime: next, ErrorClass: string(class), Event: ev,
+		Outbox: s.outbox(ctx, "token.refresh", k, auditv1.Outcome_OUTCOME_FAILURE, meta)})
+	if err != nil {
+		s.log.Error("recording a failed refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+	}
+	s.log.Warn("refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "class", string(class), "next_attempt", next)
+	if st == store.StatusNeedsReauthorization {
+		if after == nil {
+			after = c
+		}
+		after.Status, after.LastRefreshError = st, string(class)
+		return nil, needsReauthorization(after)
+	}
+	if !forced && c.ExpireTime.After(now) {
+		return c, nil // the stored token still works; the next call or the background refresher retries
+	}
+	return nil, retryLater(string(class), next.Sub(now))
+}
+
+// backoff grows exponentially from 1 s to 5 min, with ±20% jitter so that replicas spread out.
+func backoff(failures int) time.Duration {
+	d := time.Second << min(failures-1, 9)
+	d = min(d, 5*time.Minute)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func needsReauthorization(c *store.Connection) error {
+	return errs.New(errs.KindFailedPrecondition, "connection %s/%s needs re-authorisation: the provider rejected its refresh token (%s); exchange a new code or create it again",
+		c.Provider, c.ConnectionID, c.LastRefreshError)
+}
+
+// retryLater is RESOURCE_EXHAUSTED for a provider rate limit and UNAVAILABLE otherwise, with a RetryInfo.
+func retryLater(class string, wait time.Duration) error {
+	if class == string(provider.ClassRateLimited) {
+		return retryError(codes.ResourceExhausted, "the provider's token budget is spent; retry later", wait)
+	}
+	return retryError(codes.Unavailable, fmt.Sprintf("refresh failed (%s); retry later", class), wait)
+}
+
+func retryError(code codes.Code, msg string, wait time.Duration) error {
+	wait = max(wait, 100*time.Millisecond).Round(time.Millisecond)
+	st, _ := status.New(code, fmt.Sprintf("%s (after %s)", msg, wait)).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	return st.Err()
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
