@@ -56,7 +56,9 @@ func startLogging(t *testing.T, env map[string]string, logs io.Writer) *running 
 	}
 	for k, v := range map[string]string{
 		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true", "TOKEN_ENCRYPTION_KEYS": testKeyring,
-		"DATA_DIR": t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",
+		// Providers are never reached over the network in tests: a closed loopback port.
+		"TOKEN_PROVIDER_ZOHO_ACCOUNTS_URL": "http://127.0.0.1:1",
+		"DATA_DIR":                         t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",
 		"AUDIT_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_GRPC_ADDR": "127.0.0.1:0", "WEBHOOK_MAX_BODY_BYTES": "1024",
 		"SHUTDOWN_TIMEOUT": "5s",
 	} {

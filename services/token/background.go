@@ -59,7 +59,7 @@ func (s *Server) sendOutbox(ctx context.Context, audit AuditRecorder) {
 		delivered, failed := s.deliverOutbox(ctx, audit)
 		switch {
 		case failed:
-			wait = min(wait*2, 30*time.Second)
+			wait = min(wait*2, 10*time.Second)
 		case delivered == 100:
 			continue // more waiting
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,22 @@ func startReplica(t *testing.T, cfg token.Config) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startReplicaFor(t, svc)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startReplicaFor serves an opened service on loopback.
+func startReplicaFor(t *testing.T, svc *token.Service) *replica {
+	t.Helper()
 	srv, err := grpcserver.New(grpcserver.Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, MaxConcurrentStreams: 1000, ShutdownTimeout: 5 * time.Second}, quiet())
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,10 @@ func TestZohoRefreshAndErrorClasses(t *testing.T) {
 	}
 }
 
-func isClass(err error, c provider.Class) bool { got, _ := provider.ClassOf(err); return err != nil && got == c }
+func isClass(err error, c provider.Class) bool {
+	got, _ := provider.ClassOf(err)
+	return err != nil && got == c
+}
 
 func TestZohoExchangeAndRevoke(t *testing.T) {
 	z := zohotest.New(t)

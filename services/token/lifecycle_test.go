@@ -1,0 +1,257 @@
+package token_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/auditclient"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/ratelimit"
+	"github.com/sergas/core/services/audit"
+	"github.com/sergas/core/services/token"
+	"github.com/sergas/core/services/token/store"
+	"github.com/sergas/core/services/token/store/postgres"
+	"github.com/sergas/core/services/token/store/sqlite"
+	"github.com/sergas/core/services/token/zohotest"
+)
+
+// openStore opens the token store directly, as a second process would.
+func openStore(t *testing.T, dbc db.Config) store.Store {
+	t.Helper()
+	h, err := db.Open(context.Background(), dbc, "token", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st store.Store
+	if h.SQLite != nil {
+		st = sqlite.New(h.SQLite)
+	} else {
+		st = postgres.New(h.Postgres)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// A replica that died holding the lease (mid-refresh) leaves the stored token intact; once its lease
+// expires, the next caller refreshes and gets a usable token.
+func TestRestartMidRefreshLeavesAUsableToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbc db.Config) {
+		z := zohotest.New(t)
+		r := startReplica(t, config_(t, dbc, z, nil))
+		create(t, r.client, "org-1", z.IssueRefreshToken(), time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+		st := openStore(t, dbc)
+		now := time.Now()
+		if _, ok, err := st.LeaseAcquire(context.Background(), store.LeaseParams{Key: store.Key{Provider: "zoho", ConnectionID: "org-1"},
+			Owner: "crashed-replica", Now: now, Until: now.Add(1500 * time.Millisecond)}); !ok || err != nil {
+			t.Fatalf("dead replica's lease: %v %v", ok, err)
+		}
+		start := time.Now()
+		got, err := get(r.client, "org-1")
+		if err != nil || !z.Valid(got.GetAccessToken()) {
+			t.Fatalf("after the dead lease: %v %v", got, err)
+		}
+		if waited := time.Since(start); waited < time.Second {
+			t.Fatalf("refreshed after %v, while another replica's lease was still live", waited)
+		}
+		if z.Refreshes() != 1 {
+			t.Fatalf("%d refreshes", z.Refreshes())
+		}
+	})
+}
+
+func TestKeyringErrorsAreClearAndRotationWorks(t *testing.T) {
+	dbc := dbtest.Config(t, db.SQLite)
+	z := zohotest.New(t)
+	r := startReplica(t, config_(t, dbc, z, nil))
+	secretRT := z.IssueRefreshToken()
+	create(t, r.client, "org-1", secretRT, time.Hour)
+	r.stop()
+
+	// The database file alone reveals no token.
+	for _, f := range []string{dbc.SQLitePath, dbc.SQLitePath + "-wal"} {
+		raw, _ := os.ReadFile(f)
+		if bytes.Contains(raw, []byte(secretRT)) || bytes.Contains(raw, []byte("1000.at.initial-org-1")) {
+			t.Fatalf("%s holds a plaintext token", f)
+		}
+	}
+	open := func(keys string) error {
+		svc, err := token.Open(context.Background(), config_(t, dbc, z, map[string]string{"TOKEN_ENCRYPTION_KEYS": keys}), quiet(), nil)
+		if err == nil {
+			svc.Close()
+		}
+		return err
+	}
+	k2 := "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+	if err := open(k2); err == nil || !strings.Contains(err.Error(), `lacks key "k1"`) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if err := open("k1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="); err == nil || !strings.Contains(err.Error(), "wrong key material") {
+		t.Fatalf("wrong key material: %v", err)
+	}
+	env := config.FromMap(map[string]string{"SERGAS_ENV": "production"})
+	token.LoadConfig(env)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "TOKEN_ENCRYPTION_KEYS is required outside development mode") {
+		t.Fatalf("no key in production: %v", err)
+	}
+
+	// Rotation: k2 seals, k1 still opens; reseal moves every row to k2, then k1 can go.
+	rotated := config_(t, dbc, z, map[string]string{"TOKEN_ENCRYPTION_KEYS": k2 + "," + keysK1})
+	r2 := startReplica(t, rotated)
+	n, err := token.Reseal(context.Background(), rotated, quiet())
+	if err != nil || n != 1 {
+		t.Fatalf("reseal: %d %v", n, err)
+	}
+	if got, err := get(r2.client, "org-1"); err != nil || got.GetAccessToken() != "1000.at.initial-org-1" {
+		t.Fatalf("after reseal: %v %v", got, err)
+	}
+	r2.stop()
+	r3 := startReplica(t, config_(t, dbc, z, map[string]string{"TOKEN_ENCRYPTION_KEYS": k2}))
+	if _, err := r3.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+		t.Fatalf("refresh with the old key retired: %v", err)
+	}
+}
+
+func TestPersistenceDisabledKeepsNothingOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	z := zohotest.New(t)
+	cfg := config_(t, db.Config{Dialect: db.SQLite, SQLitePath: dir + "/token.db", SQLiteBusyTimeout: time.Second, SQLiteReadConns: 2}, z,
+		map[string]string{"TOKEN_PERSISTENCE_ENABLED": "false"})
+	r := startReplica(t, cfg)
+	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Minute)
+	if got, err := get(r.client, "org-1"); err != nil || !z.Valid(got.GetAccessToken()) {
+		t.Fatalf("in memory: %v %v", got, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("files written with persistence off: %v", entries)
+	}
+}
+
+func TestBackgroundRefresherRefreshesUnasked(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbc db.Config) {
+		z := zohotest.New(t)
+		cfg := config_(t, dbc, z, map[string]string{"TOKEN_REFRESHER_INTERVAL": "200ms"})
+		startReplica(t, cfg)
+		r := startReplica(t, cfg) // two replicas: still one refresh
+		create(t, r.client, "org-1", z.IssueRefreshToken(), 2*time.Minute)
+		create(t, r.client, "fresh", z.IssueRefreshToken(), time.Hour)
+		deadline := time.Now().Add(10 * time.Second)
+		for z.Refreshes() == 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond) // more rounds: nothing else is due
+		if z.Refreshes() != 1 {
+			t.Fatalf("background refreshes: %d, want 1", z.Refreshes())
+		}
+		c, _ := r.client.GetConnection(context.Background(), &tokenv1.GetConnectionRequest{Provider: "zoho", ConnectionId: "org-1"})
+		if c.GetConnection().GetLastRefreshOutcome() != tokenv1.RefreshOutcome_REFRESH_OUTCOME_SUCCESS {
+			t.Fatalf("after background refresh: %v", c)
+		}
+	})
+}
+
+func TestExchangeAndRevoke(t *testing.T) {
+	z := zohotest.New(t)
+	r := startReplica(t, config_(t, dbtest.Config(t, db.SQLite), z, nil))
+	ctx := context.Background()
+	ex, err := r.client.ExchangeCode(ctx, &tokenv1.ExchangeCodeRequest{Provider: "zoho", ConnectionId: "org-9", Code: z.IssueCode(),
+		RedirectUri: "https://app.example/callback"})
+	if err != nil || !ex.GetConnection().GetHasRefreshToken() || ex.GetConnection().GetApiDomain() != "https://www.zohoapis.eu" {
+		t.Fatalf("exchange: %v %v", ex, err)
+	}
+	if _, err := r.client.ExchangeCode(ctx, &tokenv1.ExchangeCodeRequest{Provider: "zoho", ConnectionId: "x", Code: "1000.code.used"}); err == nil {
+		t.Fatal("unknown code accepted")
+	}
+	if _, err := r.client.RevokeConnection(ctx, &tokenv1.RevokeConnectionRequest{Provider: "zoho", ConnectionId: "org-9"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(z.Revoked()) != 1 {
+		t.Fatal("the provider did not see the revocation")
+	}
+	if _, err := get(r.client, "org-9"); err == nil {
+		t.Fatal("revoked connection still serves tokens")
+	}
+	ev, _ := r.client.ListRefreshEvents(ctx, &tokenv1.ListRefreshEventsRequest{Provider: "zoho", ConnectionId: "org-9"})
+	if len(ev.GetEvents()) != 1 || ev.GetEvents()[0].GetOutcome() != tokenv1.RefreshOutcome_REFRESH_OUTCOME_REVOKED {
+		t.Fatalf("history after revoke: %v", ev)
+	}
+}
+
+// With the audit service down, refreshes go on; their audit events wait in the outbox and reach the
+// audit log once it is back, each exactly once.
+func TestAuditEventsWaitForTheAuditService(t *testing.T) {
+	z := zohotest.New(t)
+	ctx := context.Background()
+	auditAddr := freeAddr(t)
+	client := auditclient.NewClient("")
+	if err := client.Connect(auditAddr, insecure.NewCredentials()); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	svc, err := token.Open(ctx, config_(t, dbtest.Config(t, db.SQLite), z, nil), quiet(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	r := startReplicaFor(t, svc)
+	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Hour)
+	for range 3 {
+		if _, err := r.client.RefreshConnection(ctx, &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+			t.Fatalf("refresh with the audit service down: %v", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a delivery round fails meanwhile
+
+	// Now the audit service comes up at the address the token service was given.
+	acfg := audit.LoadConfig(config.FromMap(map[string]string{"AUDIT_GRPC_ADDR": auditAddr}))
+	acfg.DB = dbtest.Config(t, db.SQLite)
+	asvc, err := audit.Open(ctx, acfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	sec := &auth.Security{Authenticator: &auth.Authenticator{Disabled: true}, Limiter: ratelimit.New(0, 1)}
+	go app.Serve(actx, acfg.ServiceConfig, &app.Runtime{Security: sec}, quiet(), asvc, nil)
+	conn, err := grpc.NewClient(auditAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	auditClient := auditv1.NewAuditServiceClient(conn)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		list, err := auditClient.ListEvents(ctx, &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})
+		if err == nil && len(list.GetEvents()) >= 4 { // create + 3 refreshes
+			time.Sleep(1500 * time.Millisecond) // a later round must not add duplicates
+			list, _ = auditClient.ListEvents(ctx, &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})
+			refreshes := 0
+			for _, e := range list.GetEvents() {
+				if e.GetAction() == "token.refresh" {
+					refreshes++
+				}
+			}
+			if len(list.GetEvents()) != 4 || refreshes != 3 {
+				t.Fatalf("audit log holds %d events (%d refreshes), want 4 (3)", len(list.GetEvents()), refreshes)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not delivered: %v %v", list, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
