@@ -27,6 +27,11 @@ run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite 
 test: ## run every test against SQLite and a real PostgreSQL (throwaway server unless TEST_DATABASE_URL is set)
 	REQUIRE_POSTGRES=1 scripts/with-postgres go test -race -count=1 ./...
 
+.PHONY: bench
+bench: ## benchmarks (not part of make test): Go micro-benchmarks, then GetAccessToken vs a no-op over gRPC on SQLite and PostgreSQL
+	go test -run=NONE -bench=. -benchmem ./internal/keyring ./services/token/store/sqlite
+	scripts/with-postgres go run ./tools/bench -d 5s -c 1,4,16
+
 .PHONY: fuzz
 fuzz: ## fuzz credential parsing (30 s per target; outside make test, whose runs cover the seed corpus)
 	for t in FuzzBearer FuzzParseAPIKeys FuzzParseJWKS; do go test -run=NONE -fuzz=^$$t$$ -fuzztime=30s ./internal/auth || exit 1; done

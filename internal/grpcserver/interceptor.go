@@ -62,10 +62,9 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 		attrs = append(attrs, "peer", p.Addr.String())
 	}
 	switch {
-	case err == nil && strings.HasPrefix(method, "/grpc.health."):
-		// probes run every few seconds; at info they would drown the log
 	case err == nil:
-		level = slog.LevelInfo
+		// Successful calls log at debug: at thousands of calls a second a line each would cost more than
+		// the call. The metrics count them all; LOG_LEVEL=debug shows each one.
 	case code.String() == "Internal" || code.String() == "Unknown" || code.String() == "DataLoss":
 		// The cause (driver message, path) stays here, never in the response.
 		level = slog.LevelError

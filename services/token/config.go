@@ -23,6 +23,9 @@ type Config struct {
 	// 0 disables it.
 	RefresherInterval    time.Duration
 	RefresherConcurrency int
+	// TokenCacheTTL: GetAccessToken answers are served from memory for this long (0: never). It bounds
+	// how long another replica's revoke or delete takes to reach this one.
+	TokenCacheTTL time.Duration
 	// Persistent false keeps everything in an in-memory database (TOKEN_PERSISTENCE_ENABLED=false).
 	Persistent bool
 	// Keys is the keyring spec (TOKEN_ENCRYPTION_KEYS). In development mode an empty spec uses a key
@@ -44,6 +47,7 @@ func LoadConfig(env *config.Env) Config {
 		RefresherInterval:    env.Duration("TOKEN_REFRESHER_INTERVAL", 30*time.Second, 0, time.Hour),
 		RefresherConcurrency: env.Int("TOKEN_REFRESHER_CONCURRENCY", 4, 1, 256),
 		Persistent:           env.Bool("TOKEN_PERSISTENCE_ENABLED", true),
+		TokenCacheTTL:        env.Duration("TOKEN_CACHE_TTL", time.Second, 0, time.Minute),
 		Keys:                 env.String("TOKEN_ENCRYPTION_KEYS", ""),
 		Development:          dev,
 	}

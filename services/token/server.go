@@ -6,6 +6,7 @@ package token
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -40,7 +41,18 @@ type Server struct {
 	now     func() time.Time
 	// outboxReady wakes the audit sender after a write queued events.
 	outboxReady chan struct{}
+	// tokens caches GetAccessToken answers for TOKEN_CACHE_TTL (store.Key → cachedToken).
+	tokens sync.Map
 }
+
+// cachedToken is a GetAccessToken answer and how long it may be served without reading the store.
+type cachedToken struct {
+	resp  *tokenv1.GetAccessTokenResponse
+	until time.Time
+}
+
+// forget drops k's cached token; every write of k calls it.
+func (s *Server) forget(k store.Key) { s.tokens.Delete(k) }
 
 var _ tokenv1.TokenServiceServer = (*Server)(nil)
 
@@ -132,6 +144,7 @@ func (s *Server) validateNew(prov, id, clientID, clientSecret string) error {
 // store_ seals and stores tokens, queueing an audit event in the same transaction.
 func (s *Server) store_(ctx context.Context, prov, id string, t *provider.Tokens, expire time.Time, clientID, clientSecret, action string, now time.Time) (*store.Connection, error) {
 	k := store.Key{Provider: prov, ConnectionID: id}
+	defer s.forget(k)
 	access, err := s.seal.seal(k, "access_token", t.AccessToken)
 	if err != nil {
 		return nil, err
@@ -176,6 +189,13 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 		return nil, err
 	}
 	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
+	now := s.now()
+	if v, ok := s.tokens.Load(k); ok {
+		ct := v.(cachedToken)
+		if now.Before(ct.until) && ct.resp.GetExpireTime().AsTime().Sub(now) > s.cfg.RefreshMargin {
+			return ct.resp, nil
+		}
+	}
 	c, err := s.store.ConnectionGet(ctx, k)
 	if err != nil {
 		return nil, err
@@ -192,7 +212,11 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 	if err != nil {
 		return nil, err
 	}
-	return &tokenv1.GetAccessTokenResponse{AccessToken: access, TokenType: c.TokenType, ExpireTime: timestamppb.New(c.ExpireTime), ApiDomain: c.APIDomain}, nil
+	resp := &tokenv1.GetAccessTokenResponse{AccessToken: access, TokenType: c.TokenType, ExpireTime: timestamppb.New(c.ExpireTime), ApiDomain: c.APIDomain}
+	if s.cfg.TokenCacheTTL > 0 {
+		s.tokens.Store(k, cachedToken{resp: resp, until: now.Add(s.cfg.TokenCacheTTL)})
+	}
+	return resp, nil
 }
 
 // RefreshConnection implements tokenv1.TokenServiceServer.
@@ -200,7 +224,9 @@ func (s *Server) RefreshConnection(ctx context.Context, req *tokenv1.RefreshConn
 	if err := validateKey(req.GetProvider(), req.GetConnectionId()); err != nil {
 		return nil, err
 	}
-	c, err := s.refreshShared(ctx, store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}, forceRefresh)
+	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
+	c, err := s.refreshShared(ctx, k, forceRefresh)
+	s.forget(k)
 	s.wakeOutbox()
 	if err != nil {
 		return nil, err
@@ -243,6 +269,7 @@ func (s *Server) RevokeConnection(ctx context.Context, req *tokenv1.RevokeConnec
 	now := s.clock()
 	ev := &store.RefreshEvent{Time: now, Outcome: store.OutcomeRevoked, PreviousExpireTime: c.ExpireTime, Replica: s.replica}
 	err = s.store.ConnectionDelete(ctx, k, ev, s.outbox(ctx, "token.revoke", k, 1, map[string]any{"replica": s.replica}))
+	s.forget(k)
 	s.wakeOutbox()
 	if err != nil {
 		return nil, err
@@ -291,6 +318,7 @@ func (s *Server) DeleteConnection(ctx context.Context, req *tokenv1.DeleteConnec
 	}
 	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
 	err := s.store.ConnectionDelete(ctx, k, nil, s.outbox(ctx, "token.connection.delete", k, 1, nil))
+	s.forget(k)
 	s.wakeOutbox()
 	if err != nil {
 		return nil, err
