@@ -79,7 +79,7 @@ func documented(t *testing.T) []string {
 	var out []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Z_<>]+)`").FindAllStringSubmatch(string(raw), -1) {
 		for _, svc := range []string{"TOKEN", "AUDIT", "WEBHOOK"} {
-			out = append(out, strings.ReplaceAll(m[1], "<SERVICE>", svc))
+			out = append(out, strings.ReplaceAll(strings.ReplaceAll(m[1], "<SERVICE>", svc), "<NAME>", "ZOHO"))
 		}
 	}
 	return out
