@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
@@ -253,5 +256,33 @@ func TestAuditEventsWaitForTheAuditService(t *testing.T) {
 			t.Fatalf("outbox not delivered: %v %v", list, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A connection without a refresh token, or a provider without client credentials, never reaches the
+// provider and is never marked for re-authorisation: the stored token is served while it lasts.
+func TestNothingToRefreshWith(t *testing.T) {
+	z := zohotest.New(t)
+	dbc := dbtest.Config(t, db.SQLite)
+	r := startReplica(t, config_(t, dbc, z, nil))
+	if _, err := r.client.CreateConnection(context.Background(), &tokenv1.CreateConnectionRequest{Provider: "zoho", ConnectionId: "no-rt",
+		AccessToken: "1000.at.only", ExpiresIn: durationpb.New(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(r.client, "no-rt"); err != nil || got.GetAccessToken() != "1000.at.only" {
+		t.Fatalf("no refresh token: %v %v", got, err)
+	}
+	r.stop()
+	noClient := startReplica(t, config_(t, dbc, z, map[string]string{"TOKEN_PROVIDER_ZOHO_CLIENT_ID": "", "TOKEN_PROVIDER_ZOHO_CLIENT_SECRET": ""}))
+	create(t, noClient.client, "org-1", z.IssueRefreshToken(), time.Minute)
+	if got, err := get(noClient.client, "org-1"); err != nil || got.GetAccessToken() != "1000.at.initial-org-1" {
+		t.Fatalf("no client credentials: %v %v", got, err)
+	}
+	_, err := noClient.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "TOKEN_PROVIDER_ZOHO_CLIENT_ID") {
+		t.Fatalf("forced refresh without client credentials: %v", err)
+	}
+	if z.Refreshes() != 0 {
+		t.Fatalf("%d provider calls", z.Refreshes())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -111,9 +112,24 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, forced bo
 		}
 	}
 	prov := s.providers[c.Provider]
-	if prov == nil {
+	var problem error
+	switch {
+	case prov == nil:
+		problem = errs.New(errs.KindFailedPrecondition, "provider %q is not configured (TOKEN_PROVIDERS)", c.Provider)
+	case c.RefreshToken == nil:
+		problem = errs.New(errs.KindFailedPrecondition, "connection %s/%s has no refresh token; store new tokens", k.Provider, k.ConnectionID)
+	case c.ClientID == "" && prov.ClientID == "":
+		// Asking the provider without a client would only earn an invalid_client and a needless
+		// re-authorisation: this is a configuration problem.
+		problem = errs.New(errs.KindFailedPrecondition, "provider %q has no client credentials: set TOKEN_PROVIDER_%s_CLIENT_ID and _CLIENT_SECRET, or store them with the connection",
+			c.Provider, strings.ToUpper(strings.ReplaceAll(c.Provider, "-", "_")))
+	}
+	if problem != nil {
 		release(time.Time{}, "")
-		return nil, errs.New(errs.KindFailedPrecondition, "provider %q is not configured (TOKEN_PROVIDERS)", c.Provider)
+		if !forced && c.ExpireTime.After(now) {
+			return c, nil
+		}
+		return nil, problem
 	}
 	if prov.RefreshLimit > 0 {
 		n, oldest, err := s.store.RefreshEventCount(ctx, k, now.Add(-prov.RefreshWindow))

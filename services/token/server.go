@@ -203,7 +203,9 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 	switch {
 	case c.Status != store.StatusActive:
 		return nil, needsReauthorization(c)
-	case !s.validToken(c, s.now(), s.cfg.RefreshMargin):
+	case c.RefreshToken == nil && c.ExpireTime.After(now):
+		// Nothing to refresh with: the token is served until it expires.
+	case !s.validToken(c, now, s.cfg.RefreshMargin):
 		if c, err = s.refreshShared(ctx, k, s.cfg.RefreshMargin); err != nil {
 			return nil, err
 		}
