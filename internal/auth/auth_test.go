@@ -8,6 +8,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
 	"math/big"
 	"strings"
 	"testing"
@@ -260,4 +263,32 @@ func FuzzParseJWKS(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"oct","kid":"a","k":"` + b64u(make([]byte, 32)) + `"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) { _, _ = ParseJWKS(raw) })
+}
+
+// Revoking a key in the watched file takes effect even when a static key of the same id exists.
+func TestFileEntryWinsOverStaticKey(t *testing.T) {
+	key, _ := NewAPIKey("ops")
+	entry := func(revoked bool) string {
+		b, _ := json.Marshal(map[string]any{"keys": []APIKey{{ID: "ops", SHA256: HashAPIKey(key), Scopes: []string{ScopeTokenRead}, Revoked: revoked}}})
+		return string(b)
+	}
+	path := t.TempDir() + "/keys.json"
+	if err := os.WriteFile(path, []byte(entry(false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := Config{APIKeys: entry(false), APIKeysFile: path}.Build(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key)); r != "" {
+		t.Fatalf("valid key refused: %s", r)
+	}
+	time.Sleep(1100 * time.Millisecond) // the file is checked at most once a second
+	if err := os.WriteFile(path, []byte(entry(true)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key)); r != ReasonRevoked {
+		t.Fatalf("revoked in the file, still %q", r)
+	}
 }

@@ -113,11 +113,13 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 			if static == nil {
 				return fromFile
 			}
+			// The file is the live control: its entry wins over a static one with the same id, so that
+			// revoking or expiring a key there always takes effect.
 			merged := make(APIKeySet, len(static)+len(fromFile))
-			for id, k := range fromFile {
+			for id, k := range static {
 				merged[id] = k
 			}
-			for id, k := range static {
+			for id, k := range fromFile {
 				merged[id] = k
 			}
 			return merged

@@ -30,6 +30,8 @@ type Config struct {
 	ClientCertFile    string
 	ClientKeyFile     string
 	ClientServerName  string
+	// Development allows plaintext clients without TLS_DISABLED.
+	Development bool
 }
 
 // LoadConfig reads the TLS_* and GRPC_CLIENT_* variables. Outside development mode a server without a
@@ -44,6 +46,7 @@ func LoadConfig(env *config.Env, development bool) Config {
 		ClientCertFile:    env.String("GRPC_CLIENT_CERT_FILE", ""),
 		ClientKeyFile:     env.String("GRPC_CLIENT_KEY_FILE", ""),
 		ClientServerName:  env.String("GRPC_CLIENT_SERVER_NAME", ""),
+		Development:       development,
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		env.Fail("TLS_CERT_FILE", "and TLS_KEY_FILE must be set together")
@@ -105,18 +108,22 @@ func (c Config) Server(requireClientCert bool, log *slog.Logger) (*tls.Config, e
 	return base, nil
 }
 
-// Client returns transport credentials for dialing the services: TLS trusting GRPC_CLIENT_CA_FILE (and
-// presenting GRPC_CLIENT_CERT_FILE for mTLS) when set, plaintext otherwise.
+// Client returns transport credentials for dialing the services: TLS trusting GRPC_CLIENT_CA_FILE, or
+// the system's roots when it is unset (presenting GRPC_CLIENT_CERT_FILE for mTLS); plaintext only in
+// development mode or with TLS_DISABLED=true.
 func (c Config) Client(log *slog.Logger) (credentials.TransportCredentials, error) {
-	if c.ClientTrustCAFile == "" {
+	if c.ClientTrustCAFile == "" && (c.Disabled || c.Development) {
 		if c.ClientCertFile != "" {
 			return nil, errors.New("GRPC_CLIENT_CERT_FILE needs GRPC_CLIENT_CA_FILE")
 		}
 		return insecure.NewCredentials(), nil
 	}
-	pool, err := loadPool(c.ClientTrustCAFile, "GRPC_CLIENT_CA_FILE")
-	if err != nil {
-		return nil, err
+	var pool *x509.CertPool // nil: the system's roots
+	if c.ClientTrustCAFile != "" {
+		var err error
+		if pool, err = loadPool(c.ClientTrustCAFile, "GRPC_CLIENT_CA_FILE"); err != nil {
+			return nil, err
+		}
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: c.ClientServerName}
 	if c.ClientCertFile != "" {

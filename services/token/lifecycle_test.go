@@ -286,3 +286,75 @@ func TestNothingToRefreshWith(t *testing.T) {
 		t.Fatalf("%d provider calls", z.Refreshes())
 	}
 }
+
+// After a key rotation, a refresh re-seals every column of the row under the new key, so re-sealing
+// has nothing left to do and the old key can be removed.
+func TestRefreshAfterKeyRotationSealsTheWholeRow(t *testing.T) {
+	dbc := dbtest.Config(t, db.SQLite)
+	z := zohotest.New(t)
+	r := startReplica(t, config_(t, dbc, z, nil))
+	if _, err := r.client.CreateConnection(context.Background(), &tokenv1.CreateConnectionRequest{Provider: "zoho", ConnectionId: "org-1",
+		AccessToken: "1000.at.x", RefreshToken: z.IssueRefreshToken(), ExpiresIn: durationpb.New(time.Hour),
+		ClientId: z.ClientID, ClientSecret: z.ClientSecret}); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	k2 := "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+	both := config_(t, dbc, z, map[string]string{"TOKEN_ENCRYPTION_KEYS": k2 + "," + keysK1})
+	r2 := startReplica(t, both)
+	if _, err := r2.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r2.stop()
+	if n, err := token.Reseal(context.Background(), both, quiet()); err != nil || n != 0 {
+		t.Fatalf("reseal after refresh: %d %v (the refresh should have re-sealed the row)", n, err)
+	}
+	r3 := startReplica(t, config_(t, dbc, z, map[string]string{"TOKEN_ENCRYPTION_KEYS": k2}))
+	if _, err := r3.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+		t.Fatalf("refresh with only the new key: %v", err)
+	}
+}
+
+// Stopping a replica while its background refresher is mid-call waits for the result to be stored: a
+// rotated refresh token exists nowhere else.
+func TestCloseWaitsForRefreshInProgress(t *testing.T) {
+	dbc := dbtest.Config(t, db.SQLite)
+	z := zohotest.New(t)
+	z.Rotate, z.Delay = true, time.Second
+	cfg := config_(t, dbc, z, map[string]string{"TOKEN_REFRESHER_INTERVAL": "100ms"})
+	r := startReplica(t, cfg)
+	create(t, r.client, "org-1", z.IssueRefreshToken(), 2*time.Minute)
+	time.Sleep(500 * time.Millisecond) // the background refresher is now waiting on the slow provider
+	r.stop()
+	if z.Refreshes() != 1 {
+		t.Fatalf("%d refreshes reached the provider before close returned", z.Refreshes())
+	}
+	z.Delay = 0
+	r2 := startReplica(t, config_(t, dbc, z, nil))
+	if _, err := r2.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+		t.Fatalf("the rotated refresh token was lost at close: %v", err)
+	}
+}
+
+// Taking over a dead replica's lease late still leaves the whole lease for the provider call and for
+// storing its outcome.
+func TestLateTakeoverStillStoresTheRotatedToken(t *testing.T) {
+	dbc := dbtest.Config(t, db.SQLite)
+	z := zohotest.New(t)
+	z.Rotate, z.Delay = true, 1500*time.Millisecond
+	r := startReplica(t, config_(t, dbc, z, map[string]string{"TOKEN_REFRESH_LEASE": "3s", "TOKEN_PROVIDER_TIMEOUT": "2s"}))
+	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Millisecond)
+	st := openStore(t, dbc)
+	now := time.Now()
+	if _, ok, _ := st.LeaseAcquire(context.Background(), store.LeaseParams{Key: store.Key{Provider: "zoho", ConnectionID: "org-1"},
+		Owner: "crashed", Now: now, Until: now.Add(2500 * time.Millisecond)}); !ok {
+		t.Fatal("no lease for the crashed replica")
+	}
+	if got, err := get(r.client, "org-1"); err != nil || !z.Valid(got.GetAccessToken()) {
+		t.Fatalf("after a late takeover: %v %v", got, err)
+	}
+	z.Delay = 0
+	if _, err := r.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {
+		t.Fatalf("the rotated refresh token was not stored: %v", err)
+	}
+}

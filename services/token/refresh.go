@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,9 +34,12 @@ func (s *Server) validToken(c *store.Connection, now time.Time, margin time.Dura
 func (s *Server) refreshShared(ctx context.Context, k store.Key, dueWithin time.Duration) (*store.Connection, error) {
 	flight := fmt.Sprintf("%s\x00%s\x00%d", k.Provider, k.ConnectionID, dueWithin)
 	ch := s.flights.DoChan(flight, func() (any, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LeaseTTL+5*time.Second)
-		defer cancel()
-		return s.refresh(rctx, k, dueWithin)
+		// Close waits for this, so that a refresh in progress is stored before the database closes.
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		// No deadline here: waiting for another replica's lease is bounded in refresh, the provider call
+		// by the lease, and storing a result must not be cut short by a caller's deadline.
+		return s.refresh(context.WithoutCancel(ctx), k, dueWithin)
 	})
 	select {
 	case r := <-ch:
@@ -52,11 +56,14 @@ func (s *Server) refreshShared(ctx context.Context, k store.Key, dueWithin time.
 // only a token expiring within it (forceRefresh: always).
 func (s *Server) refresh(ctx context.Context, k store.Key, dueWithin time.Duration) (*store.Connection, error) {
 	start := s.now()
-	deadline := start.Add(s.cfg.LeaseTTL)
+	deadline := start.Add(s.cfg.LeaseTTL + time.Second)
 	var startVersion int64 = -1
+	// Each lease gets its own owner name, so that finishing a refresh can only release the lease that
+	// refresh took, never a newer one (of this replica or another) after a takeover.
+	owner := s.replica + "." + uuid.NewString()[:8]
 	for {
 		now := s.now()
-		p := store.LeaseParams{Key: k, Owner: s.replica, Now: now, Until: now.Add(s.cfg.LeaseTTL)}
+		p := store.LeaseParams{Key: k, Owner: owner, Now: now, Until: now.Add(s.cfg.LeaseTTL)}
 		if dueWithin != forceRefresh {
 			p.DueBefore = now.Add(dueWithin)
 		}
@@ -65,7 +72,7 @@ func (s *Server) refresh(ctx context.Context, k store.Key, dueWithin time.Durati
 			return nil, err
 		}
 		if held {
-			return s.refreshHeld(ctx, c, dueWithin == forceRefresh)
+			return s.refreshHeld(ctx, c, lease{owner: owner, until: p.Until}, dueWithin == forceRefresh)
 		}
 		if startVersion < 0 {
 			startVersion = c.Version
@@ -100,13 +107,33 @@ func (s *Server) refresh(ctx context.Context, k store.Key, dueWithin time.Durati
 	}
 }
 
+// lease is a held refresh lease.
+type lease struct {
+	owner string
+	until time.Time
+}
+
+// finish stores a refresh outcome, retrying a few times: a successful result may carry a rotated refresh
+// token that exists nowhere else.
+func (s *Server) finish(ctx context.Context, r store.RefreshResult) (*store.Connection, error) {
+	var err error
+	for attempt := range 4 {
+		var out *store.Connection
+		if out, err = s.store.RefreshFinish(ctx, r); err == nil || errs.KindOf(err) == errs.KindConflict {
+			return out, err
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	return nil, err
+}
+
 // refreshHeld calls the provider while holding the lease, and stores the outcome (releasing the lease)
 // in one transaction. A failure never touches the stored tokens.
-func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, forced bool) (*store.Connection, error) {
+func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, forced bool) (*store.Connection, error) {
 	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
 	now := s.now()
 	release := func(next time.Time, class string) {
-		if _, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Status: c.Status,
+		if _, err := s.finish(ctx, store.RefreshResult{Key: k, Owner: l.owner, Now: now, Status: c.Status,
 			NextRefreshTime: next, ErrorClass: class}); err != nil {
 			s.log.Warn("releasing a refresh lease failed; it expires on its own", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
 		}
@@ -151,38 +178,52 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, forced bo
 	if err == nil {
 		var secret string
 		if secret, err = s.seal.open(k, "client_secret", c.ClientSecret); err == nil {
+			// The provider call ends a second before the lease does, so that its outcome is stored
+			// while the lease is still ours (the HTTP client's TOKEN_PROVIDER_TIMEOUT applies too).
+			pctx, cancel := context.WithDeadline(ctx, l.until.Add(-time.Second))
 			var tokens *provider.Tokens
-			if tokens, err = prov.Refresh(ctx, refreshToken, c.ClientID, secret); err == nil {
-				return s.refreshSucceeded(ctx, c, tokens, now)
+			tokens, err = prov.Refresh(pctx, refreshToken, c.ClientID, secret)
+			cancel()
+			if err == nil {
+				return s.refreshSucceeded(ctx, c, l, tokens, refreshToken, secret, now)
 			}
-			return s.refreshFailed(ctx, c, err, now, forced)
+			return s.refreshFailed(ctx, c, l, err, now, forced)
 		}
 	}
 	release(time.Time{}, "")
 	return nil, err
 }
 
-func (s *Server) refreshSucceeded(ctx context.Context, c *store.Connection, t *provider.Tokens, now time.Time) (*store.Connection, error) {
+func (s *Server) refreshSucceeded(ctx context.Context, c *store.Connection, l lease, t *provider.Tokens, oldRefresh, secret string, now time.Time) (*store.Connection, error) {
 	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
 	access, err := s.seal.seal(k, "access_token", t.AccessToken)
 	if err != nil {
 		return nil, err
 	}
-	var rotated []byte
+	// Every sealed column is written again under the primary key, so that key_id stays true for the
+	// whole row (re-sealing and the start-up key check rely on it).
+	newRefresh := oldRefresh
 	if t.RefreshToken != "" {
-		if rotated, err = s.seal.seal(k, "refresh_token", t.RefreshToken); err != nil {
-			return nil, err
-		}
+		newRefresh = t.RefreshToken
 	}
+	sealedRefresh, err := s.seal.seal(k, "refresh_token", newRefresh)
+	if err != nil {
+		return nil, err
+	}
+	sealedSecret, err := s.seal.seal(k, "client_secret", secret)
+	if err != nil {
+		return nil, err
+	}
+	rotated := t.RefreshToken != "" && t.RefreshToken != oldRefresh
 	expire := now.Add(t.ExpiresIn).UTC().Truncate(time.Microsecond)
 	ev := &store.RefreshEvent{Time: now, Outcome: store.OutcomeSuccess, PreviousExpireTime: c.ExpireTime, NewExpireTime: expire,
-		Rotated: rotated != nil, Replica: s.replica}
-	out, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Success: true,
-		KeyID: s.seal.ring.Primary, AccessToken: access, RefreshToken: rotated, TokenType: t.TokenType, ExpireTime: expire,
+		Rotated: rotated, Replica: s.replica}
+	out, err := s.finish(ctx, store.RefreshResult{Key: k, Owner: l.owner, Now: now, Success: true,
+		KeyID: s.seal.ring.Primary, AccessToken: access, RefreshToken: sealedRefresh, ClientSecret: sealedSecret, TokenType: t.TokenType, ExpireTime: expire,
 		APIDomain: t.APIDomain, Scopes: nilIfEmpty(t.Scopes), Event: ev,
 		Outbox: s.outbox(ctx, "token.refresh", k, auditv1.Outcome_OUTCOME_SUCCESS, map[string]any{
 			"previous_expire_time": c.ExpireTime.Format(time.RFC3339), "new_expire_time": expire.Format(time.RFC3339),
-			"refresh_token_rotated": rotated != nil, "replica": s.replica})})
+			"refresh_token_rotated": rotated, "replica": s.replica})})
 	if err != nil {
 		s.log.Error("a refreshed token could not be stored; the previous one stays", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
 		return nil, err
@@ -190,7 +231,7 @@ func (s *Server) refreshSucceeded(ctx context.Context, c *store.Connection, t *p
 	return out, nil
 }
 
-func (s *Server) refreshFailed(ctx context.Context, c *store.Connection, perr error, now time.Time, forced bool) (*store.Connection, error) {
+func (s *Server) refreshFailed(ctx context.Context, c *store.Connection, l lease, perr error, now time.Time, forced bool) (*store.Connection, error) {
 	k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
 	class, retryAfter := provider.ClassOf(perr)
 	st, next := store.StatusActive, now
@@ -207,7 +248,7 @@ func (s *Server) refreshFailed(ctx context.Context, c *store.Connection, perr er
 	if st == store.StatusNeedsReauthorization {
 		meta["needs_reauthorization"] = true
 	}
-	after, err := s.store.RefreshFinish(ctx, store.RefreshResult{Key: k, Owner: s.replica, Now: now, Status: st,
+	after, err := s.finish(ctx, store.RefreshResult{Key: k, Owner: l.owner, Now: now, Status: st,
 		NextRefreshTime: next, ErrorClass: string(class), Event: ev,
 		Outbox: s.outbox(ctx, "token.refresh", k, auditv1.Outcome_OUTCOME_FAILURE, meta)})
 	if err != nil {

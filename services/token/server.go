@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -41,8 +42,12 @@ type Server struct {
 	now     func() time.Time
 	// outboxReady wakes the audit sender after a write queued events.
 	outboxReady chan struct{}
-	// tokens caches GetAccessToken answers for TOKEN_CACHE_TTL (store.Key → cachedToken).
+	// tokens caches GetAccessToken answers for TOKEN_CACHE_TTL (store.Key → cachedToken); epoch
+	// changes with every write, so that an answer read before a write is never cached after it.
 	tokens sync.Map
+	epoch  atomic.Uint64
+	// inflight counts refreshes in progress; Close waits for them.
+	inflight sync.WaitGroup
 }
 
 // cachedToken is a GetAccessToken answer and how long it may be served without reading the store.
@@ -52,7 +57,10 @@ type cachedToken struct {
 }
 
 // forget drops k's cached token; every write of k calls it.
-func (s *Server) forget(k store.Key) { s.tokens.Delete(k) }
+func (s *Server) forget(k store.Key) {
+	s.epoch.Add(1)
+	s.tokens.Delete(k)
+}
 
 var _ tokenv1.TokenServiceServer = (*Server)(nil)
 
@@ -190,6 +198,7 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 	}
 	k := store.Key{Provider: req.GetProvider(), ConnectionID: req.GetConnectionId()}
 	now := s.now()
+	epoch := s.epoch.Load()
 	if v, ok := s.tokens.Load(k); ok {
 		ct := v.(cachedToken)
 		if now.Before(ct.until) && ct.resp.GetExpireTime().AsTime().Sub(now) > s.cfg.RefreshMargin {
@@ -215,7 +224,7 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 		return nil, err
 	}
 	resp := &tokenv1.GetAccessTokenResponse{AccessToken: access, TokenType: c.TokenType, ExpireTime: timestamppb.New(c.ExpireTime), ApiDomain: c.APIDomain}
-	if s.cfg.TokenCacheTTL > 0 {
+	if s.cfg.TokenCacheTTL > 0 && s.epoch.Load() == epoch {
 		s.tokens.Store(k, cachedToken{resp: resp, until: now.Add(s.cfg.TokenCacheTTL)})
 	}
 	return resp, nil

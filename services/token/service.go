@@ -13,6 +13,7 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
+	"github.com/sergas/core/internal/keyring"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/store/postgres"
 	"github.com/sergas/core/services/token/store/sqlite"
@@ -104,8 +105,21 @@ func (s *Server) checkKeys(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := s.seal.open(store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}, "access_token", c.AccessToken); err != nil {
-			return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: key %q does not open the connections it sealed: wrong key material", id)
+		k := store.Key{Provider: c.Provider, ConnectionID: c.ConnectionID}
+		for _, col := range []struct {
+			name string
+			v    []byte
+		}{{"access_token", c.AccessToken}, {"refresh_token", c.RefreshToken}, {"client_secret", c.ClientSecret}} {
+			if col.v == nil {
+				continue
+			}
+			if inner, _ := keyring.KeyID(col.v); inner != id {
+				return fmt.Errorf("stored connection %s/%s has its %s sealed with key %q but is recorded under %q; run sergas-token reseal with both keys configured",
+					c.Provider, c.ConnectionID, col.name, inner, id)
+			}
+			if _, err := s.seal.open(k, col.name, col.v); err != nil {
+				return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: key %q does not open the connections it sealed: wrong key material", id)
+			}
 		}
 	}
 	return nil
@@ -122,10 +136,17 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 // Policy implements app.Service.
 func (s *Service) Policy() auth.Policy { return Policy }
 
-// Close stops the background work (an in-progress refresh finishes or its lease expires) and closes the
-// store.
+// Close stops the background work, waits for refreshes in progress to store their outcome (a rotated
+// refresh token exists nowhere else), then closes the store.
 func (s *Service) Close() error {
 	s.cancel()
 	<-s.done
+	waited := make(chan struct{})
+	go func() { s.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(s.cfg.LeaseTTL + 30*time.Second):
+		s.log.Error("refreshes still running at close; their leases expire on their own")
+	}
 	return s.store.Close()
 }

@@ -104,11 +104,13 @@ type RefreshResult struct {
 	Key
 	Owner string
 	Now   time.Time
-	// Success fields: new sealed tokens (RefreshToken nil keeps the stored one).
+	// Success fields: new sealed values (RefreshToken and ClientSecret nil keep the stored ones; the
+	// service passes them re-sealed under KeyID so the whole row is sealed with one key).
 	Success      bool
 	KeyID        string
 	AccessToken  []byte
 	RefreshToken []byte
+	ClientSecret []byte
 	TokenType    string
 	ExpireTime   time.Time
 	APIDomain    string   // empty keeps the stored one

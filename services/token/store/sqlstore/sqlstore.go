@@ -192,12 +192,13 @@ func (s *Store) RefreshFinish(ctx context.Context, r store.RefreshResult) (*stor
 			row = tx.QueryRowContext(ctx, s.q(`UPDATE connections SET key_id = $4, access_token = $5,
 					refresh_token = COALESCE($6, refresh_token), token_type = $7, expire_time = $8,
 					api_domain = CASE WHEN $9 = '' THEN api_domain ELSE $9 END, scopes = COALESCE($10, scopes),
+					client_secret = COALESCE($12, client_secret),
 					update_time = $11, version = version + 1, lease_owner = NULL, lease_expire_time = NULL,
 					last_refresh_time = $11, last_refresh_outcome = 1, last_refresh_error = '', refresh_failures = 0
 				WHERE provider = $1 AND connection_id = $2 AND lease_owner = $3
 				RETURNING `+columns),
 				r.Provider, r.ConnectionID, r.Owner, r.KeyID, r.AccessToken, r.RefreshToken, r.TokenType, s.t(r.ExpireTime),
-				r.APIDomain, scopes, s.t(r.Now))
+				r.APIDomain, scopes, s.t(r.Now), r.ClientSecret)
 		} else {
 			lastTime, outcome := any(nil), 0
 			next := r.NextRefreshTime
