@@ -205,12 +205,15 @@ func (s *Server) GetAccessToken(ctx context.Context, req *tokenv1.GetAccessToken
 			return ct.resp, nil
 		}
 	}
-	c, err := s.store.ConnectionGet(ctx, k)
+	c, err := s.store.AccessTokenGet(ctx, k)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case c.Status != store.StatusActive:
+		if c, err = s.store.ConnectionGet(ctx, k); err != nil { // for the last error in the message
+			return nil, err
+		}
 		return nil, needsReauthorization(c)
 	case c.RefreshToken == nil && c.ExpireTime.After(now):
 		// Nothing to refresh with: the token is served until it expires.

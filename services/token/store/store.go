@@ -131,6 +131,10 @@ type Store interface {
 	ConnectionPut(ctx context.Context, c *Connection, outbox []OutboxEntry) (*Connection, error)
 	// ConnectionGet returns errs.ErrNotFound when there is no such connection.
 	ConnectionGet(ctx context.Context, k Key) (*Connection, error)
+	// AccessTokenGet is the hot path's lean read: only Provider, ConnectionID, KeyID, AccessToken,
+	// TokenType, ExpireTime, APIDomain, Status and Version are set, and RefreshToken is a non-nil empty
+	// slice when one is stored. errs.ErrNotFound when there is no such connection.
+	AccessTokenGet(ctx context.Context, k Key) (*Connection, error)
 	// ConnectionList returns at most p.Limit connections after the cursor.
 	ConnectionList(ctx context.Context, p ConnectionListParams) ([]*Connection, error)
 	// ConnectionDelete deletes a connection, records event (when not nil) and queues outbox, in one

@@ -73,6 +73,12 @@ func testPutGet(t *testing.T, s store.Store) {
 	if !reflect.DeepEqual(got, stored) {
 		t.Fatalf("got %+v\nwant %+v", got, stored)
 	}
+	lean, err := s.AccessTokenGet(ctx, key(in))
+	if err != nil || string(lean.AccessToken) != "sealed-at-org-1" || lean.KeyID != "k1" || lean.RefreshToken == nil ||
+		!lean.ExpireTime.Equal(in.ExpireTime) || lean.APIDomain != in.APIDomain || lean.Status != store.StatusActive ||
+		lean.TokenType != "Bearer" || lean.Version != 1 {
+		t.Fatalf("lean read %+v %v", lean, err)
+	}
 	if string(got.AccessToken) != "sealed-at-org-1" || string(got.ClientSecret) != "sealed-secret" || got.Version != 1 ||
 		!got.CreateTime.Equal(in.CreateTime) || !got.ExpireTime.Equal(in.ExpireTime) || got.Status != store.StatusActive {
 		t.Fatalf("stored %+v", got)
@@ -83,6 +89,12 @@ func testPutGet(t *testing.T, s store.Store) {
 	got, _ = s.ConnectionGet(ctx, key(bare))
 	if got.RefreshToken != nil || got.ClientSecret != nil || len(got.Scopes) != 0 {
 		t.Fatalf("empty values came back as %+v", got)
+	}
+	if lean, err := s.AccessTokenGet(ctx, key(bare)); err != nil || lean.RefreshToken != nil {
+		t.Fatalf("lean read without refresh token: %+v %v", lean, err)
+	}
+	if _, err := s.AccessTokenGet(ctx, store.Key{Provider: "zoho", ConnectionID: "missing"}); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("lean read of a missing connection: %v", err)
 	}
 }
 

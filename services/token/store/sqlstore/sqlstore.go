@@ -129,6 +129,27 @@ func (s *Store) ConnectionGet(ctx context.Context, k store.Key) (*store.Connecti
 	return c, s.d.Translate(err)
 }
 
+// AccessTokenGet implements store.Store.
+func (s *Store) AccessTokenGet(ctx context.Context, k store.Key) (*store.Connection, error) {
+	c := store.Connection{Provider: k.Provider, ConnectionID: k.ConnectionID}
+	var status, hasRefresh int
+	err := s.read.QueryRowContext(ctx, s.q(`SELECT key_id, access_token, token_type, expire_time, api_domain, status, version,
+			CASE WHEN refresh_token IS NULL THEN 0 ELSE 1 END
+		FROM connections WHERE provider = $1 AND connection_id = $2`), k.Provider, k.ConnectionID).
+		Scan(&c.KeyID, &c.AccessToken, &c.TokenType, tv(&c.ExpireTime), &c.APIDomain, &status, &c.Version, &hasRefresh)
+	if err == sql.ErrNoRows {
+		return nil, errs.NotFound("connection %s/%s not found", k.Provider, k.ConnectionID)
+	}
+	if err != nil {
+		return nil, s.d.Translate(err)
+	}
+	c.Status = store.Status(status)
+	if hasRefresh == 1 {
+		c.RefreshToken = []byte{}
+	}
+	return &c, nil
+}
+
 // ConnectionList implements store.Store.
 func (s *Store) ConnectionList(ctx context.Context, p store.ConnectionListParams) ([]*store.Connection, error) {
 	var w sqlq.Where
