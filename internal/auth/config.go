@@ -88,53 +88,31 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 		}
 		static["dev"] = APIKey{ID: "dev", SHA256: HashAPIKey(key), Scopes: AllScopes}
 	}
-	var file *filewatch.Cached[APIKeySet]
-	if c.APIKeysFile != "" {
-		var err error
-		file, err = filewatch.New([]string{c.APIKeysFile}, time.Second, func() (APIKeySet, error) {
-			raw, err := os.ReadFile(c.APIKeysFile)
+	switch {
+	case c.APIKeysFile != "":
+		// The file is the live control: merged once per reload, its entry wins over a static one with the
+		// same id, so that revoking or expiring a key there always takes effect.
+		file, err := watchFile(c.APIKeysFile, "API key", func(raw []byte) (APIKeySet, error) {
+			set, err := ParseAPIKeys(raw)
 			if err != nil {
-				return nil, errors.New("cannot read the API key file")
+				return nil, err
 			}
-			return ParseAPIKeys(raw)
-		}, func(err error) {
-			log.Error("API key file not reloaded; keeping the previous keys", "error", err.Error())
-		})
+			for id, k := range static {
+				if _, inFile := set[id]; !inFile {
+					set[id] = k
+				}
+			}
+			return set, nil
+		}, log)
 		if err != nil {
 			return nil, fmt.Errorf("AUTH_API_KEYS_FILE: %w", err)
 		}
-	}
-	if static != nil || file != nil {
-		s.Authenticator.APIKeys = func() APIKeySet {
-			if file == nil {
-				return static
-			}
-			fromFile := file.Get()
-			if static == nil {
-				return fromFile
-			}
-			// The file is the live control: its entry wins over a static one with the same id, so that
-			// revoking or expiring a key there always takes effect.
-			merged := make(APIKeySet, len(static)+len(fromFile))
-			for id, k := range static {
-				merged[id] = k
-			}
-			for id, k := range fromFile {
-				merged[id] = k
-			}
-			return merged
-		}
+		s.Authenticator.APIKeys = file.Get
+	case static != nil:
+		s.Authenticator.APIKeys = func() APIKeySet { return static }
 	}
 	if c.JWTKeysFile != "" {
-		keys, err := filewatch.New([]string{c.JWTKeysFile}, time.Second, func() (*JWTKeys, error) {
-			raw, err := os.ReadFile(c.JWTKeysFile)
-			if err != nil {
-				return nil, errors.New("cannot read the JWT key file")
-			}
-			return ParseJWKS(raw)
-		}, func(err error) {
-			log.Error("JWT key file not reloaded; keeping the previous keys", "error", err.Error())
-		})
+		keys, err := watchFile(c.JWTKeysFile, "JWT key", ParseJWKS, log)
 		if err != nil {
 			return nil, fmt.Errorf("AUTH_JWT_KEYS_FILE: %w", err)
 		}
@@ -148,6 +126,18 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 		s.Authenticator.TLS = ids
 	}
 	return s, nil
+}
+
+// watchFile parses a file, re-reading it when it changes; a bad new version keeps the previous one.
+func watchFile[T any](path, what string, parse func([]byte) (T, error), log *slog.Logger) (*filewatch.Cached[T], error) {
+	return filewatch.New([]string{path}, time.Second, func() (T, error) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			var zero T
+			return zero, fmt.Errorf("cannot read the %s file", what)
+		}
+		return parse(raw)
+	}, func(err error) { log.Error(what+" file not reloaded; keeping the previous keys", "error", err.Error()) })
 }
 
 // devKey reads the development key, creating it (mode 0600) on first use.

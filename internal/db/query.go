@@ -10,14 +10,20 @@ import (
 // Scanner is a row that can be scanned: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows all are.
 type Scanner interface{ Scan(dest ...any) error }
 
-// SQLiteQueryAll runs a read query on the SQLite readers and scans every row with scan.
-func SQLiteQueryAll[T any](ctx context.Context, d *SQLiteDB, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
-	rows, err := d.Read.QueryContext(ctx, query, args...)
+// QueryAll runs a query on a database/sql handle and scans every row with scan; translate turns driver
+// errors into domain errors.
+func QueryAll[T any](ctx context.Context, d *sql.DB, translate func(error) error, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
+	rows, err := d.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, SQLiteError(err)
+		return nil, translate(err)
 	}
 	defer rows.Close()
-	return collect(rows, scan, SQLiteError)
+	return collect(rows, scan, translate)
+}
+
+// SQLiteQueryAll runs a read query on the SQLite readers and scans every row with scan.
+func SQLiteQueryAll[T any](ctx context.Context, d *SQLiteDB, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
+	return QueryAll(ctx, d.Read, SQLiteError, query, args, scan)
 }
 
 // PostgresQueryAll runs a query on a pooled connection and scans every row with scan.

@@ -59,3 +59,13 @@ func DecodeInt(token string) (v int64, ok bool, err error) {
 	}
 	return v, true, nil
 }
+
+// Page trims items, fetched with a limit of size+1, to one page; when there was more, it returns the
+// token of the page's last item, made by next.
+func Page[T any](items []T, size int, next func(last T) string) ([]T, string) {
+	if len(items) <= size {
+		return items, ""
+	}
+	items = items[:size]
+	return items, next(items[size-1])
+}

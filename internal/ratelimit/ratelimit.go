@@ -71,8 +71,14 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 // Exceeded is the error a caller gets when its bucket is empty: RESOURCE_EXHAUSTED with a RetryInfo
 // detail saying when to try again (the gateway turns it into 429 with Retry-After).
 func Exceeded(what string, wait time.Duration) error {
-	st, _ := status.New(codes.ResourceExhausted, fmt.Sprintf("%s rate limit exceeded, retry after %s", what, wait.Round(time.Millisecond))).
-		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	return RetryError(codes.ResourceExhausted, what+" rate limit exceeded", wait)
+}
+
+// RetryError is a status error with code, msg and a RetryInfo detail saying when to try again (also in
+// the message, for people reading it).
+func RetryError(code codes.Code, msg string, wait time.Duration) error {
+	wait = max(wait, time.Millisecond).Round(time.Millisecond)
+	st, _ := status.New(code, fmt.Sprintf("%s, retry after %s", msg, wait)).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
 	return st.Err()
 }
 

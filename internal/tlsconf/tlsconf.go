@@ -72,15 +72,7 @@ func (c Config) Server(requireClientCert bool, log *slog.Logger) (*tls.Config, e
 	if c.CertFile == "" {
 		return nil, nil
 	}
-	certs, err := filewatch.New([]string{c.CertFile, c.KeyFile}, time.Second, func() (*tls.Certificate, error) {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, errors.New("cannot load TLS_CERT_FILE/TLS_KEY_FILE as a certificate and key")
-		}
-		return &cert, nil
-	}, func(err error) {
-		log.Error("TLS certificate not reloaded; keeping the previous one", "error", err.Error())
-	})
+	certs, err := watchKeyPair(c.CertFile, c.KeyFile, "TLS_CERT_FILE/TLS_KEY_FILE", log)
 	if err != nil {
 		return nil, err
 	}
@@ -127,21 +119,26 @@ func (c Config) Client(log *slog.Logger) (credentials.TransportCredentials, erro
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: c.ClientServerName}
 	if c.ClientCertFile != "" {
-		cert, err := filewatch.New([]string{c.ClientCertFile, c.ClientKeyFile}, time.Second, func() (*tls.Certificate, error) {
-			cert, err := tls.LoadX509KeyPair(c.ClientCertFile, c.ClientKeyFile)
-			if err != nil {
-				return nil, errors.New("cannot load GRPC_CLIENT_CERT_FILE/GRPC_CLIENT_KEY_FILE as a certificate and key")
-			}
-			return &cert, nil
-		}, func(err error) {
-			log.Error("client certificate not reloaded; keeping the previous one", "error", err.Error())
-		})
+		cert, err := watchKeyPair(c.ClientCertFile, c.ClientKeyFile, "GRPC_CLIENT_CERT_FILE/GRPC_CLIENT_KEY_FILE", log)
 		if err != nil {
 			return nil, err
 		}
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Get(), nil }
 	}
 	return credentials.NewTLS(cfg), nil
+}
+
+// watchKeyPair loads a certificate and key, re-reading them when either file changes.
+func watchKeyPair(certFile, keyFile, names string, log *slog.Logger) (*filewatch.Cached[*tls.Certificate], error) {
+	return filewatch.New([]string{certFile, keyFile}, time.Second, func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load %s as a certificate and key", names)
+		}
+		return &cert, nil
+	}, func(err error) {
+		log.Error("certificate not reloaded; keeping the previous one", "files", names, "error", err.Error())
+	})
 }
 
 func loadPool(path, name string) (*x509.CertPool, error) {

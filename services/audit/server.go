@@ -136,10 +136,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 		return nil, err
 	}
 	resp := &auditv1.ListEventsResponse{}
-	if len(es) > size {
-		es = es[:size]
-		resp.NextPageToken = pagetoken.EncodeInt(es[size-1].Sequence)
-	}
+	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Sequence) })
 	for _, e := range es {
 		resp.Events = append(resp.Events, toProto(e))
 	}

@@ -8,13 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/ratelimit"
 	"github.com/sergas/core/services/token/provider"
 	"github.com/sergas/core/services/token/store"
 )
@@ -283,15 +281,13 @@ func needsReauthorization(c *store.Connection) error {
 // retryLater is RESOURCE_EXHAUSTED for a provider rate limit and UNAVAILABLE otherwise, with a RetryInfo.
 func retryLater(class string, wait time.Duration) error {
 	if class == string(provider.ClassRateLimited) {
-		return retryError(codes.ResourceExhausted, "the provider's token budget is spent; retry later", wait)
+		return retryError(codes.ResourceExhausted, "the provider's token budget is spent", wait)
 	}
-	return retryError(codes.Unavailable, fmt.Sprintf("refresh failed (%s); retry later", class), wait)
+	return retryError(codes.Unavailable, fmt.Sprintf("refresh failed (%s)", class), wait)
 }
 
 func retryError(code codes.Code, msg string, wait time.Duration) error {
-	wait = max(wait, 100*time.Millisecond).Round(time.Millisecond)
-	st, _ := status.New(code, fmt.Sprintf("%s (after %s)", msg, wait)).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
-	return st.Err()
+	return ratelimit.RetryError(code, msg, max(wait, 100*time.Millisecond))
 }
 
 func nilIfEmpty(s []string) []string {

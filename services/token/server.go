@@ -315,10 +315,7 @@ func (s *Server) ListConnections(ctx context.Context, req *tokenv1.ListConnectio
 		return nil, err
 	}
 	resp := &tokenv1.ListConnectionsResponse{}
-	if len(cs) > size {
-		cs = cs[:size]
-		resp.NextPageToken = pagetoken.Encode(cs[size-1].Provider, cs[size-1].ConnectionID)
-	}
+	cs, resp.NextPageToken = pagetoken.Page(cs, size, func(c *store.Connection) string { return pagetoken.Encode(c.Provider, c.ConnectionID) })
 	for _, c := range cs {
 		resp.Connections = append(resp.Connections, toProto(c))
 	}
@@ -358,10 +355,7 @@ func (s *Server) ListRefreshEvents(ctx context.Context, req *tokenv1.ListRefresh
 		return nil, err
 	}
 	resp := &tokenv1.ListRefreshEventsResponse{}
-	if len(evs) > size {
-		evs = evs[:size]
-		resp.NextPageToken = pagetoken.EncodeInt(evs[size-1].ID)
-	}
+	evs, resp.NextPageToken = pagetoken.Page(evs, size, func(e *store.RefreshEvent) string { return pagetoken.EncodeInt(e.ID) })
 	for _, e := range evs {
 		pe := &tokenv1.RefreshEvent{Id: e.ID, Time: timestamppb.New(e.Time), Outcome: tokenv1.RefreshOutcome(e.Outcome),
 			PreviousExpireTime: timestamppb.New(e.PreviousExpireTime), ErrorClass: e.ErrorClass, RefreshTokenRotated: e.Rotated}

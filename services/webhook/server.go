@@ -146,10 +146,7 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 		return nil, err
 	}
 	resp := &webhookv1.ListEventsResponse{}
-	if len(es) > size {
-		es = es[:size]
-		resp.NextPageToken = pagetoken.EncodeInt(es[size-1].Seq)
-	}
+	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Seq) })
 	for _, e := range es {
 		resp.Events = append(resp.Events, toProto(e))
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/sergas/core/services/token/storetest"
 )
 
-// BenchmarkConnectionGet is the store half of GetAccessToken's uncached path: one point read.
-func BenchmarkConnectionGet(b *testing.B) {
+// benchRead measures one read of a stored connection from parallel goroutines.
+func benchRead(b *testing.B, read func(store.Store, context.Context, store.Key) (*store.Connection, error)) {
 	s := sqlite.New(dbtest.Open(b, db.SQLite, "token").SQLite)
 	ctx := context.Background()
 	c := storetest.Conn("zoho", "org-1", time.Now().UTC().Truncate(time.Microsecond), time.Hour)
@@ -24,28 +24,15 @@ func BenchmarkConnectionGet(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.ConnectionGet(ctx, k); err != nil {
+			if _, err := read(s, ctx, k); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 }
 
+// BenchmarkConnectionGet reads the full row (refreshes, admin RPCs).
+func BenchmarkConnectionGet(b *testing.B) { benchRead(b, store.Store.ConnectionGet) }
+
 // BenchmarkAccessTokenGet is the lean read GetAccessToken uses.
-func BenchmarkAccessTokenGet(b *testing.B) {
-	s := sqlite.New(dbtest.Open(b, db.SQLite, "token").SQLite)
-	ctx := context.Background()
-	c := storetest.Conn("zoho", "org-1", time.Now().UTC().Truncate(time.Microsecond), time.Hour)
-	if _, err := s.ConnectionPut(ctx, c, nil); err != nil {
-		b.Fatal(err)
-	}
-	k := store.Key{Provider: "zoho", ConnectionID: "org-1"}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.AccessTokenGet(ctx, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
+func BenchmarkAccessTokenGet(b *testing.B) { benchRead(b, store.Store.AccessTokenGet) }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/token/store"
@@ -272,7 +273,7 @@ func (s *Store) RefreshEventList(ctx context.Context, k store.Key, before int64,
 	w.AddIf(before > 0, "id < ?", before)
 	q := `SELECT id, provider, connection_id, time, outcome, previous_expire_time, new_expire_time, error_class, rotated, replica
 		FROM refresh_events` + w.String() + " ORDER BY id DESC LIMIT " + w.Arg(limit)
-	return queryAll(ctx, s, q, w.Args, func(row scanner) (*store.RefreshEvent, error) {
+	return queryAll(ctx, s, q, w.Args, func(row db.Scanner) (*store.RefreshEvent, error) {
 		var e store.RefreshEvent
 		var outcome, rotated int
 		err := row.Scan(&e.ID, &e.Provider, &e.ConnectionID, tv(&e.Time), &outcome, tv(&e.PreviousExpireTime),
@@ -296,7 +297,7 @@ func (s *Store) ConnectionsDue(ctx context.Context, before, now time.Time, limit
 	return queryAll(ctx, s, `SELECT provider, connection_id FROM connections
 		WHERE status = 1 AND expire_time < $1 AND refresh_token IS NOT NULL AND next_refresh_time <= $2
 			AND (lease_owner IS NULL OR lease_expire_time <= $2)
-		ORDER BY expire_time LIMIT $3`, []any{s.t(before), s.t(now), limit}, func(row scanner) (store.Key, error) {
+		ORDER BY expire_time LIMIT $3`, []any{s.t(before), s.t(now), limit}, func(row db.Scanner) (store.Key, error) {
 		var k store.Key
 		return k, row.Scan(&k.Provider, &k.ConnectionID)
 	})
@@ -305,7 +306,7 @@ func (s *Store) ConnectionsDue(ctx context.Context, before, now time.Time, limit
 // OutboxList implements store.Store.
 func (s *Store) OutboxList(ctx context.Context, limit int) ([]store.OutboxEntry, error) {
 	return queryAll(ctx, s, `SELECT id, idempotency_key, payload, create_time FROM audit_outbox ORDER BY id LIMIT $1`,
-		[]any{limit}, func(row scanner) (store.OutboxEntry, error) {
+		[]any{limit}, func(row db.Scanner) (store.OutboxEntry, error) {
 			var o store.OutboxEntry
 			return o, row.Scan(&o.ID, &o.IdempotencyKey, &o.Payload, tv(&o.CreateTime))
 		})
@@ -325,7 +326,7 @@ func (s *Store) OutboxDelete(ctx context.Context, ids []int64) error {
 
 // KeyIDs implements store.Store.
 func (s *Store) KeyIDs(ctx context.Context) (map[string]int, error) {
-	rows, err := queryAll(ctx, s, `SELECT key_id, COUNT(*) FROM connections GROUP BY key_id`, nil, func(row scanner) ([2]any, error) {
+	rows, err := queryAll(ctx, s, `SELECT key_id, COUNT(*) FROM connections GROUP BY key_id`, nil, func(row db.Scanner) ([2]any, error) {
 		var id string
 		var n int
 		err := row.Scan(&id, &n)
@@ -376,26 +377,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.d.Translate(s.read.Pi
 // Close implements store.Store.
 func (s *Store) Close() error { return s.close() }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func queryAll[T any](ctx context.Context, s *Store, q string, args []any, scan func(scanner) (T, error)) ([]T, error) {
-	rows, err := s.read.QueryContext(ctx, s.q(q), args...)
-	if err != nil {
-		return nil, s.d.Translate(err)
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, s.d.Translate(err)
-		}
-		out = append(out, v)
-	}
-	return out, s.d.Translate(rows.Err())
+func queryAll[T any](ctx context.Context, s *Store, q string, args []any, scan func(db.Scanner) (T, error)) ([]T, error) {
+	return db.QueryAll(ctx, s.read, s.d.Translate, s.q(q), args, scan)
 }
 
-func scanConnection(row scanner) (*store.Connection, error) {
+func scanConnection(row db.Scanner) (*store.Connection, error) {
 	var c store.Connection
 	var scopes string
 	var status, outcome int
