@@ -87,7 +87,7 @@ func TestZohoExchangeAndRevoke(t *testing.T) {
 	}
 }
 
-func TestUnreachableAndRateLimitHeaders(t *testing.T) {
+func TestUnreachableProviderIsTransient(t *testing.T) {
 	c := &provider.Client{Name: "x", Kind: "oauth2", TokenURL: "http://127.0.0.1:1/token", HTTP: &http.Client{Timeout: time.Second}}
 	if _, err := c.Refresh(context.Background(), "rt", "id", "secret"); !isClass(err, provider.ClassTransient) {
 		t.Fatalf("unreachable: %v", err)
