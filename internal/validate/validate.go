@@ -4,7 +4,11 @@ package validate
 import (
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 
 	"github.com/sergas/core/internal/errs"
 )
@@ -32,7 +36,8 @@ func ID(field, v string, max int) error {
 	return nil
 }
 
-// Text checks free text: valid UTF-8, at most max bytes, and present when required.
+// Text checks free text: valid UTF-8 without NUL (which PostgreSQL cannot store, so both backends refuse
+// it alike), at most max bytes, and present when required.
 func Text(field, v string, max int, required bool) error {
 	switch {
 	case required && v == "":
@@ -41,8 +46,34 @@ func Text(field, v string, max int, required bool) error {
 		return errs.Invalid("%s must be at most %d bytes", field, max)
 	case !utf8.ValidString(v):
 		return errs.Invalid("%s must be valid UTF-8", field)
+	case strings.IndexByte(v, 0) >= 0:
+		return errs.Invalid("%s must not contain NUL", field)
 	}
 	return nil
+}
+
+// Label checks a one-line name shown to people (an actor, an action): Text without control characters
+// (C0, DEL, C1), which could forge line breaks or escape sequences in logs and terminals.
+func Label(field, v string, max int, required bool) error {
+	if err := Text(field, v, max, required); err != nil {
+		return err
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return errs.Invalid("%s must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+// UUID checks an identifier in UUID form and returns it in the canonical lower-case form that both
+// backends store, so that "ABC…" finds the same row on SQLite as on PostgreSQL.
+func UUID(field, v string) (string, error) {
+	u, err := uuid.Parse(v)
+	if err != nil || len(v) != 36 {
+		return "", errs.Invalid("%s must be a UUID such as 0190a6e2-7f3c-7b1e-9c4d-2f5e6a7b8c9d", field)
+	}
+	return u.String(), nil
 }
 
 // HTTPURL checks an absolute http or https URL, when given.

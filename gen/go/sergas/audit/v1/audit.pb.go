@@ -106,7 +106,11 @@ type Event struct {
 	// Hash of the previous event (32 zero bytes for the first event).
 	PreviousHash []byte `protobuf:"bytes,11,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
 	// SHA-256 over this event's fields and previous_hash.
-	Hash          []byte `protobuf:"bytes,12,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,12,opt,name=hash,proto3" json:"hash,omitempty"`
+	// The authenticated identity that wrote the event (API key id, JWT subject or certificate identity),
+	// set by the service, never by the caller; covered by the hash. "anonymous" when authentication is
+	// disabled. Idempotency keys are scoped to it.
+	Principal     string `protobuf:"bytes,13,opt,name=principal,proto3" json:"principal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +227,13 @@ func (x *Event) GetHash() []byte {
 		return x.Hash
 	}
 	return nil
+}
+
+func (x *Event) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
 }
 
 // RecordEventRequest describes one event to append.
@@ -649,7 +660,7 @@ var File_sergas_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x03\n" +
+	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x129\n" +
@@ -665,7 +676,8 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\n" +
 	" \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rprevious_hash\x18\v \x01(\fR\fpreviousHash\x12\x12\n" +
-	"\x04hash\x18\f \x01(\fR\x04hash\"\xab\x02\n" +
+	"\x04hash\x18\f \x01(\fR\x04hash\x12\x1c\n" +
+	"\tprincipal\x18\r \x01(\tR\tprincipal\"\xab\x02\n" +
 	"\x12RecordEventRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +

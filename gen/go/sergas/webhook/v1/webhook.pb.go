@@ -158,14 +158,19 @@ type Event struct {
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// The exact request body.
 	Payload []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
-	// The request headers, less credentials (Authorization, Cookie) which are never stored.
+	// The request headers with valid names, less those of WEBHOOK_HEADER_DENYLIST (credentials such as
+	// Authorization, Cookie and X-Api-Key), which are never stored.
 	Headers []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
 	// When the request was received and stored.
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// When the status last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Delivery attempts made so far.
-	AttemptCount  int32 `protobuf:"varint,10,opt,name=attempt_count,json=attemptCount,proto3" json:"attempt_count,omitempty"`
+	AttemptCount int32 `protobuf:"varint,10,opt,name=attempt_count,json=attemptCount,proto3" json:"attempt_count,omitempty"`
+	// The sender's IP address: the connection's, or the one a trusted proxy reported (GRPC_TRUSTED_PROXIES
+	// for the gateway in front of the service, GATEWAY_TRUSTED_PROXIES for a load balancer in front of
+	// the gateway). Empty for events stored before it was recorded.
+	SenderAddress string `protobuf:"bytes,11,opt,name=sender_address,json=senderAddress,proto3" json:"sender_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +273,13 @@ func (x *Event) GetAttemptCount() int32 {
 		return x.AttemptCount
 	}
 	return 0
+}
+
+func (x *Event) GetSenderAddress() string {
+	if x != nil {
+		return x.SenderAddress
+	}
+	return ""
 }
 
 // IngestRequest is one raw inbound HTTP request.
@@ -616,7 +628,7 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x1fsergas/webhook/v1/webhook.proto\x12\x11sergas.webhook.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\x99\x03\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xc0\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1d\n" +
@@ -630,7 +642,8 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12#\n" +
 	"\rattempt_count\x18\n" +
-	" \x01(\x05R\fattemptCount\"p\n" +
+	" \x01(\x05R\fattemptCount\x12%\n" +
+	"\x0esender_address\x18\v \x01(\tR\rsenderAddress\"p\n" +
 	"\rIngestRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x123\n" +

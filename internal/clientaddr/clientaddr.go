@@ -1,0 +1,151 @@
+// Package clientaddr finds the address of the client behind a request. It is the connection's peer
+// unless that peer is a trusted proxy, in which case the proxy's report is believed: the gateway passes
+// the address of its HTTP client to the services in the x-sergas-client-ip metadata, and a load
+// balancer in front of the gateway passes its client's address in a header such as X-Forwarded-For.
+// Reports from anyone else are ignored, so that a caller cannot choose the address it is recorded and
+// rate-limited under.
+package clientaddr
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/sergas/core/internal/config"
+)
+
+// MetadataKey is the gRPC metadata in which the gateway reports its HTTP client's address.
+const MetadataKey = "x-sergas-client-ip"
+
+// Unknown is the address of a request whose peer cannot be determined.
+const Unknown = "unknown"
+
+// Trusted is a set of proxy networks whose reports of their client's address are believed.
+type Trusted struct{ nets []netip.Prefix }
+
+// Parse reads CIDRs or single addresses ("10.0.0.0/8", "::1", "127.0.0.1").
+func Parse(list []string) (Trusted, bool) {
+	var t Trusted
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			t.nets = append(t.nets, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return Trusted{}, false
+		}
+		a = a.Unmap()
+		t.nets = append(t.nets, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return t, true
+}
+
+// Load reads a list of trusted proxies from env variable name, with def when unset.
+func Load(env *config.Env, name string, def []string) Trusted {
+	t, ok := Parse(env.List(name, def))
+	if !ok {
+		env.Fail(name, "must be a comma-separated list of IP addresses or CIDR networks")
+	}
+	return t
+}
+
+// Loopback trusts 127.0.0.0/8 and ::1: the default for services, whose gateway runs beside them under
+// `make run`.
+var Loopback = []string{"127.0.0.0/8", "::1/128"}
+
+// Contains reports whether ip is in a trusted network.
+func (t Trusted) Contains(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, n := range t.nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// FromHTTP is the client address of an HTTP request. When the connection comes from a trusted proxy,
+// header (for example X-Forwarded-For, a comma-separated list appended to by each proxy) is read from
+// the right, skipping trusted proxies, and the first other valid address is the client.
+func FromHTTP(r *http.Request, t Trusted, header string) string {
+	ip, ok := parseHostPort(r.RemoteAddr)
+	if !ok {
+		return Unknown
+	}
+	if header == "" || !t.Contains(ip) {
+		return ip.String()
+	}
+	values := r.Header.Values(header)
+	for i := len(values) - 1; i >= 0; i-- {
+		parts := strings.Split(values[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return ip.String() // a garbled report: fall back to what the connection says
+			}
+			a = a.Unmap()
+			if !t.Contains(a) {
+				return a.String()
+			}
+			ip = a
+		}
+	}
+	return ip.String()
+}
+
+// FromGRPC is the client address of an RPC: the peer's, or the address in x-sergas-client-ip when the
+// peer is a trusted proxy (the gateway) and reports a valid one.
+func FromGRPC(ctx context.Context, t Trusted) string {
+	ip, ok := peerAddr(ctx)
+	if !ok {
+		return Unknown
+	}
+	if t.Contains(ip) {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get(MetadataKey); len(v) == 1 {
+				if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
+					return a.Unmap().String()
+				}
+			}
+		}
+	}
+	return ip.String()
+}
+
+// Outgoing adds addr as the client address of the RPCs made with the returned context.
+func Outgoing(ctx context.Context, addr string) context.Context {
+	if addr == "" || addr == Unknown {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, MetadataKey, addr)
+}
+
+func peerAddr(ctx context.Context) (netip.Addr, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}, false
+	}
+	return parseHostPort(p.Addr.String())
+}
+
+func parseHostPort(s string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		host = s
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
