@@ -85,14 +85,25 @@ func (p *PostgresDB) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return c, nil
 }
 
-// Tx runs fn in a read-committed transaction and commits when fn returns nil.
+// Tx runs fn in a READ COMMITTED transaction and commits when fn returns nil. The level is set on every
+// transaction rather than taken from the server: a server or role configured with another
+// default_transaction_isolation would otherwise change what the stores' algorithms can rely on.
 func (p *PostgresDB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return p.TxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+}
+
+// TxWith runs fn in a transaction with opts and commits when fn returns nil. An algorithm that needs
+// another isolation level (REPEATABLE READ for a consistent snapshot, SERIALIZABLE) names it here.
+func (p *PostgresDB) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	if opts.IsoLevel == "" {
+		opts.IsoLevel = pgx.ReadCommitted
+	}
 	c, err := p.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Release()
-	tx, err := c.Begin(ctx)
+	tx, err := c.BeginTx(ctx, opts)
 	if err != nil {
 		return PostgresError(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sergas/core/internal/sqlq"
 )
 
 // Scanner is a row that can be scanned: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows all are.
@@ -21,9 +23,10 @@ func QueryAll[T any](ctx context.Context, d *sql.DB, translate func(error) error
 	return collect(rows, scan, translate)
 }
 
-// SQLiteQueryAll runs a read query on the SQLite readers and scans every row with scan.
+// SQLiteQueryAll runs a read query on the SQLite readers and scans every row with scan. Its $N
+// placeholders are rebound to ?N (see sqlq.Rebind), so that they bind by number as on PostgreSQL.
 func SQLiteQueryAll[T any](ctx context.Context, d *SQLiteDB, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
-	return QueryAll(ctx, d.Read, SQLiteError, query, args, scan)
+	return QueryAll(ctx, d.Read, SQLiteError, sqlq.Rebind(query), args, scan)
 }
 
 // PostgresQueryAll runs a query on a pooled connection and scans every row with scan.

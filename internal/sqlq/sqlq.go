@@ -1,5 +1,10 @@
-// Package sqlq builds WHERE clauses with numbered ($1, $2 …) placeholders, which both PostgreSQL and
-// SQLite accept, so that filter code is written once per query rather than once per dialect.
+// Package sqlq builds WHERE clauses with numbered ($1, $2 …) placeholders, so that filter code is written
+// once per query rather than once per dialect.
+//
+// PostgreSQL binds $N to the N-th argument. SQLite does not: to SQLite "$2" is a named parameter, and
+// named parameters are numbered in order of first appearance, so "SELECT $2, $1" binds the first
+// argument to $2. Queries for SQLite therefore go through Rebind, which turns $N into ?N, the form
+// SQLite binds by number.
 package sqlq
 
 import (
@@ -45,4 +50,40 @@ func (w *Where) String() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// Rebind rewrites the $N placeholders of query as ?N for SQLite. Text inside quotes ('…', "…") and
+// comments is left alone. A query without "$" is returned as is, so rebinding twice is harmless.
+func Rebind(query string) string {
+	if !strings.Contains(query, "$") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query))
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(query[i+1:], c)
+			if j < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+j+2])
+			i += j + 1
+		case c == '-' && i+1 < len(query) && query[i+1] == '-':
+			j := strings.IndexByte(query[i:], '\n')
+			if j < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+j+1])
+			i += j
+		case c == '$' && i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9':
+			b.WriteByte('?')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
