@@ -24,13 +24,13 @@ func TestWhere(t *testing.T) {
 
 func TestRebind(t *testing.T) {
 	cases := map[string]string{
-		"SELECT $2, $1":                          "SELECT ?2, ?1",
-		"SELECT 1":                               "SELECT 1",
+		"SELECT $2, $1":                         "SELECT ?2, ?1",
+		"SELECT 1":                              "SELECT 1",
 		"WHERE a = $10 AND b = '$1' AND \"$2\"": "WHERE a = ?10 AND b = '$1' AND \"$2\"",
-		"SELECT $1 -- $2\n, $3":                  "SELECT ?1 -- $2\n, ?3",
-		"SELECT '$1":                             "SELECT '$1",
-		"SELECT $x, $":                           "SELECT $x, $",
-		"SELECT ?3":                              "SELECT ?3",
+		"SELECT $1 -- $2\n, $3":                 "SELECT ?1 -- $2\n, ?3",
+		"SELECT '$1":                            "SELECT '$1",
+		"SELECT $x, $":                          "SELECT $x, $",
+		"SELECT ?3":                             "SELECT ?3",
 	}
 	for in, want := range cases {
 		if got := Rebind(in); got != want {
