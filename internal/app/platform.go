@@ -87,6 +87,10 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 	} else {
 		log.Info("no audit credential: refused calls and token events are not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")
 	}
+	if !p.Development && !p.Auth.Disabled && p.AuditClientKey == "" && p.TLS.ClientCertFile == "" {
+		// In production the audit trail is the point: say so at the level operators alert on.
+		log.Error("AUDIT IS INCOMPLETE: AUDIT_CLIENT_API_KEY is not set, so refused calls (auth.denied) and token events will NOT reach the audit log; set it to a key with audit:write")
+	}
 	return rt, nil
 }
 

@@ -38,6 +38,9 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		if err := os.MkdirAll(filepath.Dir(c.SQLitePath), 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
+		if err := privateFiles(c.SQLitePath); err != nil {
+			return nil, err
+		}
 	}
 	dsn := func(txlock string, readOnly bool) string {
 		q := url.Values{}
@@ -86,10 +89,41 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
+	if !memory {
+		// SQLite deletes a WAL it finds beside an empty database and makes a new one (mode 0666 less the
+		// umask) when the first connection switches to WAL: restrict that one too.
+		if err := privateFiles(c.SQLitePath); err != nil {
+			w.Close()
+			r.Close()
+			return nil, err
+		}
+	}
 	return &SQLiteDB{Write: w, Read: r, Path: c.SQLitePath}, nil
 }
 
 const memoryPrefix = "memory:"
+
+// privateFiles creates the database file, its WAL and its shared-memory index readable by this user
+// only, before SQLite opens them: the driver creates files with mode 0666 less the umask (0644 as a
+// rule), and the files hold sealed tokens and the audit log. Files that exist already lose any group
+// and other permission. A WAL or index of length zero is what SQLite itself starts from.
+func privateFiles(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("create database file: %w", err)
+		}
+		fi, err := f.Stat()
+		if err == nil && fi.Mode().Perm()&0o077 != 0 {
+			err = f.Chmod(fi.Mode().Perm() &^ 0o077)
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("restrict database file permissions: %w", err)
+		}
+	}
+	return nil
+}
 
 // MemoryPath names an in-memory database for Config.SQLitePath: nothing is written to disk and the data
 // is gone when the last connection closes.
