@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// buildTools compiles the server and the load generator once into dir.
+func buildTools(dir string) error {
+	for _, name := range []string{"server", "loadgen"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./tools/bench/"+name)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// serverProc is a running bench server process.
+type serverProc struct {
+	cmd   *exec.Cmd
+	addr  string
+	pprof string
+	env   map[string]string
+	done  chan error
+}
+
+// startServer starts the bench server with env on top of this process's environment (minus any
+// database setting, which env alone decides) and waits until it listens.
+func startServer(bin string, env map[string]string, pprofAddr string) (*serverProc, error) {
+	args := []string{}
+	if pprofAddr != "" {
+		args = append(args, "-pprof", pprofAddr)
+	}
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ours := env[name]; ours || strings.Contains(name, "DATABASE") || strings.HasPrefix(name, "RATE_LIMIT") ||
+			strings.HasPrefix(name, "AUTH_") || strings.HasPrefix(name, "TOKEN_") {
+			continue
+		}
+		cmd.Env = append(cmd.Env, kv)
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &serverProc{cmd: cmd, pprof: pprofAddr, env: env, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+				ready <- addr
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	select {
+	case p.addr = <-ready:
+		return p, nil
+	case err := <-p.done:
+		return nil, fmt.Errorf("bench server exited before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("bench server not listening within 60s")
+	}
+}
+
+// stop sends SIGTERM and waits (bounded) for the process to exit.
+func (p *serverProc) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("bench server did not stop within 30s of SIGTERM")
+	}
+}
+
+// profile records a CPU profile of the server for d into path.
+func (p *serverProc) profile(ctx context.Context, d time.Duration, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprof, max(1, int(d.Seconds()))), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// result is one load generator run (its JSON line).
+type result struct {
+	Calls      int     `json:"calls"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error"`
+	PerSecond  float64 `json:"per_second"`
+	P50ms      float64 `json:"p50_ms"`
+	P90ms      float64 `json:"p90_ms"`
+	P99ms      float64 `json:"p99_ms"`
+}
+
+// load runs the load generator against addr and returns its result; a failed call fails the run.
+func load(bin, addr, key, call string, callers int, d, warmup time.Duration) (result, error) {
+	cmd := exec.Command(bin, "-addr", addr, "-call", call, "-c", fmt.Sprint(callers), "-d", d.String(), "-warmup", warmup.String())
+	cmd.Env = append(os.Environ(), "BENCH_API_KEY="+key)
+	cmd.Stderr = os.Stderr
+	ctx, cancel := context.WithTimeout(context.Background(), d+warmup+2*time.Minute)
+	defer cancel()
+	out, err := runBounded(ctx, cmd)
+	if err != nil {
+		return result{}, fmt.Errorf("loadgen %s -c %d: %w", call, callers, err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return result{}, fmt.Errorf("loadgen output %q: %w", out, err)
+	}
+	if r.Errors > 0 {
+		return r, fmt.Errorf("%s at %d callers: %d of %d calls failed, first: %s", call, callers, r.Errors, r.Calls, r.FirstError)
+	}
+	return r, nil
+}
+
+func runBounded(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var buf strings.Builder
+	cmd.Stdout = &buf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return []byte(buf.String()), err
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return nil, ctx.Err()
+	}
+}
+
+// freeAddr returns a loopback address with a port free at the time of the call.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
