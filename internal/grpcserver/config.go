@@ -18,7 +18,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxConcurrentStreams caps RPCs in flight on one connection.
 	MaxConcurrentStreams int
+	// MaxHeaderListBytes caps the metadata (headers) of one RPC; without it a caller may send a
+	// megabyte of headers that the server decodes and holds before any check runs.
+	MaxHeaderListBytes int
 }
+
+// DefaultMaxHeaderListBytes fits an 8 KiB bearer token (the largest the authenticator reads) with room
+// for the rest of a call's metadata.
+const DefaultMaxHeaderListBytes = 16 << 10
 
 // LoadConfig reads <SERVICE>_GRPC_ADDR (default defaultAddr) and the shared limits.
 func LoadConfig(env *config.Env, service, defaultAddr string) Config {
@@ -28,5 +35,6 @@ func LoadConfig(env *config.Env, service, defaultAddr string) Config {
 		MaxSendBytes:         env.Int("GRPC_MAX_SEND_MSG_BYTES", 16<<20, 1<<10, 256<<20),
 		ShutdownTimeout:      env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
 		MaxConcurrentStreams: env.Int("GRPC_MAX_CONCURRENT_STREAMS", 1000, 1, 1_000_000),
+		MaxHeaderListBytes:   env.Int("GRPC_MAX_HEADER_LIST_BYTES", DefaultMaxHeaderListBytes, 4<<10, 1<<20),
 	}
 }

@@ -39,6 +39,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),
 		grpc.MaxConcurrentStreams(uint32(max(cfg.MaxConcurrentStreams, 1))),
+		grpc.MaxHeaderListSize(uint32(headerLimit(cfg.MaxHeaderListBytes))),
 		// A client must finish the connection handshake (TLS included) within 10 s.
 		grpc.ConnectionTimeout(10 * time.Second),
 		// Refuse clients that ping more often than every 10 s (a cheap way to keep a server busy), and
@@ -52,6 +53,15 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
+}
+
+// headerLimit is the configured metadata limit, or the default when the config leaves it zero (tests
+// and callers that build Config by hand).
+func headerLimit(n int) int {
+	if n <= 0 {
+		return DefaultMaxHeaderListBytes
+	}
+	return n
 }
 
 // Addr is the bound address (useful with port 0).
