@@ -2,11 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/store/sqlite"
 	"github.com/sergas/core/services/token/storetest"
@@ -36,3 +39,41 @@ func BenchmarkConnectionGet(b *testing.B) { benchRead(b, store.Store.ConnectionG
 
 // BenchmarkAccessTokenGet is the lean read GetAccessToken uses.
 func BenchmarkAccessTokenGet(b *testing.B) { benchRead(b, store.Store.AccessTokenGet) }
+
+// TestAccessTokenGetPreparedReadsStayFresh: the lean read keeps its statement prepared on every pooled
+// reader connection; a write between reads must still be seen by each of them, and a deleted row must
+// read as not found, however many connections the pool has opened.
+func TestAccessTokenGetPreparedReadsStayFresh(t *testing.T) {
+	s := sqlite.New(dbtest.Open(t, db.SQLite, "token").SQLite)
+	ctx := context.Background()
+	k := store.Key{Provider: "zoho", ConnectionID: "org-1"}
+	for round := range 3 {
+		c := storetest.Conn("zoho", "org-1", time.Now().UTC().Truncate(time.Microsecond), time.Hour)
+		c.AccessToken = []byte(fmt.Sprintf("sealed-%d", round))
+		if _, err := s.ConnectionPut(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+		// Parallel readers make the pool open (and prepare the statement on) several connections.
+		errc := make(chan error, 8)
+		for range 8 {
+			go func() {
+				got, err := s.AccessTokenGet(ctx, k)
+				if err == nil && string(got.AccessToken) != string(c.AccessToken) {
+					err = fmt.Errorf("round %d read %q", round, got.AccessToken)
+				}
+				errc <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.ConnectionDelete(ctx, k, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AccessTokenGet(ctx, k); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("read after delete: %v", err)
+	}
+}

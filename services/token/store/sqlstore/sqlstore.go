@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sergas/core/internal/db"
@@ -38,6 +39,8 @@ type Store struct {
 	d           Dialect
 	close       func() error
 	rebound     sync.Map // statement → rebound statement
+	// accessTokenStmt is AccessTokenGet's prepared statement, prepared on first use.
+	accessTokenStmt atomic.Pointer[sql.Stmt]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -130,13 +133,26 @@ func (s *Store) ConnectionGet(ctx context.Context, k store.Key) (*store.Connecti
 	return c, s.d.Translate(err)
 }
 
-// AccessTokenGet implements store.Store.
+// AccessTokenGet implements store.Store. Its statement is prepared once (database/sql then keeps it
+// prepared on each pooled connection): on SQLite, parsing it anew on every call cost more CPU than the
+// read itself.
 func (s *Store) AccessTokenGet(ctx context.Context, k store.Key) (*store.Connection, error) {
+	stmt := s.accessTokenStmt.Load()
+	if stmt == nil {
+		prepared, err := s.read.PrepareContext(ctx, s.q(`SELECT key_id, access_token, token_type, expire_time, api_domain, status,
+				version, CASE WHEN refresh_token IS NULL THEN 0 ELSE 1 END
+			FROM connections WHERE provider = $1 AND connection_id = $2`))
+		if err != nil {
+			return nil, s.d.Translate(err)
+		}
+		if stmt = prepared; !s.accessTokenStmt.CompareAndSwap(nil, prepared) {
+			prepared.Close() // another call prepared it first
+			stmt = s.accessTokenStmt.Load()
+		}
+	}
 	c := store.Connection{Provider: k.Provider, ConnectionID: k.ConnectionID}
 	var status, hasRefresh int
-	err := s.read.QueryRowContext(ctx, s.q(`SELECT key_id, access_token, token_type, expire_time, api_domain, status, version,
-			CASE WHEN refresh_token IS NULL THEN 0 ELSE 1 END
-		FROM connections WHERE provider = $1 AND connection_id = $2`), k.Provider, k.ConnectionID).
+	err := stmt.QueryRowContext(ctx, k.Provider, k.ConnectionID).
 		Scan(&c.KeyID, &c.AccessToken, &c.TokenType, tv(&c.ExpireTime), &c.APIDomain, &status, &c.Version, &hasRefresh)
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("connection %s/%s not found", k.Provider, k.ConnectionID)
