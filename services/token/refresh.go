@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -147,7 +148,7 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, 
 		// Asking the provider without a client would only earn an invalid_client and a needless
 		// re-authorisation: this is a configuration problem.
 		problem = errs.New(errs.KindFailedPrecondition, "provider %q has no client credentials: set TOKEN_PROVIDER_%s_CLIENT_ID and _CLIENT_SECRET, or store them with the connection",
-			c.Provider, strings.ToUpper(strings.ReplaceAll(c.Provider, "-", "_")))
+			c.Provider, envName(c.Provider))
 	}
 	if problem != nil {
 		release(time.Time{}, "")
@@ -274,17 +275,41 @@ func backoff(failures int) time.Duration {
 }
 
 func needsReauthorization(c *store.Connection) error {
+	if c.LastRefreshError == string(provider.ClassInvalidClient) {
+		return errs.New(errs.KindFailedPrecondition, "connection %s/%s needs re-authorisation: the provider rejected the client credentials while refreshing (%s); fix TOKEN_PROVIDER_%s_CLIENT_ID and _CLIENT_SECRET (or the connection's client), then exchange a new code or create it again",
+			c.Provider, c.ConnectionID, c.LastRefreshError, envName(c.Provider))
+	}
 	return errs.New(errs.KindFailedPrecondition, "connection %s/%s needs re-authorisation: the provider rejected its refresh token (%s); exchange a new code or create it again",
 		c.Provider, c.ConnectionID, c.LastRefreshError)
 }
 
-// retryLater is RESOURCE_EXHAUSTED for a provider rate limit and UNAVAILABLE otherwise, with a RetryInfo.
+// retryLater answers a refresh that failed or is backing off: RESOURCE_EXHAUSTED for a provider rate
+// limit and UNAVAILABLE otherwise, with a RetryInfo.
 func retryLater(class string, wait time.Duration) error {
 	if class == string(provider.ClassRateLimited) {
-		return retryError(codes.ResourceExhausted, "the provider's token budget is spent", wait)
+		return retryError(codes.ResourceExhausted, "refreshing the token: the provider's token budget is spent", wait)
 	}
-	return retryError(codes.Unavailable, fmt.Sprintf("refresh failed (%s)", class), wait)
+	return retryError(codes.Unavailable, fmt.Sprintf("refreshing the token failed (%s)", class), wait)
 }
+
+// providerUnavailable answers a provider call other than a refresh (what names it, such as "revoking the
+// token") that failed for a reason retrying may cure; the message names the call and the provider's
+// safe error code, never a token.
+func providerUnavailable(what, prov string, err error, wait time.Duration) error {
+	class, _ := provider.ClassOf(err)
+	detail := string(class)
+	var pe *provider.Error
+	if errors.As(err, &pe) && pe.Code != "" && pe.Code != detail {
+		detail += ": " + pe.Code
+	}
+	if class == provider.ClassRateLimited {
+		return retryError(codes.ResourceExhausted, fmt.Sprintf("%s at provider %q: the provider is rate limiting (%s)", what, prov, detail), max(wait, time.Second))
+	}
+	return retryError(codes.Unavailable, fmt.Sprintf("%s at provider %q failed (%s)", what, prov, detail), max(wait, time.Second))
+}
+
+// envName is the provider's part of its TOKEN_PROVIDER_<NAME>_* variables.
+func envName(prov string) string { return strings.ToUpper(strings.ReplaceAll(prov, "-", "_")) }
 
 func retryError(code codes.Code, msg string, wait time.Duration) error {
 	return ratelimit.RetryError(code, msg, max(wait, 100*time.Millisecond))

@@ -21,12 +21,27 @@ import (
 	"github.com/sergas/core/services/token/store"
 )
 
-// Limits on stored values; tokens from real providers are far smaller.
+// Limits on stored values (the same as on what a provider issues); tokens from real providers are far
+// smaller.
 const (
-	maxTokenBytes = 8 << 10
-	maxScopes     = 100
-	maxScopeBytes = 256
+	maxTokenBytes = provider.MaxTokenBytes
+	maxScopes     = provider.MaxScopes
+	maxScopeBytes = provider.MaxScopeBytes
 )
+
+// earliestExpire is the earliest expire_time a caller may store. Any time before now means "expired" to
+// the service, so nothing is lost by refusing older ones; the zero time (year 1) is what a careless
+// client sends, and the stores read it as "no time", which must never reach a NOT NULL column.
+var earliestExpire = time.Unix(0, 0).UTC()
+
+// checkExpire refuses an expiry the stores cannot keep or that makes no sense for an access token: before
+// 1970 or more than provider.MaxExpiresIn from now.
+func checkExpire(field string, t, now time.Time) error {
+	if t.Before(earliestExpire) || t.After(now.Add(provider.MaxExpiresIn)) {
+		return errs.Invalid("%s must lie between 1970-01-01T00:00:00Z and 100 years from now", field)
+	}
+	return nil
+}
 
 // Server implements tokenv1.TokenServiceServer.
 type Server struct {
@@ -94,9 +109,17 @@ func (s *Server) CreateConnection(ctx context.Context, req *tokenv1.CreateConnec
 		if err := req.GetExpiresIn().CheckValid(); err != nil || req.GetExpiresIn().AsDuration() <= 0 {
 			return nil, errs.Invalid("expires_in must be a positive duration")
 		}
+		// AsDuration saturates at about 292 years, so the bound below also catches larger durations.
 		expire = now.Add(req.GetExpiresIn().AsDuration())
 	default:
 		return nil, errs.Invalid("expire_time or expires_in is required")
+	}
+	field := "expire_time"
+	if req.GetExpiresIn() != nil {
+		field = "expires_in"
+	}
+	if err := checkExpire(field, expire, now); err != nil {
+		return nil, err
 	}
 	t := &provider.Tokens{AccessToken: req.GetAccessToken(), RefreshToken: req.GetRefreshToken(), TokenType: req.GetTokenType(),
 		APIDomain: req.GetApiDomain(), Scopes: req.GetScopes()}
@@ -123,9 +146,9 @@ func (s *Server) ExchangeCode(ctx context.Context, req *tokenv1.ExchangeCodeRequ
 		case class == provider.ClassInvalidGrant:
 			return nil, errs.Invalid("the provider rejected the authorization code (%s): codes are single-use and short-lived", class)
 		case class == provider.ClassInvalidClient:
-			return nil, errs.New(errs.KindFailedPrecondition, "the provider rejected the client credentials (%s)", class)
+			return nil, errs.New(errs.KindFailedPrecondition, "the provider rejected the client credentials while exchanging the code (%s)", class)
 		}
-		return nil, retryLater(string(class), max(wait, time.Second))
+		return nil, providerUnavailable("exchanging the authorization code", req.GetProvider(), err, wait)
 	}
 	now := s.clock()
 	c, err := s.store_(ctx, req.GetProvider(), req.GetConnectionId(), t, now.Add(t.ExpiresIn), req.GetClientId(), req.GetClientSecret(), "token.exchange", now)
@@ -276,8 +299,17 @@ func (s *Server) RevokeConnection(ctx context.Context, req *tokenv1.RevokeConnec
 		return nil, err
 	}
 	if err := prov.Revoke(ctx, tok, c.ClientID, secret); err != nil {
-		if class, wait := provider.ClassOf(err); class != provider.ClassInvalidGrant {
-			return nil, retryLater(string(class), max(wait, time.Second))
+		class, wait := provider.ClassOf(err)
+		switch {
+		case class == provider.ClassInvalidGrant:
+			// The provider no longer knows the token: revoked already, which is what was asked.
+		case prov.RevokeURL == "":
+			return nil, errs.New(errs.KindFailedPrecondition, "provider %q has no revoke endpoint (set TOKEN_PROVIDER_%s_REVOKE_URL), so the token cannot be revoked; delete the connection instead and revoke it at the provider",
+				c.Provider, envName(c.Provider))
+		case class == provider.ClassInvalidClient:
+			return nil, errs.New(errs.KindFailedPrecondition, "the provider rejected the client credentials while revoking the token (%s)", class)
+		default:
+			return nil, providerUnavailable("revoking the token", c.Provider, err, wait)
 		}
 	}
 	now := s.clock()
@@ -307,6 +339,11 @@ func (s *Server) ListConnections(ctx context.Context, req *tokenv1.ListConnectio
 		parts, err := pagetoken.Decode(req.GetPageToken(), 2)
 		if err != nil {
 			return nil, err
+		}
+		// A forged token could carry bytes that PostgreSQL refuses to compare (invalid UTF-8): only
+		// the keys this service hands out are accepted.
+		if validateKey(parts[0], parts[1]) != nil {
+			return nil, errs.Invalid("page_token is not valid")
 		}
 		p.AfterProvider, p.AfterConnectionID = parts[0], parts[1]
 	}

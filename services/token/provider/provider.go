@@ -4,6 +4,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/sergas/core/internal/validate"
+)
+
+// Bounds on what a token endpoint may issue: anything beyond them is a bad response, never stored. They
+// are the same limits the token service applies to tokens a caller stores.
+const (
+	MaxTokenBytes = 8 << 10
+	MaxScopes     = 100
+	MaxScopeBytes = 256
+	// MaxExpiresIn caps a token's lifetime; a longer expires_in is read as this (an absurd number must
+	// not overflow a time.Duration or produce a time the database cannot store).
+	MaxExpiresIn = 100 * 365 * 24 * time.Hour
+	// MaxRetryAfter caps how long a provider's Retry-After can pause refreshes: long enough to honour any
+	// sensible rate limit, short enough that a misconfigured server cannot stop refreshes for days.
+	MaxRetryAfter = time.Hour
 )
 
 // Tokens are what a token endpoint issued.
@@ -122,19 +140,59 @@ func (c *Client) token(ctx context.Context, form url.Values, clientID, clientSec
 		APIDomain    string          `json:"api_domain"`
 		Scope        string          `json:"scope"`
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would quietly replace the bad bytes, and we would store a token nobody issued.
+		return nil, &Error{Class: ClassBadResponse, Code: "not_utf8"}
+	}
 	if err := json.Unmarshal(body, &r); err != nil || r.AccessToken == "" {
 		return nil, &Error{Class: ClassBadResponse, Code: "no_access_token"}
 	}
 	secs, err := strconv.ParseFloat(strings.Trim(string(r.ExpiresIn), `"`), 64)
-	if err != nil || secs <= 0 {
+	if err != nil || !(secs > 0) { // !(secs > 0) also refuses NaN
 		return nil, &Error{Class: ClassBadResponse, Code: "no_expires_in"}
 	}
+	expiresIn := MaxExpiresIn
+	if secs < MaxExpiresIn.Seconds() {
+		expiresIn = time.Duration(secs * float64(time.Second))
+	}
 	t := &Tokens{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType,
-		APIDomain: r.APIDomain, ExpiresIn: time.Duration(secs * float64(time.Second)), Scopes: strings.Fields(strings.ReplaceAll(r.Scope, ",", " "))}
+		APIDomain: r.APIDomain, ExpiresIn: expiresIn, Scopes: strings.Fields(strings.ReplaceAll(r.Scope, ",", " "))}
 	if t.TokenType == "" {
 		t.TokenType = "Bearer"
 	}
+	if code := unusable(t); code != "" {
+		return nil, &Error{Class: ClassBadResponse, Code: code}
+	}
 	return t, nil
+}
+
+// unusable names the first issued value the service could not store or hand out (invalid UTF-8, NUL, too
+// long, not a URL), or returns "". Such a value would fail later, in the database or in an answer.
+func unusable(t *Tokens) string {
+	checks := []struct {
+		code string
+		err  error
+	}{
+		{"bad_access_token", validate.Text("access_token", t.AccessToken, MaxTokenBytes, true)},
+		{"bad_refresh_token", validate.Text("refresh_token", t.RefreshToken, MaxTokenBytes, false)},
+		{"bad_token_type", validate.Label("token_type", t.TokenType, 32, true)},
+		{"bad_api_domain", validate.First(validate.Text("api_domain", t.APIDomain, 2048, false), validate.HTTPURL("api_domain", t.APIDomain))},
+	}
+	if len(t.Scopes) > MaxScopes {
+		return "bad_scope"
+	}
+	for _, sc := range t.Scopes {
+		checks = append(checks, struct {
+			code string
+			err  error
+		}{"bad_scope", validate.Text("scope", sc, MaxScopeBytes, true)})
+	}
+	for _, c := range checks {
+		if c.err != nil {
+			return c.code
+		}
+	}
+	return ""
 }
 
 // post sends a form and returns the body of a successful answer, or a classified error. Zoho answers
@@ -184,32 +242,48 @@ func classify(resp *http.Response, body []byte) *Error {
 	if len(code) > 64 {
 		code = code[:64]
 	}
-	retry := retryAfter(resp.Header.Get("Retry-After"))
+	retry := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	statusCode := "http_" + strconv.Itoa(resp.StatusCode)
 	desc := strings.ToLower(r.Description)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests, code == "slow_down",
 		code == "access denied" && strings.Contains(desc, "too many requests"),
 		code == "access_denied" && strings.Contains(desc, "too many requests"):
-		return &Error{Class: ClassRateLimited, Code: code, RetryAfter: retry}
+		return &Error{Class: ClassRateLimited, Code: cmp.Or(code, statusCode), RetryAfter: retry}
 	case code == "invalid_grant", code == "invalid_code", code == "invalid_token" && resp.StatusCode < 500:
 		return &Error{Class: ClassInvalidGrant, Code: code}
 	case code == "invalid_client", code == "invalid_client_secret", code == "unauthorized_client", code == "invalid_redirect_uri":
 		return &Error{Class: ClassInvalidClient, Code: code}
 	case code == "temporarily_unavailable", resp.StatusCode >= 500:
-		return &Error{Class: ClassTransient, Code: code, RetryAfter: retry}
+		return &Error{Class: ClassTransient, Code: cmp.Or(code, statusCode), RetryAfter: retry}
 	case code != "":
 		return &Error{Class: ClassBadResponse, Code: code}
 	case resp.StatusCode >= 400:
-		return &Error{Class: ClassBadResponse, Code: "http_" + strconv.Itoa(resp.StatusCode)}
+		return &Error{Class: ClassBadResponse, Code: statusCode}
 	}
 	return nil
 }
 
-func retryAfter(v string) time.Duration {
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 && n < 3600 {
-		return time.Duration(n) * time.Second
+// retryAfter reads a Retry-After header in either form RFC 9110 allows (delay-seconds or an HTTP-date),
+// capped at MaxRetryAfter; 0 when absent, malformed or in the past.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
 	}
-	return 0
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		d = MaxRetryAfter
+		if n < int64(MaxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
 }
 
 // ClassOf returns the class of a provider error (ClassTransient for anything else, such as a timeout).

@@ -24,7 +24,21 @@ const (
 	InvalidCode                     // HTTP 200 {"error":"invalid_code"}: the refresh token is dead
 	AccessDenied                    // HTTP 200 {"error":"Access Denied", …too many requests…}
 	Garbage                         // HTTP 200 with a body that is not a token
+	custom                          // the Response queued with RespondNext
 )
+
+// Response is a canned answer for RespondNext.
+type Response struct {
+	Status int
+	Header map[string]string
+	Body   string
+}
+
+// queued is one planned failure.
+type queued struct {
+	f    Failure
+	resp Response
+}
 
 // Server is the stand-in.
 type Server struct {
@@ -39,7 +53,9 @@ type Server struct {
 	live    map[string]bool
 	minted  map[string][]time.Time
 	codes   map[string]bool
-	fail    []Failure
+	fail    []queued
+	arrived chan struct{}
+	times   []time.Time          // when each refresh request arrived
 	access  map[string]time.Time // issued access tokens and their expiry
 	TTL     time.Duration
 	Rotate  bool
@@ -54,7 +70,7 @@ type Server struct {
 func New(t testing.TB) *Server {
 	s := &Server{ClientID: "client-" + rnd(), ClientSecret: "secret-" + rnd(), live: map[string]bool{},
 		minted: map[string][]time.Time{}, codes: map[string]bool{}, access: map[string]time.Time{},
-		TTL: time.Hour, Limit: 10, Window: 10 * time.Minute, Domain: "https://www.zohoapis.eu"}
+		TTL: time.Hour, Limit: 10, Window: 10 * time.Minute, Domain: "https://www.zohoapis.eu", arrived: make(chan struct{}, 1000)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/v2/token", s.token)
 	mux.HandleFunc("POST /oauth/v2/token/revoke", s.revoke)
@@ -87,11 +103,57 @@ func (s *Server) IssueCode() string {
 	return c
 }
 
-// FailNext makes the next token requests fail, in order.
+// FailNext makes the next requests (token or revoke) fail, in order.
 func (s *Server) FailNext(f ...Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail = append(s.fail, f...)
+	for _, x := range f {
+		s.fail = append(s.fail, queued{f: x})
+	}
+}
+
+// RespondNext makes the next request (token or revoke) get r, after the failures already queued.
+func (s *Server) RespondNext(r Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = append(s.fail, queued{f: custom, resp: r})
+}
+
+// Arrived receives once per refresh request, as soon as it arrives (before Delay): a test can wait for
+// a refresh to be in progress instead of sleeping.
+func (s *Server) Arrived() <-chan struct{} { return s.arrived }
+
+// RefreshTimes returns when each refresh request arrived.
+func (s *Server) RefreshTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.times...)
+}
+
+// failNext writes the next queued failure, if any, and reports whether it did. Call with mu held.
+func (s *Server) failNext(w http.ResponseWriter) bool {
+	if len(s.fail) == 0 {
+		return false
+	}
+	q := s.fail[0]
+	s.fail = s.fail[1:]
+	switch q.f {
+	case ServerError:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	case InvalidCode:
+		writeJSON(w, map[string]any{"error": "invalid_code"})
+	case AccessDenied:
+		writeJSON(w, map[string]any{"error": "Access Denied", "error_description": "You have made too many requests continuously. Please try again after some time.", "status": "failure"})
+	case Garbage:
+		_, _ = w.Write([]byte("<html>maintenance</html>"))
+	case custom:
+		for k, v := range q.resp.Header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(q.resp.Status)
+		_, _ = w.Write([]byte(q.resp.Body))
+	}
+	return true
 }
 
 // Refreshes counts refresh requests received (successful or not).
@@ -116,32 +178,28 @@ func (s *Server) Valid(access string) bool {
 func (s *Server) AccountsURL() string { return s.URL }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	if s.Delay > 0 {
-		time.Sleep(s.Delay)
-	}
 	_ = r.ParseForm()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	grant := r.Form.Get("grant_type")
+	// Counted on arrival, so that a test sees a refresh in progress while Delay holds it.
+	s.mu.Lock()
 	switch grant {
 	case "refresh_token":
 		s.refreshes++
+		s.times = append(s.times, time.Now())
+		select {
+		case s.arrived <- struct{}{}:
+		default:
+		}
 	case "authorization_code":
 		s.exchanges++
 	}
-	if len(s.fail) > 0 {
-		f := s.fail[0]
-		s.fail = s.fail[1:]
-		switch f {
-		case ServerError:
-			http.Error(w, "internal error", http.StatusInternalServerError)
-		case InvalidCode:
-			writeJSON(w, map[string]any{"error": "invalid_code"})
-		case AccessDenied:
-			writeJSON(w, map[string]any{"error": "Access Denied", "error_description": "You have made too many requests continuously. Please try again after some time.", "status": "failure"})
-		case Garbage:
-			_, _ = w.Write([]byte("<html>maintenance</html>"))
-		}
+	s.mu.Unlock()
+	if s.Delay > 0 {
+		time.Sleep(s.Delay)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failNext(w) {
 		return
 	}
 	if r.Form.Get("client_id") != s.ClientID || r.Form.Get("client_secret") != s.ClientSecret {
@@ -199,6 +257,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokes++
+	if s.failNext(w) {
+		return
+	}
 	tok := r.Form.Get("token")
 	if !s.live[tok] {
 		writeJSON(w, map[string]any{"error": "invalid_code"})
