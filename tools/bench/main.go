@@ -174,13 +174,13 @@ func benchBackend(o options, bin, backend string, rep *report) error {
 			// the same call.
 			for j := range targets {
 				t := targets[(i+j)%len(targets)]
-				r, err := load(bin+"/loadgen", t.server.addr, readKey, t.rpc, c, o.d, o.warmup)
+				r, err := load(bin+"/loadgen", t.server, readKey, t.rpc, c, o.d, o.warmup)
 				if err != nil {
 					return err
 				}
 				rep.add(backend, t.call, c, r)
-				fmt.Fprintf(os.Stderr, "%s | %s | %d callers | run %d: %.0f calls/s, p50 %.3f ms, p99 %.3f ms\n",
-					backend, t.call, c, i+1, r.PerSecond, r.P50ms, r.P99ms)
+				fmt.Fprintf(os.Stderr, "%s | %s | %d callers | run %d: %.0f calls/s, p50 %.3f ms, p99 %.3f ms, server CPU %.0f µs/call\n",
+					backend, t.call, c, i+1, r.PerSecond, r.P50ms, r.P99ms, r.ServerCPU)
 			}
 		}
 	}
@@ -236,7 +236,7 @@ func profileRun(o options, bin, backend string, s *serverProc, key, rpc, call st
 		time.Sleep(o.warmup + 200*time.Millisecond)
 		errc <- s.profile(context.Background(), o.d-time.Second, path)
 	}()
-	if _, err := load(bin+"/loadgen", s.addr, key, rpc, o.profileC, o.d, o.warmup); err != nil {
+	if _, err := load(bin+"/loadgen", s, key, rpc, o.profileC, o.d, o.warmup); err != nil {
 		return err
 	}
 	if err := <-errc; err != nil {

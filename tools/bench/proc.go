@@ -134,11 +134,13 @@ type result struct {
 	P50ms      float64 `json:"p50_ms"`
 	P90ms      float64 `json:"p90_ms"`
 	P99ms      float64 `json:"p99_ms"`
+	ServerCPU  float64 `json:"server_cpu_us"`
 }
 
 // load runs the load generator against addr and returns its result; a failed call fails the run.
-func load(bin, addr, key, call string, callers int, d, warmup time.Duration) (result, error) {
-	cmd := exec.Command(bin, "-addr", addr, "-call", call, "-c", fmt.Sprint(callers), "-d", d.String(), "-warmup", warmup.String())
+func load(bin string, s *serverProc, key, call string, callers int, d, warmup time.Duration) (result, error) {
+	cmd := exec.Command(bin, "-addr", s.addr, "-call", call, "-c", fmt.Sprint(callers), "-d", d.String(), "-warmup", warmup.String(),
+		"-server-pid", fmt.Sprint(s.cmd.Process.Pid))
 	cmd.Env = append(os.Environ(), "BENCH_API_KEY="+key)
 	cmd.Stderr = os.Stderr
 	ctx, cancel := context.WithTimeout(context.Background(), d+warmup+2*time.Minute)

@@ -101,10 +101,10 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 		"Both calls go through the same API-key authentication, token:read scope check, per-credential rate limiter "+
 		"(on, with the bench key allowed %d calls/s, burst %d: never reached) and interceptors. "+
 		"Each point: %d runs of %s after a %s warm-up, interleaved; median (min–max). "+
-		"\"vs no-op\" is the ratio of median throughputs (range: run by run). Whole run: %s.\n\n",
+		"\"vs no-op\" is the ratio of median throughputs (range: run by run); server CPU is the server process's user+system time per call (median). Whole run: %s.\n\n",
 		benchRate, benchRate, o.reps, o.d, o.warmup, took.Round(time.Second))
-	fmt.Fprintln(w, "| call | backend | callers | calls/s | p50 ms | p99 ms | vs no-op |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| call | backend | callers | calls/s | p50 ms | p99 ms | vs no-op | server CPU µs/call |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	for _, call := range []string{callUncached, callCached, callNoop} {
 		for _, b := range bs {
 			for _, c := range r.callers {
@@ -118,8 +118,9 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 					vs = fmt.Sprintf("**%.2f** (%.2f–%.2f)", rt.med, rt.min, rt.max)
 				}
 				tp := pick(rs, perSecond)
-				fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s |\n", call, b, c, tp.med, tp.min, tp.max,
-					ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(pick(rs, func(r result) float64 { return r.P99ms })), vs)
+				fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s | %.0f |\n", call, b, c, tp.med, tp.min, tp.max,
+					ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(pick(rs, func(r result) float64 { return r.P99ms })), vs,
+					pick(rs, func(r result) float64 { return r.ServerCPU }).med)
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,9 @@ type Result struct {
 	P50ms      float64 `json:"p50_ms"`
 	P90ms      float64 `json:"p90_ms"`
 	P99ms      float64 `json:"p99_ms"`
+	// ServerCPUus is the server process's CPU time (user + system) per call during the measurement,
+	// in microseconds: less sensitive than throughput to other work on a shared machine.
+	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
 }
 
 func main() {
@@ -42,6 +47,7 @@ func main() {
 	callers := flag.Int("c", 1, "concurrent callers")
 	d := flag.Duration("d", 5*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before the measurement")
+	flag.IntVar(&serverPID, "server-pid", 0, "the server's process id, to report its CPU time per call (Linux)")
 	flag.Parse()
 	if err := run(*addr, *call, *callers, *d, *warm); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -75,7 +81,11 @@ func run(addr, call string, callers int, d, warm time.Duration) error {
 			return fmt.Errorf("warm-up: %d calls failed, first: %s", r.Errors, r.FirstError)
 		}
 	}
+	cpu0 := serverCPU()
 	r := measure(ctx, fn, callers, d)
+	if cpu1 := serverCPU(); cpu0 > 0 && cpu1 > cpu0 && r.Calls > 0 {
+		r.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(r.Calls)
+	}
 	r.Call, r.Callers = call, callers
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
@@ -133,4 +143,33 @@ func measure(ctx context.Context, fn func(context.Context) error, callers int, d
 	}
 	return Result{Calls: len(all), Errors: errors, FirstError: firstErr, Seconds: elapsed.Seconds(),
 		PerSecond: float64(len(all)) / elapsed.Seconds(), P50ms: pct(50), P90ms: pct(90), P99ms: pct(99)}
+}
+
+var serverPID int
+
+// serverCPU is the server's CPU time so far, from /proc/<pid>/stat (utime + stime, in the USER_HZ ticks
+// of 10 ms that Linux always uses there); 0 when unknown.
+func serverCPU() time.Duration {
+	if serverPID == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serverPID))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+	i := strings.LastIndexByte(string(raw), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
