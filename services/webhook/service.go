@@ -7,6 +7,7 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/validate"
@@ -27,8 +28,16 @@ type Config struct {
 	DedupeHeaders []string
 	// MaxBodyBytes caps a stored body.
 	MaxBodyBytes int
-	// RatePerSecond and RateBurst limit deliveries per source.
+	// RatePerSecond and RateBurst limit the deliveries stored per source.
 	RatePerSecond, RateBurst int
+	// AddressRatePerSecond and AddressRateBurst limit deliveries per sender address (an IPv6 sender per
+	// /64), checked before anything else so that no one address can spend a source's budget.
+	AddressRatePerSecond, AddressRateBurst int
+	// TrustedProxies are the peers (the gateway) whose report of the sender's address is believed.
+	TrustedProxies clientaddr.Trusted
+	// HeaderDenylist names headers never stored, in canonical form; it always includes
+	// AlwaysDeniedHeaders.
+	HeaderDenylist []string
 }
 
 // LoadConfig reads the webhook service's settings from env.
@@ -40,7 +49,16 @@ func LoadConfig(env *config.Env) Config {
 		MaxBodyBytes:  env.Int("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1, 3<<20),
 		RatePerSecond: env.Int("WEBHOOK_RATE_LIMIT_PER_SECOND", 100, 0, 1_000_000),
 		RateBurst:     env.Int("WEBHOOK_RATE_LIMIT_BURST", 200, 1, 1_000_000),
+		// Half the source's default, so that one address alone cannot empty a source's bucket.
+		AddressRatePerSecond: env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND", 50, 0, 1_000_000),
+		AddressRateBurst:     env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_BURST", 100, 1, 1_000_000),
+		TrustedProxies:       clientaddr.Load(env, "GRPC_TRUSTED_PROXIES", clientaddr.Loopback),
 	}
+	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
+	if !ok {
+		env.Fail("WEBHOOK_HEADER_DENYLIST", "must be a comma-separated list of HTTP header names")
+	}
+	c.HeaderDenylist = deny
 	for _, s := range c.Sources {
 		if validate.Name("source", s) != nil {
 			env.Fail("WEBHOOK_SOURCES", "must be a comma-separated list of lower-case names (letters, digits, '-', '_')")
