@@ -84,7 +84,7 @@ func OpenDB(ctx context.Context, cfg ServiceConfig, log *slog.Logger) (*db.Handl
 func Serve(ctx context.Context, cfg ServiceConfig, rt *Runtime, log *slog.Logger, svc Service, ready func(addr string)) error {
 	defer svc.Close()
 	policy := auth.Merge(svc.Policy(), auth.Policy{Public: auth.InfrastructurePublic})
-	guard := auth.NewGuard(rt.Security.Authenticator, policy, rt.Security.Limiter, rt.sink())
+	guard := auth.NewGuard(rt.Security.Authenticator, policy, rt.Security.Limits, rt.TrustedProxies, rt.sink())
 	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(guard.Unary), grpc.ChainStreamInterceptor(guard.Stream)}
 	if rt.ServerTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(rt.ServerTLS)))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 
 	"github.com/sergas/core/internal/auditclient"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/tlsconf"
 )
@@ -24,18 +26,26 @@ type Platform struct {
 	// AuditEndpoint and AuditClientKey are how services deliver auth.denied events to the audit service.
 	AuditEndpoint  string
 	AuditClientKey string
+	// TrustedProxies are the peers (the gateway) whose x-sergas-client-ip report the services believe.
+	TrustedProxies clientaddr.Trusted
+	// DenialInterval is how often anonymous and rate-limit refusals are summed up into audit events.
+	DenialInterval time.Duration
 }
 
 // LoadPlatform reads SERGAS_ENV and the security settings.
 func LoadPlatform(env *config.Env) Platform {
 	dev := Development(env)
-	return Platform{
+	p := Platform{
 		Development:    dev,
 		Auth:           auth.LoadConfig(env, dev),
 		TLS:            tlsconf.LoadConfig(env, dev),
 		AuditEndpoint:  env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
 		AuditClientKey: env.String("AUDIT_CLIENT_API_KEY", ""),
+		TrustedProxies: clientaddr.Load(env, "GRPC_TRUSTED_PROXIES", clientaddr.Loopback),
+		DenialInterval: env.Duration("AUDIT_DENIAL_INTERVAL", auditclient.DefaultInterval, 10*time.Millisecond, time.Hour),
 	}
+	p.Auth.InternalKeys = []string{p.AuditClientKey}
+	return p
 }
 
 // Development reports whether SERGAS_ENV=development (the default is production).
@@ -55,6 +65,8 @@ type Runtime struct {
 	Audit *auditclient.Client
 	// Denials delivers refused calls to the audit service; nil when Audit is.
 	Denials *auditclient.Denials
+	// TrustedProxies are the peers whose report of the client's address is believed.
+	TrustedProxies clientaddr.Trusted
 }
 
 // Start loads keys and certificates and starts the denial log (which sends nothing until connected).
@@ -63,7 +75,7 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{Security: sec}
+	rt := &Runtime{Security: sec, TrustedProxies: p.TrustedProxies}
 	if rt.ServerTLS, err = p.TLS.Server(true, log); err != nil {
 		return nil, err
 	}
@@ -78,11 +90,11 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 	}
 	key := p.AuditClientKey
 	if key == "" {
-		key = sec.DevKey
+		key = sec.InternalKey
 	}
 	if key != "" || p.TLS.ClientCertFile != "" || p.Auth.Disabled {
 		rt.Audit = auditclient.NewClient(key)
-		rt.Denials = auditclient.NewDenials(log, rt.Audit, 10, 50)
+		rt.Denials = auditclient.NewDenials(log, rt.Audit, auditclient.DenialConfig{Interval: p.DenialInterval})
 		go rt.Denials.Run(ctx)
 	} else {
 		log.Info("no audit credential: refused calls and token events are not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")

@@ -1,7 +1,13 @@
 // Package auditclient is the services' connection to the audit service, and the denial log that sends
-// refused calls there as "auth.denied" events. Sending denials is
-// asynchronous, bounded and rate-limited, so that a caller hammering a service with bad credentials can
-// neither slow the service down nor flood the audit log; what is dropped is counted.
+// refused calls there as "auth.denied" events.
+//
+// Sending denials is asynchronous and bounded, so that a caller hammering a service can neither slow it
+// down nor flood the audit log. The two kinds of refusal have separate budgets: every refusal of a
+// genuine credential (a key trying a scope it lacks, an expired or revoked key) is recorded as an event
+// of its own, so that anonymous noise can never push it out; anonymous refusals and rate-limit refusals
+// are summed up, one event per actor, address and reason per interval, with a count. What cannot be
+// kept (a full queue, too many distinct addresses in one interval) is counted in
+// audit_denials_dropped_total.
 package auditclient
 
 import (
@@ -9,10 +15,10 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -85,72 +91,166 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Denials queues denials and delivers them through a Client.
+// DefaultInterval is how often summed-up refusals are sent.
+const DefaultInterval = 10 * time.Second
+
+// DenialConfig sizes the denial log.
+type DenialConfig struct {
+	// Interval between sends of summed-up refusals (DefaultInterval when zero).
+	Interval time.Duration
+	// QueueSize bounds the refusals of genuine credentials waiting to be sent (4096 when zero).
+	QueueSize int
+	// MaxGroups bounds the distinct actor/address/reason groups summed up in one interval (1000 when
+	// zero), and so the events each interval sends.
+	MaxGroups int
+}
+
+// Denials queues refusals and delivers them through a Client.
 type Denials struct {
 	log    *slog.Logger
 	client *Client
-	queue  chan auth.Denial
-	limit  *rate.Limiter
+	cfg    DenialConfig
+	known  chan auth.Denial
+
+	mu     sync.Mutex
+	groups map[groupKey]*group
+}
+
+type groupKey struct {
+	actor, peer string
+	reason      auth.Reason
+}
+
+type group struct {
+	method      string
+	count       int64
+	first, last time.Time
 }
 
 var _ auth.DenialSink = (*Denials)(nil)
 
-// NewDenials returns a sink that authenticates to the audit service with apiKey (which needs
-// audit:write; empty when the client certificate is mapped to that scope instead). At most perSecond
-// events are kept per second, with bursts of burst.
-func NewDenials(log *slog.Logger, client *Client, perSecond float64, burst int) *Denials {
-	return &Denials{log: log, client: client, queue: make(chan auth.Denial, 1024), limit: rate.NewLimiter(rate.Limit(perSecond), burst)}
+// NewDenials returns a sink that sends through client.
+func NewDenials(log *slog.Logger, client *Client, cfg DenialConfig) *Denials {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 4096
+	}
+	if cfg.MaxGroups <= 0 {
+		cfg.MaxGroups = 1000
+	}
+	return &Denials{log: log, client: client, cfg: cfg, known: make(chan auth.Denial, cfg.QueueSize), groups: map[groupKey]*group{}}
 }
 
 // Denied implements auth.DenialSink; it never blocks.
 func (d *Denials) Denied(x auth.Denial) {
-	if !d.limit.Allow() {
-		dropped.WithLabelValues("rate_limited").Inc()
+	if x.Known && x.Reason != auth.ReasonRateLimited {
+		select {
+		case d.known <- x:
+		default:
+			dropped.WithLabelValues("queue_full").Inc()
+		}
 		return
 	}
-	select {
-	case d.queue <- x:
-	default:
-		dropped.WithLabelValues("queue_full").Inc()
+	k := groupKey{actor: x.Actor, peer: x.Peer, reason: x.Reason}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, ok := d.groups[k]
+	if !ok {
+		if len(d.groups) >= d.cfg.MaxGroups {
+			dropped.WithLabelValues("too_many_groups").Inc()
+			return
+		}
+		g = &group{method: x.Method, first: x.Time}
+		d.groups[k] = g
 	}
+	g.count++
+	g.last = x.Time
 }
 
-// Run delivers queued events until ctx is done, then closes the connection.
+// Run delivers refusals until ctx is done, then sends what is summed up so far (for at most 2 s).
 func (d *Denials) Run(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 		return
 	case <-d.client.Ready():
 	}
+	tick := time.NewTicker(d.cfg.Interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			d.flush(fctx)
+			cancel()
 			return
-		case x := <-d.queue:
-			if err := d.send(ctx, x); err != nil {
-				dropped.WithLabelValues("send_failed").Inc()
-				if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-					// Our own credential is refused: pause instead of feeding a denial loop.
-					d.log.Error("audit service refused the denial log's credential; pausing a minute", "code", c.String())
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(time.Minute):
-					}
-				}
-			} else {
-				sent.Inc()
+		case x := <-d.known:
+			if !d.deliver(ctx, x, 0) {
+				return
 			}
+		case <-tick.C:
+			d.flush(ctx)
 		}
 	}
 }
 
-func (d *Denials) send(ctx context.Context, x auth.Denial) error {
-	meta, _ := structpb.NewStruct(map[string]any{"reason": string(x.Reason), "peer": x.Peer})
+// flush sends one event per group summed up since the last flush.
+func (d *Denials) flush(ctx context.Context) {
+	d.mu.Lock()
+	groups := d.groups
+	d.groups = make(map[groupKey]*group, len(groups))
+	d.mu.Unlock()
+	for k, g := range groups {
+		x := auth.Denial{Actor: k.actor, Peer: k.peer, Reason: k.reason, Method: g.method, Time: g.first}
+		if ctx.Err() != nil || !d.deliver(ctx, x, g.count, g.last) {
+			dropped.WithLabelValues("send_failed").Add(float64(g.count))
+		}
+	}
+}
+
+// deliver sends one event (count > 0: a sum of count refusals from x.Time to last[0]). It returns false
+// when ctx ended while waiting out a refusal of our own credential.
+func (d *Denials) deliver(ctx context.Context, x auth.Denial, count int64, last ...time.Time) bool {
+	err := d.send(ctx, x, count, last...)
+	if err == nil {
+		sent.Inc()
+		return true
+	}
+	dropped.WithLabelValues("send_failed").Inc()
+	if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+		// Our own credential is refused: pause instead of feeding a denial loop.
+		d.log.Error("audit service refused the denial log's credential; pausing a minute", "code", c.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Minute):
+		}
+	}
+	return true
+}
+
+// maxResource bounds the method name recorded: an unknown method's name is the caller's choice.
+const maxResource = 200
+
+func (d *Denials) send(ctx context.Context, x auth.Denial, count int64, last ...time.Time) error {
+	fields := map[string]any{"reason": string(x.Reason), "peer": x.Peer}
+	if count > 0 {
+		fields["count"] = float64(count)
+		fields["first_time"] = x.Time.UTC().Format(time.RFC3339Nano)
+		if len(last) > 0 {
+			fields["last_time"] = last[0].UTC().Format(time.RFC3339Nano)
+		}
+	}
+	meta, _ := structpb.NewStruct(fields)
+	resource := x.Method
+	if x.Reason == auth.ReasonUnknownRPC || len(resource) > maxResource || !utf8.ValidString(resource) {
+		resource = "(unknown method)"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return d.client.Record(ctx, &auditv1.RecordEventRequest{
-		Actor: x.Actor, Action: "auth.denied", Resource: x.Method, Outcome: auditv1.Outcome_OUTCOME_DENIED,
+		Actor: x.Actor, Action: "auth.denied", Resource: resource, Outcome: auditv1.Outcome_OUTCOME_DENIED,
 		OccurTime: timestamppb.New(x.Time), Metadata: meta,
 	})
 }

@@ -112,11 +112,12 @@ func (k APIKey) check() error {
 	return nil
 }
 
-// verifyAPIKey checks a presented key against the set.
-func verifyAPIKey(set APIKeySet, key string, now time.Time) (*Principal, Reason) {
+// verifyAPIKey checks a presented key against the set. For a revoked or expired key (its secret matched)
+// it also returns the principal id, so that the refusal is recorded against that key.
+func verifyAPIKey(set APIKeySet, key string, now time.Time) (p *Principal, r Reason, claimed string) {
 	id, err := ParseAPIKey(key)
 	if err != nil {
-		return nil, ReasonMalformed
+		return nil, ReasonMalformed, ""
 	}
 	k, ok := set[id]
 	want, _ := hex.DecodeString(k.SHA256)
@@ -125,15 +126,15 @@ func verifyAPIKey(set APIKeySet, key string, now time.Time) (*Principal, Reason)
 	match := subtle.ConstantTimeCompare(got[:], want) == 1
 	switch {
 	case !ok || !match:
-		return nil, ReasonInvalid
+		return nil, ReasonInvalid, ""
 	case k.Revoked:
-		return nil, ReasonRevoked
+		return nil, ReasonRevoked, "apikey:" + k.ID
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return nil, ReasonExpired
+		return nil, ReasonExpired, "apikey:" + k.ID
 	}
-	p := &Principal{ID: "apikey:" + k.ID, Scopes: k.Scopes}
+	p = &Principal{ID: "apikey:" + k.ID, Scopes: k.Scopes}
 	if k.ExpiresAt != nil {
 		p.Expires = *k.ExpiresAt
 	}
-	return p, ""
+	return p, "", ""
 }

@@ -29,48 +29,55 @@ func (a *Authenticator) Configured() bool {
 
 // Authenticate returns the caller, or the reason it could not be established.
 func (a *Authenticator) Authenticate(ctx context.Context) (*Principal, Reason) {
+	p, r, _ := a.identify(ctx)
+	return p, r
+}
+
+// identify is Authenticate that also names the caller of a refused credential when the credential was
+// genuine but is no longer valid (an expired or revoked key, an expired JWT with a good signature).
+func (a *Authenticator) identify(ctx context.Context) (p *Principal, r Reason, claimed string) {
 	if a.Disabled {
-		return &Principal{ID: "anonymous", Scopes: AllScopes}, ""
+		return &Principal{ID: "anonymous", Scopes: AllScopes}, "", ""
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	values := md.Get("authorization")
 	switch {
 	case len(values) > 1:
-		return nil, ReasonMalformed
+		return nil, ReasonMalformed, ""
 	case len(values) == 1:
 		return a.bearer(values[0])
 	}
-	if p, ok := peer.FromContext(ctx); ok && len(a.TLS) > 0 {
-		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
+	if pe, ok := peer.FromContext(ctx); ok && len(a.TLS) > 0 {
+		if info, ok := pe.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
 			if pr := a.TLS.principal(info.State.VerifiedChains[0][0]); pr != nil {
-				return pr, ""
+				return pr, "", ""
 			}
 		}
 	}
-	return nil, ReasonMissing
+	return nil, ReasonMissing, ""
 }
 
 // bearer checks an Authorization header value: "Bearer <API key or JWT>".
-func (a *Authenticator) bearer(header string) (*Principal, Reason) {
+func (a *Authenticator) bearer(header string) (*Principal, Reason, string) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" || len(token) > 8192 {
-		return nil, ReasonMalformed
+		return nil, ReasonMalformed, ""
 	}
 	now := a.now()
 	switch {
 	case strings.HasPrefix(token, apiKeyPrefix):
 		if a.APIKeys == nil {
-			return nil, ReasonInvalid
+			return nil, ReasonInvalid, ""
 		}
 		return verifyAPIKey(a.APIKeys(), token, now)
 	case strings.Count(token, ".") == 2:
 		if a.JWT == nil {
-			return nil, ReasonInvalid
+			return nil, ReasonInvalid, ""
 		}
 		return a.JWT.verify(token, now)
 	}
-	return nil, ReasonMalformed
+	return nil, ReasonMalformed, ""
 }
 
 func (a *Authenticator) now() time.Time {

@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +14,6 @@ import (
 
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/filewatch"
-	"github.com/sergas/core/internal/ratelimit"
 )
 
 // Config says how callers authenticate and how fast each may call.
@@ -23,8 +25,10 @@ type Config struct {
 	JWTIssuer     string
 	JWTAudience   string
 	TLSIdentities string // inline JSON {"spiffe://…": ["scope"], "CN=…": […]}
-	RatePerSecond int
-	RateBurst     int
+	Limits        Limits
+	// InternalKeys are the API keys the platform's own clients present (AUDIT_CLIENT_API_KEY): their
+	// principals get a budget of their own, never shared with callers. Set by the platform.
+	InternalKeys []string
 	// DevKeyFile, set in development mode only, holds a generated API key with every scope.
 	DevKeyFile string
 }
@@ -40,8 +44,12 @@ func LoadConfig(env *config.Env, development bool) Config {
 		JWTIssuer:     env.String("AUTH_JWT_ISSUER", ""),
 		JWTAudience:   env.String("AUTH_JWT_AUDIENCE", ""),
 		TLSIdentities: env.String("AUTH_TLS_IDENTITIES", ""),
-		RatePerSecond: env.Int("RATE_LIMIT_PER_SECOND", 100, 0, 1_000_000),
-		RateBurst:     env.Int("RATE_LIMIT_BURST", 200, 1, 1_000_000),
+		Limits: Limits{
+			Read:     loadRate(env, "RATE_LIMIT_READ_PER_SECOND", "RATE_LIMIT_READ_BURST", DefaultLimits.Read),
+			Write:    loadRate(env, "RATE_LIMIT_PER_SECOND", "RATE_LIMIT_BURST", DefaultLimits.Write),
+			Admin:    loadRate(env, "RATE_LIMIT_ADMIN_PER_SECOND", "RATE_LIMIT_ADMIN_BURST", DefaultLimits.Admin),
+			Failures: loadRate(env, "RATE_LIMIT_FAILED_PER_SECOND", "RATE_LIMIT_FAILED_BURST", DefaultLimits.Failures),
+		},
 	}
 	if development {
 		c.DevKeyFile = filepath.Join(env.String("DATA_DIR", "./data"), "dev-api-key")
@@ -55,17 +63,45 @@ func LoadConfig(env *config.Env, development bool) Config {
 	return c
 }
 
+// DefaultLimits fit the traffic each class sees: one agent fleet sharing a key reads tokens thousands of
+// times a second; administration is rare, so a stolen admin key is slow to use; a client that fails
+// authentication or authorisation gets a handful of tries a second per address.
+var DefaultLimits = Limits{
+	Read:     Rate{PerSecond: 10000, Burst: 20000},
+	Write:    Rate{PerSecond: 1000, Burst: 2000},
+	Admin:    Rate{PerSecond: 10, Burst: 20},
+	Failures: Rate{PerSecond: 5, Burst: 20},
+}
+
+// loadRate reads a rate and its burst.
+func loadRate(env *config.Env, rateVar, burstVar string, def Rate) Rate {
+	return Rate{
+		PerSecond: float64(env.Int(rateVar, int(def.PerSecond), 0, 1_000_000)),
+		Burst:     env.Int(burstVar, def.Burst, 1, 1_000_000),
+	}
+}
+
 // Security holds what a process's gRPC servers enforce: who may call, and how often.
 type Security struct {
 	Authenticator *Authenticator
-	Limiter       *ratelimit.Keyed
+	Limits        *Limiters
 	// DevKey is the development API key (development mode only; printed by `make run`).
 	DevKey string
+	// InternalKey is the key the platform's own clients use in development mode (derived from the
+	// development key, so that every process of `make run` derives the same one); "" otherwise.
+	InternalKey string
 }
 
 // Build loads the keys and returns the process's Security. Files are re-read when they change.
 func (c Config) Build(log *slog.Logger) (*Security, error) {
-	s := &Security{Authenticator: &Authenticator{Disabled: c.Disabled}, Limiter: ratelimit.New(float64(c.RatePerSecond), c.RateBurst)}
+	var internal []string
+	for _, k := range c.InternalKeys {
+		if id, err := ParseAPIKey(k); err == nil {
+			internal = append(internal, "apikey:"+id)
+		}
+	}
+	s := &Security{Authenticator: &Authenticator{Disabled: c.Disabled}}
+	s.Limits = NewLimiters(c.Limits, internal...)
 	if c.Disabled {
 		log.Warn("AUTH_DISABLED=true: every caller is trusted with every scope; never run like this where untrusted clients can connect")
 		return s, nil
@@ -87,6 +123,11 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 			static = APIKeySet{}
 		}
 		static["dev"] = APIKey{ID: "dev", SHA256: HashAPIKey(key), Scopes: AllScopes}
+		// The services' own audit writes use a key of their own, so that a developer's calls with the
+		// development key and the denial log never spend one budget.
+		s.InternalKey = DevInternalKey(key)
+		static[devInternalID] = APIKey{ID: devInternalID, SHA256: HashAPIKey(s.InternalKey), Scopes: []string{ScopeAuditWrite}}
+		s.Limits = NewLimiters(c.Limits, append(internal, "apikey:"+devInternalID)...)
 	}
 	switch {
 	case c.APIKeysFile != "":
@@ -138,6 +179,16 @@ func watchFile[T any](path, what string, parse func([]byte) (T, error), log *slo
 		}
 		return parse(raw)
 	}, func(err error) { log.Error(what+" file not reloaded; keeping the previous keys", "error", err.Error()) })
+}
+
+const devInternalID = "dev-internal"
+
+// DevInternalKey derives the development-mode internal key from the development key: every process of
+// `make run` reads the same development key, so all of them agree on it without another file.
+func DevInternalKey(devKey string) string {
+	m := hmac.New(sha256.New, []byte(devKey))
+	m.Write([]byte("sergas internal audit client"))
+	return apiKeyPrefix + devInternalID + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // devKey reads the development key, creating it (mode 0600) on first use.

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -10,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/ratelimit"
 )
 
@@ -21,8 +20,12 @@ type Denial struct {
 	Actor  string // principal id, or "anonymous"
 	Method string
 	Reason Reason
-	Peer   string // the caller's IP address
+	Peer   string // the client's IP address (behind the gateway: its HTTP client's)
 	Time   time.Time
+	// Known is set when a genuine credential was identified (a key lacking the scope, an expired or
+	// revoked key): such a refusal is recorded one by one and never dropped for anonymous noise.
+	// Anonymous refusals, and refusals for exceeding a rate limit, may be aggregated.
+	Known bool
 }
 
 // DenialSink receives refused calls. Implementations must not block.
@@ -44,19 +47,21 @@ func deniedCounter() *prometheus.CounterVec {
 	return denied
 }
 
-// Guard enforces authentication, the per-RPC scope and the per-credential rate limit, in that order,
-// before any handler runs.
+// Guard enforces, before any handler runs and in this order: the per-address budget of failed calls,
+// authentication, the per-RPC scope and the per-credential budget of the RPC's class.
 type Guard struct {
 	authn   *Authenticator
 	policy  Policy
-	limit   *ratelimit.Keyed
+	limits  *Limiters
+	trusted clientaddr.Trusted
 	sink    DenialSink
 	metrics *prometheus.CounterVec
 }
 
-// NewGuard returns a guard; sink may be nil.
-func NewGuard(authn *Authenticator, policy Policy, limit *ratelimit.Keyed, sink DenialSink) *Guard {
-	return &Guard{authn: authn, policy: policy, limit: limit, sink: sink, metrics: deniedCounter()}
+// NewGuard returns a guard; trusted are the proxies (the gateway) whose report of the client's address
+// is believed; sink may be nil.
+func NewGuard(authn *Authenticator, policy Policy, limits *Limiters, trusted clientaddr.Trusted, sink DenialSink) *Guard {
+	return &Guard{authn: authn, policy: policy, limits: limits, trusted: trusted, sink: sink, metrics: deniedCounter()}
 }
 
 // Unary is the unary server interceptor.
@@ -85,27 +90,44 @@ type principalStream struct {
 func (s *principalStream) Context() context.Context { return s.ctx }
 
 func (g *Guard) check(ctx context.Context, method string) (context.Context, error) {
+	addr := clientaddr.FromGRPC(ctx, g.trusted)
+	ctx = WithClientAddr(ctx, addr)
 	scope, public, known := g.policy.Requirement(method)
 	if public {
 		return ctx, nil
 	}
 	now := time.Now()
-	if !known {
-		return ctx, g.deny(ctx, method, "anonymous", ReasonUnknownRPC, status.Error(codes.PermissionDenied, "method has no access policy"))
+	// An address that keeps failing is refused before its credentials cost anything to check.
+	if blocked, wait := g.limits.blocked(addr, now); blocked {
+		return ctx, g.deny(method, Denial{Actor: "anonymous", Reason: ReasonAddressLimited, Peer: addr, Time: now},
+			ratelimit.Exceeded("failed-call", wait))
 	}
-	p, reason := g.authn.Authenticate(ctx)
+	if !known {
+		g.limits.failed(addr, now)
+		return ctx, g.deny(method, Denial{Actor: "anonymous", Reason: ReasonUnknownRPC, Peer: addr, Time: now},
+			status.Error(codes.PermissionDenied, "method has no access policy"))
+	}
+	p, reason, claimed := g.authn.identify(ctx)
 	if p == nil {
-		return ctx, g.deny(ctx, method, "anonymous", reason, status.Error(codes.Unauthenticated, unauthenticatedMessage(reason)))
+		g.limits.failed(addr, now)
+		d := Denial{Actor: "anonymous", Reason: reason, Peer: addr, Time: now}
+		if claimed != "" {
+			d.Actor, d.Known = claimed, true
+		}
+		return ctx, g.deny(method, d, status.Error(codes.Unauthenticated, unauthenticatedMessage(reason)))
 	}
 	if !p.Has(scope) {
-		return ctx, g.deny(ctx, method, p.ID, ReasonScope, status.Errorf(codes.PermissionDenied, "method requires scope %s", scope))
+		g.limits.failed(addr, now)
+		return ctx, g.deny(method, Denial{Actor: p.ID, Reason: ReasonScope, Peer: addr, Time: now, Known: true},
+			status.Errorf(codes.PermissionDenied, "method requires scope %s", scope))
 	}
 	key := p.ID
 	if g.authn.Disabled {
-		key = peerIP(ctx) // without credentials, limit per client address
+		key = addr // without credentials, limit per client address
 	}
-	if ok, wait := g.limit.Allow(key, now); !ok {
-		return ctx, g.deny(ctx, method, p.ID, ReasonRateLimited, ratelimit.Exceeded("credential", wait))
+	if ok, wait := g.limits.allow(g.limits.Internal(p.ID), ClassOf(scope), key, now); !ok {
+		return ctx, g.deny(method, Denial{Actor: p.ID, Reason: ReasonRateLimited, Peer: addr, Time: now},
+			ratelimit.Exceeded("credential", wait))
 	}
 	return WithPrincipal(ctx, p), nil
 }
@@ -124,25 +146,15 @@ func unauthenticatedMessage(r Reason) string {
 	return "invalid credentials"
 }
 
-func (g *Guard) deny(ctx context.Context, method, actor string, r Reason, err error) error {
+func (g *Guard) deny(method string, d Denial, err error) error {
 	svc := method
 	if i := strings.LastIndexByte(method, '/'); i > 0 {
 		svc = strings.TrimPrefix(method[:i], "/")
 	}
-	g.metrics.WithLabelValues(svc, string(r)).Inc()
+	g.metrics.WithLabelValues(svc, string(d.Reason)).Inc()
 	if g.sink != nil {
-		g.sink.Denied(Denial{Actor: actor, Method: method, Reason: r, Peer: peerIP(ctx), Time: time.Now()})
+		d.Method = method
+		g.sink.Denied(d)
 	}
 	return err
-}
-
-func peerIP(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
 }

@@ -125,7 +125,9 @@ type claims struct {
 	Scp   []string `json:"scp"`
 }
 
-func (v *JWTVerifier) verify(token string, now time.Time) (*Principal, Reason) {
+// verify checks a JWT. For an expired token whose signature is good it also returns the principal id it
+// names (claimed), so that the refusal is recorded against that caller rather than as anonymous.
+func (v *JWTVerifier) verify(token string, now time.Time) (p *Principal, r Reason, claimed string) {
 	keys := v.Keys()
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(keys.algs),
@@ -147,17 +149,23 @@ func (v *JWTVerifier) verify(token string, now time.Time) (*Principal, Reason) {
 	})
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return nil, ReasonMalformed
+		return nil, ReasonMalformed, ""
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, ReasonInvalid, ""
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, ReasonExpired
+		// The signature was verified before the claims were: the subject is really ours.
+		if c.Subject != "" {
+			claimed = "jwt:" + c.Issuer + "#" + c.Subject
+		}
+		return nil, ReasonExpired, claimed
 	case err != nil:
-		return nil, ReasonInvalid
+		return nil, ReasonInvalid, ""
 	case c.Subject == "":
-		return nil, ReasonInvalid
+		return nil, ReasonInvalid, ""
 	}
 	scopes := c.Scp
 	if c.Scope != "" {
 		scopes = append(scopes, strings.Fields(c.Scope)...)
 	}
-	return &Principal{ID: "jwt:" + c.Issuer + "#" + c.Subject, Scopes: scopes, Expires: c.ExpiresAt.Time}, ""
+	return &Principal{ID: "jwt:" + c.Issuer + "#" + c.Subject, Scopes: scopes, Expires: c.ExpiresAt.Time}, "", ""
 }

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/sergas/core/internal/logging"
 	"github.com/sergas/core/internal/telemetry"
 )
 
@@ -21,7 +23,13 @@ import (
 type observe struct {
 	log     *slog.Logger
 	metrics *telemetry.GRPCMetrics
+	// refusals samples the lines of calls refused for credentials, scope or rate: any caller can cause
+	// them by the thousand, and a WARN line each would make the log the bottleneck.
+	refusals *logging.Sampler
 }
+
+// refusalCodes are the codes whose log lines are sampled.
+var refusalCodes = map[codes.Code]bool{codes.Unauthenticated: true, codes.PermissionDenied: true, codes.ResourceExhausted: true}
 
 func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
@@ -69,6 +77,16 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 		// The cause (driver message, path) stays here, never in the response.
 		level = slog.LevelError
 		attrs = append(attrs, "error", err.Error())
+	case refusalCodes[code]:
+		ok, suppressed := o.refusals.Allow(time.Now())
+		if !ok {
+			return serr
+		}
+		level = slog.LevelWarn
+		attrs = append(attrs, "error", serr.Error())
+		if suppressed > 0 {
+			attrs = append(attrs, "refusals_not_logged", suppressed)
+		}
 	default:
 		level = slog.LevelWarn
 		attrs = append(attrs, "error", serr.Error())

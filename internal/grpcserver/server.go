@@ -14,7 +14,15 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/sergas/core/internal/logging"
 	"github.com/sergas/core/internal/telemetry"
+)
+
+// RefusalLogsPerSecond and RefusalLogBurst bound the log lines of refused calls per server; the lines
+// left out are counted in the next one (refusals_not_logged).
+const (
+	RefusalLogsPerSecond = 1
+	RefusalLogBurst      = 10
 )
 
 // Server is a gRPC server bound to its listener.
@@ -34,7 +42,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	o := observe{log: log, metrics: telemetry.GRPC()}
+	o := observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst)}
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),

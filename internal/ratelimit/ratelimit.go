@@ -68,6 +68,25 @@ func (k *Keyed) Allow(key string, now time.Time) (ok bool, retryAfter time.Durat
 	return true, 0
 }
 
+// Blocked reports whether key's bucket is empty, without taking a token, and how long until it holds
+// one. A key never seen is not blocked.
+func (k *Keyed) Blocked(key string, now time.Time) (blocked bool, retryAfter time.Duration) {
+	if k.rate == rate.Inf {
+		return false, 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b, found := k.buckets[key]
+	if !found {
+		return false, 0
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / float64(k.rate) * float64(time.Second))
+}
+
 // Exceeded is the error a caller gets when its bucket is empty: RESOURCE_EXHAUSTED with a RetryInfo
 // detail saying when to try again (the gateway turns it into 429 with Retry-After).
 func Exceeded(what string, wait time.Duration) error {

@@ -39,3 +39,29 @@ func TestIdleBucketsAreForgotten(t *testing.T) {
 		t.Fatalf("%d buckets kept after the idle period, want 1", n)
 	}
 }
+
+func TestBlockedPeeksWithoutSpending(t *testing.T) {
+	k := New(1, 2)
+	now := time.Unix(1000, 0)
+	if b, _ := k.Blocked("a", now); b {
+		t.Fatal("unseen key blocked")
+	}
+	for i := range 2 {
+		if ok, _ := k.Allow("a", now); !ok {
+			t.Fatalf("call %d within the burst refused", i)
+		}
+	}
+	b, wait := k.Blocked("a", now)
+	if !b || wait <= 0 || wait > time.Second {
+		t.Fatalf("empty bucket: blocked=%v wait=%v", b, wait)
+	}
+	for range 5 { // peeking spends nothing
+		k.Blocked("a", now)
+	}
+	if b, _ := k.Blocked("a", now.Add(time.Second)); b {
+		t.Fatal("still blocked after the bucket refilled one token")
+	}
+	if ok, _ := k.Allow("a", now.Add(time.Second)); !ok {
+		t.Fatal("the refilled token was spent by peeking")
+	}
+}

@@ -1,0 +1,125 @@
+package auditclient
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/auth"
+)
+
+// fakeAudit records every event it is sent.
+type fakeAudit struct {
+	auditv1.UnimplementedAuditServiceServer
+	mu     sync.Mutex
+	events []*auditv1.RecordEventRequest
+	got    chan struct{}
+}
+
+func (f *fakeAudit) RecordEvent(_ context.Context, r *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
+	f.mu.Lock()
+	f.events = append(f.events, r)
+	f.mu.Unlock()
+	select {
+	case f.got <- struct{}{}:
+	default:
+	}
+	return &auditv1.RecordEventResponse{}, nil
+}
+
+func (f *fakeAudit) snapshot() []*auditv1.RecordEventRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*auditv1.RecordEventRequest(nil), f.events...)
+}
+
+func startFake(t *testing.T) (*fakeAudit, string) {
+	t.Helper()
+	f := &fakeAudit{got: make(chan struct{}, 1)}
+	srv := grpc.NewServer()
+	auditv1.RegisterAuditServiceServer(srv, f)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return f, lis.Addr().String()
+}
+
+// The flood: thousands of anonymous refusals from a few addresses arrive together with a
+// handful of refusals of a genuine key. Every genuine refusal is recorded on its own; the anonymous ones
+// become one event per address and reason whose counts add up to every refusal.
+func TestDenialsKeepEveryKnownRefusalAndSumUpTheRest(t *testing.T) {
+	fake, addr := startFake(t)
+	client := NewClient("")
+	if err := client.Connect(addr, insecure.NewCredentials()); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	d := NewDenials(slog.New(slog.NewTextHandler(io.Discard, nil)), client, DenialConfig{Interval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	now := time.Now()
+	const flood, known = 10000, 25
+	peers := []string{"198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"}
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range flood / len(peers) {
+				d.Denied(auth.Denial{Actor: "anonymous", Method: "/sergas.token.v1.TokenService/GetAccessToken", Reason: auth.ReasonMissing, Peer: p, Time: now})
+			}
+		}()
+	}
+	for range known {
+		d.Denied(auth.Denial{Actor: "apikey:reader", Method: "/sergas.token.v1.TokenService/DeleteConnection", Reason: auth.ReasonScope, Peer: "192.0.2.7", Time: now, Known: true})
+	}
+	wg.Wait()
+
+	deadline := time.After(10 * time.Second)
+	for {
+		var gotKnown int
+		counted := map[string]float64{}
+		for _, e := range fake.snapshot() {
+			m := e.GetMetadata().GetFields()
+			switch {
+			case e.GetActor() == "apikey:reader" && m["reason"].GetStringValue() == "insufficient_scope":
+				gotKnown++
+				if _, summed := m["count"]; summed {
+					t.Fatalf("a known refusal was summed up: %v", e)
+				}
+			case e.GetActor() == "anonymous":
+				counted[m["peer"].GetStringValue()] += m["count"].GetNumberValue()
+			}
+		}
+		total := 0.0
+		for _, n := range counted {
+			total += n
+		}
+		if gotKnown == known && total == flood && len(counted) == len(peers) {
+			if n := len(fake.snapshot()); n > known+len(peers)*4 {
+				t.Fatalf("%d events sent; the flood should take about one per address and interval", n)
+			}
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("after 10 s: %d of %d known refusals, anonymous counts %v (want %d in all)", gotKnown, known, counted, flood)
+		case <-fake.got:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
