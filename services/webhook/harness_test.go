@@ -38,17 +38,25 @@ func eachBackend(t *testing.T, fn func(t *testing.T, d db.Dialect)) {
 
 func startService(t *testing.T, d db.Dialect, env map[string]string) *harness {
 	t.Helper()
+	return startServiceOn(t, newStore(t, d), env)
+}
+
+func newStore(t *testing.T, d db.Dialect) store.Store {
+	t.Helper()
+	h := dbtest.Open(t, d, "webhook")
+	if d == db.SQLite {
+		return sqlite.New(h.SQLite)
+	}
+	return postgres.New(h.Postgres)
+}
+
+// startServiceOn serves st with the configuration env describes.
+func startServiceOn(t *testing.T, st store.Store, env map[string]string) *harness {
+	t.Helper()
 	e := config.FromMap(env)
 	cfg := LoadConfig(e)
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
-	}
-	h := dbtest.Open(t, d, "webhook")
-	var st store.Store
-	if d == db.SQLite {
-		st = sqlite.New(h.SQLite)
-	} else {
-		st = postgres.New(h.Postgres)
 	}
 	srv := NewServer(st, cfg)
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

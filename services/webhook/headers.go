@@ -85,6 +85,21 @@ func storedHeaders(h http.Header, deny []string) []store.Header {
 	return out
 }
 
+// visibleHeaders are the stored headers a reader sees: those the deny list now in force allows. An event
+// stored before a header was added to the list keeps it in the database but never shows it.
+func visibleHeaders(hs []store.Header, deny []string) []store.Header {
+	out := make([]store.Header, 0, len(hs))
+	for _, h := range hs {
+		if !validHeaderName(h.Name) {
+			continue
+		}
+		if _, denied := slices.BinarySearch(deny, textproto.CanonicalMIMEHeaderKey(h.Name)); !denied {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // validHeaderName reports whether s is an HTTP token (RFC 9110 section 5.6.2).
 func validHeaderName(s string) bool {
 	if s == "" {

@@ -112,3 +112,22 @@ func TestMalformedHeadersAreRefusedAlike(t *testing.T) {
 		}
 	})
 }
+
+// A header added to the deny list after events were stored with it is no longer shown with them.
+func TestDenyListAppliesToEventsStoredBefore(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		st := newStore(t, d)
+		before := startServiceOn(t, st, map[string]string{})
+		resp, err := before.client.Ingest(t.Context(), delivery(`{}`, "X-Tenant-Secret", "s", "X-Note", "n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored := storedNames(t, before, resp.GetEventId()); stored["X-Tenant-Secret"] == nil {
+			t.Fatalf("precondition: the header is stored under the default list: %v", stored)
+		}
+		after := startServiceOn(t, st, map[string]string{"WEBHOOK_HEADER_DENYLIST": "x-tenant-secret"})
+		if stored := storedNames(t, after, resp.GetEventId()); stored["X-Tenant-Secret"] != nil || stored["X-Note"] == nil {
+			t.Fatalf("after the list changed: %v", stored)
+		}
+	})
+}

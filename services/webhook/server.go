@@ -50,7 +50,7 @@ func (s *Server) GetEvent(ctx context.Context, req *webhookv1.GetEventRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return &webhookv1.GetEventResponse{Event: toProto(e)}, nil
+	return &webhookv1.GetEventResponse{Event: s.toProto(e)}, nil
 }
 
 // ListEvents implements webhookv1.WebhookServiceServer.
@@ -78,19 +78,19 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 	resp := &webhookv1.ListEventsResponse{}
 	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Seq) })
 	for _, e := range es {
-		resp.Events = append(resp.Events, toProto(e))
+		resp.Events = append(resp.Events, s.toProto(e))
 	}
 	return resp, nil
 }
 
-func toProto(e *store.Event) *webhookv1.Event {
+func (s *Server) toProto(e *store.Event) *webhookv1.Event {
 	out := &webhookv1.Event{
 		Id: e.ID, Source: e.Source, DedupeKey: e.DedupeKey, Status: webhookv1.EventStatus(e.Status),
 		ContentType: e.ContentType, Payload: e.Payload,
 		ReceiveTime: timestamppb.New(e.ReceiveTime), UpdateTime: timestamppb.New(e.UpdateTime),
 		AttemptCount: e.AttemptCount, SenderAddress: e.SenderAddress,
 	}
-	for _, h := range e.Headers {
+	for _, h := range visibleHeaders(e.Headers, s.cfg.HeaderDenylist) {
 		out.Headers = append(out.Headers, &webhookv1.Header{Name: h.Name, Values: h.Values})
 	}
 	return out

@@ -1,0 +1,1 @@
+-- Removed headers cannot be restored.
