@@ -63,6 +63,8 @@ type Server struct {
 	epoch  atomic.Uint64
 	// inflight counts refreshes in progress; Close waits for them.
 	inflight sync.WaitGroup
+	// Completed rounds of the background workers, so that tests can wait for a round instead of a time.
+	outboxRounds, refresherRounds atomic.Uint64
 }
 
 // cachedToken is a GetAccessToken answer and how long it may be served without reading the store.

@@ -31,6 +31,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"EventsAndOutbox":            testEventsAndOutbox,
 		"Due":                        testDue,
 		"Reseal":                     testReseal,
+		"OutboxClaims":               testOutboxClaims,
+		"OutboxClaimsAreExclusive":   testOutboxClaimsAreExclusive,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}

@@ -3,6 +3,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -27,8 +28,10 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.PostgresDB) *Store {
 	sqldb := stdlib.OpenDBFromPool(d.Pool)
 	return &Store{db: d, Store: sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
-		Time:      func(t time.Time) any { return t.UTC() },
-		Translate: db.PostgresError,
+		Time:       func(t time.Time) any { return t.UTC() },
+		Translate:  db.PostgresError,
+		SkipLocked: " FOR UPDATE SKIP LOCKED",
+		TxOptions:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	}, func() error { return errors.Join(sqldb.Close(), d.Close()) })}
 }
 

@@ -8,10 +8,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,13 @@ type Dialect struct {
 	Translate func(error) error
 	// Rebind rewrites the $N placeholders of a statement, when the backend needs another form.
 	Rebind func(string) string
+	// SkipLocked ends the row selection of a claim: " FOR UPDATE SKIP LOCKED" on PostgreSQL, where
+	// replicas claim concurrently; empty on SQLite, whose single writer already serialises claims.
+	SkipLocked string
+	// TxOptions are the options of every write transaction. PostgreSQL's are explicit READ COMMITTED:
+	// the lease and the outbox claim are conditional UPDATEs that rely on re-checking a row another
+	// transaction just changed, which a stricter server default would turn into serialisation failures.
+	TxOptions *sql.TxOptions
 }
 
 // Store is the token store over database/sql handles: write for transactions, read for queries (the
@@ -75,7 +84,7 @@ func (s *Store) t(t time.Time) any {
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
+	tx, err := s.write.BeginTx(ctx, s.d.TxOptions)
 	if err != nil {
 		return s.d.Translate(err)
 	}
@@ -150,9 +159,15 @@ func (s *Store) AccessTokenGet(ctx context.Context, k store.Key) (*store.Connect
 			stmt = s.accessTokenStmt.Load()
 		}
 	}
+	// The read runs detached from the caller's cancellation: with a cancellable context database/sql
+	// starts a goroutine per query to watch it, which cost more CPU than this primary-key read, and
+	// there is nothing to interrupt in a read of one row. A call already cancelled does not read.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c := store.Connection{Provider: k.Provider, ConnectionID: k.ConnectionID}
 	var status, hasRefresh int
-	err := stmt.QueryRowContext(ctx, k.Provider, k.ConnectionID).
+	err := stmt.QueryRowContext(context.WithoutCancel(ctx), k.Provider, k.ConnectionID).
 		Scan(&c.KeyID, &c.AccessToken, &c.TokenType, tv(&c.ExpireTime), &c.APIDomain, &status, &c.Version, &hasRefresh)
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("connection %s/%s not found", k.Provider, k.ConnectionID)
@@ -319,13 +334,70 @@ func (s *Store) ConnectionsDue(ctx context.Context, before, now time.Time, limit
 	})
 }
 
+const outboxColumns = `id, idempotency_key, payload, create_time, claim_owner, claim_expire_time, park_time, park_reason`
+
+func scanOutbox(row db.Scanner) (store.OutboxEntry, error) {
+	var o store.OutboxEntry
+	var owner sql.NullString
+	err := row.Scan(&o.ID, &o.IdempotencyKey, &o.Payload, tv(&o.CreateTime), &owner, tv(&o.ClaimExpireTime), tv(&o.ParkTime), &o.ParkReason)
+	o.ClaimOwner = owner.String
+	return o, err
+}
+
 // OutboxList implements store.Store.
 func (s *Store) OutboxList(ctx context.Context, limit int) ([]store.OutboxEntry, error) {
-	return queryAll(ctx, s, `SELECT id, idempotency_key, payload, create_time FROM audit_outbox ORDER BY id LIMIT $1`,
-		[]any{limit}, func(row db.Scanner) (store.OutboxEntry, error) {
-			var o store.OutboxEntry
-			return o, row.Scan(&o.ID, &o.IdempotencyKey, &o.Payload, tv(&o.CreateTime))
-		})
+	return queryAll(ctx, s, `SELECT `+outboxColumns+` FROM audit_outbox ORDER BY id LIMIT $1`, []any{limit}, scanOutbox)
+}
+
+// OutboxClaim implements store.Store. On PostgreSQL the inner SELECT locks the rows it picks and skips
+// rows another replica is claiming at this moment; a row claimed and committed meanwhile is re-checked
+// under READ COMMITTED and dropped, since its claim_expire_time is now in the future.
+func (s *Store) OutboxClaim(ctx context.Context, p store.OutboxClaimParams) ([]store.OutboxEntry, error) {
+	var out []store.OutboxEntry
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`UPDATE audit_outbox SET claim_owner = $1, claim_expire_time = $2
+			WHERE id IN (SELECT id FROM audit_outbox
+				WHERE park_time IS NULL AND (claim_expire_time IS NULL OR claim_expire_time <= $3)
+				ORDER BY id LIMIT $4`+s.d.SkipLocked+`)
+			RETURNING `+outboxColumns), p.Owner, s.t(p.Until), s.t(p.Now), p.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanOutbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return rows.Err()
+	})
+	// RETURNING promises no order.
+	slices.SortFunc(out, func(a, b store.OutboxEntry) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// OutboxRelease implements store.Store.
+func (s *Store) OutboxRelease(ctx context.Context, owner string, ids []int64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_outbox SET claim_owner = NULL, claim_expire_time = NULL
+				WHERE id = $1 AND claim_owner = $2`), id, owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// OutboxPark implements store.Store.
+func (s *Store) OutboxPark(ctx context.Context, id int64, reason string, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE audit_outbox SET park_time = $2, park_reason = $3, claim_owner = NULL,
+			claim_expire_time = NULL WHERE id = $1`), id, s.t(now), reason)
+		return err
+	})
 }
 
 // OutboxDelete implements store.Store.
