@@ -77,3 +77,19 @@ func TestAccessTokenGetPreparedReadsStayFresh(t *testing.T) {
 		t.Fatalf("read after delete: %v", err)
 	}
 }
+
+// TestAccessTokenGetCancelled: the lean read runs detached from the caller's context (so that
+// database/sql does not start a goroutine per query to watch it); a call already cancelled still does
+// not read.
+func TestAccessTokenGetCancelled(t *testing.T) {
+	s := sqlite.New(dbtest.Open(t, db.SQLite, "token").SQLite)
+	c := storetest.Conn("zoho", "org-1", time.Now().UTC().Truncate(time.Microsecond), time.Hour)
+	if _, err := s.ConnectionPut(context.Background(), c, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, err := s.AccessTokenGet(ctx, store.Key{Provider: "zoho", ConnectionID: "org-1"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled read: %+v, %v", got, err)
+	}
+}
