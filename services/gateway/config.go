@@ -3,8 +3,10 @@
 package gateway
 
 import (
+	"net/textproto"
 	"time"
 
+	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 )
 
@@ -21,6 +23,14 @@ type Config struct {
 	RequestTimeout      time.Duration
 	IdleTimeout         time.Duration
 	ShutdownTimeout     time.Duration
+	// TrustedProxies are the load balancers whose ClientIPHeader is believed; the address found is passed
+	// to the services as the caller's.
+	TrustedProxies clientaddr.Trusted
+	ClientIPHeader string
+	// MethodOverride lets a form POST be served as the method in X-HTTP-Method-Override (or as GET), as
+	// grpc-gateway does by default. Off, because it turns a request a browser sends across sites without
+	// asking into a GET, PUT or DELETE.
+	MethodOverride bool
 }
 
 // LoadConfig reads the gateway's settings from env.
@@ -36,5 +46,8 @@ func LoadConfig(env *config.Env) Config {
 		RequestTimeout:      env.Duration("GATEWAY_REQUEST_TIMEOUT", 30*time.Second, time.Second, 10*time.Minute),
 		IdleTimeout:         env.Duration("GATEWAY_IDLE_TIMEOUT", 2*time.Minute, time.Second, time.Hour),
 		ShutdownTimeout:     env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		TrustedProxies:      clientaddr.Load(env, "GATEWAY_TRUSTED_PROXIES", nil),
+		ClientIPHeader:      textproto.CanonicalMIMEHeaderKey(env.String("GATEWAY_CLIENT_IP_HEADER", "X-Forwarded-For")),
+		MethodOverride:      env.Bool("GATEWAY_HTTP_METHOD_OVERRIDE", false),
 	}
 }

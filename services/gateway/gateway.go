@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -22,7 +21,6 @@ import (
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/gen/openapi"
-	"github.com/sergas/core/internal/ratelimit"
 )
 
 // Gateway routes HTTP requests to the three services over gRPC.
@@ -30,10 +28,14 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	mux     *runtime.ServeMux
+	probe   *runtime.ServeMux // the same routes, only to list a path's methods (see allowed)
+	routes  *routeTable
 	conns   map[string]*grpc.ClientConn // by service name
 	webhook webhookv1.WebhookServiceClient
 	handler http.Handler
 	tls     *tls.Config
+	// transportLog samples the causes of transport failures, which a caller can trigger at will.
+	transportLog *sampledLog
 }
 
 // New dials every service (lazily: a service that is down only fails its own routes and /readyz) and
@@ -41,15 +43,7 @@ type Gateway struct {
 // creds secure the connections to the services (TLS or mTLS, or plaintext); tlsCfg, when not nil, serves
 // HTTPS.
 func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.TransportCredentials, tlsCfg *tls.Config) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg}
-	g.mux = runtime.NewServeMux(
-		runtime.WithErrorHandler(errorHandler),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
-			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
-			// Unknown fields are an error, so that a misspelt field is reported instead of ignored.
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
-	)
+	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg, transportLog: newSampledLog(log, 1, 5)}
 	endpoints := []struct {
 		name     string
 		addr     string
@@ -59,16 +53,44 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 		{auditv1.AuditService_ServiceDesc.ServiceName, cfg.AuditEndpoint, auditv1.RegisterAuditServiceHandler},
 		{webhookv1.WebhookService_ServiceDesc.ServiceName, cfg.WebhookEndpoint, webhookv1.RegisterWebhookServiceHandler},
 	}
+	var names []string
 	for _, e := range endpoints {
-		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
+		names = append(names, e.name)
+	}
+	routes, err := buildRoutes(names)
+	if err != nil {
+		return nil, err
+	}
+	g.routes = routes
+	common := []runtime.ServeMuxOption{
+		// Unknown fields are an error, so that a misspelt field is reported instead of ignored.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}}),
+	}
+	if !cfg.MethodOverride {
+		// grpc-gateway serves a form POST as GET, or as the method in X-HTTP-Method-Override: a request any
+		// web page can make a browser send would reach PUT and DELETE routes.
+		common = append(common, runtime.WithDisablePathLengthFallback(), runtime.WithDisableHTTPMethodOverride())
+	}
+	g.mux = runtime.NewServeMux(append(common, runtime.WithErrorHandler(errorHandler), runtime.WithRoutingErrorHandler(g.routingError),
+		runtime.WithMiddlewares(g.queryGuard))...)
+	g.probe = runtime.NewServeMux(append(common, runtime.WithErrorHandler(probeError), runtime.WithRoutingErrorHandler(probeRoutingError),
+		runtime.WithMiddlewares(probeMatch))...)
+	for _, e := range endpoints {
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}),
+			grpc.WithUnaryInterceptor(g.unaryInterceptor), grpc.WithStreamInterceptor(g.streamInterceptor))
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("dial %s at %s: %w", e.name, e.addr, err)
 		}
 		g.conns[e.name] = conn
-		if err := e.register(ctx, g.mux, conn); err != nil {
-			g.Close()
-			return nil, err
+		for _, mux := range []*runtime.ServeMux{g.mux, g.probe} {
+			if err := e.register(ctx, mux, conn); err != nil {
+				g.Close()
+				return nil, err
+			}
 		}
 	}
 	g.webhook = webhookv1.NewWebhookServiceClient(g.conns[webhookv1.WebhookService_ServiceDesc.ServiceName])
@@ -79,8 +101,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	root.Handle("GET /metrics", promhttp.Handler())
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	root.HandleFunc("/webhooks/{source}", g.ingest)
-	root.Handle("/", http.MaxBytesHandler(g.mux, cfg.MaxBodyBytes))
-	g.handler = instrument(root)
+	root.Handle("/", g.restInput(g.mux))
+	g.handler = instrument(root, validPath(g.withClientAddr(root)))
 	return g, nil
 }
 
@@ -96,15 +118,23 @@ func (g *Gateway) Close() error {
 	return err
 }
 
-// Serve listens on cfg.Addr and serves until ctx is done, then lets in-flight requests finish.
+// Serve listens on cfg.Addr and serves until ctx is done, then lets in-flight requests finish for
+// cfg.ShutdownTimeout. Requests still running then are cut and counted in the log: a stop is not a
+// failure, so Serve returns nil, as the gRPC services do when they cut their stragglers.
 // ready, when not nil, receives the bound address.
 func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	lis, err := net.Listen("tcp", g.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", g.cfg.Addr, err)
 	}
+	var inFlight atomic.Int64
+	timed := http.TimeoutHandler(g.handler, g.cfg.RequestTimeout, `{"code":4,"message":"request timed out"}`)
 	srv := &http.Server{
-		Handler:           http.TimeoutHandler(g.handler, g.cfg.RequestTimeout, `{"code":4,"message":"request timed out"}`),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			timed.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
 		ReadTimeout:       g.cfg.RequestTimeout,
 		WriteTimeout:      g.cfg.RequestTimeout + 5*time.Second,
@@ -129,19 +159,17 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		g.log.Warn("cut requests still in flight after SHUTDOWN_TIMEOUT", "service", "gateway",
+			"requests", inFlight.Load(), "timeout", g.cfg.ShutdownTimeout.String())
+		_ = srv.Close() // closes their connections, which cancels their contexts and so their RPCs
+		err = nil
+	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	g.log.Info("stopped", "service", "gateway")
 	return err
-}
-
-// errorHandler writes errors as grpc-gateway does, adding Retry-After when the service said when to retry.
-func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if wait, ok := ratelimit.RetryAfter(err); ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

@@ -19,7 +19,25 @@ var (
 		Help:    "Time to serve an HTTP request at the gateway, by route pattern.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route"})
+	transportErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_service_unreachable_total",
+		Help: "RPCs the gateway could not deliver (service down or connection lost), by gRPC service.",
+	}, []string{"grpc_service"})
 )
+
+// methods are the HTTP methods counted under their own name; any other is counted as "other", so that a
+// caller cannot create a series per request by inventing methods.
+var methods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
+	http.MethodDelete: true, http.MethodOptions: true, http.MethodConnect: true, http.MethodTrace: true,
+}
+
+func methodLabel(m string) string {
+	if methods[m] {
+		return m
+	}
+	return "other"
+}
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -44,12 +62,13 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // instrument counts requests by the matched route pattern (never the raw path, whose ids would make
-// unbounded label values).
-func instrument(mux *http.ServeMux) http.Handler {
+// unbounded label values), a known method and the status code.
+// h serves the request; mux only names its route.
+func instrument(mux *http.ServeMux, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		mux.ServeHTTP(rec, r)
+		h.ServeHTTP(rec, r)
 		_, route := mux.Handler(r)
 		if route == "/" {
 			route = "rest"
@@ -57,7 +76,7 @@ func instrument(mux *http.ServeMux) http.Handler {
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
-		httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
+		httpRequests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.code)).Inc()
 		httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/sergas/core/internal/clientaddr"
+)
+
+// Every RPC the gateway makes passes through here: it carries the HTTP client's address, and a transport
+// failure (the service down or unreachable) reaches the caller as a plain 503, never as the dialer's
+// message, which names internal addresses.
+
+type clientAddrKey struct{}
+
+// withClientAddr records the HTTP client's address (behind trusted proxies) for the RPCs r causes.
+func (g *Gateway) withClientAddr(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := clientaddr.FromHTTP(r, g.cfg.TrustedProxies, g.cfg.ClientIPHeader)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientAddrKey{}, addr)))
+	})
+}
+
+// outgoing sets x-sergas-client-ip to the address withClientAddr found, replacing whatever else put it
+// there: grpc-gateway forwards only permanent HTTP headers by default, but the services believe this key
+// from the gateway, so no client-sent value may ever reach them under it.
+func outgoing(ctx context.Context) context.Context {
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(clientaddr.MetadataKey)) > 0 {
+		md = md.Copy()
+		md.Delete(clientaddr.MetadataKey)
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	addr, _ := ctx.Value(clientAddrKey{}).(string)
+	return clientaddr.Outgoing(ctx, addr)
+}
+
+// answeredKey holds a flag that answerTracker sets when the service itself ended the RPC with a status.
+type answeredKey struct{}
+
+// answerTracker is a client stats handler telling a status the service sent (it arrives as trailers) from
+// one the client connection made up (no connection, connection lost).
+type answerTracker struct{}
+
+func (answerTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (answerTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (answerTracker) HandleConn(context.Context, stats.ConnStats) {}
+func (answerTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.InTrailer); ok {
+		if f, ok := ctx.Value(answeredKey{}).(*atomic.Bool); ok {
+			f.Store(true)
+		}
+	}
+}
+
+// errServiceUnavailable is what a caller sees of a transport failure.
+var errServiceUnavailable = func() error {
+	st, _ := status.New(codes.Unavailable, "service unavailable").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	return st.Err()
+}()
+
+func (g *Gateway) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	answered := new(atomic.Bool)
+	ctx = context.WithValue(outgoing(ctx), answeredKey{}, answered)
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	return g.transportError(method, err, answered)
+}
+
+func (g *Gateway) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	answered := new(atomic.Bool)
+	ctx = context.WithValue(outgoing(ctx), answeredKey{}, answered)
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	return s, g.transportError(method, err, answered)
+}
+
+// transportError replaces an UNAVAILABLE the service did not send with errServiceUnavailable, logging the
+// real cause (sampled: a flood of requests to a service that is down must not flood the log).
+func (g *Gateway) transportError(method string, err error, answered *atomic.Bool) error {
+	if err == nil || answered.Load() || status.Code(err) != codes.Unavailable {
+		return err
+	}
+	svc := g.serviceOf(method)
+	transportErrors.WithLabelValues(svc).Inc()
+	if !strings.HasPrefix(method, "/grpc.health.v1.Health/") { // /readyz reports those itself
+		g.transportLog.Warn("service unreachable", "service", svc, "method", method, "error", status.Convert(err).Message())
+	}
+	return errServiceUnavailable
+}
+
+// serviceOf names the service of a full method name, from the fixed set the gateway dials.
+func (g *Gateway) serviceOf(method string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	if _, ok := g.conns[name]; ok {
+		return name
+	}
+	return "other"
+}
+
+// sampledLog writes at most a few lines a second and says how many it left out.
+type sampledLog struct {
+	log        *slog.Logger
+	lim        *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newSampledLog(log *slog.Logger, perSecond float64, burst int) *sampledLog {
+	return &sampledLog{log: log, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+}
+
+func (s *sampledLog) Warn(msg string, args ...any) {
+	if !s.lim.Allow() {
+		s.suppressed.Add(1)
+		return
+	}
+	if n := s.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	s.log.Warn(msg, args...)
+}
