@@ -2,13 +2,18 @@ package db
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/sergas/core/internal/errs"
 )
@@ -114,6 +119,18 @@ func (p *PostgresDB) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 	return PostgresError(tx.Commit(ctx))
 }
 
+// connectionLost reports an error that means the connection is gone (the server crashed, was killed or
+// restarted, or a network path broke) rather than that the statement was wrong: the caller may retry on
+// a new connection, which the pool makes by itself once the server is back. "unexpected EOF" is what a
+// connection killed mid-query returns.
+func connectionLost(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, puddle.ErrClosedPool) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.As(err, &ce)
+}
+
 // PostgresError turns a driver error into a domain error; nil stays nil and domain errors pass through.
 func PostgresError(err error) error {
 	var de *errs.Error
@@ -136,7 +153,7 @@ func PostgresError(err error) error {
 			return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
 		}
 		return errs.Wrap(errs.KindInternal, err, "database error")
-	case pgconn.SafeToRetry(err), pgconn.Timeout(err):
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err), connectionLost(err):
 		return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
 	}
 	var ne interface{ Timeout() bool }

@@ -3,12 +3,18 @@ package grpcserver
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/ratelimit"
 )
+
+// UnavailableRetryAfter is the retry delay sent with Unavailable: long enough not to hammer a restarting
+// database, short enough that callers resume soon after it is back.
+const UnavailableRetryAfter = time.Second
 
 var kindCodes = map[errs.Kind]codes.Code{
 	errs.KindInternal:           codes.Internal,
@@ -36,6 +42,11 @@ func ToStatus(err error) error {
 		msg := de.Msg
 		if de.Kind == errs.KindInternal || msg == "" {
 			msg = "internal error"
+		}
+		if de.Kind == errs.KindUnavailable {
+			// A dependency is down (database restarting, pool exhausted): tell the caller when to retry;
+			// the gateway turns this into 503 with Retry-After.
+			return ratelimit.RetryError(codes.Unavailable, msg, UnavailableRetryAfter)
 		}
 		return status.Error(kindCodes[de.Kind], msg)
 	case errors.Is(err, context.Canceled):
