@@ -5,10 +5,10 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -16,14 +16,10 @@ import (
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
-	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/auditclient"
-	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
-	"github.com/sergas/core/internal/ratelimit"
-	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/token"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/store/postgres"
@@ -54,24 +50,25 @@ func TestRestartMidRefreshLeavesAUsableToken(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbc db.Config) {
 		z := zohotest.New(t)
 		r := startReplica(t, config_(t, dbc, z, nil))
-		create(t, r.client, "org-1", z.IssueRefreshToken(), time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
+		createExpired(t, r.client, "org-1", z.IssueRefreshToken())
 		st := openStore(t, dbc)
 		now := time.Now()
+		until := now.Add(1500 * time.Millisecond)
 		if _, ok, err := st.LeaseAcquire(context.Background(), store.LeaseParams{Key: store.Key{Provider: "zoho", ConnectionID: "org-1"},
-			Owner: "crashed-replica", Now: now, Until: now.Add(1500 * time.Millisecond)}); !ok || err != nil {
+			Owner: "crashed-replica", Now: now, Until: until}); !ok || err != nil {
 			t.Fatalf("dead replica's lease: %v %v", ok, err)
 		}
-		start := time.Now()
 		got, err := get(r.client, "org-1")
 		if err != nil || !z.Valid(got.GetAccessToken()) {
 			t.Fatalf("after the dead lease: %v %v", got, err)
 		}
-		if waited := time.Since(start); waited < time.Second {
-			t.Fatalf("refreshed after %v, while another replica's lease was still live", waited)
+		// The precondition: the lease was really held, so the provider was asked only after it expired.
+		times := z.RefreshTimes()
+		if len(times) != 1 {
+			t.Fatalf("%d refreshes", len(times))
 		}
-		if z.Refreshes() != 1 {
-			t.Fatalf("%d refreshes", z.Refreshes())
+		if times[0].Before(until) {
+			t.Fatalf("refreshed at %v, while another replica's lease was live until %v", times[0], until)
 		}
 	})
 }
@@ -147,15 +144,17 @@ func TestBackgroundRefresherRefreshesUnasked(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbc db.Config) {
 		z := zohotest.New(t)
 		cfg := config_(t, dbc, z, map[string]string{"TOKEN_REFRESHER_INTERVAL": "200ms"})
-		startReplica(t, cfg)
+		r1 := startReplica(t, cfg)
 		r := startReplica(t, cfg) // two replicas: still one refresh
 		create(t, r.client, "org-1", z.IssueRefreshToken(), 2*time.Minute)
 		create(t, r.client, "fresh", z.IssueRefreshToken(), time.Hour)
-		deadline := time.Now().Add(10 * time.Second)
-		for z.Refreshes() == 0 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		time.Sleep(500 * time.Millisecond) // more rounds: nothing else is due
+		waitFor(t, 10*time.Second, "a background refresh", func() bool { return z.Refreshes() > 0 })
+		// Two more complete rounds on each replica (a round ends when its refreshes have): nothing else
+		// is due, so nothing else reaches the provider.
+		n1, n := r1.svc.RefresherRounds(), r.svc.RefresherRounds()
+		waitFor(t, 10*time.Second, "two more refresher rounds on each replica", func() bool {
+			return r1.svc.RefresherRounds() >= n1+2 && r.svc.RefresherRounds() >= n+2
+		})
 		if z.Refreshes() != 1 {
 			t.Fatalf("background refreshes: %d, want 1", z.Refreshes())
 		}
@@ -198,13 +197,15 @@ func TestExchangeAndRevoke(t *testing.T) {
 func TestAuditEventsWaitForTheAuditService(t *testing.T) {
 	z := zohotest.New(t)
 	ctx := context.Background()
+	dbc := dbtest.Config(t, db.SQLite)
 	auditAddr := freeAddr(t)
 	client := auditclient.NewClient("")
 	if err := client.Connect(auditAddr, insecure.NewCredentials()); err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	svc, err := token.Open(ctx, config_(t, dbtest.Config(t, db.SQLite), z, nil), quiet(), client)
+	rec := &watchedRecorder{AuditRecorder: client}
+	svc, err := token.Open(ctx, config_(t, dbc, z, nil), quiet(), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,47 +217,44 @@ func TestAuditEventsWaitForTheAuditService(t *testing.T) {
 			t.Fatalf("refresh with the audit service down: %v", err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a delivery round fails meanwhile
+	// The precondition: a delivery round really failed while the audit service was down.
+	waitFor(t, 10*time.Second, "a failed delivery", func() bool { return rec.failures.Load() > 0 })
 
 	// Now the audit service comes up at the address the token service was given.
-	acfg := audit.LoadConfig(config.FromMap(map[string]string{"AUDIT_GRPC_ADDR": auditAddr}))
-	acfg.DB = dbtest.Config(t, db.SQLite)
-	asvc, err := audit.Open(ctx, acfg, quiet())
+	auditClient := startAudit(t, auditAddr)
+	st := openStore(t, dbc)
+	waitFor(t, 45*time.Second, "the outbox delivered and empty", func() bool {
+		left, err := st.OutboxList(ctx, 10)
+		return err == nil && len(left) == 0
+	})
+	// The outbox is empty, so nothing more can arrive: the audit log is final.
+	list, err := auditClient.ListEvents(ctx, &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	defer stop()
-	sec := &auth.Security{Authenticator: &auth.Authenticator{Disabled: true}, Limiter: ratelimit.New(0, 1)}
-	go app.Serve(actx, acfg.ServiceConfig, &app.Runtime{Security: sec}, quiet(), asvc, nil)
-	conn, err := grpc.NewClient(auditAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	refreshes := 0
+	for _, e := range list.GetEvents() {
+		if e.GetAction() == "token.refresh" {
+			refreshes++
+		}
+	}
+	if len(list.GetEvents()) != 4 || refreshes != 3 {
+		t.Fatalf("audit log holds %d events (%d refreshes), want 4 (3)", len(list.GetEvents()), refreshes)
+	}
+}
+
+// watchedRecorder counts failed deliveries, so a test can wait for one.
+type watchedRecorder struct {
+	token.AuditRecorder
+	failures atomic.Int32
+}
+
+func (w *watchedRecorder) Record(ctx context.Context, req *auditv1.RecordEventRequest) error {
+	err := w.AuditRecorder.Record(ctx, req)
 	if err != nil {
-		t.Fatal(err)
+		w.failures.Add(1)
 	}
-	defer conn.Close()
-	auditClient := auditv1.NewAuditServiceClient(conn)
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		list, err := auditClient.ListEvents(ctx, &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})
-		if err == nil && len(list.GetEvents()) >= 4 { // create + 3 refreshes
-			time.Sleep(1500 * time.Millisecond) // a later round must not add duplicates
-			list, _ = auditClient.ListEvents(ctx, &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})
-			refreshes := 0
-			for _, e := range list.GetEvents() {
-				if e.GetAction() == "token.refresh" {
-					refreshes++
-				}
-			}
-			if len(list.GetEvents()) != 4 || refreshes != 3 {
-				t.Fatalf("audit log holds %d events (%d refreshes), want 4 (3)", len(list.GetEvents()), refreshes)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox not delivered: %v %v", list, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return err
 }
 
 // A connection without a refresh token, or a provider without client credentials, never reaches the
@@ -324,7 +322,11 @@ func TestCloseWaitsForRefreshInProgress(t *testing.T) {
 	cfg := config_(t, dbc, z, map[string]string{"TOKEN_REFRESHER_INTERVAL": "100ms"})
 	r := startReplica(t, cfg)
 	create(t, r.client, "org-1", z.IssueRefreshToken(), 2*time.Minute)
-	time.Sleep(500 * time.Millisecond) // the background refresher is now waiting on the slow provider
+	select { // the precondition: the background refresher is now waiting on the slow provider
+	case <-z.Arrived():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the background refresher never called the provider")
+	}
 	r.stop()
 	if z.Refreshes() != 1 {
 		t.Fatalf("%d refreshes reached the provider before close returned", z.Refreshes())
@@ -343,15 +345,20 @@ func TestLateTakeoverStillStoresTheRotatedToken(t *testing.T) {
 	z := zohotest.New(t)
 	z.Rotate, z.Delay = true, 1500*time.Millisecond
 	r := startReplica(t, config_(t, dbc, z, map[string]string{"TOKEN_REFRESH_LEASE": "3s", "TOKEN_PROVIDER_TIMEOUT": "2s"}))
-	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Millisecond)
+	createExpired(t, r.client, "org-1", z.IssueRefreshToken())
 	st := openStore(t, dbc)
 	now := time.Now()
+	until := now.Add(2500 * time.Millisecond)
 	if _, ok, _ := st.LeaseAcquire(context.Background(), store.LeaseParams{Key: store.Key{Provider: "zoho", ConnectionID: "org-1"},
-		Owner: "crashed", Now: now, Until: now.Add(2500 * time.Millisecond)}); !ok {
+		Owner: "crashed", Now: now, Until: until}); !ok {
 		t.Fatal("no lease for the crashed replica")
 	}
 	if got, err := get(r.client, "org-1"); err != nil || !z.Valid(got.GetAccessToken()) {
 		t.Fatalf("after a late takeover: %v %v", got, err)
+	}
+	// The precondition: the takeover really came late, after the crashed replica's lease.
+	if times := z.RefreshTimes(); len(times) != 1 || times[0].Before(until) {
+		t.Fatalf("provider asked at %v, want once after %v", times, until)
 	}
 	z.Delay = 0
 	if _, err := r.client.RefreshConnection(context.Background(), &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {

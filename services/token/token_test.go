@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	"github.com/sergas/core/internal/config"
@@ -112,6 +113,18 @@ func create(t *testing.T, c tokenv1.TokenServiceClient, id, rt string, expiresIn
 	}
 }
 
+// createExpired stores a connection whose access token expired a minute ago: no need to wait for an
+// expiry to pass.
+func createExpired(t *testing.T, c tokenv1.TokenServiceClient, id, rt string) {
+	t.Helper()
+	_, err := c.CreateConnection(context.Background(), &tokenv1.CreateConnectionRequest{Provider: "zoho", ConnectionId: id,
+		AccessToken: "1000.at.initial-" + id, RefreshToken: rt, ExpireTime: timestamppb.New(time.Now().Add(-time.Minute)),
+		ApiDomain: "https://www.zohoapis.eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func get(c tokenv1.TokenServiceClient, id string) (*tokenv1.GetAccessTokenResponse, error) {
 	return c.GetAccessToken(context.Background(), &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: id})
 }
@@ -198,8 +211,7 @@ func TestFailuresKeepTheStoredToken(t *testing.T) {
 		}
 
 		// An expired token with the provider down: UNAVAILABLE with a retry delay, token kept.
-		create(t, r.client, "expired", z.IssueRefreshToken(), time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
+		createExpired(t, r.client, "expired", z.IssueRefreshToken())
 		z.FailNext(zohotest.ServerError)
 		_, err = get(r.client, "expired")
 		if status.Code(err) != codes.Unavailable {
@@ -276,8 +288,7 @@ func TestRefreshBudgetIsNeverExceeded(t *testing.T) {
 func TestZohoAccessDeniedAtHTTP200BacksOff(t *testing.T) {
 	z := zohotest.New(t)
 	r := startReplica(t, config_(t, dbtest.Config(t, db.SQLite), z, nil))
-	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Millisecond)
-	time.Sleep(5 * time.Millisecond)
+	createExpired(t, r.client, "org-1", z.IssueRefreshToken())
 	z.FailNext(zohotest.AccessDenied)
 	_, err := get(r.client, "org-1")
 	if status.Code(err) != codes.ResourceExhausted {
