@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,7 @@ type serverProc struct {
 	addr  string
 	pprof string
 	env   map[string]string
+	logs  *tailBuffer
 	done  chan error
 }
 
@@ -60,11 +62,14 @@ func startServer(bin string, env map[string]string, pprofAddr string) (*serverPr
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = os.Stderr
+	// The server's log (its start-up warnings about running without an audit key, say) is shown only
+	// when it fails, so that the table stays readable.
+	logs := &tailBuffer{max: 64 << 10}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &serverProc{cmd: cmd, pprof: pprofAddr, env: env, done: make(chan error, 1)}
+	p := &serverProc{cmd: cmd, pprof: pprofAddr, env: env, logs: logs, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -80,7 +85,7 @@ func startServer(bin string, env map[string]string, pprofAddr string) (*serverPr
 	case p.addr = <-ready:
 		return p, nil
 	case err := <-p.done:
-		return nil, fmt.Errorf("bench server exited before listening: %v", err)
+		return nil, fmt.Errorf("bench server exited before listening: %v\n%s", err, logs.String())
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		return nil, fmt.Errorf("bench server not listening within 60s")
@@ -92,7 +97,10 @@ func (p *serverProc) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
-		return err
+		if err != nil {
+			return fmt.Errorf("bench server: %v\n%s", err, p.logs.String())
+		}
+		return nil
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 		return fmt.Errorf("bench server did not stop within 30s of SIGTERM")
@@ -185,4 +193,27 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }

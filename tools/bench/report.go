@@ -99,7 +99,7 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 	fmt.Fprintf(w, "\nMeasured %s on %s; Go %s; %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), strings.TrimPrefix(runtime.Version(), "go"), strings.Join(bs, " and "))
 	fmt.Fprintf(w, "Server and load generator are separate processes on the same cores, talking gRPC over loopback (one connection). "+
 		"Both calls go through the same API-key authentication, token:read scope check, per-credential rate limiter "+
-		"(on, with the bench key allowed %d calls/s, burst %d: never reached) and interceptors. "+
+		"(on: the bench key's read class allowed %d calls/s, burst %d, via RATE_LIMIT_READ_PER_SECOND/_BURST; never reached) and interceptors. "+
 		"Each point: %d runs of %s after a %s warm-up, interleaved; median (min–max). "+
 		"\"vs no-op\" is the ratio of median throughputs (range: run by run); server CPU is the server process's user+system time per call (median). Whole run: %s.\n\n",
 		benchRate, benchRate, o.reps, o.d, o.warmup, took.Round(time.Second))
