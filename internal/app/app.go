@@ -101,7 +101,7 @@ func Serve(ctx context.Context, cfg ServiceConfig, rt *Runtime, log *slog.Logger
 		}
 		defer stopMetrics()
 	}
-	go srv.WatchHealth(ctx, 5*time.Second, svc.Ping)
+	go srv.WatchHealth(ctx, 5*time.Second, svc.Ping, db.Down)
 	log.Info("serving gRPC", "service", cfg.Name, "addr", srv.Addr())
 	if ready != nil {
 		ready(srv.Addr())

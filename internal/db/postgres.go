@@ -150,15 +150,15 @@ func PostgresError(err error) error {
 			return errs.Wrap(errs.KindConflict, err, "concurrent update, retry")
 		case pe.Code[:2] == "08", pe.Code[:2] == "53", pe.Code[:2] == "57":
 			// connection exceptions, insufficient resources, operator intervention (shutdown)
-			return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
+			return errs.Wrap(errs.KindUnavailable, &outage{err}, "database unavailable")
 		}
 		return errs.Wrap(errs.KindInternal, err, "database error")
 	case pgconn.SafeToRetry(err), pgconn.Timeout(err), connectionLost(err):
-		return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
+		return errs.Wrap(errs.KindUnavailable, &outage{err}, "database unavailable")
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) {
-		return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
+		return errs.Wrap(errs.KindUnavailable, &outage{err}, "database unavailable")
 	}
 	return errs.Wrap(errs.KindInternal, err, "database error")
 }

@@ -167,7 +167,7 @@ func SQLiteError(err error) error {
 	case errors.Is(err, sqlite3.BUSY), errors.Is(err, sqlite3.LOCKED):
 		return errs.Wrap(errs.KindUnavailable, err, "database busy, retry")
 	case errors.Is(err, sqlite3.FULL), errors.Is(err, sqlite3.IOERR), errors.Is(err, sqlite3.CANTOPEN):
-		return errs.Wrap(errs.KindUnavailable, err, "database unavailable")
+		return errs.Wrap(errs.KindUnavailable, &outage{err}, "database unavailable")
 	}
 	return errs.Wrap(errs.KindInternal, err, "database error")
 }

@@ -26,6 +26,9 @@ type observe struct {
 	// refusals samples the lines of calls refused for credentials, scope or rate: any caller can cause
 	// them by the thousand, and a WARN line each would make the log the bottleneck.
 	refusals *logging.Sampler
+	// report receives the outcome of every application RPC (not health checks or reflection), for the
+	// dependency's health.
+	report func(error)
 }
 
 // refusalCodes are the codes whose log lines are sampled.
@@ -59,6 +62,9 @@ func (o observe) recover(method string, err *error) {
 
 func (o observe) finish(ctx context.Context, method string, start time.Time, err error) error {
 	elapsed := time.Since(start)
+	if o.report != nil && !strings.HasPrefix(method, "/grpc.") {
+		o.report(err)
+	}
 	serr := ToStatus(err)
 	code := status.Code(serr)
 	svc, m := splitMethod(method)

@@ -161,7 +161,7 @@ func TestWatchHealthFollowsDependency(t *testing.T) {
 			return errors.New("database gone")
 		}
 		return nil
-	})
+	}, nil)
 	health := healthpb.NewHealthClient(conn)
 	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()

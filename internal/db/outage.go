@@ -1,0 +1,19 @@
+package db
+
+import "errors"
+
+// outage marks the cause of an Unavailable error that means the database cannot be used at all (the
+// server is down or restarting, the connection broke, the disk failed), as opposed to busy (SQLite's
+// lock, a pool with no free connection), which passes by itself under less load.
+type outage struct{ err error }
+
+func (o *outage) Error() string { return o.err.Error() }
+func (o *outage) Unwrap() error { return o.err }
+
+// Down reports whether err, as returned by a store, says the database cannot be reached. The gRPC server
+// uses it to report NOT_SERVING at once when real requests find the database gone, without waiting for
+// the next periodic ping.
+func Down(err error) bool {
+	var o *outage
+	return errors.As(err, &o)
+}
