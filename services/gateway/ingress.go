@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,14 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &webhookv1.IngestRequest{Source: r.PathValue("source"), Body: body}
 	for name, values := range r.Header {
+		for _, v := range values {
+			// Header values travel as protobuf strings, which must be UTF-8: without this check such a
+			// delivery fails to marshal here and answers 500, so the sender would retry it for ever.
+			if !utf8.ValidString(v) {
+				writeStatus(w, http.StatusBadRequest, codes.InvalidArgument, fmt.Sprintf("header %s is not valid UTF-8", name))
+				return
+			}
+		}
 		req.Headers = append(req.Headers, &webhookv1.Header{Name: name, Values: values})
 	}
 	resp, err := g.webhook.Ingest(r.Context(), req)

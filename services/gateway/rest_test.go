@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -149,5 +151,33 @@ func TestMethodOverrideIsOffByDefault(t *testing.T) {
 	}
 	if calls := rec.all(); len(calls) != 1 || calls[0].method != "DeleteConnection" {
 		t.Fatalf("override on: calls %v", calls)
+	}
+}
+
+// A webhook whose path or header values are not UTF-8 answers 400 before the webhook service, not 500.
+func TestWebhookWithInvalidUTF8Answers400(t *testing.T) {
+	rec := &recorder{}
+	base := serveHTTP(t, newGateway(t, nil, serveFakes(t, rec), nil))
+	if code, _, body := send(t, "POST", base+"/webhooks/zo%FFho", "{}"); code != 400 {
+		t.Errorf("source: %d %s", code, body)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /webhooks/zoho HTTP/1.1\r\nHost: x\r\nX-Note: a\xffb\r\nContent-Length: 2\r\n\r\n{}")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("header value: %d", resp.StatusCode)
+	}
+	if n := len(rec.all()); n != 0 {
+		t.Errorf("%d calls reached the service", n)
 	}
 }
