@@ -93,6 +93,7 @@ func (s *Server) CreateConnection(ctx context.Context, req *tokenv1.CreateConnec
 		validate.Text("access_token", req.GetAccessToken(), maxTokenBytes, true),
 		validate.Text("refresh_token", req.GetRefreshToken(), maxTokenBytes, false),
 		validate.Text("token_type", req.GetTokenType(), 32, false),
+		validate.Text("api_domain", req.GetApiDomain(), 2048, false),
 		validate.HTTPURL("api_domain", req.GetApiDomain()),
 		validateScopes(req.GetScopes()),
 	); err != nil {
@@ -137,6 +138,7 @@ func (s *Server) ExchangeCode(ctx context.Context, req *tokenv1.ExchangeCodeRequ
 	if err := validate.First(
 		s.validateNew(req.GetProvider(), req.GetConnectionId(), req.GetClientId(), req.GetClientSecret()),
 		validate.Text("code", req.GetCode(), 2048, true),
+		validate.Text("redirect_uri", req.GetRedirectUri(), 2048, false),
 		validate.HTTPURL("redirect_uri", req.GetRedirectUri()),
 	); err != nil {
 		return nil, err
