@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -74,10 +75,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 		// web page can make a browser send would reach PUT and DELETE routes.
 		common = append(common, runtime.WithDisablePathLengthFallback(), runtime.WithDisableHTTPMethodOverride())
 	}
-	g.mux = runtime.NewServeMux(append(common, runtime.WithErrorHandler(errorHandler), runtime.WithRoutingErrorHandler(g.routingError),
-		runtime.WithMiddlewares(g.queryGuard))...)
-	g.probe = runtime.NewServeMux(append(common, runtime.WithErrorHandler(probeError), runtime.WithRoutingErrorHandler(probeRoutingError),
-		runtime.WithMiddlewares(probeMatch))...)
+	g.mux = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(g.routingError), runtime.WithMiddlewares(g.queryGuard)})...)
+	g.probe = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(probeError),
+		runtime.WithRoutingErrorHandler(probeRoutingError), runtime.WithMiddlewares(probeMatch)})...)
 	for _, e := range endpoints {
 		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}),
 			grpc.WithUnaryInterceptor(g.unaryInterceptor), grpc.WithStreamInterceptor(g.streamInterceptor))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 )
 
 // Bad REST input is refused with 4xx before it reaches a service, never with a 500.
@@ -149,8 +150,28 @@ func TestMethodOverrideIsOffByDefault(t *testing.T) {
 	if code, _, body := send(t, "POST", base+"/v1/connections/zoho/x", "", form...); code != 200 {
 		t.Errorf("override on: %d %s", code, body)
 	}
-	if calls := rec.all(); len(calls) != 1 || calls[0].method != "DeleteConnection" {
+	if code, _, body := send(t, "POST", base+"/v1/connections", "pageSize=3", form[:2]...); code != 200 {
+		t.Errorf("form POST to a GET route, override on: %d %s", code, body)
+	}
+	calls := rec.all()
+	if len(calls) != 2 || calls[0].method != "DeleteConnection" || calls[1].req.(*tokenv1.ListConnectionsRequest).GetPageSize() != 3 {
 		t.Fatalf("override on: calls %v", calls)
+	}
+}
+
+// The raw webhook route keeps its own body limit: REST's limit and its reading ahead do not apply to it.
+func TestWebhookBodyLimitIsItsOwn(t *testing.T) {
+	rec := &recorder{}
+	env := map[string]string{"GATEWAY_MAX_BODY_BYTES": "1024", "WEBHOOK_MAX_BODY_BYTES": "4096"}
+	base := serveHTTP(t, newGateway(t, env, serveFakes(t, rec), nil))
+	if code, _, body := send(t, "POST", base+"/webhooks/zoho", strings.Repeat("x", 3000)); code != 202 {
+		t.Errorf("3000 bytes under WEBHOOK_MAX_BODY_BYTES: %d %s", code, body)
+	}
+	if code, _, body := send(t, "POST", base+"/webhooks/zoho", strings.Repeat("x", 5000)); code != 413 {
+		t.Errorf("5000 bytes over WEBHOOK_MAX_BODY_BYTES: %d %s", code, body)
+	}
+	if calls := rec.all(); len(calls) != 1 || len(calls[0].req.(*webhookv1.IngestRequest).GetBody()) != 3000 {
+		t.Errorf("calls %d", len(calls))
 	}
 }
 

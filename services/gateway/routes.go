@@ -138,7 +138,11 @@ var mapKey = regexp.MustCompile(`^(.*)\[(.*)\]$`)
 func (t *routeTable) checkQuery(r *http.Request, values url.Values) error {
 	var spec routeSpec
 	if pat, ok := runtime.HTTPPattern(r.Context()); ok {
-		spec = t.routes[routeKey(r.Method, pat.String())]
+		var found bool
+		if spec, found = t.routes[routeKey(r.Method, pat.String())]; !found && r.Method == http.MethodPost {
+			// With GATEWAY_HTTP_METHOD_OVERRIDE, a form POST is served by the GET route and keeps its method.
+			spec = t.routes[routeKey(http.MethodGet, pat.String())]
+		}
 	}
 	for key := range values {
 		name := key

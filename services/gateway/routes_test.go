@@ -1,0 +1,39 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/gen/openapi"
+)
+
+// Every operation of the OpenAPI document but the raw webhook ingress is a grpc-gateway route in the
+// table, so that no route ends up refusing every query parameter because its operation id went unmatched.
+func TestRouteTableCoversEveryOperation(t *testing.T) {
+	rt, err := buildRoutes([]string{tokenv1.TokenService_ServiceDesc.ServiceName, auditv1.AuditService_ServiceDesc.ServiceName,
+		webhookv1.WebhookService_ServiceDesc.ServiceName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openapi.JSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ops := 0
+	for path, m := range doc.Paths {
+		if path != "/webhooks/{source}" {
+			ops += len(m)
+		}
+	}
+	if len(rt.routes) != ops {
+		t.Fatalf("%d routes in the table, %d operations in the OpenAPI document", len(rt.routes), ops)
+	}
+	if q := rt.routes[routeKey("GET", "/v1/audit/events")].query; !q["page_size"] || !q["start_time"] || len(q) != 9 {
+		t.Errorf("audit ListEvents query parameters: %v", q)
+	}
+}
