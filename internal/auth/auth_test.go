@@ -276,19 +276,60 @@ func TestFileEntryWinsOverStaticKey(t *testing.T) {
 	if err := os.WriteFile(path, []byte(entry(false)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Check the file on every call, so that the test waits for the reload it causes and not for a clock.
+	defer func(d time.Duration) { keyFileInterval = d }(keyFileInterval)
+	keyFileInterval = 0
 	sec, err := Config{APIKeys: entry(false), APIKeysFile: path}.Build(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key)); r != "" {
-		t.Fatalf("valid key refused: %s", r)
+		t.Fatalf("precondition: valid key refused: %s", r)
 	}
-	time.Sleep(1100 * time.Millisecond) // the file is checked at most once a second
+	// The new content differs in size too, so that the change shows even within one mtime tick.
 	if err := os.WriteFile(path, []byte(entry(true)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond)
 	if _, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key)); r != ReasonRevoked {
 		t.Fatalf("revoked in the file, still %q", r)
+	}
+}
+
+// With the production interval, a change is picked up within it: the watcher is polled on use, so the
+// test waits on the observable change (the key refused) with a deadline.
+func TestKeyFileChangeSeenWithinInterval(t *testing.T) {
+	key, _ := NewAPIKey("ops")
+	entry := func(revoked bool) string {
+		b, _ := json.Marshal(map[string]any{"keys": []APIKey{{ID: "ops", SHA256: HashAPIKey(key), Scopes: []string{ScopeTokenRead}, Revoked: revoked}}})
+		return string(b)
+	}
+	path := t.TempDir() + "/keys.json"
+	if err := os.WriteFile(path, []byte(entry(false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := Config{APIKeysFile: path}.Build(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key)); r != "" {
+		t.Fatalf("precondition: valid key refused: %s", r)
+	}
+	if err := os.WriteFile(path, []byte(entry(true)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for {
+		_, r := sec.Authenticator.Authenticate(ctxWith("Bearer " + key))
+		if r == ReasonRevoked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revocation not seen within 5 s (%q)", r)
+		}
+		time.Sleep(10 * time.Millisecond) // bounded by the deadline
+	}
+	if waited := time.Since(start); waited > keyFileInterval+time.Second {
+		t.Fatalf("revocation took %v, more than the check interval %v allows", waited, keyFileInterval)
 	}
 }

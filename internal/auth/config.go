@@ -169,9 +169,13 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 	return s, nil
 }
 
+// keyFileInterval is how often key files are checked for changes (at most, on use). Tests set it to zero
+// to see a change on the next call instead of waiting for the clock.
+var keyFileInterval = time.Second
+
 // watchFile parses a file, re-reading it when it changes; a bad new version keeps the previous one.
 func watchFile[T any](path, what string, parse func([]byte) (T, error), log *slog.Logger) (*filewatch.Cached[T], error) {
-	return filewatch.New([]string{path}, time.Second, func() (T, error) {
+	return filewatch.New([]string{path}, keyFileInterval, func() (T, error) {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			var zero T

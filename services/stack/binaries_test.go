@@ -12,6 +12,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	"github.com/sergas/core/internal/authtest"
 )
 
 // buildBinaries compiles the given commands once per test into a temporary directory.
@@ -101,9 +110,9 @@ func TestSeparateBinariesServeAndStopCleanly(t *testing.T) {
 	dir := buildBinaries(t, "sergas-token", "sergas-audit", "sergas-webhook", "sergas-gateway")
 	data := t.TempDir()
 	tok, aud, web, gw := freePort(t), freePort(t), freePort(t), freePort(t)
-	common := []string{"DATA_DIR=" + data, "LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=5s", "SERGAS_ENV=development"}
+	common := []string{"DATA_DIR=" + data, "LOG_FORMAT=text", "SHUTDOWN_TIMEOUT=5s", "SERGAS_ENV=development", "AUDIT_DENIAL_INTERVAL=100ms"}
 	services := []*proc{
-		launch(t, filepath.Join(dir, "sergas-token"), append(common, "TOKEN_GRPC_ADDR="+tok)...),
+		launch(t, filepath.Join(dir, "sergas-token"), append(common, "TOKEN_GRPC_ADDR="+tok, "AUDIT_GRPC_ENDPOINT="+aud)...),
 		launch(t, filepath.Join(dir, "sergas-audit"), append(common, "AUDIT_GRPC_ADDR="+aud)...),
 		launch(t, filepath.Join(dir, "sergas-webhook"), append(common, "WEBHOOK_GRPC_ADDR="+web, "WEBHOOK_METRICS_ADDR=127.0.0.1:0")...),
 	}
@@ -115,6 +124,42 @@ func TestSeparateBinariesServeAndStopCleanly(t *testing.T) {
 		t.Fatalf("ingest through separate processes: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The token process records a refused call in the audit process: each process derives the same
+	// internal key from the development key, and the audit process accepts it.
+	devKey, err := os.ReadFile(filepath.Join(data, "dev-api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenConn, err := grpc.NewClient(tok, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer("sgk_dev.forged-forged-forged-forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tokenConn.Close()
+	if _, err := tokenv1.NewTokenServiceClient(tokenConn).ListConnections(t.Context(), &tokenv1.ListConnectionsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("precondition: a forged key was not refused: %v", err)
+	}
+	auditConn, err := grpc.NewClient(aud, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(strings.TrimSpace(string(devKey))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auditConn.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, err := auditv1.NewAuditServiceClient(auditConn).ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.GetEvents()) > 0 {
+			if e := list.GetEvents()[0]; !strings.Contains(e.GetResource(), "ListConnections") || e.GetMetadata().GetFields()["reason"].GetStringValue() != "invalid_credentials" {
+				t.Fatalf("denial event %v", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the token process's denial never reached the audit process")
+		}
+		time.Sleep(50 * time.Millisecond) // bounded by the deadline
+	}
 	gateway.stop(t)
 	for _, p := range services {
 		p.stop(t)

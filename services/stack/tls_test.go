@@ -175,7 +175,16 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		t.Errorf("REST without a key: %d, want 401 (the gateway's certificate must not authorise callers)", code)
 	}
 
-	// A replaced certificate is served without a restart.
+	// A replaced certificate is served without a restart. Precondition: the first one is being served.
+	if conn, err := tls.Dial("tcp", r.addrs.Token, ca.clientTLS(t, agentCert, agentKey)); err != nil {
+		t.Fatal(err)
+	} else {
+		serial := conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+		conn.Close()
+		if serial != 10 {
+			t.Fatalf("precondition: serving certificate %d before the replacement, want 10", serial)
+		}
+	}
 	ca.issue(t, "server", "sergas-services", 99)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
