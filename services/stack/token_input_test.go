@@ -35,6 +35,11 @@ func TestTokenBadInputAnswers400(t *testing.T) {
 		{"NUL in connection id", "GET", "/v1/connections/zoho/a%00b", ``},
 		{"NUL in code", "POST", "/v1/connections/zoho/c1:exchange", `{"code":"c\u0000"}`},
 		{"forged page token", "GET", "/v1/connections?pageToken=" + forged, ``},
+		{"invalid UTF-8 in connection id (PUT)", "PUT", "/v1/connections/zoho/a%FF", `{"accessToken":"a","expiresIn":"60s"}`},
+		{"invalid UTF-8 in connection id (GET)", "GET", "/v1/connections/zoho/a%FF/access-token", ``},
+		{"invalid UTF-8 in provider", "GET", "/v1/connections/zo%FFho/a", ``},
+		{"invalid UTF-8 in provider filter", "GET", "/v1/connections?provider=%FF", ``},
+		{"invalid UTF-8 in a body string", "PUT", "/v1/connections/zoho/c1", "{\"accessToken\":\"a\xff\",\"expiresIn\":\"60s\"}"},
 	}
 	for name, env := range backends {
 		t.Run(name, func(t *testing.T) {
