@@ -27,8 +27,10 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		var c string
 		switch st.Code() {
 		case codes.Unauthenticated:
-			c = `Bearer realm="` + realm + `"` // RFC 6750 §3.1: no error code when no credentials were sent
-			if r.Header.Get("Authorization") != "" {
+			// RFC 6750 §3.1: no error code when the request had no bearer token (none at all, or another
+			// scheme); invalid_token when the token it had was refused.
+			c = `Bearer realm="` + realm + `"`
+			if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
 				c = challenge("invalid_token", st.Message())
 			}
 		case codes.PermissionDenied:

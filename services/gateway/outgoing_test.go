@@ -138,7 +138,8 @@ func TestAuthenticationChallenges(t *testing.T) {
 			`Bearer realm="sergas", error="invalid_token", error_description="invalid credentials"`},
 		{"DELETE", "/v1/connections/zoho/x", []string{"Authorization", "Bearer k"}, 403,
 			`Bearer realm="sergas", error="insufficient_scope", error_description="method requires scope token:admin"`},
-		{"GET", "/v1/connections/zoho/x", []string{"Authorization", "Basic x"}, 401,
+		{"GET", "/v1/connections/zoho/x", []string{"Authorization", "Basic x"}, 401, `Bearer realm="sergas"`},
+		{"GET", "/v1/connections/zoho/x", []string{"Authorization", "bearer x"}, 401,
 			`Bearer realm="sergas", error="invalid_token", error_description="missing ?credentials?"`},
 	}
 	for _, c := range cases {

@@ -19,6 +19,7 @@ func TestGatewayChallengesAndStrictInput(t *testing.T) {
 	}{
 		{"no credential", "", 401, ""},
 		{"malformed", "Bearer nonsense", 401, "invalid_token"},
+		{"another scheme", "Basic " + c.admin.Key, 401, ""},
 		{"expired", "Bearer " + c.expired.Key, 401, "invalid_token"},
 		{"revoked", "Bearer " + c.revoked.Key, 401, "invalid_token"},
 		{"wrong scope", "Bearer " + c.byScope["audit:read"].Key, 403, "insufficient_scope"},
