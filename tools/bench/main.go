@@ -181,8 +181,8 @@ func benchBackend(o options, bin, backend string, rep *report) error {
 					return err
 				}
 				rep.add(backend, t.call, c, r)
-				fmt.Fprintf(os.Stderr, "%s | %s | %d callers | run %d: %.0f calls/s, p50 %.3f ms, p99 %.3f ms, server CPU %.0f µs/call\n",
-					backend, t.call, c, i+1, r.PerSecond, r.P50ms, r.P99ms, r.ServerCPU)
+				fmt.Fprintf(os.Stderr, "%s | %s | %d callers | run %d: %.0f calls/s, p50 %.3f ms, p99 %.3f ms, CPU µs/call: server %.0f, client %.0f\n",
+					backend, t.call, c, i+1, r.PerSecond, r.P50ms, r.P99ms, r.ServerCPU, r.ClientCPU)
 			}
 		}
 	}

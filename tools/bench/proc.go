@@ -143,6 +143,7 @@ type result struct {
 	P90ms      float64 `json:"p90_ms"`
 	P99ms      float64 `json:"p99_ms"`
 	ServerCPU  float64 `json:"server_cpu_us"`
+	ClientCPU  float64 `json:"client_cpu_us"`
 }
 
 // load runs the load generator against addr and returns its result; a failed call fails the run.

@@ -101,9 +101,9 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 		"Both calls go through the same API-key authentication, token:read scope check, per-credential rate limiter "+
 		"(on: the bench key's read class allowed %d calls/s, burst %d, via RATE_LIMIT_READ_PER_SECOND/_BURST; never reached) and interceptors. "+
 		"Each point: %d runs of %s after a %s warm-up, interleaved; median (min–max). "+
-		"\"vs no-op\" is the ratio of median throughputs (range: run by run); server CPU is the server process's user+system time per call (median). Whole run: %s.\n\n",
+		"\"vs no-op\" is the ratio of median throughputs (range: run by run); CPU is the user+system time per call of the server process and of the load generator (medians; PostgreSQL's own processes not included). Whole run: %s.\n\n",
 		benchRate, benchRate, o.reps, o.d, o.warmup, took.Round(time.Second))
-	fmt.Fprintln(w, "| call | backend | callers | calls/s | p50 ms | p99 ms | vs no-op | server CPU µs/call |")
+	fmt.Fprintln(w, "| call | backend | callers | calls/s | p50 ms | p99 ms | vs no-op | CPU µs/call: server + client |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|")
 	for _, call := range []string{callUncached, callCached, callNoop} {
 		for _, b := range bs {
@@ -118,9 +118,9 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 					vs = fmt.Sprintf("**%.2f** (%.2f–%.2f)", rt.med, rt.min, rt.max)
 				}
 				tp := pick(rs, perSecond)
-				fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s | %.0f |\n", call, b, c, tp.med, tp.min, tp.max,
+				fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s | %.0f + %.0f |\n", call, b, c, tp.med, tp.min, tp.max,
 					ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(pick(rs, func(r result) float64 { return r.P99ms })), vs,
-					pick(rs, func(r result) float64 { return r.ServerCPU }).med)
+					pick(rs, func(r result) float64 { return r.ServerCPU }).med, pick(rs, func(r result) float64 { return r.ClientCPU }).med)
 			}
 		}
 	}

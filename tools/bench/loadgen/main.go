@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,6 +40,8 @@ type Result struct {
 	// ServerCPUus is the server process's CPU time (user + system) per call during the measurement,
 	// in microseconds: less sensitive than throughput to other work on a shared machine.
 	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
+	// ClientCPUus is this process's own CPU time per call during the measurement, in microseconds.
+	ClientCPUus float64 `json:"client_cpu_us,omitempty"`
 }
 
 func main() {
@@ -81,10 +84,13 @@ func run(addr, call string, callers int, d, warm time.Duration) error {
 			return fmt.Errorf("warm-up: %d calls failed, first: %s", r.Errors, r.FirstError)
 		}
 	}
-	cpu0 := serverCPU()
+	cpu0, own0 := serverCPU(), ownCPU()
 	r := measure(ctx, fn, callers, d)
 	if cpu1 := serverCPU(); cpu0 > 0 && cpu1 > cpu0 && r.Calls > 0 {
 		r.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(r.Calls)
+	}
+	if r.Calls > 0 {
+		r.ClientCPUus = float64((ownCPU() - own0).Microseconds()) / float64(r.Calls)
 	}
 	r.Call, r.Callers = call, callers
 	return json.NewEncoder(os.Stdout).Encode(r)
@@ -172,4 +178,13 @@ func serverCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// ownCPU is this process's CPU time so far (user + system).
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
