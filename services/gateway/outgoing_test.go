@@ -3,15 +3,19 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/ratelimit"
 )
@@ -147,5 +151,49 @@ func TestAuthenticationChallenges(t *testing.T) {
 		if code != c.code || h.Get("WWW-Authenticate") != c.want {
 			t.Errorf("%s %s: %d WWW-Authenticate %q (%s), want %d %q", c.method, c.path, code, h.Get("WWW-Authenticate"), body, c.code, c.want)
 		}
+	}
+}
+
+// A connection lost in the middle of an RPC (the service process dies) is a transport failure too.
+func TestConnectionLostMidCallAnswersPlain503(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer close(release)
+	rec := &recorder{answer: func(context.Context, string) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	tokenv1.RegisterTokenServiceServer(srv, fakeToken{recorder: rec})
+	go func() { _ = srv.Serve(lis) }()
+	base := serveHTTP(t, newGateway(t, nil, lis.Addr().String(), nil))
+	type answer struct {
+		code int
+		h    http.Header
+		body string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		code, h, body := send(t, "GET", base+"/v1/connections", "")
+		got <- answer{code, h, body}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never reached the service")
+	}
+	go srv.Stop() // closes the connection under the call; returns once the handler does
+	select {
+	case a := <-got:
+		if a.code != 503 || a.h.Get("Retry-After") == "" || !strings.Contains(a.body, `"service unavailable"`) || internalAddr.MatchString(a.body) {
+			t.Fatalf("%d Retry-After %q %s", a.code, a.h.Get("Retry-After"), a.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer after the connection was lost")
 	}
 }
