@@ -83,7 +83,7 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	flood := unauthenticated.Load() + exhausted.Load()
-	if flood < 500 || other.Load() != 0 {
+	if flood < 200 || other.Load() != 0 { // several times what the address may spend
 		t.Fatalf("precondition: the flood made only %d refused calls (%d other answers)", flood, other.Load())
 	}
 	// Limited by address before authentication: the burst and the refill, nothing more.
