@@ -40,15 +40,9 @@ func (g *Gateway) restInput(next http.Handler) http.Handler {
 			writeStatus(w, http.StatusBadRequest, codes.InvalidArgument, "malformed query string")
 			return
 		}
-		for k, vs := range values {
-			ok := utf8.ValidString(k)
-			for _, v := range vs {
-				ok = ok && utf8.ValidString(v)
-			}
-			if !ok {
-				writeStatus(w, http.StatusBadRequest, codes.InvalidArgument, "query string is not valid UTF-8")
-				return
-			}
+		if !validUTF8(values) {
+			writeStatus(w, http.StatusBadRequest, codes.InvalidArgument, "query string is not valid UTF-8")
+			return
 		}
 		if r.ContentLength > limit {
 			writeStatus(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("body exceeds %d bytes", limit))
@@ -70,6 +64,21 @@ func (g *Gateway) restInput(next http.Handler) http.Handler {
 	})
 }
 
+// validUTF8 reports whether every key and value is UTF-8, as the protobuf strings they become must be.
+func validUTF8(values url.Values) bool {
+	for k, vs := range values {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // queryGuard runs inside grpc-gateway once a route has matched, refusing query parameters the route does
 // not read.
 func (g *Gateway) queryGuard(next runtime.HandlerFunc) runtime.HandlerFunc {
@@ -77,6 +86,10 @@ func (g *Gateway) queryGuard(next runtime.HandlerFunc) runtime.HandlerFunc {
 		values := r.Form // parsed by the mux for a form POST served as another method
 		if values == nil {
 			values, _ = url.ParseQuery(r.URL.RawQuery) // restInput has refused one that does not parse
+		}
+		if !validUTF8(values) { // form fields, which restInput has not seen
+			g.httpError(w, r, status.Error(codes.InvalidArgument, "form is not valid UTF-8"))
+			return
 		}
 		if err := g.routes.checkQuery(r, values); err != nil {
 			g.httpError(w, r, status.Error(codes.InvalidArgument, err.Error()))

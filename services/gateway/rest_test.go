@@ -153,6 +153,9 @@ func TestMethodOverrideIsOffByDefault(t *testing.T) {
 	if code, _, body := send(t, "POST", base+"/v1/connections", "pageSize=3", form[:2]...); code != 200 {
 		t.Errorf("form POST to a GET route, override on: %d %s", code, body)
 	}
+	if code, _, body := send(t, "POST", base+"/v1/connections", "provider=%FF", form[:2]...); code != 400 {
+		t.Errorf("form field not UTF-8, override on: %d %s", code, body)
+	}
 	calls := rec.all()
 	if len(calls) != 2 || calls[0].method != "DeleteConnection" || calls[1].req.(*tokenv1.ListConnectionsRequest).GetPageSize() != 3 {
 		t.Fatalf("override on: calls %v", calls)
