@@ -300,3 +300,17 @@ func TestInternalClientNeverSharesABudget(t *testing.T) {
 		}
 	}
 }
+
+func TestFailureBudgetIsPerIPv4AddressAndIPv6Slash64(t *testing.T) {
+	cases := map[string]string{
+		"192.0.2.1":               "192.0.2.1",
+		"2001:db8:1:2:aaaa::1":    "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::9999": "2001:db8:1:2::/64",
+		"unknown":                 "unknown",
+	}
+	for in, want := range cases {
+		if got := addressKey(in); got != want {
+			t.Errorf("addressKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/sergas/core/internal/ratelimit"
@@ -90,9 +91,21 @@ func (l *Limiters) allow(internal bool, class Class, key string, now time.Time) 
 }
 
 // failed spends one failure of addr.
-func (l *Limiters) failed(addr string, now time.Time) { l.failures.Allow(addr, now) }
+func (l *Limiters) failed(addr string, now time.Time) { l.failures.Allow(addressKey(addr), now) }
 
 // blocked reports whether addr has spent its failures.
 func (l *Limiters) blocked(addr string, now time.Time) (bool, time.Duration) {
-	return l.failures.Blocked(addr, now)
+	return l.failures.Blocked(addressKey(addr), now)
+}
+
+// addressKey is the budget an address spends from: its own for IPv4, its /64 for IPv6, where one
+// client is usually given a whole /64 and could otherwise rotate through it for fresh budgets (and fill
+// the limiter's map).
+func addressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return addr
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
