@@ -4,12 +4,9 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
-	"github.com/google/uuid"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
@@ -18,23 +15,40 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-const maxMetadataBytes = 64 << 10
+// maxPageBytes bounds one ListEvents response, so that a page of large events never exceeds what a
+// client receives by default (gRPC's 4 MiB, which the gateway keeps): the page ends early, with a
+// next_page_token, instead of failing.
+const maxPageBytes = 3 << 20
+
+// Limits bound what RecordEvent accepts.
+type Limits struct {
+	// MaxClockSkew is how far in the future of the service's clock occur_time may be.
+	MaxClockSkew time.Duration
+	// MaxEventAge is how far in the past occur_time may be (events delivered late from an outbox).
+	MaxEventAge time.Duration
+}
+
+// DefaultLimits are the limits without configuration.
+var DefaultLimits = Limits{MaxClockSkew: 5 * time.Minute, MaxEventAge: 30 * 24 * time.Hour}
 
 // Server implements auditv1.AuditServiceServer over a Store.
 type Server struct {
 	auditv1.UnsafeAuditServiceServer
-	store store.Store
-	now   func() time.Time
+	store  store.Store
+	limits Limits
+	now    func() time.Time
 }
 
 var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // NewServer returns a server over s.
-func NewServer(s store.Store) *Server { return &Server{store: s, now: time.Now} }
+func NewServer(s store.Store, limits Limits) *Server {
+	return &Server{store: s, limits: limits, now: time.Now}
+}
 
 // RecordEvent implements auditv1.AuditServiceServer.
 func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
-	e, err := s.eventFromRequest(req)
+	e, err := s.eventFromRequest(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -45,59 +59,14 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	return &auditv1.RecordEventResponse{Event: toProto(stored), Duplicate: dup}, nil
 }
 
-func (s *Server) eventFromRequest(req *auditv1.RecordEventRequest) (*store.Event, error) {
-	if err := validate.First(
-		validate.Text("actor", req.GetActor(), 256, true),
-		validate.Text("action", req.GetAction(), 128, true),
-		validate.Text("resource", req.GetResource(), 512, false),
-		validate.Text("idempotency_key", req.GetIdempotencyKey(), 128, false),
-	); err != nil {
-		return nil, err
-	}
-	if _, ok := auditv1.Outcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == auditv1.Outcome_OUTCOME_UNSPECIFIED {
-		return nil, errs.Invalid("outcome is required: SUCCESS, FAILURE or DENIED")
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	occur := now
-	if req.GetOccurTime() != nil {
-		if err := req.GetOccurTime().CheckValid(); err != nil {
-			return nil, errs.Invalid("occur_time is not a valid timestamp")
-		}
-		occur = req.GetOccurTime().AsTime().UTC().Truncate(time.Microsecond)
-	}
-	meta, err := canonicalJSON(req.GetMetadata())
-	if err != nil {
-		return nil, err
-	}
-	return &store.Event{
-		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur, RecordTime: now,
-		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
-		Outcome: int32(req.GetOutcome()), Metadata: meta, IdempotencyKey: req.GetIdempotencyKey(),
-	}, nil
-}
-
-// canonicalJSON encodes metadata with sorted keys and no spaces, so the stored text (which the hash
-// covers) does not depend on how the caller's client serialised it.
-func canonicalJSON(m *structpb.Struct) (string, error) {
-	if m == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m.AsMap())
-	if err != nil {
-		return "", errs.Invalid("metadata cannot be encoded as JSON")
-	}
-	if len(b) > maxMetadataBytes {
-		return "", errs.Invalid("metadata must be at most %d bytes as JSON", maxMetadataBytes)
-	}
-	return string(b), nil
-}
-
 // GetEvent implements auditv1.AuditServiceServer.
 func (s *Server) GetEvent(ctx context.Context, req *auditv1.GetEventRequest) (*auditv1.GetEventResponse, error) {
-	if _, err := uuid.Parse(req.GetId()); err != nil {
-		return nil, errs.Invalid("id must be an event id (UUID)")
+	// Canonical form: PostgreSQL compares UUIDs whatever their case, SQLite compares the text.
+	id, err := validate.UUID("id", req.GetId())
+	if err != nil {
+		return nil, err
 	}
-	e, err := s.store.EventGet(ctx, req.GetId())
+	e, err := s.store.EventGet(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +79,15 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if err != nil {
 		return nil, err
 	}
+	// Filters obey the rules of the fields they match, so that a value no backend can compare (NUL,
+	// invalid UTF-8) is refused alike instead of failing in PostgreSQL.
+	if err := validate.First(
+		validate.Text("actor", req.GetActor(), maxActorBytes, false),
+		validate.Text("action", req.GetAction(), maxActionBytes, false),
+		validate.Text("resource", req.GetResource(), maxResourceBytes, false),
+	); err != nil {
+		return nil, err
+	}
 	p := store.EventListParams{
 		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
 		Outcome: int32(req.GetOutcome()), Descending: req.GetDescending(), Limit: size + 1,
@@ -117,16 +95,11 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	if _, ok := auditv1.Outcome_name[p.Outcome]; !ok {
 		return nil, errs.Invalid("outcome is not a known value")
 	}
-	for name, ts := range map[string]*timestamppb.Timestamp{"start_time": req.GetStartTime(), "end_time": req.GetEndTime()} {
-		if ts != nil && ts.CheckValid() != nil {
-			return nil, errs.Invalid("%s is not a valid timestamp", name)
-		}
+	if p.Start, err = timeFilter("start_time", req.GetStartTime()); err != nil {
+		return nil, err
 	}
-	if req.GetStartTime() != nil {
-		p.Start = req.GetStartTime().AsTime()
-	}
-	if req.GetEndTime() != nil {
-		p.End = req.GetEndTime().AsTime()
+	if p.End, err = timeFilter("end_time", req.GetEndTime()); err != nil {
+		return nil, err
 	}
 	if p.After, _, err = pagetoken.DecodeInt(req.GetPageToken()); err != nil {
 		return nil, err
@@ -137,20 +110,14 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	}
 	resp := &auditv1.ListEventsResponse{}
 	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Sequence) })
-	for _, e := range es {
-		resp.Events = append(resp.Events, toProto(e))
+	bytes := 0
+	for i, e := range es {
+		pe := toProto(e)
+		if bytes += proto.Size(pe); bytes > maxPageBytes && i > 0 {
+			resp.NextPageToken = pagetoken.EncodeInt(es[i-1].Sequence)
+			break
+		}
+		resp.Events = append(resp.Events, pe)
 	}
 	return resp, nil
-}
-
-func toProto(e *store.Event) *auditv1.Event {
-	var meta map[string]any
-	_ = json.Unmarshal([]byte(e.Metadata), &meta) // written by canonicalJSON, so always an object
-	m, _ := structpb.NewStruct(meta)
-	return &auditv1.Event{
-		Id: e.ID, Sequence: e.Sequence,
-		OccurTime: timestamppb.New(e.OccurTime), RecordTime: timestamppb.New(e.RecordTime),
-		Actor: e.Actor, Action: e.Action, Resource: e.Resource, Outcome: auditv1.Outcome(e.Outcome),
-		Metadata: m, IdempotencyKey: e.IdempotencyKey, PreviousHash: e.PreviousHash, Hash: e.Hash,
-	}
 }

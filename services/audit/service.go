@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/app"
@@ -20,11 +21,18 @@ const DefaultAddr = ":50052"
 // Config is the audit service's configuration.
 type Config struct {
 	app.ServiceConfig
+	Limits Limits
 }
 
 // LoadConfig reads the audit service's settings from env.
 func LoadConfig(env *config.Env) Config {
-	return Config{ServiceConfig: app.LoadServiceConfig(env, "audit", DefaultAddr)}
+	return Config{
+		ServiceConfig: app.LoadServiceConfig(env, "audit", DefaultAddr),
+		Limits: Limits{
+			MaxClockSkew: env.Duration("AUDIT_MAX_CLOCK_SKEW", DefaultLimits.MaxClockSkew, 0, 24*time.Hour),
+			MaxEventAge:  env.Duration("AUDIT_MAX_EVENT_AGE", DefaultLimits.MaxEventAge, time.Minute, 10*365*24*time.Hour),
+		},
+	}
 }
 
 // Policy is the scope each AuditService RPC needs.
@@ -42,5 +50,5 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService,
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, NewServer(st)), nil
+	return app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, NewServer(st, cfg.Limits)), nil
 }

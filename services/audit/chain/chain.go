@@ -1,21 +1,43 @@
 // Package chain computes the audit log's hash chain: each event's hash covers its own fields and the
 // previous event's hash, so that changing, inserting or removing any stored event is detectable.
+//
+// The encoding is versioned, and each event stores the version that hashed it. A new version adds fields
+// without touching old events: their stored hashes were computed with the old encoding, and rewriting
+// them would break the chain (and the append-only guards forbid it). The domain tag names the version,
+// so an event cannot be re-labelled with another version and still verify.
+//
+//   - Version 1 (events written before principals were recorded): tag "sergas.audit.v1\x00", then prev,
+//     sequence, id, occur and record time, actor, action, resource, outcome, metadata, idempotency key.
+//   - Version 2: tag "sergas.audit.v2\x00", the fields of version 1 in the same order, then the principal
+//     that wrote the event.
+//
+// Integers are 8-byte big-endian; byte strings are preceded by their length as such an integer, so that
+// no two different events encode alike.
 package chain
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"hash"
 )
 
 // Size is the length of a hash.
 const Size = sha256.Size
 
+// The hash encodings; Current hashes every new event.
+const (
+	V1      int32 = 1
+	V2      int32 = 2
+	Current       = V2
+)
+
 // Genesis is the previous hash of the first event.
 var Genesis = make([]byte, Size)
 
 // Fields are the hashed parts of an event, exactly as stored.
 type Fields struct {
+	Version        int32
 	Sequence       int64
 	ID             string
 	OccurMicros    int64
@@ -26,13 +48,17 @@ type Fields struct {
 	Outcome        int32
 	Metadata       string
 	IdempotencyKey string
+	Principal      string // version 2 on
 }
 
-// Hash returns SHA-256 over a domain tag, prev and every field, each length-prefixed so that no two
-// different events encode alike.
+// Hash returns SHA-256 over the version's domain tag, prev and the version's fields, or nil for a
+// version it does not know, which therefore never matches a stored hash.
 func Hash(prev []byte, f Fields) []byte {
+	if !Known(f.Version) {
+		return nil
+	}
 	h := sha256.New()
-	h.Write([]byte("sergas.audit.v1\x00"))
+	fmt.Fprintf(h, "sergas.audit.v%d\x00", f.Version)
 	writeBytes(h, prev)
 	writeInt(h, f.Sequence)
 	writeBytes(h, []byte(f.ID))
@@ -44,8 +70,14 @@ func Hash(prev []byte, f Fields) []byte {
 	writeInt(h, int64(f.Outcome))
 	writeBytes(h, []byte(f.Metadata))
 	writeBytes(h, []byte(f.IdempotencyKey))
+	if f.Version >= V2 {
+		writeBytes(h, []byte(f.Principal))
+	}
 	return h.Sum(nil)
 }
+
+// Known reports whether v is a hash version this package computes.
+func Known(v int32) bool { return v == V1 || v == V2 }
 
 func writeInt(h hash.Hash, v int64) {
 	var b [8]byte

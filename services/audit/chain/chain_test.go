@@ -2,20 +2,23 @@ package chain
 
 import (
 	"bytes"
+	"encoding/hex"
 	"testing"
 )
 
 func TestHashCoversEveryField(t *testing.T) {
-	base := Fields{Sequence: 1, ID: "id", OccurMicros: 2, RecordMicros: 3, Actor: "a", Action: "b",
-		Resource: "c", Outcome: 1, Metadata: "{}", IdempotencyKey: "k"}
+	base := Fields{Version: Current, Sequence: 1, ID: "id", OccurMicros: 2, RecordMicros: 3, Actor: "a", Action: "b",
+		Resource: "c", Outcome: 1, Metadata: "{}", IdempotencyKey: "k", Principal: "apikey:w1"}
 	h0 := Hash(Genesis, base)
 	changes := []func(*Fields){
 		func(f *Fields) { f.Sequence++ }, func(f *Fields) { f.ID += "x" }, func(f *Fields) { f.OccurMicros++ },
 		func(f *Fields) { f.RecordMicros++ }, func(f *Fields) { f.Actor += "x" }, func(f *Fields) { f.Action += "x" },
 		func(f *Fields) { f.Resource += "x" }, func(f *Fields) { f.Outcome++ }, func(f *Fields) { f.Metadata = `{"a":1}` },
-		func(f *Fields) { f.IdempotencyKey = "" },
+		func(f *Fields) { f.IdempotencyKey = "" }, func(f *Fields) { f.Principal = "apikey:w2" },
+		func(f *Fields) { f.Version = V1 },
 		// moving bytes between adjacent fields must change the hash too
 		func(f *Fields) { f.Actor, f.Action = "ab", "" },
+		func(f *Fields) { f.IdempotencyKey, f.Principal = "kapikey:w1", "" },
 	}
 	for i, change := range changes {
 		f := base
@@ -30,5 +33,20 @@ func TestHashCoversEveryField(t *testing.T) {
 	}
 	if !bytes.Equal(Hash(Genesis, base), h0) {
 		t.Error("hash is not deterministic")
+	}
+	if Hash(Genesis, Fields{Version: 99}) != nil {
+		t.Error("an unknown version hashes to something that could match")
+	}
+}
+
+// Events written before version 2 must keep verifying: this vector was computed by the version 1 code
+// as it stood before principals were added.
+func TestVersion1IsUnchanged(t *testing.T) {
+	f := Fields{Version: V1, Sequence: 7, ID: "0190a6e2-7f3c-7b1e-9c4d-2f5e6a7b8c9d", OccurMicros: 1700000000000000,
+		RecordMicros: 1700000000000001, Actor: "agent-7", Action: "crm.deal.update", Resource: "Deals/42", Outcome: 1,
+		Metadata: `{"deal":"42"}`, IdempotencyKey: "call-1", Principal: "ignored by version 1"}
+	got := hex.EncodeToString(Hash(bytes.Repeat([]byte{0xab}, Size), f))
+	if want := "8357fbbeaa566dfbff8463f1442e9f30eba3326a588f759eff60e8ed4b75d981"; got != want {
+		t.Fatalf("version 1 hash changed: %s, want %s", got, want)
 	}
 }

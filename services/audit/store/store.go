@@ -21,22 +21,28 @@ type Event struct {
 	Outcome        int32
 	Metadata       string // canonical JSON object, hashed as stored
 	IdempotencyKey string // empty when none
-	PreviousHash   []byte
-	Hash           []byte
+	// Principal is the authenticated writer ("" only on events stored before it was recorded).
+	Principal string
+	// HashVersion is the chain encoding that hashed the event (chain.V1 for events without a principal).
+	HashVersion  int32
+	PreviousHash []byte
+	Hash         []byte
 }
 
 // Fields returns the hashed fields of e.
 func (e *Event) Fields() chain.Fields {
 	return chain.Fields{
-		Sequence: e.Sequence, ID: e.ID, OccurMicros: e.OccurTime.UnixMicro(), RecordMicros: e.RecordTime.UnixMicro(),
+		Version: e.HashVersion, Sequence: e.Sequence, ID: e.ID,
+		OccurMicros: e.OccurTime.UnixMicro(), RecordMicros: e.RecordTime.UnixMicro(),
 		Actor: e.Actor, Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Metadata: e.Metadata,
-		IdempotencyKey: e.IdempotencyKey,
+		IdempotencyKey: e.IdempotencyKey, Principal: e.Principal,
 	}
 }
 
-// Seal sets e's sequence and hashes, chaining it to the head (headSeq, headHash).
+// Seal sets e's sequence, hash version and hashes, chaining it to the head (headSeq, headHash).
 func (e *Event) Seal(headSeq int64, headHash []byte) {
 	e.Sequence = headSeq + 1
+	e.HashVersion = chain.Current
 	e.PreviousHash = headHash
 	e.Hash = chain.Hash(headHash, e.Fields())
 }
@@ -53,11 +59,11 @@ type EventListParams struct {
 
 // Store persists the audit log.
 type Store interface {
-	// EventAppend seals e (sequence, previous hash, hash) against the current head and stores it, in one
-	// transaction. When e.IdempotencyKey was used before, it stores nothing and returns the earlier event
-	// with duplicate=true.
+	// EventAppend seals e (sequence, hash version, previous hash, hash) against the current head and
+	// stores it, in one transaction. When e.Principal used e.IdempotencyKey before, it stores nothing and
+	// returns that principal's earlier event with duplicate=true; keys of other principals do not match.
 	EventAppend(ctx context.Context, e *Event) (stored *Event, duplicate bool, err error)
-	// EventGet returns errs.ErrNotFound when there is no event with that id.
+	// EventGet returns errs.ErrNotFound when there is no event with that id (canonical lower-case UUID).
 	EventGet(ctx context.Context, id string) (*Event, error)
 	// EventList returns at most p.Limit events in sequence order.
 	EventList(ctx context.Context, p EventListParams) ([]*Event, error)

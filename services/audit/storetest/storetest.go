@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -26,18 +27,25 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, newStore(t)) })
 	t.Run("ListFiltersAndPages", func(t *testing.T) { t.Parallel(); testList(t, newStore(t)) })
 	t.Run("ConcurrentAppendsStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrent(t, newStore(t)) })
+	t.Run("IdempotencyKeysBelongToTheirPrincipal", func(t *testing.T) { t.Parallel(); testKeysPerPrincipal(t, newStore(t)) })
+	t.Run("PrincipalIsStoredAndHashed", func(t *testing.T) { t.Parallel(); testPrincipal(t, newStore(t)) })
+	t.Run("ListEveryFilterBothDirections", func(t *testing.T) { t.Parallel(); testListEveryFilter(t, newStore(t)) })
 }
+
+// Writer is the principal of the events NewEvent makes.
+const Writer = "apikey:test-writer"
 
 // NewEvent returns an unsealed event as the server would build it.
 func NewEvent(actor, action string, occur time.Time) *store.Event {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	return &store.Event{
 		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur.UTC().Truncate(time.Microsecond), RecordTime: now,
-		Actor: actor, Action: action, Resource: "zoho/org-1", Outcome: 1, Metadata: `{"k":"v"}`,
+		Actor: actor, Action: action, Resource: "zoho/org-1", Outcome: 1, Metadata: `{"k":"v"}`, Principal: Writer,
 	}
 }
 
-// VerifyChain checks that events (in sequence order from 1) link up and hash correctly.
+// VerifyChain checks that events (in sequence order from 1) link up and hash correctly, each with the
+// hash version it records.
 func VerifyChain(t *testing.T, events []*store.Event) {
 	t.Helper()
 	prev := chain.Genesis
@@ -194,4 +202,121 @@ func testConcurrent(t *testing.T, s store.Store) {
 		t.Fatalf("%d events, want %d", len(es), want)
 	}
 	VerifyChain(t, es)
+}
+
+// testKeysPerPrincipal: another writer reusing a key neither receives the first event nor keeps its own
+// from being stored; the owner of the key still gets its duplicate.
+func testKeysPerPrincipal(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	victim := NewEvent("agent-1", "crm.deal.update", time.Now())
+	victim.Principal, victim.IdempotencyKey, victim.Metadata = "apikey:victim", "predictable-1", `{"secret":"deal terms"}`
+	// The attacker claims the key first, then the victim writes with it.
+	claim := NewEvent("agent-x", "noise", time.Now())
+	claim.Principal, claim.IdempotencyKey = "apikey:attacker", "predictable-1"
+	if _, dup, err := s.EventAppend(ctx, claim); err != nil || dup {
+		t.Fatalf("claim: %v dup=%v", err, dup)
+	}
+	v, dup, err := s.EventAppend(ctx, victim)
+	if err != nil || dup || v.ID != victim.ID || v.Principal != "apikey:victim" {
+		t.Fatalf("victim's event was not stored: %+v dup=%v err=%v", v, dup, err)
+	}
+	steal := NewEvent("agent-x", "noise", time.Now())
+	steal.Principal, steal.IdempotencyKey = "apikey:attacker", "predictable-1"
+	got, dup, err := s.EventAppend(ctx, steal)
+	if err != nil || !dup || got.ID != claim.ID || got.Metadata == victim.Metadata {
+		t.Fatalf("attacker's retry: %+v dup=%v err=%v, want its own first event", got, dup, err)
+	}
+	retry := NewEvent("agent-1", "crm.deal.update", time.Now())
+	retry.Principal, retry.IdempotencyKey = "apikey:victim", "predictable-1"
+	if got, dup, err := s.EventAppend(ctx, retry); err != nil || !dup || got.ID != victim.ID {
+		t.Fatalf("victim's retry: %+v dup=%v err=%v", got, dup, err)
+	}
+	if n := len(all(t, s)); n != 2 {
+		t.Fatalf("%d events stored, want 2", n)
+	}
+}
+
+func testPrincipal(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	in := NewEvent("agent-1", "tool.call", time.Now())
+	in.Principal = "jwt:https://issuer.example#agent-1"
+	stored, _, err := s.EventAppend(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EventGet(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Principal != in.Principal || got.HashVersion != chain.Current || !reflect.DeepEqual(got, stored) {
+		t.Fatalf("stored %+v, want principal %q at hash version %d", got, in.Principal, chain.Current)
+	}
+	forged := *got
+	forged.Principal = "apikey:someone-else"
+	if bytes.Equal(chain.Hash(got.PreviousHash, forged.Fields()), got.Hash) {
+		t.Fatal("the hash does not cover the principal")
+	}
+	VerifyChain(t, all(t, s))
+}
+
+// testListEveryFilter pages through each filter that ListEvents accepts, in both directions, two events
+// at a time, and compares with the matching events picked out by hand.
+func testListEveryFilter(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	var stored []*store.Event
+	for i := range 12 {
+		e := NewEvent(fmt.Sprintf("agent-%d", i%3), fmt.Sprintf("act.%d", i%2), base.Add(time.Duration(i)*time.Minute))
+		e.Resource = fmt.Sprintf("res/%d", i%4)
+		e.Outcome = int32(1 + i%3)
+		got, _, err := s.EventAppend(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, got)
+	}
+	filters := map[string]struct {
+		p     store.EventListParams
+		match func(*store.Event) bool
+	}{
+		"actor":    {store.EventListParams{Actor: "agent-1"}, func(e *store.Event) bool { return e.Actor == "agent-1" }},
+		"action":   {store.EventListParams{Action: "act.0"}, func(e *store.Event) bool { return e.Action == "act.0" }},
+		"resource": {store.EventListParams{Resource: "res/2"}, func(e *store.Event) bool { return e.Resource == "res/2" }},
+		"outcome":  {store.EventListParams{Outcome: 3}, func(e *store.Event) bool { return e.Outcome == 3 }},
+		"time range": {store.EventListParams{Start: base.Add(3 * time.Minute), End: base.Add(9 * time.Minute)}, func(e *store.Event) bool {
+			return !e.OccurTime.Before(base.Add(3*time.Minute)) && e.OccurTime.Before(base.Add(9*time.Minute))
+		}},
+		"actor and outcome": {store.EventListParams{Actor: "agent-0", Outcome: 1}, func(e *store.Event) bool { return e.Actor == "agent-0" && e.Outcome == 1 }},
+	}
+	for name, f := range filters {
+		for _, desc := range []bool{false, true} {
+			var want, got []int64
+			for _, e := range stored {
+				if f.match(e) {
+					want = append(want, e.Sequence)
+				}
+			}
+			if desc {
+				slices.Reverse(want)
+			}
+			p := f.p
+			p.Descending, p.Limit = desc, 2
+			for range len(stored) + 1 { // bounded: every page but the last holds two events
+				page, err := s.EventList(ctx, p)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				for _, e := range page {
+					got = append(got, e.Sequence)
+				}
+				if len(page) < p.Limit {
+					break
+				}
+				p.After = page[len(page)-1].Sequence
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s descending=%v: got %v want %v", name, desc, got, want)
+			}
+		}
+	}
 }

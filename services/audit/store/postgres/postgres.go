@@ -4,12 +4,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
-	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -22,7 +22,7 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.PostgresDB) *Store { return &Store{db: d} }
 
 const columns = `sequence, id::text, occur_time, record_time, actor, action, resource, outcome, metadata,
-	idempotency_key, previous_hash, hash`
+	idempotency_key, principal, hash_version, previous_hash, hash`
 
 // EventAppend implements store.Store. Locking the chain_head row makes appends from every replica take
 // turns; the idempotency check runs after the lock so that two calls with one key cannot both append.
@@ -36,7 +36,8 @@ func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, 
 			return err
 		}
 		if e.IdempotencyKey != "" {
-			prev, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM events WHERE idempotency_key = $1`, e.IdempotencyKey))
+			prev, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM events WHERE principal = $1 AND idempotency_key = $2`,
+				e.Principal, e.IdempotencyKey))
 			if err == nil {
 				dup = prev
 				return nil
@@ -46,9 +47,10 @@ func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, 
 		}
 		out.Seal(headSeq, headHash)
 		if _, err := tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
-				metadata, idempotency_key, previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+				metadata, idempotency_key, principal, hash_version, previous_hash, hash)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			out.Sequence, out.ID, out.OccurTime, out.RecordTime, out.Actor, out.Action, out.Resource, int16(out.Outcome),
-			out.Metadata, nullString(out.IdempotencyKey), out.PreviousHash, out.Hash); err != nil {
+			out.Metadata, nullString(out.IdempotencyKey), out.Principal, int16(out.HashVersion), out.PreviousHash, out.Hash); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, out.Sequence, out.Hash)
@@ -74,23 +76,8 @@ func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
 
 // EventList implements store.Store.
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
-	var w sqlq.Where
-	w.AddIf(p.Actor != "", "actor = ?", p.Actor)
-	w.AddIf(p.Action != "", "action = ?", p.Action)
-	w.AddIf(p.Resource != "", "resource = ?", p.Resource)
-	w.AddIf(p.Outcome != 0, "outcome = ?", int16(p.Outcome))
-	w.AddIf(!p.Start.IsZero(), "occur_time >= ?", p.Start)
-	w.AddIf(!p.End.IsZero(), "occur_time < ?", p.End)
-	order := " ORDER BY sequence"
-	if p.Descending {
-		order += " DESC"
-		w.AddIf(p.After > 0, "sequence < ?", p.After)
-	} else {
-		w.AddIf(p.After > 0, "sequence > ?", p.After)
-	}
-	// The LIMIT placeholder is added before w.Args is read.
-	q := `SELECT ` + columns + ` FROM events` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
-	return db.PostgresQueryAll(ctx, s.db, q, w.Args, scan)
+	q, args := store.ListQuery(columns, p, func(t time.Time) any { return t })
+	return db.PostgresQueryAll(ctx, s.db, q, args, scan)
 }
 
 // Ping implements store.Store.
@@ -101,13 +88,13 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
-	var outcome int16
+	var outcome, version int16
 	var key *string
 	if err := row.Scan(&e.Sequence, &e.ID, &e.OccurTime, &e.RecordTime, &e.Actor, &e.Action, &e.Resource, &outcome,
-		&e.Metadata, &key, &e.PreviousHash, &e.Hash); err != nil {
+		&e.Metadata, &key, &e.Principal, &version, &e.PreviousHash, &e.Hash); err != nil {
 		return nil, err
 	}
-	e.Outcome, e.OccurTime, e.RecordTime = int32(outcome), e.OccurTime.UTC(), e.RecordTime.UTC()
+	e.Outcome, e.HashVersion, e.OccurTime, e.RecordTime = int32(outcome), int32(version), e.OccurTime.UTC(), e.RecordTime.UTC()
 	if key != nil {
 		e.IdempotencyKey = *key
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
-	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -21,7 +20,7 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.SQLiteDB) *Store { return &Store{db: d} }
 
 const columns = `sequence, id, occur_time, record_time, actor, action, resource, outcome, metadata,
-	idempotency_key, previous_hash, hash`
+	idempotency_key, principal, hash_version, previous_hash, hash`
 
 // EventAppend implements store.Store. The single writer connection and the immediate transaction make
 // appends strictly one at a time, so reading the head and writing the next event cannot interleave.
@@ -30,7 +29,8 @@ func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, 
 	var dup *store.Event
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if e.IdempotencyKey != "" {
-			prev, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM events WHERE idempotency_key = $1`, e.IdempotencyKey))
+			prev, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM events WHERE principal = $1 AND idempotency_key = $2`,
+				e.Principal, e.IdempotencyKey))
 			if err == nil {
 				dup = prev
 				return nil
@@ -44,9 +44,9 @@ func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, 
 			return err
 		}
 		out.Seal(headSeq, headHash)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			out.Sequence, out.ID, out.OccurTime.UnixMicro(), out.RecordTime.UnixMicro(), out.Actor, out.Action, out.Resource,
-			out.Outcome, out.Metadata, nullString(out.IdempotencyKey), out.PreviousHash, out.Hash); err != nil {
+			out.Outcome, out.Metadata, nullString(out.IdempotencyKey), out.Principal, out.HashVersion, out.PreviousHash, out.Hash); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, out.Sequence, out.Hash)
@@ -72,23 +72,8 @@ func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
 
 // EventList implements store.Store.
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
-	var w sqlq.Where
-	w.AddIf(p.Actor != "", "actor = ?", p.Actor)
-	w.AddIf(p.Action != "", "action = ?", p.Action)
-	w.AddIf(p.Resource != "", "resource = ?", p.Resource)
-	w.AddIf(p.Outcome != 0, "outcome = ?", p.Outcome)
-	w.AddIf(!p.Start.IsZero(), "occur_time >= ?", p.Start.UnixMicro())
-	w.AddIf(!p.End.IsZero(), "occur_time < ?", p.End.UnixMicro())
-	order := " ORDER BY sequence"
-	if p.Descending {
-		order += " DESC"
-		w.AddIf(p.After > 0, "sequence < ?", p.After)
-	} else {
-		w.AddIf(p.After > 0, "sequence > ?", p.After)
-	}
-	// The LIMIT placeholder is added before w.Args is read.
-	q := `SELECT ` + columns + ` FROM events` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
-	return db.SQLiteQueryAll(ctx, s.db, q, w.Args, scan)
+	q, args := store.ListQuery(columns, p, func(t time.Time) any { return t.UnixMicro() })
+	return db.SQLiteQueryAll(ctx, s.db, q, args, scan)
 }
 
 // Ping implements store.Store.
@@ -102,7 +87,7 @@ func scan(row db.Scanner) (*store.Event, error) {
 	var occur, record int64
 	var key sql.NullString
 	if err := row.Scan(&e.Sequence, &e.ID, &occur, &record, &e.Actor, &e.Action, &e.Resource, &e.Outcome,
-		&e.Metadata, &key, &e.PreviousHash, &e.Hash); err != nil {
+		&e.Metadata, &key, &e.Principal, &e.HashVersion, &e.PreviousHash, &e.Hash); err != nil {
 		return nil, err
 	}
 	e.OccurTime, e.RecordTime, e.IdempotencyKey = time.UnixMicro(occur).UTC(), time.UnixMicro(record).UTC(), key.String

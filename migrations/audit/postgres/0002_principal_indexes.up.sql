@@ -1,0 +1,18 @@
+-- Who wrote each event, and which hash encoding covers it. Events stored before this migration keep
+-- principal '' and hash_version 1 (their hash never covered a principal); every new event records the
+-- authenticated writer and is hashed with version 2, which covers it (services/audit/chain).
+ALTER TABLE events ADD COLUMN principal text NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN hash_version smallint NOT NULL DEFAULT 1;
+
+-- Idempotency keys belong to the writer: another principal reusing a key neither reads the first event
+-- nor keeps it from being written.
+DROP INDEX events_idempotency_key;
+CREATE UNIQUE INDEX events_principal_idempotency_key ON events (principal, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+-- Every equality filter of ListEvents has an index ending in sequence, so a page in sequence order (either
+-- direction) is a range read of that index, never a sort of every match. A time range is read in sequence
+-- order from the primary key and filtered: an index on occur_time alone would make the planner sort the
+-- whole range to order it by sequence.
+CREATE INDEX events_outcome ON events (outcome, sequence);
+DROP INDEX events_occur_time;

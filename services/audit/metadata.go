@@ -1,0 +1,139 @@
+package audit
+
+import (
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/validate"
+)
+
+const (
+	// maxMetadataBytes bounds the stored JSON text of one event's metadata.
+	maxMetadataBytes = 64 << 10
+	// maxMetadataDepth bounds how deeply metadata nests objects and arrays (the metadata object itself is
+	// level 1). Every reader must decode every stored event: protobuf's decoders (the gRPC codec on both
+	// sides, protojson in the gateway) stop at protowire.DefaultRecursionLimit = 10,000 nested messages,
+	// and a JSON level costs three of them (Struct, its map entry, Value), so a ListEventsResponse stops
+	// decoding at 3,332 levels; encoding/json stops at 10,000. 3,333 levels were once stored and then
+	// broke every page that held the event. 64 is far below all of them, and far above what details of an
+	// action need; TestMetadataDepthLimitFitsTheReaders keeps it below the readers' limits.
+	maxMetadataDepth = 64
+	// unreadableKey holds the stored text of metadata that cannot be shown as a Struct (see toProto);
+	// callers may not use it, so that it always means that.
+	unreadableKey = "sergas.unreadable_metadata"
+)
+
+// canonicalJSON checks metadata and encodes it with sorted keys and no spaces, so the stored text (which
+// the hash covers) does not depend on how the caller's client serialised it. Every string in it, keys
+// included, is valid UTF-8 without NUL, like every other field, and it nests at most maxMetadataDepth
+// levels; the depth is checked before anything recurses further.
+func canonicalJSON(m *structpb.Struct) (string, error) {
+	if m == nil {
+		return "{}", nil
+	}
+	if _, ok := m.GetFields()[unreadableKey]; ok {
+		return "", errs.Invalid("metadata must not use the reserved key %q", unreadableKey)
+	}
+	if err := checkStruct(m, 1); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(m.AsMap())
+	if err != nil {
+		return "", errs.Invalid("metadata cannot be encoded as JSON (numbers must be finite)")
+	}
+	if len(b) > maxMetadataBytes {
+		return "", errs.Invalid("metadata must be at most %d bytes as JSON", maxMetadataBytes)
+	}
+	return string(b), nil
+}
+
+func checkStruct(s *structpb.Struct, depth int) error {
+	if depth > maxMetadataDepth {
+		return errs.Invalid("metadata must nest at most %d levels of objects and arrays", maxMetadataDepth)
+	}
+	for k, v := range s.GetFields() {
+		if err := checkString("metadata key", k); err != nil {
+			return err
+		}
+		if err := checkValue(v, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkValue(v *structpb.Value, depth int) error {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return checkString("metadata value", k.StringValue)
+	case *structpb.Value_StructValue:
+		return checkStruct(k.StructValue, depth+1)
+	case *structpb.Value_ListValue:
+		if depth+1 > maxMetadataDepth {
+			return errs.Invalid("metadata must nest at most %d levels of objects and arrays", maxMetadataDepth)
+		}
+		for _, e := range k.ListValue.GetValues() {
+			if err := checkValue(e, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkString applies the rule of every other text field; the length is bounded by the whole document.
+func checkString(what, s string) error {
+	return validate.Text(what, s, maxMetadataBytes, false)
+}
+
+// decodeMetadata turns stored metadata text into a Struct for a response, or reports ok=false when the
+// text is not a JSON object that every reader can decode (deeper than maxMetadataDepth, not JSON, not
+// valid UTF-8): rows written before these checks existed may hold such text.
+func decodeMetadata(text string) (*structpb.Struct, bool) {
+	if !utf8.ValidString(text) || jsonDepth(text) > maxMetadataDepth {
+		return nil, false
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(text), &m); err != nil || m == nil {
+		return nil, false
+	}
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		return nil, false
+	}
+	return s, true
+}
+
+// unreadableMetadata is what a response shows instead of metadata decodeMetadata refused: the stored
+// text as one string, so that nothing is hidden and the hash can still be checked against it.
+func unreadableMetadata(text string) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		unreadableKey: structpb.NewStringValue(strings.ToValidUTF8(text, "\uFFFD")),
+	}}
+}
+
+// jsonDepth returns the deepest nesting of objects and arrays in JSON text, without recursion, so that
+// measuring a hostile document costs one pass over it.
+func jsonDepth(text string) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case inString && c == '\\':
+			i++ // the escaped character cannot end the string
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}

@@ -1,0 +1,41 @@
+package audit
+
+import (
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// toProto converts a stored event for a response. It never fails, whatever the row holds, because one
+// unreadable row must not make every page that contains it fail: rows written by earlier versions, or
+// changed in the database, may break rules that writes now enforce. Metadata that cannot be shown as a
+// Struct is shown as its stored text (unreadableMetadata); text that is not UTF-8, which protobuf refuses
+// to send, has its invalid bytes replaced; a time outside the range a Timestamp holds is left unset.
+func toProto(e *store.Event) *auditv1.Event {
+	m, ok := decodeMetadata(e.Metadata)
+	if !ok {
+		m = unreadableMetadata(e.Metadata)
+	}
+	return &auditv1.Event{
+		Id: text(e.ID), Sequence: e.Sequence,
+		OccurTime: timestamp(e.OccurTime), RecordTime: timestamp(e.RecordTime),
+		Actor: text(e.Actor), Action: text(e.Action), Resource: text(e.Resource), Outcome: auditv1.Outcome(e.Outcome),
+		Metadata: m, IdempotencyKey: text(e.IdempotencyKey), PreviousHash: e.PreviousHash, Hash: e.Hash,
+		Principal: text(e.Principal),
+	}
+}
+
+// text returns s unchanged when it is valid UTF-8 (without allocating), else with U+FFFD for bad bytes.
+func text(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	ts := timestamppb.New(t)
+	if ts.CheckValid() != nil {
+		return nil
+	}
+	return ts
+}

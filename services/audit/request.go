@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// Field limits, in bytes, as the contract states them.
+const (
+	maxActorBytes     = 256
+	maxActionBytes    = 128
+	maxResourceBytes  = 512
+	maxKeyBytes       = 128
+	maxPrincipalBytes = 1024
+)
+
+// anonymous is the principal of events written without authentication (AUTH_DISABLED=true), as the
+// auth package names such callers.
+const anonymous = "anonymous"
+
+// eventFromRequest checks req and builds the event to append, written by the caller of ctx.
+func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventRequest) (*store.Event, error) {
+	// Actor, action and resource are shown to people in lists and logs: no control characters, which
+	// could forge line breaks or terminal escapes.
+	if err := validate.First(
+		validate.Label("actor", req.GetActor(), maxActorBytes, true),
+		validate.Label("action", req.GetAction(), maxActionBytes, true),
+		validate.Label("resource", req.GetResource(), maxResourceBytes, false),
+		validate.Text("idempotency_key", req.GetIdempotencyKey(), maxKeyBytes, false),
+	); err != nil {
+		return nil, err
+	}
+	if _, ok := auditv1.Outcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == auditv1.Outcome_OUTCOME_UNSPECIFIED {
+		return nil, errs.Invalid("outcome is required: SUCCESS, FAILURE or DENIED")
+	}
+	principal := anonymous
+	if p := auth.FromContext(ctx); p != nil {
+		principal = p.ID
+	}
+	if validate.Text("principal", principal, maxPrincipalBytes, true) != nil {
+		// The credential names itself; the caller cannot fix it by changing the request.
+		return nil, errs.New(errs.KindFailedPrecondition, "the caller's identity cannot be recorded (at most %d bytes of UTF-8 without NUL)", maxPrincipalBytes)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	occur, err := s.occurTime(req.GetOccurTime(), now)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := canonicalJSON(req.GetMetadata())
+	if err != nil {
+		return nil, err
+	}
+	return &store.Event{
+		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur, RecordTime: now,
+		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
+		Outcome: int32(req.GetOutcome()), Metadata: meta, IdempotencyKey: req.GetIdempotencyKey(),
+		Principal: principal,
+	}, nil
+}
+
+// occurTime returns the caller's occur_time, or now without one. It must lie in
+// [now - MaxEventAge, now + MaxClockSkew]: a time far from now is a client bug (a zero value, seconds
+// taken for milliseconds) or an attempt to hide an event among old ones, and either way misleads
+// whoever reads the log by time.
+func (s *Server) occurTime(ts *timestamppb.Timestamp, now time.Time) (time.Time, error) {
+	if ts == nil {
+		return now, nil
+	}
+	if ts.CheckValid() != nil {
+		return time.Time{}, errs.Invalid("occur_time is not a valid timestamp")
+	}
+	t := ts.AsTime().UTC().Truncate(time.Microsecond)
+	switch {
+	case t.After(now.Add(s.limits.MaxClockSkew)):
+		return time.Time{}, errs.Invalid("occur_time must not be more than %s after the service's clock", s.limits.MaxClockSkew)
+	case t.Before(now.Add(-s.limits.MaxEventAge)):
+		return time.Time{}, errs.Invalid("occur_time must not be more than %s before the service's clock", s.limits.MaxEventAge)
+	}
+	return t, nil
+}
+
+// sameRequest reports whether the event stored for an idempotency key has the content of the retry e.
+// Without an occur_time in the retry the service chose one, so it is not compared.
+func sameRequest(stored, e *store.Event, occurGiven bool) bool {
+	return stored.Actor == e.Actor && stored.Action == e.Action && stored.Resource == e.Resource &&
+		stored.Outcome == e.Outcome && stored.Metadata == e.Metadata &&
+		(!occurGiven || stored.OccurTime.Equal(e.OccurTime))
+}
+
+// timeFilter returns a ListEvents time bound (zero when not given). Any valid timestamp works as a
+// bound, from year 1 to 9999; only out-of-range ones are refused.
+func timeFilter(name string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if ts.CheckValid() != nil {
+		return time.Time{}, errs.Invalid("%s is not a valid timestamp (years 1 to 9999)", name)
+	}
+	return ts.AsTime(), nil
+}

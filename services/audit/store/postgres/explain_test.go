@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// TestListUsesIndexesWithoutSorting keeps every ListEvents filter, in both directions and after a cursor,
+// an index scan in sequence order with no Sort node. Each filter has an index ending in sequence; with
+// a value matching thousands of rows spread over the log, the planner may as well read the primary key in
+// order and filter, which is also sort-free, so either is accepted; for rare denials it must be the
+// outcome index. (A value matching a few dozen rows is fetched by a bitmap scan and those few are sorted:
+// cheap, and not what this guards.)
+func TestListUsesIndexesWithoutSorting(t *testing.T) {
+	ctx := context.Background()
+	h := dbtest.Open(t, db.Postgres, "audit")
+	// Many matches for every value, as in a real log, for ANALYZE to give the planner real statistics;
+	// denials (outcome 3) are rare, as they are in a real log, so that scanning the log for them is costly.
+	if _, err := h.Postgres.Pool.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action,
+			resource, outcome, metadata, principal, hash_version, previous_hash, hash)
+		SELECT i, gen_random_uuid(), to_timestamp(1700000000 + i), to_timestamp(1700000000 + i), 'agent-' || (i % 10),
+			'act.' || (i % 8), 'res/' || (i % 12), CASE WHEN i % 50 = 0 THEN 3 WHEN i % 5 = 0 THEN 2 ELSE 1 END, '{}', 'p', 2, '\x00', '\x00'
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Postgres.Pool.Exec(ctx, `ANALYZE events`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.Postgres.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET enable_seqscan`) //nolint:errcheck // the pool is closed at the end of the test
+	base := time.Unix(1700000000, 0).UTC()
+	for _, c := range []struct {
+		name  string
+		p     store.EventListParams
+		index string
+		only  bool // the primary key read in order is not good enough
+	}{
+		{"none", store.EventListParams{}, "events_pkey", false},
+		{"actor", store.EventListParams{Actor: "agent-7"}, "events_actor", false},
+		{"action", store.EventListParams{Action: "act.3"}, "events_action", false},
+		{"resource", store.EventListParams{Resource: "res/5"}, "events_resource", false},
+		{"outcome", store.EventListParams{Outcome: 3}, "events_outcome", true},
+		// A time range reads the primary key in sequence order and stops after a page of matches.
+		{"time range", store.EventListParams{Start: base.Add(time.Hour), End: base.Add(3 * time.Hour)}, "events_pkey", false},
+		{"actor and time", store.EventListParams{Actor: "agent-7", Start: base.Add(time.Hour)}, "events_actor", false},
+	} {
+		for _, desc := range []bool{false, true} {
+			for _, after := range []int64{0, 10000} {
+				p := c.p
+				p.Descending, p.After, p.Limit = desc, after, 101
+				q, args := store.ListQuery(columns, p, func(t time.Time) any { return t })
+				rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var plan []string
+				for rows.Next() {
+					var line string
+					if err := rows.Scan(&line); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, strings.TrimSpace(line))
+				}
+				rows.Close()
+				text := strings.Join(plan, "\n")
+				uses := func(index string) bool {
+					return strings.Contains(text, "Index Scan using "+index) || strings.Contains(text, "Index Scan Backward using "+index)
+				}
+				usesIndex := uses(c.index) || (!c.only && uses("events_pkey"))
+				if strings.Contains(text, "Sort") || !usesIndex {
+					t.Errorf("%s descending=%v after=%d: want an index scan of %s (or events_pkey unless only=%v) and no Sort, plan:\n%s", c.name, desc, after, c.index, c.only, text)
+				}
+			}
+		}
+	}
+}
