@@ -1,0 +1,103 @@
+package audit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/migrate"
+	"github.com/sergas/core/migrations"
+	"github.com/sergas/core/services/audit/chain"
+	"github.com/sergas/core/services/audit/store"
+	"github.com/sergas/core/services/audit/store/postgres"
+	"github.com/sergas/core/services/audit/store/sqlite"
+	"github.com/sergas/core/services/audit/storetest"
+)
+
+// TestEventsFromBeforePrincipalsStillVerify: a log written by the first schema (no principal, hash
+// version 1), migrated, then appended to, verifies from end to end; an old row's idempotency key does
+// not capture a new writer's event.
+func TestEventsFromBeforePrincipalsStillVerify(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			c := dbtest.Config(t, d)
+			h := &db.Handle{}
+			var err error
+			dialect, timeArg := migrate.SQLite, func(t time.Time) any { return t.UnixMicro() }
+			if d == db.SQLite {
+				h.SQLite, err = db.OpenSQLite(ctx, c)
+			} else {
+				h.Postgres, err = db.OpenPostgres(ctx, c)
+				dialect, timeArg = migrate.Postgres, func(t time.Time) any { return t }
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { h.Close() })
+			fsys, err := migrate.Sub(migrations.FS, "audit", string(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := migrate.Load(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqldb := h.SQL()
+			if d == db.Postgres {
+				defer sqldb.Close()
+			}
+			if _, err := migrate.Up(ctx, sqldb, dialect, ms[:1]); err != nil {
+				t.Fatal(err)
+			}
+			// Two events as the first version wrote them, the second with an idempotency key.
+			prev := chain.Genesis
+			for i, key := range []string{"", "shared-key"} {
+				e := storetest.NewEvent("agent-old", "old.action", time.Now())
+				e.Principal, e.IdempotencyKey, e.HashVersion, e.Sequence, e.PreviousHash = "", key, chain.V1, int64(i+1), prev
+				e.Hash = chain.Hash(prev, e.Fields())
+				var k any
+				if key != "" {
+					k = key
+				}
+				if _, err := sqldb.ExecContext(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource,
+						outcome, metadata, idempotency_key, previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+					e.Sequence, e.ID, timeArg(e.OccurTime), timeArg(e.RecordTime), e.Actor, e.Action, e.Resource, e.Outcome, e.Metadata,
+					k, e.PreviousHash, e.Hash); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sqldb.ExecContext(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, e.Sequence, e.Hash); err != nil {
+					t.Fatal(err)
+				}
+				prev = e.Hash
+			}
+			if _, err := migrate.Up(ctx, sqldb, dialect, ms); err != nil {
+				t.Fatal(err)
+			}
+			var st store.Store
+			if d == db.SQLite {
+				st = sqlite.New(h.SQLite)
+			} else {
+				st = postgres.New(h.Postgres)
+			}
+			s := NewServer(st, DefaultLimits)
+			req := request(nil)
+			req.IdempotencyKey = "shared-key"
+			got, err := s.RecordEvent(as("apikey:new-writer"), req)
+			if err != nil || got.GetDuplicate() || got.GetEvent().GetSequence() != 3 {
+				t.Fatalf("new writer with an old key: %v %v", got, err)
+			}
+			es, err := st.EventList(ctx, store.EventListParams{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != 3 || es[0].HashVersion != chain.V1 || es[0].Principal != "" || es[2].HashVersion != chain.V2 {
+				t.Fatalf("events after the upgrade: %+v", es)
+			}
+			storetest.VerifyChain(t, es)
+		})
+	}
+}
