@@ -1,4 +1,3 @@
-CREATE INDEX events_occur_time ON events (occur_time);
 DROP INDEX events_outcome;
 DROP INDEX events_principal_idempotency_key;
 -- Fails when two principals used one key: keys were global before, and that cannot be undone silently.

@@ -10,8 +10,9 @@ import (
 // columns is the backend's select list and timeArg encodes a time as the backend stores it.
 //
 // Every equality filter has an index that ends in sequence (migration 0002), so the page is a range read
-// of that index in either direction; a time range alone is read in sequence order from the primary key
-// and filtered. Neither sorts the matches, which the backends' EXPLAIN tests check.
+// of that index in either direction, never a sort of the matches; a wide time range is read in sequence
+// order from the primary key and filtered, and a narrow one is fetched by events_occur_time and only its
+// few matches are sorted. The backends' EXPLAIN tests check each case.
 func ListQuery(columns string, p EventListParams, timeArg func(time.Time) any) (string, []any) {
 	var w sqlq.Where
 	w.AddIf(p.Actor != "", "actor = ?", p.Actor)

@@ -47,15 +47,18 @@ func TestListUsesIndexesWithoutSorting(t *testing.T) {
 		p     store.EventListParams
 		index string
 		only  bool // the primary key read in order is not good enough
+		sorts bool // a sort of the few matches is the better plan
 	}{
-		{"none", store.EventListParams{}, "events_pkey", false},
-		{"actor", store.EventListParams{Actor: "agent-7"}, "events_actor", false},
-		{"action", store.EventListParams{Action: "act.3"}, "events_action", false},
-		{"resource", store.EventListParams{Resource: "res/5"}, "events_resource", false},
-		{"outcome", store.EventListParams{Outcome: 3}, "events_outcome", true},
+		{"none", store.EventListParams{}, "events_pkey", false, false},
+		{"actor", store.EventListParams{Actor: "agent-7"}, "events_actor", false, false},
+		{"action", store.EventListParams{Action: "act.3"}, "events_action", false, false},
+		{"resource", store.EventListParams{Resource: "res/5"}, "events_resource", false, false},
+		{"outcome", store.EventListParams{Outcome: 3}, "events_outcome", true, false},
 		// A time range reads the primary key in sequence order and stops after a page of matches.
-		{"time range", store.EventListParams{Start: base.Add(time.Hour), End: base.Add(3 * time.Hour)}, "events_pkey", false},
-		{"actor and time", store.EventListParams{Actor: "agent-7", Start: base.Add(time.Hour)}, "events_actor", false},
+		{"time range", store.EventListParams{Start: base.Add(time.Hour), End: base.Add(3 * time.Hour)}, "events_pkey", false, false},
+		// A narrow range: the planner fetches its few matches by events_occur_time and sorts only those.
+		{"narrow time range", store.EventListParams{Start: base.Add(time.Hour), End: base.Add(time.Hour + 2*time.Minute)}, "events_occur_time", true, true},
+		{"actor and time", store.EventListParams{Actor: "agent-7", Start: base.Add(time.Hour)}, "events_actor", false, false},
 	} {
 		for _, desc := range []bool{false, true} {
 			for _, after := range []int64{0, 10000} {
@@ -80,7 +83,7 @@ func TestListUsesIndexesWithoutSorting(t *testing.T) {
 					return strings.Contains(text, "Index Scan using "+index) || strings.Contains(text, "Index Scan Backward using "+index)
 				}
 				usesIndex := uses(c.index) || (!c.only && uses("events_pkey"))
-				if strings.Contains(text, "Sort") || !usesIndex {
+				if (strings.Contains(text, "Sort") && !c.sorts) || !usesIndex {
 					t.Errorf("%s descending=%v after=%d: want an index scan of %s (or events_pkey unless only=%v) and no Sort, plan:\n%s", c.name, desc, after, c.index, c.only, text)
 				}
 			}
