@@ -110,10 +110,10 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	}
 	resp := &auditv1.ListEventsResponse{}
 	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Sequence) })
-	bytes := 0
+	total := 0
 	for i, e := range es {
 		pe := toProto(e)
-		if bytes += proto.Size(pe); bytes > maxPageBytes && i > 0 {
+		if total += proto.Size(pe); total > maxPageBytes && i > 0 {
 			resp.NextPageToken = pagetoken.EncodeInt(es[i-1].Sequence)
 			break
 		}
