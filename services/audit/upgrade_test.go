@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"testing"
 	"time"
 
@@ -98,6 +100,61 @@ func TestEventsFromBeforePrincipalsStillVerify(t *testing.T) {
 				t.Fatalf("events after the upgrade: %+v", es)
 			}
 			storetest.VerifyChain(t, es)
+		})
+	}
+}
+
+// TestMigration0002Reverts: the down migration restores the first schema, and refuses to when two
+// writers have used one key since (keys were global before, which it cannot restore silently).
+func TestMigration0002Reverts(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			fsys, err := migrate.Sub(migrations.FS, "audit", string(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := migrate.Load(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			down, err := fs.ReadFile(fsys, "0002_principal_indexes.down.sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, conflicting := range []bool{false, true} {
+				h := dbtest.Open(t, d, "audit")
+				var st store.Store
+				if d == db.SQLite {
+					st = sqlite.New(h.SQLite)
+				} else {
+					st = postgres.New(h.Postgres)
+				}
+				for i, p := range []string{"apikey:a", "apikey:b"} {
+					e := storetest.NewEvent("agent", "x", time.Now())
+					e.Principal, e.IdempotencyKey = p, fmt.Sprintf("key-%d", i)
+					if conflicting {
+						e.IdempotencyKey = "same"
+					}
+					if _, _, err := st.EventAppend(ctx, e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				sqldb := h.SQL()
+				if d == db.Postgres {
+					defer sqldb.Close()
+				}
+				_, err := sqldb.ExecContext(ctx, string(down))
+				if (err == nil) == conflicting {
+					t.Errorf("down migration with conflicting keys=%v: %v", conflicting, err)
+				}
+				if !conflicting { // and up again, on the reverted schema with its rows
+					if _, err := sqldb.ExecContext(ctx, ms[1].Up); err != nil {
+						t.Errorf("up after down: %v", err)
+					}
+				}
+			}
 		})
 	}
 }
