@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sergas/core/internal/config"
@@ -17,6 +18,8 @@ import (
 type bare struct {
 	calls          int
 	p50, p99, mean time.Duration
+	// version names the database server ("SQLite 3.50.4", "PostgreSQL 15.18").
+	version string
 }
 
 type bareResult struct {
@@ -33,12 +36,18 @@ func bareRead(backend string, env map[string]string, d time.Duration) (bare, err
 		return bare{}, err
 	}
 	var st store.Store
+	var version string
 	if h.SQLite != nil {
 		st = sqlite.New(h.SQLite)
+		err = h.SQLite.Read.QueryRowContext(ctx, "SELECT 'SQLite ' || sqlite_version()").Scan(&version)
 	} else {
 		st = postgres.New(h.Postgres)
+		err = h.Postgres.Pool.QueryRow(ctx, "SELECT 'PostgreSQL ' || current_setting('server_version')").Scan(&version)
 	}
 	defer st.Close()
+	if err != nil {
+		return bare{}, err
+	}
 	k := store.Key{Provider: "zoho", ConnectionID: "bench"}
 	for range 100 { // warm the pool and the statement caches
 		if _, err := st.AccessTokenGet(ctx, k); err != nil {
@@ -56,5 +65,6 @@ func bareRead(backend string, env map[string]string, d time.Duration) (bare, err
 	}
 	total := time.Since(start)
 	slices.Sort(lat)
-	return bare{calls: len(lat), p50: lat[len(lat)/2], p99: lat[min(len(lat)-1, len(lat)*99/100)], mean: total / time.Duration(len(lat))}, nil
+	version, _, _ = strings.Cut(version, " (") // PostgreSQL appends its build: "15.18 (Debian …)"
+	return bare{version: version, calls: len(lat), p50: lat[len(lat)/2], p99: lat[min(len(lat)-1, len(lat)*99/100)], mean: total / time.Duration(len(lat))}, nil
 }

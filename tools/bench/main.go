@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -129,6 +130,9 @@ func benchBackend(o options, bin, backend string, rep *report) error {
 			_ = s.stop()
 			if d := s.env["DATA_DIR"]; d != "" {
 				os.RemoveAll(d)
+			}
+			if schema := s.env["TOKEN_DATABASE_SCHEMA"]; schema != "" {
+				dropSchema(s.env["DATABASE_URL"], schema)
 			}
 		}
 	}()
@@ -258,4 +262,19 @@ func splitInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// dropSchema removes a bench server's PostgreSQL schema (a name this program made up), best effort.
+func dropSchema(url, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: drop schema:", err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: drop schema:", err)
+	}
 }

@@ -96,7 +96,17 @@ func (r *report) backendsWorstFirst() []string {
 
 func (r *report) print(w io.Writer, o options, took time.Duration) {
 	bs := r.backendsWorstFirst()
-	fmt.Fprintf(w, "\nMeasured %s on %s; Go %s; %s.\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), strings.TrimPrefix(runtime.Version(), "go"), strings.Join(bs, " and "))
+	var dbs []string
+	for _, b := range r.bare {
+		switch b.backend {
+		case "sqlite":
+			dbs = append(dbs, b.r.version+" (ncruces, WAL, synchronous=NORMAL)")
+		case "postgres":
+			dbs = append(dbs, b.r.version+" on loopback (fsync on)")
+		}
+	}
+	fmt.Fprintf(w, "\nMeasured %s on %s; Go %s; %s.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), machine(), strings.TrimPrefix(runtime.Version(), "go"), strings.Join(dbs, "; "))
 	fmt.Fprintf(w, "Server and load generator are separate processes on the same cores, talking gRPC over loopback (one connection). "+
 		"Both calls go through the same API-key authentication, token:read scope check, per-credential rate limiter "+
 		"(on: the bench key's read class allowed %d calls/s, burst %d, via RATE_LIMIT_READ_PER_SECOND/_BURST; never reached) and interceptors. "+
