@@ -56,6 +56,10 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	if err != nil {
 		return nil, err
 	}
+	if dup && !sameRequest(stored, e, req.GetOccurTime() != nil) {
+		return nil, errs.New(errs.KindAlreadyExists,
+			"idempotency_key %q was used for an event with different content; use a new key for a new event", e.IdempotencyKey)
+	}
 	return &auditv1.RecordEventResponse{Event: toProto(stored), Duplicate: dup}, nil
 }
 

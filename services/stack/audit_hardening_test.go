@@ -140,6 +140,9 @@ func TestAuditRESTHardening(t *testing.T) {
 				if code != 200 || strings.Contains(body, "confidential") || !strings.Contains(body, `"duplicate":true`) {
 					t.Fatalf("writer 2's retry: %d %s", code, body)
 				}
+				if code, body := r.doAs(t, w2.Key, "POST", "/v1/audit/events", secret); code != 409 || strings.Contains(body, "confidential") {
+					t.Fatalf("writer 2 reusing the key with other content: %d %s", code, body)
+				}
 				code, body = r.doAs(t, w1.Key, "POST", "/v1/audit/events", secret)
 				if code != 200 || !strings.Contains(body, `"duplicate":true`) || !strings.Contains(body, first.Event["id"].(string)) {
 					t.Fatalf("writer 1's retry: %d %s", code, body)

@@ -255,7 +255,8 @@ func testAudit(t *testing.T, r *running) {
 		t.Fatalf("record: %v %v", first, err)
 	}
 	again, err := r.audit.RecordEvent(ctx, &auditv1.RecordEventRequest{
-		Actor: "agent-7", Action: "crm.deal.update", Outcome: auditv1.Outcome_OUTCOME_SUCCESS, IdempotencyKey: "call-1",
+		Actor: "agent-7", Action: "crm.deal.update", Resource: "Deals/42", Outcome: auditv1.Outcome_OUTCOME_SUCCESS,
+		Metadata: meta, IdempotencyKey: "call-1",
 	})
 	if err != nil || !again.GetDuplicate() || again.GetEvent().GetId() != first.GetEvent().GetId() {
 		t.Fatalf("retry: %v %v", again, err)
