@@ -111,11 +111,9 @@ func FromGRPC(ctx context.Context, t Trusted) string {
 		return Unknown
 	}
 	if t.Contains(ip) {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get(MetadataKey); len(v) == 1 {
-				if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
-					return a.Unmap().String()
-				}
+		if v := metadata.ValueFromIncomingContext(ctx, MetadataKey); len(v) == 1 {
+			if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
+				return a.Unmap().String()
 			}
 		}
 	}
