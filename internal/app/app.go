@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,9 +81,15 @@ func OpenDB(ctx context.Context, cfg ServiceConfig, log *slog.Logger) (*db.Handl
 }
 
 // Serve serves svc on its own gRPC listener until ctx is done, then drains and closes svc.
-// ready, when not nil, receives the bound address once the listener is open.
+// ready, when not nil, receives the bound address once the listener is open. The service's background
+// workers (BackgroundService) start once the listener is open and stop after in-flight RPCs have
+// drained (they may be waiting on a worker) and before svc is closed.
 func Serve(ctx context.Context, cfg ServiceConfig, rt *Runtime, log *slog.Logger, svc Service, ready func(addr string)) error {
 	defer svc.Close()
+	bg := backgroundOf(svc)
+	if err := bg.validate(); err != nil {
+		return fmt.Errorf("%s: %w", cfg.Name, err)
+	}
 	policy := auth.Merge(svc.Policy(), auth.Policy{Public: auth.InfrastructurePublic})
 	guard := auth.NewGuard(rt.Security.Authenticator, policy, rt.Security.Limits, rt.TrustedProxies, rt.sink())
 	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(guard.Unary), grpc.ChainStreamInterceptor(guard.Stream)}
@@ -106,7 +113,27 @@ func Serve(ctx context.Context, cfg ServiceConfig, rt *Runtime, log *slog.Logger
 	if ready != nil {
 		ready(srv.Addr())
 	}
+	// The stop's clock starts when ctx ends: draining RPCs and then workers share one SHUTDOWN_TIMEOUT,
+	// which the deployments' grace periods are sized for.
+	var stopAt atomic.Pointer[time.Time]
+	defer context.AfterFunc(ctx, func() { now := time.Now(); stopAt.Store(&now) })()
+	workers, err := StartWorkers(ctx, log, bg)
+	if err != nil {
+		return err
+	}
 	err = srv.Serve(ctx)
+	workers.Stop(workerBudget(cfg.GRPC.ShutdownTimeout, stopAt.Load()))
 	log.Info("stopped", "service", cfg.Name)
 	return err
+}
+
+// workerBudget is how long stopping workers may wait: what the RPC drain left of timeout since the stop
+// began, but at least a tenth of it, so that workers that return promptly on cancel still get to finish
+// after a drain that used the whole budget.
+func workerBudget(timeout time.Duration, stopAt *time.Time) time.Duration {
+	left := timeout
+	if stopAt != nil {
+		left -= time.Since(*stopAt)
+	}
+	return max(left, timeout/10)
 }

@@ -13,6 +13,7 @@ import (
 // for tokens expiring within the margin plus one interval, and refreshes them with jitter and at most
 // RefresherConcurrency at a time. The lease makes each refresh happen on one replica only. A round ends
 // when its refreshes have (each is bounded by the lease), so rounds never pile up behind a slow provider.
+// It runs as the token.refresher worker (Service.Background).
 func (s *Server) refreshAhead(ctx context.Context) {
 	if s.cfg.RefresherInterval <= 0 {
 		return

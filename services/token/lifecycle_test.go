@@ -209,8 +209,7 @@ func TestAuditEventsWaitForTheAuditService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
-	r := startReplicaFor(t, svc)
+	r := startReplicaFor(t, svc) // stops the workers, then closes svc, at cleanup
 	create(t, r.client, "org-1", z.IssueRefreshToken(), time.Hour)
 	for range 3 {
 		if _, err := r.client.RefreshConnection(ctx, &tokenv1.RefreshConnectionRequest{Provider: "zoho", ConnectionId: "org-1"}); err != nil {

@@ -15,7 +15,6 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auditclient"
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/services/token"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/zohotest"
 )
@@ -33,11 +32,7 @@ func TestOutboxEventIsSentOnceAcrossReplicas(t *testing.T) {
 		audit := newFakeAudit()
 		audit.delay = time.Millisecond
 		for range 2 {
-			svc, err := token.Open(context.Background(), cfg, quiet(), audit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { svc.Close() })
+			openRunning(t, cfg, quiet(), audit)
 		}
 		close(audit.ready) // both replicas start on the backlog at the same moment
 		waitFor(t, 60*time.Second, "every event delivered and the outbox empty", func() bool {
@@ -77,11 +72,7 @@ func TestRefusedOutboxEntryIsParkedAndTheRestGoOn(t *testing.T) {
 		defer client.Close()
 		parked0 := parkedTotal(t)
 		var logs syncBuffer
-		svc, err := token.Open(context.Background(), config_(t, dbc, z, nil), slog.New(slog.NewTextHandler(&logs, nil)), client)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer svc.Close()
+		svc := openRunning(t, config_(t, dbc, z, nil), slog.New(slog.NewTextHandler(&logs, nil)), client)
 
 		waitFor(t, 30*time.Second, "the four acceptable events in the audit log", func() bool {
 			list, err := auditClient.ListEvents(context.Background(), &auditv1.ListEventsRequest{Resource: "zoho/org-1", PageSize: 100})

@@ -35,15 +35,17 @@ var Policy = auth.Policy{Scopes: map[string]string{
 // Service is the token service: its server, store and background work.
 type Service struct {
 	*Server
-	audit  AuditRecorder
-	cancel context.CancelFunc
-	done   chan struct{}
+	audit AuditRecorder
 }
 
-var _ app.Service = (*Service)(nil)
+var (
+	_ app.Service           = (*Service)(nil)
+	_ app.BackgroundService = (*Service)(nil)
+)
 
-// Open opens the store, checks that the keyring opens what is stored, and starts the background
-// refresher and the audit outbox sender. audit may be nil (events then wait in the outbox).
+// Open opens the store and checks that the keyring opens what is stored. The background refresher and
+// the audit outbox sender are declared by Background and run by the platform. audit may be nil (events
+// then wait in the outbox).
 func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder) (*Service, error) {
 	ring, err := loadKeyring(cfg.Keys, cfg.DevKeyFile)
 	if err != nil {
@@ -62,20 +64,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder
 	for _, p := range cfg.Providers {
 		log.Info("token provider", "provider", p.Describe())
 	}
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	svc := &Service{Server: s, audit: audit, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(svc.done)
-		done := make(chan struct{})
-		if audit != nil {
-			go func() { defer close(done); s.sendOutbox(bg, audit) }()
-		} else {
-			close(done)
-		}
-		s.refreshAhead(bg)
-		<-done
-	}()
-	return svc, nil
+	return &Service{Server: s, audit: audit}, nil
+}
+
+// Background implements app.BackgroundService. Both jobs run on every replica, with no election: each
+// background refresh first takes the connection's lease in the database (so no connection is refreshed
+// twice, and more replicas share the work), and the outbox sender claims the rows it sends (so no event
+// is sent by two replicas); a leader would only add a failover delay.
+func (s *Service) Background() app.Background {
+	var ws []app.Worker
+	if s.cfg.RefresherInterval > 0 {
+		ws = append(ws, app.Worker{Name: "token.refresher", Run: func(ctx context.Context) error { s.refreshAhead(ctx); return nil }})
+	}
+	if s.audit != nil {
+		ws = append(ws, app.Worker{Name: "token.outbox", Run: func(ctx context.Context) error { s.sendOutbox(ctx, s.audit); return nil }})
+	}
+	return app.Background{Workers: ws}
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
@@ -136,11 +140,9 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 // Policy implements app.Service.
 func (s *Service) Policy() auth.Policy { return Policy }
 
-// Close stops the background work, waits for refreshes in progress to store their outcome (a rotated
-// refresh token exists nowhere else), then closes the store.
+// Close waits for refreshes in progress to store their outcome (a rotated refresh token exists nowhere
+// else), then closes the store. The platform has stopped the background workers before.
 func (s *Service) Close() error {
-	s.cancel()
-	<-s.done
 	waited := make(chan struct{})
 	go func() { s.inflight.Wait(); close(waited) }()
 	select {

@@ -87,13 +87,14 @@ func startReplicaFor(t *testing.T, svc *token.Service) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ctx); close(done) }()
+	stopWorkers := startWorkers(t, svc, quiet())
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
 	r := &replica{svc: svc, client: tokenv1.NewTokenServiceClient(conn)}
-	r.stop = func() { once.Do(func() { conn.Close(); cancel(); <-done; svc.Close() }) }
+	r.stop = func() { once.Do(func() { conn.Close(); cancel(); <-done; stopWorkers(); svc.Close() }) }
 	t.Cleanup(r.stop)
 	return r
 }
