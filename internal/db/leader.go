@@ -81,8 +81,8 @@ func NewPostgresElector(p *PostgresDB, log *slog.Logger) *PostgresElector {
 // database, different for another service's schema (jobs of the same name do not block each other).
 // Operators find the leader with:
 //
-//	SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
-//	  AND (classid::bigint << 32 | objid::bigint) = <key as unsigned 64 bits>
+//	SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+//	  AND classid::bigint = <key's high 32 bits> AND objid::bigint = <key's low 32 bits>
 func LockKey(schema, job string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("sergas.worker\x00" + schema + "\x00" + job))
