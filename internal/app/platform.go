@@ -41,7 +41,7 @@ func LoadPlatform(env *config.Env) Platform {
 		TLS:            tlsconf.LoadConfig(env, dev),
 		AuditEndpoint:  env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
 		AuditClientKey: env.String("AUDIT_CLIENT_API_KEY", ""),
-		TrustedProxies: clientaddr.Load(env, "GRPC_TRUSTED_PROXIES", clientaddr.Loopback),
+		TrustedProxies: clientaddr.LoadProxies(env, dev),
 		DenialInterval: env.Duration("AUDIT_DENIAL_INTERVAL", auditclient.DefaultInterval, 10*time.Millisecond, time.Hour),
 	}
 	p.Auth.InternalKeys = []string{p.AuditClientKey}

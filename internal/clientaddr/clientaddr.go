@@ -59,6 +59,12 @@ func Load(env *config.Env, name string, def []string) Trusted {
 	return t
 }
 
+// LoadProxies reads the services' side: GRPC_TRUSTED_PROXIES, the peers (the gateway) whose
+// x-sergas-client-ip report is believed, loopback by default.
+func LoadProxies(env *config.Env, development bool) Trusted {
+	return Load(env, "GRPC_TRUSTED_PROXIES", Loopback)
+}
+
 // Loopback trusts 127.0.0.0/8 and ::1: the default for services, whose gateway runs beside them under
 // `make run`.
 var Loopback = []string{"127.0.0.0/8", "::1/128"}

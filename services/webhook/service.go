@@ -52,7 +52,7 @@ func LoadConfig(env *config.Env) Config {
 		// Half the source's default, so that one address alone cannot empty a source's bucket.
 		AddressRatePerSecond: env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND", 50, 0, 1_000_000),
 		AddressRateBurst:     env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_BURST", 100, 1, 1_000_000),
-		TrustedProxies:       clientaddr.Load(env, "GRPC_TRUSTED_PROXIES", clientaddr.Loopback),
+		TrustedProxies:       clientaddr.LoadProxies(env, app.Development(env)),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
