@@ -1,9 +1,9 @@
 package auth
 
 import (
-	"net/netip"
 	"time"
 
+	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/ratelimit"
 )
 
@@ -98,14 +98,5 @@ func (l *Limiters) blocked(addr string, now time.Time) (bool, time.Duration) {
 	return l.failures.Blocked(addressKey(addr), now)
 }
 
-// addressKey is the budget an address spends from: its own for IPv4, its /64 for IPv6, where one
-// client is usually given a whole /64 and could otherwise rotate through it for fresh budgets (and fill
-// the limiter's map).
-func addressKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil || a.Is4() || a.Is4In6() {
-		return addr
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
+// addressKey is the budget an address spends from (clientaddr.Bucket: an IPv6 client's whole /64).
+func addressKey(addr string) string { return clientaddr.Bucket(addr) }

@@ -153,3 +153,18 @@ func parseHostPort(s string) (netip.Addr, bool) {
 	}
 	return a.Unmap(), true
 }
+
+// Bucket is the key under which an address is rate-limited and summed up: the address itself for IPv4,
+// its /64 for IPv6, where one client is usually given a whole /64 and could otherwise rotate through it
+// for a fresh budget per request (and fill a limiter's map).
+func Bucket(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

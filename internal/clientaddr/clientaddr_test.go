@@ -86,3 +86,19 @@ func TestParse(t *testing.T) {
 		t.Fatal("host name accepted")
 	}
 }
+
+func TestBucket(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "192.0.2.1",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		unknownAddr:            unknownAddr,
+	} {
+		if got := Bucket(in); got != want {
+			t.Errorf("Bucket(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+const unknownAddr = Unknown

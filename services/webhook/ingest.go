@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -75,13 +74,5 @@ func (s *Server) dedupeKey(h http.Header, body []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// senderBucket is the rate-limit key of a sender address. An IPv6 host is usually given a whole /64, so
-// its addresses share one bucket; otherwise one host could take a fresh budget per request.
-func senderBucket(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Unmap().Is6() {
-		return addr
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
+// senderBucket is the rate-limit key of a sender address (clientaddr.Bucket: an IPv6 host's /64).
+func senderBucket(addr string) string { return clientaddr.Bucket(addr) }
