@@ -20,15 +20,24 @@ type Store interface {
 // OpenStore opens the service's database and wraps it in the store of the matching backend.
 func OpenStore[S Store](ctx context.Context, cfg ServiceConfig, log *slog.Logger,
 	onSQLite func(*db.SQLiteDB) S, onPostgres func(*db.PostgresDB) S) (S, error) {
+	st, _, err := OpenStoreElector(ctx, cfg, log, onSQLite, onPostgres)
+	return st, err
+}
+
+// OpenStoreElector is OpenStore that also returns the elector of the store's database, for a service
+// with single-replica workers (Background.Elector).
+func OpenStoreElector[S Store](ctx context.Context, cfg ServiceConfig, log *slog.Logger,
+	onSQLite func(*db.SQLiteDB) S, onPostgres func(*db.PostgresDB) S) (S, db.Elector, error) {
 	var zero S
 	h, err := OpenDB(ctx, cfg, log)
 	if err != nil {
-		return zero, err
+		return zero, nil, err
 	}
+	e := db.ElectorFor(h, log)
 	if h.SQLite != nil {
-		return onSQLite(h.SQLite), nil
+		return onSQLite(h.SQLite), e, nil
 	}
-	return onPostgres(h.Postgres), nil
+	return onPostgres(h.Postgres), e, nil
 }
 
 // StoreService is a gRPC service implementation backed by one store.
