@@ -98,6 +98,12 @@ func (e *PostgresElector) Lead(ctx context.Context, job string) (context.Context
 		if e.OnTry != nil && ctx.Err() == nil {
 			e.OnTry(job, won)
 		}
+		if err == nil && failing {
+			failing = false
+			if e.log != nil {
+				e.log.Info("leader election: database reachable again", "job", job)
+			}
+		}
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
@@ -106,17 +112,11 @@ func (e *PostgresElector) Lead(ctx context.Context, job string) (context.Context
 			}
 			failing = true
 		case won:
-			if failing && e.log != nil {
-				e.log.Info("leader election: database reachable again", "job", job)
-			}
-			failing = false
 			// hold owns the connection from here: it closes it unless it returns a leader.
 			if lead, release, ok := e.hold(ctx, conn, job); ok {
 				return lead, release, nil
 			}
 			conn = nil
-		default:
-			failing = false
 		}
 		if conn != nil {
 			// A follower keeps no connection open between attempts.
