@@ -65,6 +65,7 @@ func TestSingleReplicaJobHasOneLeaderAndFailsOver(t *testing.T) {
 		// Short intervals; the takeover delay (Check+CheckTimeout) stays well above the time a deposed
 		// leader needs to notice (one Check).
 		e.Retry, e.Check, e.CheckTimeout = 30*time.Millisecond, 30*time.Millisecond, 500*time.Millisecond
+		e.Rejoin = 2 * time.Second // the follower, trying every 30 ms, takes over first
 		e.OnTry = func(_ string, won bool) {
 			if !won {
 				losses[i].Add(1)

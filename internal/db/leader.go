@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +56,8 @@ func (Sole) Lead(ctx context.Context, _ string) (context.Context, func(), error)
 // A deposed leader learns that its session is gone only at its next check; a new leader therefore waits
 // Check+CheckTimeout after winning the lock before it reports leadership, so that the old one has
 // stopped its job first (the server may kill a session, pg_terminate_backend, the instant before the old
-// leader's next check). The server itself is told to probe the client with TCP keepalives, so that a
+// leader's next check). A deposed leader stands again only after Rejoin, so that a healthy replica takes
+// over rather than the one whose connection just failed. The server itself is told to probe the client with TCP keepalives, so that a
 // leader cut off by the network loses its session (and the lock) within about half a minute; it will
 // have cancelled its job long before, after one failed check.
 //
@@ -68,13 +70,19 @@ type PostgresElector struct {
 	// Retry is how often a follower tries to take the lock; Check how often a leader checks that its
 	// connection (and so its lock) is alive, each check given CheckTimeout.
 	Retry, Check, CheckTimeout time.Duration
+	// Rejoin is how long a replica that lost leadership waits before standing again, so that another
+	// replica (which found the lock free while this one was still noticing its loss) takes over.
+	Rejoin time.Duration
 	// OnTry, when set, is called after every attempt to take the lock (for tests and metrics).
 	OnTry func(job string, won bool)
+	// deposed holds, by job, when this process last lost leadership.
+	deposed sync.Map
 }
 
 // NewPostgresElector returns an elector over p's database with production intervals.
 func NewPostgresElector(p *PostgresDB, log *slog.Logger) *PostgresElector {
-	return &PostgresElector{db: p, log: log, Retry: 5 * time.Second, Check: 2 * time.Second, CheckTimeout: 2 * time.Second}
+	return &PostgresElector{db: p, log: log, Retry: 5 * time.Second, Check: 2 * time.Second, CheckTimeout: 2 * time.Second,
+		Rejoin: 15 * time.Second}
 }
 
 // LockKey is the advisory lock key of job in schema: the same for every replica of one service on one
@@ -92,6 +100,13 @@ func LockKey(schema, job string) int64 {
 // Lead implements Elector.
 func (e *PostgresElector) Lead(ctx context.Context, job string) (context.Context, func(), error) {
 	key := LockKey(e.db.Schema, job)
+	if at, ok := e.deposed.LoadAndDelete(job); ok {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Until(at.(time.Time).Add(e.Rejoin))):
+		}
+	}
 	failing := false
 	for {
 		conn, won, err := e.try(ctx, key)
@@ -187,6 +202,7 @@ func (e *PostgresElector) hold(ctx context.Context, conn *pgx.Conn, job string) 
 				if lead.Err() == nil && e.log != nil {
 					e.log.Warn("leader election: lost the connection that holds the lock; stopping the job", "job", job)
 				}
+				e.deposed.Store(job, time.Now())
 				cancel(ErrLeadershipLost)
 				return
 			}
