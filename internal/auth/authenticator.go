@@ -29,13 +29,15 @@ func (a *Authenticator) Configured() bool {
 
 // Authenticate returns the caller, or the reason it could not be established.
 func (a *Authenticator) Authenticate(ctx context.Context) (*Principal, Reason) {
-	p, r, _ := a.identify(ctx)
+	p, r, _ := a.identify(ctx, false)
 	return p, r
 }
 
 // identify is Authenticate that also names the caller of a refused credential when the credential was
 // genuine but is no longer valid (an expired or revoked key, an expired JWT with a good signature).
-func (a *Authenticator) identify(ctx context.Context) (p *Principal, r Reason, claimed string) {
+// cheapOnly (the client's address has spent its failures) leaves a JWT unverified, its signature being
+// the one check an attacker can make costly; it is refused with ReasonAddressLimited.
+func (a *Authenticator) identify(ctx context.Context, cheapOnly bool) (p *Principal, r Reason, claimed string) {
 	if a.Disabled {
 		return &Principal{ID: "anonymous", Scopes: AllScopes}, "", ""
 	}
@@ -46,7 +48,7 @@ func (a *Authenticator) identify(ctx context.Context) (p *Principal, r Reason, c
 	case len(values) > 1:
 		return nil, ReasonMalformed, ""
 	case len(values) == 1:
-		return a.bearer(values[0])
+		return a.bearer(values[0], cheapOnly)
 	}
 	if pe, ok := peer.FromContext(ctx); ok && len(a.TLS) > 0 {
 		if info, ok := pe.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 {
@@ -59,7 +61,7 @@ func (a *Authenticator) identify(ctx context.Context) (p *Principal, r Reason, c
 }
 
 // bearer checks an Authorization header value: "Bearer <API key or JWT>".
-func (a *Authenticator) bearer(header string) (*Principal, Reason, string) {
+func (a *Authenticator) bearer(header string, cheapOnly bool) (*Principal, Reason, string) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" || len(token) > 8192 {
@@ -75,6 +77,9 @@ func (a *Authenticator) bearer(header string) (*Principal, Reason, string) {
 	case strings.Count(token, ".") == 2:
 		if a.JWT == nil {
 			return nil, ReasonInvalid, ""
+		}
+		if cheapOnly {
+			return nil, ReasonAddressLimited, ""
 		}
 		return a.JWT.verify(token, now)
 	}

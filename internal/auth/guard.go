@@ -47,8 +47,9 @@ func deniedCounter() *prometheus.CounterVec {
 	return denied
 }
 
-// Guard enforces, before any handler runs and in this order: the per-address budget of failed calls,
-// authentication, the per-RPC scope and the per-credential budget of the RPC's class.
+// Guard enforces, before any handler runs and in this order: the per-address budget of failed calls
+// (which, once spent, leaves only cheaply verified credentials through), authentication, the per-RPC
+// scope and the per-credential budget of the RPC's class.
 type Guard struct {
 	authn   *Authenticator
 	policy  Policy
@@ -97,23 +98,33 @@ func (g *Guard) check(ctx context.Context, method string) (context.Context, erro
 		return ctx, nil
 	}
 	now := time.Now()
-	// An address that keeps failing is refused before its credentials cost anything to check.
-	if blocked, wait := g.limits.blocked(addr, now); blocked {
-		return ctx, g.deny(method, Denial{Actor: "anonymous", Reason: ReasonAddressLimited, Peer: addr, Time: now},
-			ratelimit.Exceeded("failed-call", wait))
-	}
+	// An address that has spent its failures is not refused outright: it may be shared by an attacker and
+	// by honest clients (the gateway's HTTP clients, the services' own audit writer on 127.0.0.1). Its
+	// calls are still authenticated where that is cheap (an API key: one SHA-256; a TLS identity: a map
+	// lookup after a handshake already paid for), so a valid credential goes on; calls without
+	// credentials, with a JWT (a signature check an attacker could make us repeat) or with a credential
+	// that fails are refused without spending anything more.
+	blocked, wait := g.limits.blocked(addr, now)
 	if !known {
+		if blocked {
+			return ctx, g.deny(method, Denial{Actor: "anonymous", Reason: ReasonAddressLimited, Peer: addr, Time: now},
+				ratelimit.Exceeded("failed-call", wait))
+		}
 		g.limits.failed(addr, now)
 		return ctx, g.deny(method, Denial{Actor: "anonymous", Reason: ReasonUnknownRPC, Peer: addr, Time: now},
 			status.Error(codes.PermissionDenied, "method has no access policy"))
 	}
-	p, reason, claimed := g.authn.identify(ctx)
+	p, reason, claimed := g.authn.identify(ctx, blocked)
 	if p == nil {
-		g.limits.failed(addr, now)
 		d := Denial{Actor: "anonymous", Reason: reason, Peer: addr, Time: now}
 		if claimed != "" {
 			d.Actor, d.Known = claimed, true
 		}
+		if blocked {
+			d.Reason, d.Known = ReasonAddressLimited, false
+			return ctx, g.deny(method, d, ratelimit.Exceeded("failed-call", wait))
+		}
+		g.limits.failed(addr, now)
 		return ctx, g.deny(method, d, status.Error(codes.Unauthenticated, unauthenticatedMessage(reason)))
 	}
 	if !p.Has(scope) {

@@ -43,7 +43,8 @@ type Limits struct {
 	// Read, Write and Admin are per credential and class.
 	Read, Write, Admin Rate
 	// Failures is per client address, for calls that fail authentication or authorisation. Once an
-	// address has spent it, its calls are refused before their credentials are even looked at.
+	// address has spent it, only calls with a credential that is cheap to verify and valid (an API key, a
+	// mapped TLS identity) are let through; the rest are refused before anything costly is checked.
 	Failures Rate
 }
 
