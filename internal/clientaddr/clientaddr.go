@@ -3,7 +3,8 @@
 // the address of its HTTP client to the services in the x-sergas-client-ip metadata, and a load
 // balancer in front of the gateway passes its client's address in a header such as X-Forwarded-For.
 // Reports from anyone else are ignored, so that a caller cannot choose the address it is recorded and
-// rate-limited under.
+// rate-limited under. A trusted network is not enough for the services (see proof.go): the gateway's
+// report must also carry a proof made with CLIENT_ADDR_SECRET.
 package clientaddr
 
 import (
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -26,9 +28,19 @@ const MetadataKey = "x-sergas-client-ip"
 const Unknown = "unknown"
 
 // Trusted is a set of proxy networks whose reports of their client's address are believed.
-type Trusted struct{ nets []netip.Prefix }
+type Trusted struct {
+	nets []netip.Prefix
+	// key, when set (LoadProxies always sets it), is what a gRPC report's proof must be made with.
+	key []byte
+	// unprovenLoopback believes a trusted loopback peer's report without a proof: development without
+	// CLIENT_ADDR_SECRET, where a gateway in another process on the same host has no shared key.
+	unprovenLoopback bool
+	warning          string
+}
 
-// Parse reads CIDRs or single addresses ("10.0.0.0/8", "::1", "127.0.0.1").
+// Parse reads CIDRs or single addresses ("10.0.0.0/8", "::1", "127.0.0.1"). Its set believes gRPC
+// reports from those networks without a proof: for HTTP proxies (FromHTTP, which has no proofs) and
+// tests; the services' side comes from LoadProxies, which requires one.
 func Parse(list []string) (Trusted, bool) {
 	var t Trusted
 	for _, s := range list {
@@ -60,9 +72,22 @@ func Load(env *config.Env, name string, def []string) Trusted {
 }
 
 // LoadProxies reads the services' side: GRPC_TRUSTED_PROXIES, the peers (the gateway) whose
-// x-sergas-client-ip report is believed, loopback by default.
+// x-sergas-client-ip report is believed when its proof verifies under CLIENT_ADDR_SECRET, loopback by
+// default. Without the secret, development believes a loopback peer's report unproven (`make run`, a
+// gateway started on its own beside the services), and production believes only a gateway in the same
+// process (the all-in-one binary; see processSecret) and says so in Warning.
 func LoadProxies(env *config.Env, development bool) Trusted {
-	return Load(env, "GRPC_TRUSTED_PROXIES", Loopback)
+	t := Load(env, "GRPC_TRUSTED_PROXIES", Loopback)
+	key, configured := LoadSecret(env)
+	t.key = key
+	if !configured {
+		if development {
+			t.unprovenLoopback = true
+		} else {
+			t.warning = noSecretWarning
+		}
+	}
+	return t
 }
 
 // Loopback trusts 127.0.0.0/8 and ::1: the default for services, whose gateway runs beside them under
@@ -110,28 +135,35 @@ func FromHTTP(r *http.Request, t Trusted, header string) string {
 }
 
 // FromGRPC is the client address of an RPC: the peer's, or the address in x-sergas-client-ip when the
-// peer is a trusted proxy (the gateway) and reports a valid one.
+// peer is a trusted proxy (the gateway), reports a valid one and proves it (see LoadProxies).
 func FromGRPC(ctx context.Context, t Trusted) string {
+	return fromGRPC(ctx, t, time.Now())
+}
+
+func fromGRPC(ctx context.Context, t Trusted, now time.Time) string {
 	ip, ok := peerAddr(ctx)
 	if !ok {
 		return Unknown
 	}
-	if t.Contains(ip) {
-		if v := metadata.ValueFromIncomingContext(ctx, MetadataKey); len(v) == 1 {
-			if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
-				return a.Unmap().String()
-			}
-		}
+	if !t.Contains(ip) {
+		return ip.String()
+	}
+	v := metadata.ValueFromIncomingContext(ctx, MetadataKey)
+	if len(v) != 1 {
+		return ip.String()
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
+	if err != nil {
+		return ip.String()
+	}
+	if t.key == nil || (t.unprovenLoopback && ip.IsLoopback()) {
+		return a.Unmap().String()
+	}
+	// The proof is checked against the report exactly as sent, so that it covers every byte believed.
+	if p := metadata.ValueFromIncomingContext(ctx, ProofKey); len(p) == 1 && verify(t.key, v[0], p[0], now) {
+		return a.Unmap().String()
 	}
 	return ip.String()
-}
-
-// Outgoing adds addr as the client address of the RPCs made with the returned context.
-func Outgoing(ctx context.Context, addr string) context.Context {
-	if addr == "" || addr == Unknown {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, MetadataKey, addr)
 }
 
 func peerAddr(ctx context.Context) (netip.Addr, bool) {

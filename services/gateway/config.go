@@ -27,6 +27,14 @@ type Config struct {
 	// to the services as the caller's.
 	TrustedProxies clientaddr.Trusted
 	ClientIPHeader string
+	// ClientAddrSecret (CLIENT_ADDR_SECRET, shared with the services) proves the client addresses the
+	// gateway reports; without it, the process's own random key, which only services in the same process
+	// (the all-in-one binary) can check. ClientAddrSecretSet says which.
+	ClientAddrSecret    []byte
+	ClientAddrSecretSet bool
+	// Development (SERGAS_ENV=development) only changes what is logged at start: there the services believe
+	// a loopback gateway without CLIENT_ADDR_SECRET.
+	Development bool
 	// MethodOverride lets a form POST be served as the method in X-HTTP-Method-Override (or as GET), as
 	// grpc-gateway does by default. Off, because it turns a request a browser sends across sites without
 	// asking into a GET, PUT or DELETE.
@@ -35,7 +43,7 @@ type Config struct {
 
 // LoadConfig reads the gateway's settings from env.
 func LoadConfig(env *config.Env) Config {
-	return Config{
+	c := Config{
 		Addr:                env.String("GATEWAY_HTTP_ADDR", ":8080"),
 		TokenEndpoint:       env.String("TOKEN_GRPC_ENDPOINT", "localhost:50051"),
 		AuditEndpoint:       env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
@@ -49,5 +57,8 @@ func LoadConfig(env *config.Env) Config {
 		TrustedProxies:      clientaddr.Load(env, "GATEWAY_TRUSTED_PROXIES", nil),
 		ClientIPHeader:      textproto.CanonicalMIMEHeaderKey(env.String("GATEWAY_CLIENT_IP_HEADER", "X-Forwarded-For")),
 		MethodOverride:      env.Bool("GATEWAY_HTTP_METHOD_OVERRIDE", false),
+		Development:         env.OneOf("SERGAS_ENV", "production", "production", "development") == "development",
 	}
+	c.ClientAddrSecret, c.ClientAddrSecretSet = clientaddr.LoadSecret(env)
+	return c
 }

@@ -22,6 +22,8 @@ import (
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/gen/openapi"
+	"github.com/sergas/core/internal/clientaddr"
+	"github.com/sergas/core/internal/config"
 )
 
 // Gateway routes HTTP requests to the three services over gRPC.
@@ -45,6 +47,12 @@ type Gateway struct {
 // HTTPS.
 func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.TransportCredentials, tlsCfg *tls.Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg, transportLog: newSampledLog(log, 1, 5)}
+	if cfg.ClientAddrSecret == nil { // a Config not made by LoadConfig (tests)
+		g.cfg.ClientAddrSecret, _ = clientaddr.LoadSecret(config.FromMap(nil))
+	}
+	if !cfg.ClientAddrSecretSet && !cfg.Development {
+		log.Warn(clientaddr.GatewayWarning, "service", "gateway")
+	}
 	endpoints := []struct {
 		name     string
 		addr     string

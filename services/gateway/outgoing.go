@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sergas/core/internal/clientaddr"
+	"github.com/sergas/core/internal/logging"
 )
 
 // Every RPC the gateway makes passes through here: it carries the HTTP client's address, and a transport
@@ -34,17 +34,19 @@ func (g *Gateway) withClientAddr(next http.Handler) http.Handler {
 	})
 }
 
-// outgoing sets x-sergas-client-ip to the address withClientAddr found, replacing whatever else put it
-// there: grpc-gateway forwards only permanent HTTP headers by default, but the services believe this key
-// from the gateway, so no client-sent value may ever reach them under it.
-func outgoing(ctx context.Context) context.Context {
-	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(clientaddr.MetadataKey)) > 0 {
+// outgoing sets x-sergas-client-ip to the address withClientAddr found, with its proof under
+// CLIENT_ADDR_SECRET, replacing whatever else put either there: grpc-gateway forwards only permanent HTTP
+// headers by default, but the services believe these keys from the gateway, so no client-sent value may
+// ever reach them under them.
+func (g *Gateway) outgoing(ctx context.Context) context.Context {
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get(clientaddr.MetadataKey))+len(md.Get(clientaddr.ProofKey)) > 0 {
 		md = md.Copy()
 		md.Delete(clientaddr.MetadataKey)
+		md.Delete(clientaddr.ProofKey)
 		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	addr, _ := ctx.Value(clientAddrKey{}).(string)
-	return clientaddr.Outgoing(ctx, addr)
+	return clientaddr.Outgoing(ctx, addr, g.cfg.ClientAddrSecret)
 }
 
 // answeredKey holds a flag that answerTracker sets when the service itself ended the RPC with a status.
@@ -75,14 +77,14 @@ var errServiceUnavailable = func() error {
 
 func (g *Gateway) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	answered := new(atomic.Bool)
-	ctx = context.WithValue(outgoing(ctx), answeredKey{}, answered)
+	ctx = context.WithValue(g.outgoing(ctx), answeredKey{}, answered)
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	return g.transportError(method, err, answered)
 }
 
 func (g *Gateway) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	answered := new(atomic.Bool)
-	ctx = context.WithValue(outgoing(ctx), answeredKey{}, answered)
+	ctx = context.WithValue(g.outgoing(ctx), answeredKey{}, answered)
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	return s, g.transportError(method, err, answered)
 }
@@ -112,21 +114,20 @@ func (g *Gateway) serviceOf(method string) string {
 
 // sampledLog writes at most a few lines a second and says how many it left out.
 type sampledLog struct {
-	log        *slog.Logger
-	lim        *rate.Limiter
-	suppressed atomic.Int64
+	log *slog.Logger
+	s   *logging.Sampler
 }
 
 func newSampledLog(log *slog.Logger, perSecond float64, burst int) *sampledLog {
-	return &sampledLog{log: log, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+	return &sampledLog{log: log, s: logging.NewSampler(perSecond, burst)}
 }
 
 func (s *sampledLog) Warn(msg string, args ...any) {
-	if !s.lim.Allow() {
-		s.suppressed.Add(1)
+	ok, n := s.s.Allow(time.Now())
+	if !ok {
 		return
 	}
-	if n := s.suppressed.Swap(0); n > 0 {
+	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
 	s.log.Warn(msg, args...)

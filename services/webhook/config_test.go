@@ -28,3 +28,24 @@ func TestLoadConfigChecksTheNewSettings(t *testing.T) {
 		t.Fatalf("short deny list: %v", cfg.HeaderDenylist)
 	}
 }
+
+// A delivery id header's value is stored as the dedupe key, so one on the deny list is refused at start,
+// whether it is on the default list or on a configured one, in any case.
+func TestDedupeHeaderOnTheDenyListIsRefused(t *testing.T) {
+	for _, vars := range []map[string]string{
+		{"WEBHOOK_DEDUPE_HEADERS": "Webhook-Id,x-gitlab-token"},
+		{"WEBHOOK_DEDUPE_HEADERS": "authorization"},
+		{"WEBHOOK_DEDUPE_HEADERS": "X-Delivery", "WEBHOOK_HEADER_DENYLIST": "x-delivery"},
+	} {
+		env := config.FromMap(vars)
+		LoadConfig(env)
+		if err := env.Err(); err == nil || !strings.Contains(err.Error(), "WEBHOOK_DEDUPE_HEADERS") {
+			t.Errorf("%v: %v", vars, err)
+		}
+	}
+	env := config.FromMap(map[string]string{"WEBHOOK_DEDUPE_HEADERS": "X-Gitlab-Event-UUID"})
+	LoadConfig(env)
+	if err := env.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +55,9 @@ func newStore(t *testing.T, d db.Dialect) store.Store {
 // startServiceOn serves st with the configuration env describes.
 func startServiceOn(t *testing.T, st store.Store, env map[string]string) *harness {
 	t.Helper()
+	if _, ok := env["CLIENT_ADDR_SECRET"]; !ok {
+		env["CLIENT_ADDR_SECRET"] = testAddrSecret
+	}
 	e := config.FromMap(env)
 	cfg := LoadConfig(e)
 	if err := e.Err(); err != nil {
@@ -90,8 +95,17 @@ func startServiceOn(t *testing.T, st store.Store, env map[string]string) *harnes
 	return &harness{srv: srv, client: webhookv1.NewWebhookServiceClient(conn)}
 }
 
-// from is a context whose RPCs report addr as the sender, the way the gateway does.
+// testAddrSecret is the harness's CLIENT_ADDR_SECRET unless a test sets its own.
+var testAddrSecret = strings.Repeat("5e", 32)
+
+// from is a context whose RPCs report addr as the sender, the way the gateway does: with a proof.
 func from(t *testing.T, addr string) context.Context {
+	key, _ := hex.DecodeString(testAddrSecret)
+	return clientaddr.Outgoing(t.Context(), addr, key)
+}
+
+// fromUnproven reports addr without a proof, as any other peer on a trusted network could.
+func fromUnproven(t *testing.T, addr string) context.Context {
 	return metadata.AppendToOutgoingContext(t.Context(), clientaddr.MetadataKey, addr)
 }
 

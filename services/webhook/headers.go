@@ -23,7 +23,7 @@ var AlwaysDeniedHeaders = []string{"Authorization", "Proxy-Authorization", "Cook
 var DefaultHeaderDenylist = []string{
 	"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
 	"X-Api-Key", "Api-Key", "X-Auth-Token", "X-Access-Token", "X-Amz-Security-Token",
-	"X-Csrf-Token", "X-Xsrf-Token",
+	"X-Csrf-Token", "X-Xsrf-Token", "X-Gitlab-Token", "X-Authorization", "Private-Token", "X-Api-Token",
 }
 
 const (

@@ -32,7 +32,8 @@ func storedNames(t *testing.T, h *harness, id string) map[string][]string {
 func TestCredentialHeadersAreNotStored(t *testing.T) {
 	eachBackend(t, func(t *testing.T, d db.Dialect) {
 		credentials := []string{"authorization", "Bearer a", "PROXY-AUTHORIZATION", "Basic b", "cookie", "c=d",
-			"X-Api-Key", "e", "x-auth-token", "f", "X-Amz-Security-Token", "g"}
+			"X-Api-Key", "e", "x-auth-token", "f", "X-Amz-Security-Token", "g",
+			"X-Gitlab-Token", "h", "X-Authorization", "i", "private-token", "j", "X-Api-Token", "k"}
 		h := startService(t, d, map[string]string{})
 		resp, err := h.client.Ingest(t.Context(), delivery(`{}`, append(credentials, "content-type", "application/json", "X-Zoho-Signature", "s")...))
 		if err != nil {

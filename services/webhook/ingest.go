@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/ratelimit"
@@ -26,7 +27,7 @@ import (
 // sender (by source) belongs between the request checks and the source's budget.
 func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
 	now := s.now()
-	sender := clientaddr.FromGRPC(ctx, s.cfg.TrustedProxies)
+	sender := s.sender(ctx)
 	if ok, wait := s.bySender.Allow(senderBucket(sender), now); !ok {
 		return nil, ratelimit.Exceeded("sender address", wait)
 	}
@@ -72,6 +73,16 @@ func (s *Server) dedupeKey(h http.Header, body []byte) string {
 	}
 	sum := sha256.Sum256(body)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// sender is the address of the delivery's sender: the one the guard found (auth.ClientAddr), so that the
+// sender limit, denials and the stored event all agree. A server reached without a guard (its own tests)
+// finds it itself, with the same rules.
+func (s *Server) sender(ctx context.Context) string {
+	if a := auth.ClientAddr(ctx); a != "" {
+		return a
+	}
+	return clientaddr.FromGRPC(ctx, s.cfg.TrustedProxies)
 }
 
 // senderBucket is the rate-limit key of a sender address (clientaddr.Bucket: an IPv6 host's /64).

@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"log/slog"
+	"net/textproto"
+	"slices"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/app"
@@ -59,6 +61,13 @@ func LoadConfig(env *config.Env) Config {
 		env.Fail("WEBHOOK_HEADER_DENYLIST", "must be a comma-separated list of HTTP header names")
 	}
 	c.HeaderDenylist = deny
+	// A delivery id header's value becomes the stored dedupe key, so a denied header there would be stored
+	// (and shown to readers) after all.
+	for _, n := range c.DedupeHeaders {
+		if _, denied := slices.BinarySearch(deny, textproto.CanonicalMIMEHeaderKey(n)); denied {
+			env.Fail("WEBHOOK_DEDUPE_HEADERS", "must not name a header on WEBHOOK_HEADER_DENYLIST: its value would be stored as the dedupe key")
+		}
+	}
 	for _, s := range c.Sources {
 		if validate.Name("source", s) != nil {
 			env.Fail("WEBHOOK_SOURCES", "must be a comma-separated list of lower-case names (letters, digits, '-', '_')")
@@ -79,6 +88,7 @@ var Policy = auth.Policy{
 
 // Open opens the service's database and returns the service ready to serve.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
+	clientaddr.LogWarning(log, cfg.TrustedProxies)
 	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
 		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
 		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
