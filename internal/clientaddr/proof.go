@@ -49,7 +49,7 @@ var processSecret = sync.OnceValue(func() []byte {
 // LoadSecret reads CLIENT_ADDR_SECRET (hex, or standard or URL-safe base64, padded or not; at least 32
 // bytes). Without it, the key is the process's own random one and configured is false.
 func LoadSecret(env *config.Env) (key []byte, configured bool) {
-	v, ok := env.Lookup(SecretVar)
+	v, ok := env.Lookup("CLIENT_ADDR_SECRET")
 	if !ok {
 		return processSecret(), false
 	}
