@@ -9,6 +9,7 @@ import (
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/services/webhook/store"
 	"github.com/sergas/core/services/webhook/storetest"
 )
 
@@ -19,7 +20,7 @@ func TestListPlansUseIndexesInSeqOrder(t *testing.T) {
 	s := New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
 	storetest.Fill(t, s, 300)
 	for name, p := range storetest.ListShapes {
-		q, args := listQuery(p)
+		q, args := store.ListQuery(listColumns, p)
 		plan := explain(t, s, q, args)
 		if strings.Contains(plan, "Sort") {
 			t.Errorf("%s: plan sorts:\n%s", name, plan)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
-	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/webhook/store"
 )
 
@@ -72,7 +71,7 @@ func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
 
 // EventList implements store.Store.
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
-	q, args := listQuery(p)
+	q, args := store.ListQuery(listColumns, p)
 	return db.PostgresQueryAll(ctx, s.db, q, args, scanList)
 }
 
@@ -108,16 +107,3 @@ func scan(row db.Scanner, full bool) (*store.Event, error) {
 func scanList(row db.Scanner) (*store.Event, error) { return scan(row, false) }
 
 func scanFull(row db.Scanner) (*store.Event, error) { return scan(row, true) }
-
-// listQuery is EventList's query. Its shape (equality on the filtered columns, a seq range, ORDER BY seq)
-// is what the (source, seq), (status, seq) and (source, status, seq) indexes serve; explain_test.go
-// keeps it that way.
-func listQuery(p store.EventListParams) (string, []any) {
-	var w sqlq.Where
-	w.AddIf(p.Source != "", "source = ?", p.Source)
-	w.AddIf(p.Status != 0, "status = ?", int16(p.Status))
-	w.AddIf(p.After > 0, "seq > ?", p.After)
-	// The LIMIT placeholder is added before w.Args is read.
-	q := `SELECT ` + listColumns + ` FROM events` + w.String() + " ORDER BY seq LIMIT " + w.Arg(p.Limit)
-	return q, w.Args
-}
