@@ -13,6 +13,7 @@ package auditclient
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -29,6 +30,7 @@ import (
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/clientaddr"
 )
 
 var (
@@ -153,81 +155,225 @@ func (d *Denials) Denied(x auth.Denial) {
 		}
 		return
 	}
-	k := groupKey{actor: x.Actor, peer: x.Peer, reason: x.Reason}
+	d.add(groupKey{actor: x.Actor, peer: clientaddr.Bucket(x.Peer), reason: x.Reason}, x.Method, 1, x.Time, x.Time)
+}
+
+// add sums count refusals into the group k; a group that does not fit is counted as dropped.
+func (d *Denials) add(k groupKey, method string, count int64, first, last time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	g, ok := d.groups[k]
 	if !ok {
 		if len(d.groups) >= d.cfg.MaxGroups {
-			dropped.WithLabelValues("too_many_groups").Inc()
+			dropped.WithLabelValues("too_many_groups").Add(float64(count))
 			return
 		}
-		g = &group{method: x.Method, first: x.Time}
+		g = &group{method: method, first: first}
 		d.groups[k] = g
 	}
-	g.count++
-	g.last = x.Time
+	g.count += count
+	if last.After(g.last) {
+		g.last = last
+	}
+	if first.Before(g.first) {
+		g.first = first
+	}
 }
 
-// Run delivers refusals until ctx is done, then sends what is summed up so far (for at most 2 s).
+// Retries of a genuine refusal that the audit service could not take (Unavailable, ResourceExhausted):
+// jittered exponential backoff from retryBase to retryCap, at most retryAttempts tries in all. While one
+// refusal waits, the ones behind it wait in the bounded queue.
+const (
+	retryBase     = 100 * time.Millisecond
+	retryCap      = 5 * time.Second
+	retryAttempts = 10
+	// shutdownBudget is how long Run keeps delivering after ctx is done.
+	shutdownBudget = 2 * time.Second
+)
+
+// pending is a genuine refusal waiting to be retried.
+type pending struct {
+	x        auth.Denial
+	attempts int
+}
+
+// Run delivers refusals until ctx is done, then, for at most shutdownBudget, what is still queued and
+// summed up; what that leaves is counted as dropped (cause "shutdown").
 func (d *Denials) Run(ctx context.Context) {
 	select {
 	case <-ctx.Done():
+		// Never connected: nothing can be delivered.
+		d.dropQueued()
+		d.mu.Lock()
+		for _, g := range d.groups {
+			dropped.WithLabelValues("shutdown").Add(float64(g.count))
+		}
+		d.groups = map[groupKey]*group{}
+		d.mu.Unlock()
 		return
 	case <-d.client.Ready():
 	}
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
+	var retry *pending
+	var retryAt <-chan time.Time
 	for {
+		if ctx.Err() != nil {
+			d.shutdown(ctx, retry)
+			return
+		}
+		queue := d.known
+		if retry != nil {
+			queue = nil // one refusal waits at a time; the rest keep their order in the queue
+		}
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			d.flush(fctx)
-			cancel()
+			d.shutdown(ctx, retry)
 			return
-		case x := <-d.known:
-			if !d.deliver(ctx, x, 0) {
-				return
-			}
+		case x := <-queue:
+			retry = &pending{x: x}
+		case <-retryAt:
 		case <-tick.C:
-			d.flush(ctx)
+			d.flush(ctx, false)
+			continue
+		}
+		var ok bool
+		if retry, ok = d.attempt(ctx, retry); !ok {
+			d.shutdown(ctx, retry)
+			return
+		}
+		retryAt = nil
+		if retry != nil {
+			retryAt = time.After(backoff(retry.attempts))
 		}
 	}
 }
 
-// flush sends one event per group summed up since the last flush.
-func (d *Denials) flush(ctx context.Context) {
+// attempt sends p once. It returns p again when it should be retried later, and ok false when ctx ended
+// while pausing after a refusal of our own credential.
+func (d *Denials) attempt(ctx context.Context, p *pending) (again *pending, ok bool) {
+	p.attempts++
+	err := d.send(ctx, p.x, 0)
+	switch {
+	case err == nil:
+		sent.Inc()
+		return nil, true
+	case ctx.Err() != nil:
+		return p, true // stopping: the shutdown tries it once more
+	case transient(err) && p.attempts < retryAttempts:
+		return p, true
+	}
+	dropped.WithLabelValues("send_failed").Inc()
+	return nil, d.pauseIfRefused(ctx, err)
+}
+
+// transient reports an error after which the same event may be accepted later: the audit service is
+// down, overloaded or shedding load.
+func transient(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unavailable || c == codes.ResourceExhausted || c == codes.DeadlineExceeded
+}
+
+// backoff is the wait before try attempts+1: exponential with full jitter in its upper half, so that
+// the replicas of a service do not retry in step.
+func backoff(attempts int) time.Duration {
+	d := min(retryBase<<min(attempts-1, 16), retryCap)
+	return d/2 + rand.N(d/2+1)
+}
+
+// pauseIfRefused waits a minute when the audit service refused our own credential, instead of feeding a
+// denial loop. It returns false when ctx ended during the pause.
+func (d *Denials) pauseIfRefused(ctx context.Context, err error) bool {
+	c := status.Code(err)
+	if c != codes.Unauthenticated && c != codes.PermissionDenied {
+		return true
+	}
+	d.log.Error("audit service refused the denial log's credential; pausing a minute", "code", c.String())
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Minute):
+		return true
+	}
+}
+
+// shutdown delivers, within shutdownBudget, the refusal waiting for a retry, the queued genuine
+// refusals and the summed-up ones, and counts what it could not deliver.
+func (d *Denials) shutdown(ctx context.Context, retry *pending) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
+	defer cancel()
+	if retry != nil {
+		d.deliverOnce(sctx, retry.x)
+	}
+drain:
+	for sctx.Err() == nil {
+		select {
+		case x := <-d.known:
+			d.deliverOnce(sctx, x)
+		default:
+			break drain
+		}
+	}
+	d.flush(sctx, true)
+	d.dropQueued()
+}
+
+// deliverOnce sends x without retrying (shutdown has no time to wait), counting a failure.
+func (d *Denials) deliverOnce(ctx context.Context, x auth.Denial) {
+	err := ctx.Err()
+	if err == nil {
+		err = d.send(ctx, x, 0)
+	}
+	switch {
+	case err == nil:
+		sent.Inc()
+	case ctx.Err() != nil:
+		dropped.WithLabelValues("shutdown").Inc()
+	default:
+		dropped.WithLabelValues("send_failed").Inc()
+	}
+}
+
+// dropQueued counts the genuine refusals still queued when delivery stops.
+func (d *Denials) dropQueued() {
+	for {
+		select {
+		case <-d.known:
+			dropped.WithLabelValues("shutdown").Inc()
+		default:
+			return
+		}
+	}
+}
+
+// flush sends one event per group summed up since the last flush. A group the audit service could not
+// take for the moment is summed in again for the next flush, unless this is the last one.
+func (d *Denials) flush(ctx context.Context, last bool) {
 	d.mu.Lock()
 	groups := d.groups
 	d.groups = make(map[groupKey]*group, len(groups))
 	d.mu.Unlock()
 	for k, g := range groups {
 		x := auth.Denial{Actor: k.actor, Peer: k.peer, Reason: k.reason, Method: g.method, Time: g.first}
-		if ctx.Err() != nil || !d.deliver(ctx, x, g.count, g.last) {
+		var err error
+		if err = ctx.Err(); err == nil {
+			err = d.send(ctx, x, g.count, g.last)
+		}
+		switch {
+		case err == nil:
+			sent.Inc()
+		case !last && (transient(err) || ctx.Err() != nil):
+			// Summed in again: the next flush, or the one at shutdown, sends it.
+			d.add(k, g.method, g.count, g.first, g.last)
+		case last && ctx.Err() != nil:
+			dropped.WithLabelValues("shutdown").Add(float64(g.count))
+		default:
 			dropped.WithLabelValues("send_failed").Add(float64(g.count))
+			if !last {
+				d.pauseIfRefused(ctx, err)
+			}
 		}
 	}
-}
-
-// deliver sends one event (count > 0: a sum of count refusals from x.Time to last[0]). It returns false
-// when ctx ended while waiting out a refusal of our own credential.
-func (d *Denials) deliver(ctx context.Context, x auth.Denial, count int64, last ...time.Time) bool {
-	err := d.send(ctx, x, count, last...)
-	if err == nil {
-		sent.Inc()
-		return true
-	}
-	dropped.WithLabelValues("send_failed").Inc()
-	if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-		// Our own credential is refused: pause instead of feeding a denial loop.
-		d.log.Error("audit service refused the denial log's credential; pausing a minute", "code", c.String())
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Minute):
-		}
-	}
-	return true
 }
 
 // maxResource bounds the method name recorded: an unknown method's name is the caller's choice.
@@ -250,7 +396,7 @@ func (d *Denials) send(ctx context.Context, x auth.Denial, count int64, last ...
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return d.client.Record(ctx, &auditv1.RecordEventRequest{
-		Actor: x.Actor, Action: "auth.denied", Resource: resource, Outcome: auditv1.Outcome_OUTCOME_DENIED,
+		Actor: Actor(x.Actor), Action: "auth.denied", Resource: resource, Outcome: auditv1.Outcome_OUTCOME_DENIED,
 		OccurTime: timestamppb.New(x.Time), Metadata: meta,
 	})
 }

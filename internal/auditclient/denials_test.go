@@ -10,21 +10,39 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/validate"
 )
 
-// fakeAudit records every event it is sent.
+// fakeAudit records every event it is sent. Like the audit service it refuses an actor that is not a
+// valid label; reply, when set, answers call n (from 1) before that.
 type fakeAudit struct {
 	auditv1.UnimplementedAuditServiceServer
 	mu     sync.Mutex
+	calls  int
+	reply  func(ctx context.Context, n int) error
 	events []*auditv1.RecordEventRequest
 	got    chan struct{}
 }
 
-func (f *fakeAudit) RecordEvent(_ context.Context, r *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
+func (f *fakeAudit) RecordEvent(ctx context.Context, r *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
+	f.mu.Lock()
+	f.calls++
+	n, reply := f.calls, f.reply
+	f.mu.Unlock()
+	if reply != nil {
+		if err := reply(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := validate.Label("actor", r.GetActor(), MaxActorBytes, true); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	f.mu.Lock()
 	f.events = append(f.events, r)
 	f.mu.Unlock()
@@ -43,7 +61,12 @@ func (f *fakeAudit) snapshot() []*auditv1.RecordEventRequest {
 
 func startFake(t *testing.T) (*fakeAudit, string) {
 	t.Helper()
-	f := &fakeAudit{got: make(chan struct{}, 1)}
+	return startFakeReplying(t, nil)
+}
+
+func startFakeReplying(t *testing.T, reply func(ctx context.Context, n int) error) (*fakeAudit, string) {
+	t.Helper()
+	f := &fakeAudit{got: make(chan struct{}, 1), reply: reply}
 	srv := grpc.NewServer()
 	auditv1.RegisterAuditServiceServer(srv, f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

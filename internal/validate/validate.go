@@ -52,18 +52,35 @@ func Text(field, v string, max int, required bool) error {
 	return nil
 }
 
-// Label checks a one-line name shown to people (an actor, an action): Text without control characters
-// (C0, DEL, C1), which could forge line breaks or escape sequences in logs and terminals.
+// Label checks a one-line name shown to people (an actor, an action): Text without the characters
+// LabelUnsafe names, which could forge line breaks, escape sequences or reordered text in logs and
+// terminals.
 func Label(field, v string, max int, required bool) error {
 	if err := Text(field, v, max, required); err != nil {
 		return err
 	}
 	for _, r := range v {
-		if unicode.IsControl(r) {
-			return errs.Invalid("%s must not contain control characters", field)
+		if LabelUnsafe(r) {
+			return errs.Invalid("%s must not contain control, line-separator or bidirectional-formatting characters", field)
 		}
 	}
 	return nil
+}
+
+// LabelUnsafe reports whether r may not stand in a Label: control characters (C0, DEL, C1); the line
+// and paragraph separators U+2028 and U+2029, which some terminals and log viewers break lines at; and
+// the bidirectional formatting characters (U+200E/200F, U+061C, U+202A-202E, U+2066-2069), which make
+// a viewer show text in another order than it is stored ("Trojan Source").
+func LabelUnsafe(r rune) bool {
+	switch {
+	case unicode.IsControl(r):
+		return true
+	case r == '\u2028', r == '\u2029', r == '\u200e', r == '\u200f', r == '\u061c':
+		return true
+	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }
 
 // UUID checks an identifier in UUID form and returns it in the canonical lower-case form that both

@@ -27,6 +27,20 @@ func TestLabelRefusesControlCharacters(t *testing.T) {
 	}
 }
 
+// The reviewer's P3: line and paragraph separators forge line breaks, bidirectional formatting
+// characters reorder what a terminal shows ("admin" stored as "nimda" with an RLO).
+func TestLabelRefusesLineSeparatorsAndBidiControls(t *testing.T) {
+	for _, r := range []rune{0x2028, 0x2029, 0x200e, 0x200f, 0x061c, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069} {
+		if v := "agent" + string(r) + "7"; Label("actor", v, 100, true) == nil {
+			t.Errorf("Label accepted U+%04X", r)
+		}
+	}
+	// Right-to-left text itself is fine; only the invisible formatting characters are refused.
+	if err := Label("actor", "סוכן-7 وكيل", 100, true); err != nil {
+		t.Errorf("plain label refused: %v", err)
+	}
+}
+
 func TestUUIDIsCanonical(t *testing.T) {
 	got, err := UUID("id", "0190A6E2-7F3C-7B1E-9C4D-2F5E6A7B8C9D")
 	if err != nil || got != "0190a6e2-7f3c-7b1e-9c4d-2f5e6a7b8c9d" {

@@ -5,5 +5,3 @@ package token
 
 func (s *Server) OutboxRounds() uint64    { return s.outboxRounds.Load() }
 func (s *Server) RefresherRounds() uint64 { return s.refresherRounds.Load() }
-
-var AuditActor = auditActor

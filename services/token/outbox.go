@@ -2,11 +2,8 @@ package token
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/auditclient"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/services/token/store"
 )
@@ -29,8 +27,6 @@ const (
 	outboxClaimTTL = time.Minute
 	// outboxRecordTimeout bounds one delivery; no delivery starts that could outlast the claim.
 	outboxRecordTimeout = 5 * time.Second
-	// maxActorBytes is what the audit service accepts in an actor.
-	maxActorBytes = 256
 )
 
 var outboxParked = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -43,7 +39,7 @@ var outboxParked = promauto.NewCounterVec(prometheus.CounterOpts{
 func (s *Server) outbox(ctx context.Context, action string, k store.Key, outcome auditv1.Outcome, meta map[string]any) []store.OutboxEntry {
 	actor := "sergas-token/" + s.replica
 	if p := auth.FromContext(ctx); p != nil {
-		actor = auditActor(p.ID)
+		actor = auditclient.Actor(p.ID)
 	}
 	m, _ := structpb.NewStruct(meta)
 	now := s.clock()
@@ -54,30 +50,6 @@ func (s *Server) outbox(ctx context.Context, action string, k store.Key, outcome
 	}
 	return []store.OutboxEntry{{IdempotencyKey: "token-" + uuid.NewString(), Payload: payload, CreateTime: now}}
 }
-
-// auditActor makes a principal id fit the audit service's actor: control characters become '?', and an
-// id longer than the limit (a long JWT subject) keeps its start and gains a hash of the whole, so that
-// the event is recorded, and still tells principals apart, instead of being refused.
-func auditActor(id string) string {
-	id = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(id, "?"))
-	if len(id) <= maxActorBytes {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	suffix := "…sha256:" + hex.EncodeToString(sum[:8])
-	cut := maxActorBytes - len(suffix)
-	for cut > 0 && !utf8RuneStart(id[cut]) {
-		cut--
-	}
-	return id[:cut] + suffix
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 func (s *Server) wakeOutbox() {
 	select {
