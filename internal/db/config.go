@@ -4,6 +4,7 @@ package db
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,9 @@ type Config struct {
 	MaxOverflow int
 	PoolTimeout time.Duration
 	PoolRecycle time.Duration
+
+	// Log receives warnings about the data directory (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 // Redacted describes the target without credentials, for logs.

@@ -132,8 +132,8 @@ func TestPostgresAdminShutdownAndPoolExhaustionAreUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pool exhausted: the only connection is held.
-	if _, err := p.Acquire(ctx); errs.KindOf(err) != errs.KindUnavailable {
-		t.Fatalf("exhausted pool: %v", err)
+	if _, err := p.Acquire(ctx); errs.KindOf(err) != errs.KindUnavailable || db.Down(err) {
+		t.Fatalf("exhausted pool: %v (down %v): busy, not an outage", err, db.Down(err))
 	}
 	var pid int
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {

@@ -3,12 +3,15 @@ package db_test
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // The database holds sealed tokens and the audit log: its file, WAL and shared-memory index are
@@ -67,4 +70,57 @@ func TestSQLiteTightensExistingFiles(t *testing.T) {
 	if m := fi.Mode().Perm(); m != 0o600 {
 		t.Fatalf("existing database mode %o, want 600", m)
 	}
+}
+
+// The reviewer's P3: a data directory that exists already keeps the mode it was made with (MkdirAll
+// applies 0700 only on creation). Opening tightens it when the directory is clearly the service's own,
+// and leaves a shared one alone with a warning.
+func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
+	ctx := context.Background()
+	mk := func(t *testing.T, extra string) (string, db.Config) {
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask left
+			t.Fatal(err)
+		}
+		for _, f := range []string{"audit.db", "dev-api-key", extra} {
+			if f != "" {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cfg := dbtest.Config(t, db.SQLite)
+		cfg.SQLitePath = filepath.Join(dir, "token.db")
+		return dir, cfg
+	}
+	t.Run("own", func(t *testing.T) {
+		dir, cfg := mk(t, "")
+		h, err := db.Open(ctx, cfg, "token", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("existing data directory: mode %v (%v), want 700", fi.Mode().Perm(), err)
+		}
+	})
+	t.Run("shared", func(t *testing.T) {
+		dir, cfg := mk(t, "someone-elses.txt")
+		var logs testutil.LogBuffer
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		h, err := db.Open(ctx, cfg, "token", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Fatalf("a directory holding other files was changed: mode %v (%v)", fi.Mode().Perm(), err)
+		}
+		if !strings.Contains(logs.String(), "chmod 700") {
+			t.Fatalf("no warning about the directory's mode: %q", logs.String())
+		}
+	})
 }

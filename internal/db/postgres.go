@@ -85,6 +85,11 @@ func (p *PostgresDB) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if connectionLost(err) {
+			// The pool had to open a connection and could not reach the server: an outage, which health
+			// reports at once, not a busy pool.
+			return nil, errs.Wrap(errs.KindUnavailable, &outage{err}, "database unavailable")
+		}
 		return nil, errs.Wrap(errs.KindUnavailable, err, "no database connection available, retry")
 	}
 	return c, nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,6 +39,11 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		if err := os.MkdirAll(filepath.Dir(c.SQLitePath), 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
+		log := c.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		privateDir(filepath.Dir(c.SQLitePath), c.SQLitePath, log)
 		if err := privateFiles(c.SQLitePath); err != nil {
 			return nil, err
 		}
