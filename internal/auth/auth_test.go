@@ -173,6 +173,13 @@ func TestJWT(t *testing.T) {
 		{"expired", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() })), ReasonExpired},
 		{"no expiry", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) { delete(c, "exp") })), ReasonInvalid},
 		{"wrong audience", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) { c["aud"] = "other" })), ReasonInvalid},
+		// The reviewer's P3: expired and for another audience (or issuer) is not a credential of ours.
+		{"expired, wrong audience", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) {
+			c["exp"], c["aud"] = now.Add(-time.Minute).Unix(), "other"
+		})), ReasonInvalid},
+		{"expired, wrong issuer", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) {
+			c["exp"], c["iss"] = now.Add(-time.Minute).Unix(), "https://evil"
+		})), ReasonInvalid},
 		{"wrong issuer", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) { c["iss"] = "https://evil" })), ReasonInvalid},
 		{"no subject", f.sign(t, jwt.SigningMethodHS256, "hs", claims(func(c jwt.MapClaims) { delete(c, "sub") })), ReasonInvalid},
 		{"unknown kid", f.sign(t, jwt.SigningMethodHS256, "nope", claims(nil)), ReasonInvalid},

@@ -152,8 +152,10 @@ func (v *JWTVerifier) verify(token string, now time.Time) (p *Principal, r Reaso
 		return nil, ReasonMalformed, ""
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return nil, ReasonInvalid, ""
-	case errors.Is(err, jwt.ErrTokenExpired):
-		// The signature was verified before the claims were: the subject is really ours.
+	case errors.Is(err, jwt.ErrTokenExpired) && onlyExpired(err):
+		// The signature was verified before the claims were, and expiry is the only claim that failed:
+		// the token was issued to this subject, for us. (A token for another audience or issuer that has
+		// also expired is no credential of ours; it is refused as invalid.)
 		if c.Subject != "" {
 			claimed = "jwt:" + c.Issuer + "#" + c.Subject
 		}
@@ -168,4 +170,20 @@ func (v *JWTVerifier) verify(token string, now time.Time) (p *Principal, r Reaso
 		scopes = append(scopes, strings.Fields(c.Scope)...)
 	}
 	return &Principal{ID: "jwt:" + c.Issuer + "#" + c.Subject, Scopes: scopes, Expires: c.ExpiresAt.Time}, "", ""
+}
+
+// otherClaimErrors are the claim checks besides expiry that a token can fail.
+var otherClaimErrors = []error{jwt.ErrTokenNotValidYet, jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenInvalidAudience,
+	jwt.ErrTokenInvalidIssuer, jwt.ErrTokenInvalidSubject, jwt.ErrTokenInvalidId, jwt.ErrTokenRequiredClaimMissing,
+	jwt.ErrTokenMalformed, jwt.ErrTokenSignatureInvalid, jwt.ErrTokenUnverifiable}
+
+// onlyExpired reports whether expiry is the only failure in err: the library joins every failed claim
+// into one error, so that errors.Is(err, ErrTokenExpired) holds for a token that also failed others.
+func onlyExpired(err error) bool {
+	for _, other := range otherClaimErrors {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return true
 }

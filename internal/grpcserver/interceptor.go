@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/logging"
 	"github.com/sergas/core/internal/telemetry"
 )
@@ -36,22 +37,33 @@ var refusalCodes = map[codes.Code]bool{codes.Unauthenticated: true, codes.Permis
 
 func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	// The guard runs inside this interceptor: the slot lets the log line name the client it found.
+	ctx, client := auth.WithClientAddrSlot(ctx)
 	func() {
 		defer o.recover(info.FullMethod, &err)
 		resp, err = h(ctx, req)
 	}()
-	err = o.finish(ctx, info.FullMethod, start, err)
+	err = o.finish(ctx, info.FullMethod, start, err, client())
 	return resp, err
 }
 
 func (o observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 	start := time.Now()
+	ctx, client := auth.WithClientAddrSlot(ss.Context())
 	func() {
 		defer o.recover(info.FullMethod, &err)
-		err = h(srv, ss)
+		err = h(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}()
-	return o.finish(ss.Context(), info.FullMethod, start, err)
+	return o.finish(ctx, info.FullMethod, start, err, client())
 }
+
+// contextStream is a server stream with another context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
 
 func (o observe) recover(method string, err *error) {
 	if r := recover(); r != nil {
@@ -60,7 +72,9 @@ func (o observe) recover(method string, err *error) {
 	}
 }
 
-func (o observe) finish(ctx context.Context, method string, start time.Time, err error) error {
+// finish logs and counts the outcome. client is the client's address as the guard found it (behind the
+// gateway, its HTTP client's, while "peer" is the gateway's socket); "" when no guard ran.
+func (o observe) finish(ctx context.Context, method string, start time.Time, err error, client string) error {
 	elapsed := time.Since(start)
 	if o.report != nil && !strings.HasPrefix(method, "/grpc.") {
 		o.report(err)
@@ -74,6 +88,9 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 	attrs := []any{"method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds()) / 1000}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, "peer", p.Addr.String())
+	}
+	if client != "" {
+		attrs = append(attrs, "client", client)
 	}
 	switch {
 	case err == nil:

@@ -1,7 +1,6 @@
 package grpcserver
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -13,24 +12,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/testutil"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // A flood of refused calls writes a sampled handful of lines, and the lines say how many were left out;
 // other failures are still logged one by one.
 func TestRefusalLogLinesAreSampled(t *testing.T) {
-	var buf lockedBuffer
+	var buf testutil.LogBuffer
 	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
 		slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
@@ -75,12 +65,41 @@ func TestRefusalLogLinesAreSampled(t *testing.T) {
 	mu.Lock()
 	reply = status.Error(codes.PermissionDenied, "no")
 	mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(buf.String(), "refusals_not_logged=") {
-		if time.Now().After(deadline) {
-			t.Fatal("no line reports the refusals left out")
-		}
+	// Each check makes one more refused call; the sampler refills once a second.
+	testutil.Eventually(t, 5*time.Second, "a line reporting the refusals left out", func() bool {
 		_ = call(t.Context(), conn)
-		time.Sleep(50 * time.Millisecond) // bounded by the deadline; waits for the sampler to refill
+		return strings.Contains(buf.String(), "refusals_not_logged=")
+	})
+}
+
+// The reviewer's P3: behind the gateway the connection's peer is the gateway's socket; the refusal's
+// log line names the client's address as the guard found it, even though the refused call never
+// reached a handler.
+func TestRefusalLogLineNamesTheClient(t *testing.T) {
+	var buf testutil.LogBuffer
+	guard := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		auth.WithClientAddr(ctx, "203.0.113.9") // what the guard does with the gateway's report
+		return nil, status.Error(codes.PermissionDenied, "no")
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
+		slog.New(slog.NewTextHandler(&buf, nil)), grpc.ChainUnaryInterceptor(guard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Register(&probeDesc, &probe{do: func(context.Context) error { return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.Serve(ctx) }()
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if c := status.Code(call(t.Context(), conn)); c != codes.PermissionDenied {
+		t.Fatalf("precondition: the guard did not refuse: %v", c)
+	}
+	line := buf.String()
+	if !strings.Contains(line, "client=203.0.113.9") || !strings.Contains(line, "peer=127.0.0.1:") {
+		t.Fatalf("refusal line does not name both the client and the peer: %q", line)
 	}
 }
