@@ -88,14 +88,6 @@ func (s *Server) occurTime(ts *timestamppb.Timestamp, now time.Time) (time.Time,
 	return t, nil
 }
 
-// sameRequest reports whether the event stored for an idempotency key has the content of the retry e.
-// Without an occur_time in the retry the service chose one, so it is not compared.
-func sameRequest(stored, e *store.Event, occurGiven bool) bool {
-	return stored.Actor == e.Actor && stored.Action == e.Action && stored.Resource == e.Resource &&
-		stored.Outcome == e.Outcome && stored.Metadata == e.Metadata &&
-		(!occurGiven || stored.OccurTime.Equal(e.OccurTime))
-}
-
 // timeFilter returns a ListEvents time bound (zero when not given). Any valid timestamp works as a
 // bound, from year 1 to 9999; only out-of-range ones are refused.
 func timeFilter(name string, ts *timestamppb.Timestamp) (time.Time, error) {

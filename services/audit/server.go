@@ -52,15 +52,14 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	if err != nil {
 		return nil, err
 	}
-	stored, dup, err := s.store.EventAppend(ctx, e)
+	res, err := s.store.Append(ctx, []store.Pending{{Event: e, OccurGiven: req.GetOccurTime() != nil}})
 	if err != nil {
 		return nil, err
 	}
-	if dup && !sameRequest(stored, e, req.GetOccurTime() != nil) {
-		return nil, errs.New(errs.KindAlreadyExists,
-			"idempotency_key %q was used for an event with different content; use a new key for a new event", e.IdempotencyKey)
+	if res[0].Err != nil {
+		return nil, res[0].Err
 	}
-	return &auditv1.RecordEventResponse{Event: toProto(stored), Duplicate: dup}, nil
+	return &auditv1.RecordEventResponse{Event: toProto(res[0].Event), Duplicate: res[0].Duplicate}, nil
 }
 
 // GetEvent implements auditv1.AuditServiceServer.

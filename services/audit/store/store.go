@@ -1,9 +1,9 @@
-// Package store defines what the audit service needs from storage; store/sqlite and store/postgres
-// implement it and storetest checks that both behave the same.
+// Package store is the audit log above its backends: the chain append (Append) is written here once,
+// and store/sqlite and store/postgres are drivers that supply its small operations in SQL (Driver,
+// AppendTx), as riverqueue/river's drivers do. storetest checks that both backends behave the same.
 package store
 
 import (
-	"context"
 	"time"
 
 	"github.com/sergas/core/services/audit/chain"
@@ -55,20 +55,4 @@ type EventListParams struct {
 	After                   int64     // sequence of the last event of the previous page, 0 for none
 	Descending              bool
 	Limit                   int
-}
-
-// Store persists the audit log.
-type Store interface {
-	// EventAppend seals e (sequence, hash version, previous hash, hash) against the current head and
-	// stores it, in one transaction. When e.Principal used e.IdempotencyKey before, it stores nothing and
-	// returns that principal's earlier event with duplicate=true; keys of other principals do not match.
-	EventAppend(ctx context.Context, e *Event) (stored *Event, duplicate bool, err error)
-	// EventGet returns errs.ErrNotFound when there is no event with that id (canonical lower-case UUID).
-	EventGet(ctx context.Context, id string) (*Event, error)
-	// EventList returns at most p.Limit events in sequence order.
-	EventList(ctx context.Context, p EventListParams) ([]*Event, error)
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
-	// Close releases the database.
-	Close() error
 }

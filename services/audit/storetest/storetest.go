@@ -30,6 +30,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("IdempotencyKeysBelongToTheirPrincipal", func(t *testing.T) { t.Parallel(); testKeysPerPrincipal(t, newStore(t)) })
 	t.Run("PrincipalIsStoredAndHashed", func(t *testing.T) { t.Parallel(); testPrincipal(t, newStore(t)) })
 	t.Run("ListEveryFilterBothDirections", func(t *testing.T) { t.Parallel(); testListEveryFilter(t, newStore(t)) })
+	t.Run("BatchAppendsChainInOrder", func(t *testing.T) { t.Parallel(); testBatch(t, newStore(t)) })
+	t.Run("BatchKeysResolveAsIfSequential", func(t *testing.T) { t.Parallel(); testBatchKeys(t, newStore(t)) })
+	t.Run("ConcurrentBatchesStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrentBatches(t, newStore(t)) })
 }
 
 // Writer is the principal of the events NewEvent makes.
@@ -183,7 +186,8 @@ func testConcurrent(t *testing.T, s store.Store) {
 			for i := range each {
 				e := NewEvent(fmt.Sprintf("w%d", w), "c", time.Now())
 				if i%3 == 0 {
-					e.IdempotencyKey = fmt.Sprintf("shared-%d", i) // several workers race on one key
+					// Several workers race on one key with one content: one stores, the others get it back.
+					e.Actor, e.IdempotencyKey = "shared", fmt.Sprintf("shared-%d", i)
 				}
 				if _, _, err := s.EventAppend(ctx, e); err != nil {
 					errc <- err
@@ -227,7 +231,7 @@ func testKeysPerPrincipal(t *testing.T, s store.Store) {
 		t.Fatalf("attacker's retry: %+v dup=%v err=%v, want its own first event", got, dup, err)
 	}
 	retry := NewEvent("agent-1", "crm.deal.update", time.Now())
-	retry.Principal, retry.IdempotencyKey = "apikey:victim", "predictable-1"
+	retry.Principal, retry.IdempotencyKey, retry.Metadata = "apikey:victim", "predictable-1", victim.Metadata
 	if got, dup, err := s.EventAppend(ctx, retry); err != nil || !dup || got.ID != victim.ID {
 		t.Fatalf("victim's retry: %+v dup=%v err=%v", got, dup, err)
 	}

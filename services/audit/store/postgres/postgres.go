@@ -1,9 +1,8 @@
-// Package postgres is the audit store on PostgreSQL, safe to share between replicas.
+// Package postgres is the audit store's driver for PostgreSQL, safe to share between replicas.
 package postgres
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,78 +12,114 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-// Store keeps the audit log in PostgreSQL.
-type Store struct{ db *db.PostgresDB }
+// Driver keeps the audit log in PostgreSQL.
+type Driver struct{ db *db.PostgresDB }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Driver = (*Driver)(nil)
 
-// New returns a store over an opened, migrated database.
-func New(d *db.PostgresDB) *Store { return &Store{db: d} }
+// New returns the audit log over an opened, migrated database.
+func New(d *db.PostgresDB) *store.Log { return store.NewLog(NewDriver(d)) }
+
+// NewDriver returns the driver over an opened, migrated database.
+func NewDriver(d *db.PostgresDB) *Driver { return &Driver{db: d} }
 
 const columns = `sequence, id::text, occur_time, record_time, actor, action, resource, outcome, metadata,
 	idempotency_key, principal, hash_version, previous_hash, hash`
 
-// EventAppend implements store.Store. Locking the chain_head row makes appends from every replica take
-// turns; the idempotency check runs after the lock so that two calls with one key cannot both append.
-func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
-	out := *e
-	var dup *store.Event
-	err := s.db.Tx(ctx, func(tx pgx.Tx) error {
-		var headSeq int64
-		var headHash []byte
-		if err := tx.QueryRow(ctx, `SELECT sequence, hash FROM chain_head WHERE id = 1 FOR UPDATE`).Scan(&headSeq, &headHash); err != nil {
-			return err
-		}
-		if e.IdempotencyKey != "" {
-			prev, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM events WHERE principal = $1 AND idempotency_key = $2`,
-				e.Principal, e.IdempotencyKey))
-			if err == nil {
-				dup = prev
-				return nil
-			} else if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		out.Seal(headSeq, headHash)
-		if _, err := tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
-				metadata, idempotency_key, principal, hash_version, previous_hash, hash)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			out.Sequence, out.ID, out.OccurTime, out.RecordTime, out.Actor, out.Action, out.Resource, int16(out.Outcome),
-			out.Metadata, nullString(out.IdempotencyKey), out.Principal, int16(out.HashVersion), out.PreviousHash, out.Hash); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, out.Sequence, out.Hash)
-		return err
+// AppendTx implements store.Driver. READ COMMITTED is named, not inherited from the server's default:
+// the append waits for the chain head's row lock and then needs every statement to see what the
+// previous holder committed (its events and their keys). Under REPEATABLE READ the locked row, changed
+// since the snapshot, would fail the transaction instead.
+func (d *Driver) AppendTx(ctx context.Context, fn func(store.AppendTx) error) error {
+	return d.db.TxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
+		return fn(appendTx{tx})
 	})
-	if err != nil {
-		return nil, false, err
-	}
-	if dup != nil {
-		return dup, true, nil
-	}
-	return &out, false, nil
 }
 
-// EventGet implements store.Store.
-func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
-	e, err := db.PostgresQueryRow(ctx, s.db, `SELECT `+columns+` FROM events WHERE id = $1`, []any{id}, scan)
+type appendTx struct{ tx pgx.Tx }
+
+func (a appendTx) HeadForUpdate(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := a.tx.QueryRow(ctx, `SELECT sequence, hash FROM chain_head WHERE id = 1 FOR UPDATE`).Scan(&seq, &hash)
+	return seq, hash, err
+}
+
+func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.Event, error) {
+	principals, ks := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		principals[i], ks[i] = k.Principal, k.IdempotencyKey
+	}
+	rows, err := a.tx.Query(ctx, `SELECT `+columns+` FROM events
+		WHERE idempotency_key IS NOT NULL AND (principal, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+		principals, ks)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var es []*store.Event
+	for rows.Next() {
+		e, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// InsertEvents inserts every event with one statement (one round trip), column by column as arrays.
+func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
+	n := len(es)
+	var (
+		seqs                                         = make([]int64, n)
+		ids, actors, actions, resources, metas, keys = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		principals                                   = make([]string, n)
+		occurs, records                              = make([]time.Time, n), make([]time.Time, n)
+		outcomes, versions                           = make([]int16, n), make([]int16, n)
+		prevs, hashes                                = make([][]byte, n), make([][]byte, n)
+	)
+	for i, e := range es {
+		seqs[i], ids[i], occurs[i], records[i] = e.Sequence, e.ID, e.OccurTime, e.RecordTime
+		actors[i], actions[i], resources[i], outcomes[i] = e.Actor, e.Action, e.Resource, int16(e.Outcome)
+		metas[i], keys[i], principals[i], versions[i] = e.Metadata, e.IdempotencyKey, e.Principal, int16(e.HashVersion)
+		prevs[i], hashes[i] = e.PreviousHash, e.Hash
+	}
+	_, err := a.tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
+			metadata, idempotency_key, principal, hash_version, previous_hash, hash)
+		SELECT s, i, o, r, ac, an, re, oc, m, NULLIF(k, ''), p, v, ph, h
+		FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+			$8::smallint[], $9::text[], $10::text[], $11::text[], $12::smallint[], $13::bytea[], $14::bytea[])
+			AS t(s, i, o, r, ac, an, re, oc, m, k, p, v, ph, h)`,
+		seqs, ids, occurs, records, actors, actions, resources, outcomes, metas, keys, principals, versions, prevs, hashes)
+	return err
+}
+
+func (a appendTx) MoveHead(ctx context.Context, seq int64, hash []byte) error {
+	_, err := a.tx.Exec(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, seq, hash)
+	return err
+}
+
+// EventGet implements store.Driver.
+func (d *Driver) EventGet(ctx context.Context, id string) (*store.Event, error) {
+	e, err := db.PostgresQueryRow(ctx, d.db, `SELECT `+columns+` FROM events WHERE id = $1`, []any{id}, scan)
 	if errs.KindOf(err) == errs.KindNotFound {
 		return nil, errs.NotFound("event %s not found", id)
 	}
 	return e, err
 }
 
-// EventList implements store.Store.
-func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+// EventList implements store.Driver.
+func (d *Driver) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
 	q, args := store.ListQuery(columns, p, func(t time.Time) any { return t })
-	return db.PostgresQueryAll(ctx, s.db, q, args, scan)
+	return db.PostgresQueryAll(ctx, d.db, q, args, scan)
 }
 
-// Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+// Ping implements store.Driver.
+func (d *Driver) Ping(ctx context.Context) error { return d.db.Ping(ctx) }
 
-// Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close implements store.Driver.
+func (d *Driver) Close() error { return d.db.Close() }
 
 func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
@@ -99,11 +134,4 @@ func scan(row db.Scanner) (*store.Event, error) {
 		e.IdempotencyKey = *key
 	}
 	return &e, nil
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-// Package sqlite is the audit store on an embedded SQLite file.
+// Package sqlite is the audit store's driver for an embedded SQLite file.
 package sqlite
 
 import (
@@ -11,76 +11,98 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-// Store keeps the audit log in SQLite.
-type Store struct{ db *db.SQLiteDB }
+// Driver keeps the audit log in SQLite.
+type Driver struct{ db *db.SQLiteDB }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Driver = (*Driver)(nil)
 
-// New returns a store over an opened, migrated database.
-func New(d *db.SQLiteDB) *Store { return &Store{db: d} }
+// New returns the audit log over an opened, migrated database.
+func New(d *db.SQLiteDB) *store.Log { return store.NewLog(NewDriver(d)) }
+
+// NewDriver returns the driver over an opened, migrated database.
+func NewDriver(d *db.SQLiteDB) *Driver { return &Driver{db: d} }
 
 const columns = `sequence, id, occur_time, record_time, actor, action, resource, outcome, metadata,
 	idempotency_key, principal, hash_version, previous_hash, hash`
 
-// EventAppend implements store.Store. The single writer connection and the immediate transaction make
-// appends strictly one at a time, so reading the head and writing the next event cannot interleave.
-func (s *Store) EventAppend(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
-	out := *e
-	var dup *store.Event
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		if e.IdempotencyKey != "" {
-			prev, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM events WHERE principal = $1 AND idempotency_key = $2`,
-				e.Principal, e.IdempotencyKey))
-			if err == nil {
-				dup = prev
-				return nil
-			} else if err != sql.ErrNoRows {
-				return err
-			}
-		}
-		var headSeq int64
-		var headHash []byte
-		if err := tx.QueryRowContext(ctx, `SELECT sequence, hash FROM chain_head WHERE id = 1`).Scan(&headSeq, &headHash); err != nil {
-			return err
-		}
-		out.Seal(headSeq, headHash)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (`+columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			out.Sequence, out.ID, out.OccurTime.UnixMicro(), out.RecordTime.UnixMicro(), out.Actor, out.Action, out.Resource,
-			out.Outcome, out.Metadata, nullString(out.IdempotencyKey), out.Principal, out.HashVersion, out.PreviousHash, out.Hash); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE chain_head SET sequence = $1, hash = $2 WHERE id = 1`, out.Sequence, out.Hash)
-		return err
-	})
-	if err != nil {
-		return nil, false, db.SQLiteError(err)
-	}
-	if dup != nil {
-		return dup, true, nil
-	}
-	return &out, false, nil
+// AppendTx implements store.Driver. The single writer connection and its immediate transaction make
+// appends strictly one at a time (SQLite's serializable write lock, taken at BEGIN), so the head read by
+// HeadForUpdate cannot move before the commit.
+func (d *Driver) AppendTx(ctx context.Context, fn func(store.AppendTx) error) error {
+	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(appendTx{tx}) }))
 }
 
-// EventGet implements store.Store.
-func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
-	e, err := scan(s.db.Read.QueryRowContext(ctx, `SELECT `+columns+` FROM events WHERE id = $1`, id))
+type appendTx struct{ tx *sql.Tx }
+
+func (a appendTx) HeadForUpdate(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := a.tx.QueryRowContext(ctx, `SELECT sequence, hash FROM chain_head WHERE id = 1`).Scan(&seq, &hash)
+	return seq, hash, err
+}
+
+// EventsByKeys looks the keys up one by one through the unique (principal, idempotency_key) index: in
+// process, a prepared lookup costs microseconds.
+func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.Event, error) {
+	st, err := a.tx.PrepareContext(ctx, `SELECT `+columns+` FROM events WHERE principal = ? AND idempotency_key = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var es []*store.Event
+	for _, k := range keys {
+		e, err := scan(st.QueryRowContext(ctx, k.Principal, k.IdempotencyKey))
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return nil, err
+		default:
+			es = append(es, e)
+		}
+	}
+	return es, nil
+}
+
+func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
+	st, err := a.tx.PrepareContext(ctx, `INSERT INTO events (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, e := range es {
+		if _, err := st.ExecContext(ctx, e.Sequence, e.ID, e.OccurTime.UnixMicro(), e.RecordTime.UnixMicro(), e.Actor, e.Action,
+			e.Resource, e.Outcome, e.Metadata, nullString(e.IdempotencyKey), e.Principal, e.HashVersion, e.PreviousHash, e.Hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a appendTx) MoveHead(ctx context.Context, seq int64, hash []byte) error {
+	_, err := a.tx.ExecContext(ctx, `UPDATE chain_head SET sequence = ?, hash = ? WHERE id = 1`, seq, hash)
+	return err
+}
+
+// EventGet implements store.Driver.
+func (d *Driver) EventGet(ctx context.Context, id string) (*store.Event, error) {
+	e, err := scan(d.db.Read.QueryRowContext(ctx, `SELECT `+columns+` FROM events WHERE id = ?`, id))
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("event %s not found", id)
 	}
 	return e, db.SQLiteError(err)
 }
 
-// EventList implements store.Store.
-func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+// EventList implements store.Driver.
+func (d *Driver) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
 	q, args := store.ListQuery(columns, p, func(t time.Time) any { return t.UnixMicro() })
-	return db.SQLiteQueryAll(ctx, s.db, q, args, scan)
+	return db.SQLiteQueryAll(ctx, d.db, q, args, scan)
 }
 
-// Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+// Ping implements store.Driver.
+func (d *Driver) Ping(ctx context.Context) error { return d.db.Ping(ctx) }
 
-// Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close implements store.Driver.
+func (d *Driver) Close() error { return d.db.Close() }
 
 func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event

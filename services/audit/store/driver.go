@@ -1,0 +1,38 @@
+package store
+
+import "context"
+
+// Driver is what one backend supplies: a transaction for appends, holding the operations the append
+// algorithm is made of, and the reads. Drivers hold SQL only; the order of operations, the idempotency
+// rules and the hashing live in Store.
+type Driver interface {
+	// AppendTx runs fn in one write transaction and commits when fn returns nil. Appends from every
+	// process on the database take turns: the backend's write lock (SQLite) or the chain head's row lock
+	// taken by HeadForUpdate (PostgreSQL, at READ COMMITTED so that each statement after the lock sees
+	// what the previous holder committed).
+	AppendTx(ctx context.Context, fn func(tx AppendTx) error) error
+	// EventGet returns errs.ErrNotFound when there is no event with that id (canonical lower-case UUID).
+	EventGet(ctx context.Context, id string) (*Event, error)
+	// EventList returns at most p.Limit events in sequence order.
+	EventList(ctx context.Context, p EventListParams) ([]*Event, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
+
+// AppendTx is the part of an append transaction each backend writes in SQL.
+type AppendTx interface {
+	// HeadForUpdate returns the chain head (sequence 0 and chain.Genesis when empty) and keeps it
+	// locked until the transaction ends.
+	HeadForUpdate(ctx context.Context) (seq int64, hash []byte, err error)
+	// EventsByKeys returns the stored events that hold any of keys (in no particular order).
+	EventsByKeys(ctx context.Context, keys []Key) ([]*Event, error)
+	// InsertEvents stores sealed events, in sequence order.
+	InsertEvents(ctx context.Context, es []*Event) error
+	// MoveHead sets the chain head to the last inserted event.
+	MoveHead(ctx context.Context, seq int64, hash []byte) error
+}
+
+// Key is an idempotency key, which belongs to the principal that used it.
+type Key struct{ Principal, IdempotencyKey string }
