@@ -14,12 +14,13 @@ import (
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // Item 12 of issue 7: PostgreSQL dying mid-query (pg_ctl stop -m immediate under load) answers
 // Unavailable, never Internal, and the same pool serves again once the server is back.
 func TestPostgresCrashIsUnavailableAndRecovers(t *testing.T) {
-	srv := startPGServer(t)
+	srv := dbtest.StartPGServer(t)
 	cfg := dbtest.Config(t, db.SQLite) // test-sized pool settings; the target is our own server
 	cfg.Dialect, cfg.SQLitePath, cfg.PostgresURL, cfg.Schema = db.Postgres, "", srv.URL, "outage"
 	cfg.PoolTimeout = time.Second
@@ -85,14 +86,10 @@ func TestPostgresCrashIsUnavailableAndRecovers(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				close(stop)
-				wg.Wait()
-				t.Fatalf("timed out waiting for %s (ok %d, unavailable %d)", what, ok.Load(), unavailable.Load())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if _, met := testutil.Wait(30*time.Second, cond); !met {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("timed out waiting for %s (ok %d, unavailable %d)", what, ok.Load(), unavailable.Load())
 		}
 	}
 	waitFor("queries under load", func() bool { return ok.Load() > 50 })
@@ -159,11 +156,5 @@ func TestPostgresAdminShutdownAndPoolExhaustionAreUnavailable(t *testing.T) {
 	if err := p.Ping(ctx); err != nil && !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("ping after the termination: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("pool did not recover")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the pool to recover", func() bool { return p.Ping(ctx) == nil })
 }

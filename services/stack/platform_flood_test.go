@@ -43,7 +43,7 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 	admin := authtest.NewKey(t, "admin", auth.AllScopes...)
 	reader := authtest.NewKey(t, "reader", auth.ScopeTokenRead)
 	writer := authtest.NewKey(t, "audit-writer", auth.ScopeAuditWrite)
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	r := startLogging(t, map[string]string{
 		"AUTH_API_KEYS": authtest.JSON(admin, reader, writer), "TEST_ADMIN_KEY": admin.Key,
 		"AUDIT_CLIENT_API_KEY": writer.Key, "RATE_LIMIT_PER_SECOND": "1", "RATE_LIMIT_BURST": "2",
@@ -95,32 +95,13 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 
 	// Every refusal of the real key is in the audit log, one event each; the flood is there summed up,
 	// its counts adding up to every refused call.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var known int
-		var counted float64
-		for _, actor := range []string{"apikey:reader", "anonymous"} {
-			list, err := r.audit.ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied", Actor: actor, PageSize: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range list.GetEvents() {
-				m := e.GetMetadata().GetFields()
-				switch {
-				case actor == "apikey:reader" && m["reason"].GetStringValue() == "insufficient_scope" && m["peer"].GetStringValue() == "127.0.0.1":
-					known++
-				case actor == "anonymous" && m["peer"].GetStringValue() == "127.0.0.2":
-					counted += m["count"].GetNumberValue()
-				}
-			}
-		}
-		if known == targeted && int64(counted) == flood {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit log: %d of %d refusals of the real key, flood counted %.0f of %d", known, targeted, counted, flood)
-		}
-		time.Sleep(100 * time.Millisecond) // bounded by the deadline
+	var known int
+	var counted float64
+	if _, met := testutil.Wait(15*time.Second, func() bool {
+		known, counted = deniedFrom(t, r, "127.0.0.1", "127.0.0.2")
+		return known == targeted && int64(counted) == flood
+	}); !met {
+		t.Fatalf("audit log: %d of %d refusals of the real key, flood counted %.0f of %d", known, targeted, counted, flood)
 	}
 
 	// The log holds a sampled handful of refusal lines, not one per call.
@@ -203,23 +184,30 @@ func TestSharedAddressFloodLocksOutOnlyTheAttacker(t *testing.T) {
 	var known int
 	var counted float64
 	testutil.Eventually(t, 15*time.Second, "the refusals in the audit log", func() bool {
-		known, counted = 0, 0
-		for _, actor := range []string{"apikey:reader", "anonymous"} {
-			list, err := r.audit.ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied", Actor: actor, PageSize: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range list.GetEvents() {
-				m := e.GetMetadata().GetFields()
-				switch {
-				case actor == "apikey:reader" && m["reason"].GetStringValue() == "insufficient_scope" && m["peer"].GetStringValue() == "127.0.0.1":
-					known++
-				case actor == "anonymous" && m["peer"].GetStringValue() == "127.0.0.1":
-					counted += m["count"].GetNumberValue()
-				}
-			}
-		}
+		known, counted = deniedFrom(t, r, "127.0.0.1", "127.0.0.1")
 		return known == targeted && int64(counted) == flood
 	})
 	t.Logf("flood: %d refused calls (%d before the address was limited); %d targeted refusals recorded", flood, refused.Load(), known)
+}
+
+// deniedFrom reads the audit log's auth.denied events: how many refusals of apikey:reader for a scope it
+// lacks were recorded from readerAddr, and how many anonymous refusals from floodAddr they sum up to.
+func deniedFrom(t *testing.T, r *running, readerAddr, floodAddr string) (known int, counted float64) {
+	t.Helper()
+	for _, actor := range []string{"apikey:reader", "anonymous"} {
+		list, err := r.audit.ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied", Actor: actor, PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range list.GetEvents() {
+			m := e.GetMetadata().GetFields()
+			switch {
+			case actor == "apikey:reader" && m["reason"].GetStringValue() == "insufficient_scope" && m["peer"].GetStringValue() == readerAddr:
+				known++
+			case actor == "anonymous" && m["peer"].GetStringValue() == floodAddr:
+				counted += m["count"].GetNumberValue()
+			}
+		}
+	}
+	return known, counted
 }

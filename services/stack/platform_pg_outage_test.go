@@ -2,13 +2,7 @@ package stack_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,7 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/internal/ratelimit"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // Items 12 and 14 of issue 7, end to end: the stack runs on a PostgreSQL of its own, which is killed
@@ -27,7 +23,7 @@ import (
 // RetryInfo (503 with Retry-After through the gateway), never INTERNAL; health turns NOT_SERVING as soon
 // as a request finds the database gone and SERVING soon after it is back; the same processes serve again.
 func TestPostgresOutageUnderLoad(t *testing.T) {
-	pg := startPGServer(t)
+	pg := dbtest.StartPGServer(t)
 	r := start(t, map[string]string{"DATABASE_URL": pg.URL})
 	health := healthpb.NewHealthClient(r.conns["token"])
 	tokenHealth := func() healthpb.HealthCheckResponse_ServingStatus {
@@ -88,15 +84,12 @@ func TestPostgresOutageUnderLoad(t *testing.T) {
 	finish := func() { close(stop); wg.Wait() }
 	waitFor := func(what string, within time.Duration, cond func() bool) time.Duration {
 		t.Helper()
-		start := time.Now()
-		for !cond() {
-			if time.Since(start) > within {
-				finish()
-				t.Fatalf("%s: not within %v (ok %d, unavailable %d)", what, within, ok.Load(), unavailable.Load())
-			}
-			time.Sleep(5 * time.Millisecond)
+		took, met := testutil.Wait(within, cond)
+		if !met {
+			finish()
+			t.Fatalf("%s: not within %v (ok %d, unavailable %d)", what, within, ok.Load(), unavailable.Load())
 		}
-		return time.Since(start)
+		return took
 	}
 	waitFor("calls under load", 10*time.Second, func() bool { return ok.Load() > 100 })
 	pg.StopImmediate()
@@ -129,90 +122,4 @@ func TestPostgresOutageUnderLoad(t *testing.T) {
 	}
 	t.Logf("ok %d, unavailable %d; /readyz 503 %v after the first UNAVAILABLE; served again %v after restart, /readyz 200 %v later",
 		ok.Load(), unavailable.Load(), down.Round(time.Millisecond), back.Round(time.Millisecond), up.Round(time.Millisecond))
-}
-
-// pgServer is a throwaway PostgreSQL cluster that a test may stop and start at will (never the shared
-// test server). As root, the cluster runs as the postgres user, as in scripts/with-postgres.
-type pgServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	URL  string
-}
-
-func startPGServer(t *testing.T) *pgServer {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 {
-		if os.Getenv("REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL server binaries not found but REQUIRE_POSTGRES=1")
-		}
-		t.Skip("PostgreSQL server binaries not found")
-	}
-	s := &pgServer{t: t, bin: filepath.Dir(bins[len(bins)-1])}
-	dir, err := os.MkdirTemp("", "sergas-pg-outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dir = dir
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skip("running as root without a postgres user")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
-	s.run("initdb", "-D", s.dir+"/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	s.Start()
-	t.Cleanup(func() { s.ctl("stop", "-m", "immediate") })
-	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
-	return s
-}
-
-func (s *pgServer) run(name string, args ...string) {
-	s.t.Helper()
-	if err := s.cmd(name, args...).Run(); err != nil {
-		log, _ := os.ReadFile(s.dir + "/server.log")
-		s.t.Fatalf("%s %v: %v\n%s", name, args, err, log)
-	}
-}
-
-func (s *pgServer) cmd(name string, args ...string) *exec.Cmd {
-	path := filepath.Join(s.bin, name)
-	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-	}
-	return exec.Command(path, args...)
-}
-
-func (s *pgServer) ctl(args ...string) error {
-	return s.cmd("pg_ctl", append([]string{"-D", s.dir + "/data", "-w", "-t", "60"}, args...)...).Run()
-}
-
-// Start starts the server and waits until it accepts connections.
-func (s *pgServer) Start() {
-	s.t.Helper()
-	s.run("pg_ctl", "-D", s.dir+"/data", "-l", s.dir+"/server.log", "-w", "-t", "60",
-		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off", s.port, s.dir), "start")
-}
-
-// StopImmediate kills the server the way a crash would: no shutdown handshake with the clients.
-func (s *pgServer) StopImmediate() {
-	s.t.Helper()
-	s.run("pg_ctl", "-D", s.dir+"/data", "-w", "-t", "60", "-m", "immediate", "stop")
 }

@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/ratelimit"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/stack"
 	"github.com/sergas/core/services/token"
@@ -204,27 +203,21 @@ func TestAccessMatrix(t *testing.T) {
 	})
 
 	t.Run("DenialsReachTheAuditLog", func(t *testing.T) {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var reasons map[string]bool
+		testutil.Eventually(t, 10*time.Second, "every kind of denial in the audit log", func() bool {
 			list, err := r.audit.ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied", PageSize: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}
-			reasons := map[string]bool{}
+			reasons = map[string]bool{}
 			for _, e := range list.GetEvents() {
 				reasons[e.GetMetadata().GetFields()["reason"].GetStringValue()] = true
 				if e.GetOutcome() != auditv1.Outcome_OUTCOME_DENIED || !strings.HasPrefix(e.GetResource(), "/sergas.") {
 					t.Fatalf("denial event %v", e)
 				}
 			}
-			if reasons["missing_credentials"] && reasons["expired_credentials"] && reasons["revoked_credentials"] && reasons["insufficient_scope"] {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("denial reasons in the audit log: %v", reasons)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return reasons["missing_credentials"] && reasons["expired_credentials"] && reasons["revoked_credentials"] && reasons["insufficient_scope"]
+		})
 	})
 }
 
@@ -350,7 +343,7 @@ func TestRateLimits(t *testing.T) {
 // No API key, token or secret sent to the services ends up in their logs, whatever the outcome of the call.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	c, keys := newCreds(t)
-	var buf syncBuffer
+	var buf testutil.LogBuffer
 	r := startLogging(t, map[string]string{"AUTH_API_KEYS": keys, "AUDIT_CLIENT_API_KEY": c.admin.Key, "TEST_ADMIN_KEY": c.admin.Key}, &buf)
 	secrets := []string{c.admin.Key, c.expired.Key, c.revoked.Key, "AT-SECRET-4711", "RT-SECRET-0815", "WEBHOOK-SECRET-42"}
 	for _, k := range []string{c.admin.Key, c.expired.Key, c.revoked.Key, "sgk_admin.forged-forged-forged-forged"} {
@@ -372,26 +365,22 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// accepted, logged at debug; three refused) and the webhook delivery leave a line, and the refusals
 	// of the expired and revoked keys reach the audit log through the denial log (whose failures would
 	// be logged too).
-	deadline := time.Now().Add(10 * time.Second)
 	var logs string
-	for {
+	var actors map[string]bool
+	if _, met := testutil.Wait(10*time.Second, func() bool {
 		logs = buf.String()
 		list, err := r.audit.ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "auth.denied", PageSize: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
-		actors := map[string]bool{}
+		actors = map[string]bool{}
 		for _, e := range list.GetEvents() {
 			actors[e.GetActor()] = true
 		}
-		if strings.Count(logs, "CreateConnection") >= 4 && strings.Contains(logs, "webhook") &&
-			actors["apikey:expired"] && actors["apikey:revoked"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run's lines never all arrived (denial actors %v); logs:\n%s", actors, logs)
-		}
-		time.Sleep(20 * time.Millisecond) // bounded by the deadline
+		return strings.Count(logs, "CreateConnection") >= 4 && strings.Contains(logs, "webhook") &&
+			actors["apikey:expired"] && actors["apikey:revoked"]
+	}); !met {
+		t.Fatalf("the run's lines never all arrived (denial actors %v); logs:\n%s", actors, logs)
 	}
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {
@@ -402,18 +391,6 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestProductionModeRefusesInsecureDefaults(t *testing.T) {
 	env := config.FromMap(map[string]string{"DATA_DIR": t.TempDir()})
@@ -429,7 +406,7 @@ func TestProductionModeRefusesInsecureDefaults(t *testing.T) {
 }
 
 func TestAuthDisabledIsExplicitAndLoud(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.LogBuffer
 	r := startLogging(t, map[string]string{"AUTH_API_KEYS": "", "AUTH_DISABLED": "true"}, &buf)
 	conn, err := grpc.NewClient(r.addrs.Token, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -1,4 +1,4 @@
-package db_test
+package dbtest
 
 import (
 	"fmt"
@@ -11,17 +11,22 @@ import (
 	"testing"
 )
 
-// pgServer is a throwaway PostgreSQL cluster that a test may stop and start at will (never the shared
-// test server). As root, the cluster runs as the postgres user, as in scripts/with-postgres.
-type pgServer struct {
-	t    *testing.T
+// PGServer is a throwaway PostgreSQL cluster that a test may stop and start at will, for outage tests
+// (never the shared test server). As root, the cluster runs as the postgres user, as in
+// scripts/with-postgres. It skips the test where the server binaries are missing, unless
+// REQUIRE_POSTGRES=1.
+type PGServer struct {
+	t    testing.TB
 	bin  string
 	dir  string
 	port int
-	URL  string
+	// URL connects to the cluster's postgres database as the superuser.
+	URL string
 }
 
-func startPGServer(t *testing.T) *pgServer {
+// StartPGServer makes a cluster in a temporary directory and starts it; it is killed and removed when
+// the test ends.
+func StartPGServer(t testing.TB) *PGServer {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
@@ -30,7 +35,7 @@ func startPGServer(t *testing.T) *pgServer {
 		}
 		t.Skip("PostgreSQL server binaries not found")
 	}
-	s := &pgServer{t: t, bin: filepath.Dir(bins[len(bins)-1])}
+	s := &PGServer{t: t, bin: filepath.Dir(bins[len(bins)-1])}
 	dir, err := os.MkdirTemp("", "sergas-pg-outage-")
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +64,12 @@ func startPGServer(t *testing.T) *pgServer {
 	lis.Close()
 	s.run("initdb", "-D", s.dir+"/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 	s.Start()
-	t.Cleanup(func() { s.ctl("stop", "-m", "immediate") })
+	t.Cleanup(func() { _ = s.cmd("pg_ctl", "-D", s.dir+"/data", "-w", "-t", "60", "-m", "immediate", "stop").Run() })
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
 	return s
 }
 
-func (s *pgServer) run(name string, args ...string) {
+func (s *PGServer) run(name string, args ...string) {
 	s.t.Helper()
 	if err := s.cmd(name, args...).Run(); err != nil {
 		log, _ := os.ReadFile(s.dir + "/server.log")
@@ -72,7 +77,7 @@ func (s *pgServer) run(name string, args ...string) {
 	}
 }
 
-func (s *pgServer) cmd(name string, args ...string) *exec.Cmd {
+func (s *PGServer) cmd(name string, args ...string) *exec.Cmd {
 	path := filepath.Join(s.bin, name)
 	if os.Geteuid() == 0 {
 		return exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
@@ -80,19 +85,15 @@ func (s *pgServer) cmd(name string, args ...string) *exec.Cmd {
 	return exec.Command(path, args...)
 }
 
-func (s *pgServer) ctl(args ...string) error {
-	return s.cmd("pg_ctl", append([]string{"-D", s.dir + "/data", "-w", "-t", "60"}, args...)...).Run()
-}
-
 // Start starts the server and waits until it accepts connections.
-func (s *pgServer) Start() {
+func (s *PGServer) Start() {
 	s.t.Helper()
 	s.run("pg_ctl", "-D", s.dir+"/data", "-l", s.dir+"/server.log", "-w", "-t", "60",
 		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off", s.port, s.dir), "start")
 }
 
 // StopImmediate kills the server the way a crash would: no shutdown handshake with the clients.
-func (s *pgServer) StopImmediate() {
+func (s *PGServer) StopImmediate() {
 	s.t.Helper()
 	s.run("pg_ctl", "-D", s.dir+"/data", "-w", "-t", "60", "-m", "immediate", "stop")
 }
