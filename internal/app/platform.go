@@ -76,6 +76,7 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 		return nil, err
 	}
 	rt := &Runtime{Security: sec, TrustedProxies: p.TrustedProxies}
+	clientaddr.LogWarning(log, p.TrustedProxies)
 	if rt.ServerTLS, err = p.TLS.Server(true, log); err != nil {
 		return nil, err
 	}
