@@ -43,7 +43,7 @@ func runDenials(t *testing.T, addr string, interval time.Duration) (d *Denials, 
 	return d, stop
 }
 
-func known(actor string) auth.Denial {
+func knownDenial(actor string) auth.Denial {
 	return auth.Denial{Actor: actor, Method: "/sergas.token.v1.TokenService/DeleteConnection", Reason: auth.ReasonScope,
 		Peer: "192.0.2.7", Time: time.Now(), Known: true}
 }
@@ -63,8 +63,8 @@ func TestDenialsRecordLongAndUnsafeActors(t *testing.T) {
 	d, _ := runDenials(t, addr, time.Hour)
 	long := "jwt:https://idp.example/" + strings.Repeat("tenant/", 30) + "#" + strings.Repeat("s", 80)
 	unsafe := "mtls:CN=ops\n\u202eforged"
-	d.Denied(known(long))
-	d.Denied(known(unsafe))
+	d.Denied(knownDenial(long))
+	d.Denied(knownDenial(unsafe))
 	testutil.Eventually(t, 10*time.Second, "both refusals recorded", func() bool {
 		got := actors(fake)
 		return got[Actor(long)] == 1 && got[Actor(unsafe)] == 1
@@ -84,8 +84,8 @@ func TestDenialsRetryWhileTheAuditServiceIsUnavailable(t *testing.T) {
 		return nil
 	})
 	d, _ := runDenials(t, addr, time.Hour)
-	d.Denied(known("apikey:first"))
-	d.Denied(known("apikey:second"))
+	d.Denied(knownDenial("apikey:first"))
+	d.Denied(knownDenial("apikey:second"))
 	testutil.Eventually(t, 10*time.Second, "both refusals recorded after the outage", func() bool {
 		return len(fake.snapshot()) == 2
 	})
@@ -109,7 +109,7 @@ func TestDenialsDeliverTheQueueAtShutdown(t *testing.T) {
 	d, stop := runDenials(t, addr, time.Hour)
 	const queued = 30
 	for i := range queued {
-		d.Denied(known(fmt.Sprintf("apikey:k%d", i)))
+		d.Denied(knownDenial(fmt.Sprintf("apikey:k%d", i)))
 	}
 	<-started
 	stopped := make(chan struct{})
@@ -138,7 +138,7 @@ func TestDenialsCountWhatTheShutdownBudgetLeaves(t *testing.T) {
 	d, stop := runDenials(t, addr, time.Hour)
 	const queued = 20
 	for i := range queued {
-		d.Denied(known(fmt.Sprintf("apikey:k%d", i)))
+		d.Denied(knownDenial(fmt.Sprintf("apikey:k%d", i)))
 	}
 	<-started
 	stop()

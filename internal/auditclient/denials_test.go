@@ -2,8 +2,6 @@ package auditclient
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -11,11 +9,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/internal/validate"
 )
 
@@ -27,7 +25,6 @@ type fakeAudit struct {
 	calls  int
 	reply  func(ctx context.Context, n int) error
 	events []*auditv1.RecordEventRequest
-	got    chan struct{}
 }
 
 func (f *fakeAudit) RecordEvent(ctx context.Context, r *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
@@ -46,10 +43,6 @@ func (f *fakeAudit) RecordEvent(ctx context.Context, r *auditv1.RecordEventReque
 	f.mu.Lock()
 	f.events = append(f.events, r)
 	f.mu.Unlock()
-	select {
-	case f.got <- struct{}{}:
-	default:
-	}
 	return &auditv1.RecordEventResponse{}, nil
 }
 
@@ -66,7 +59,7 @@ func startFake(t *testing.T) (*fakeAudit, string) {
 
 func startFakeReplying(t *testing.T, reply func(ctx context.Context, n int) error) (*fakeAudit, string) {
 	t.Helper()
-	f := &fakeAudit{got: make(chan struct{}, 1), reply: reply}
+	f := &fakeAudit{reply: reply}
 	srv := grpc.NewServer()
 	auditv1.RegisterAuditServiceServer(srv, f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,16 +76,7 @@ func startFakeReplying(t *testing.T, reply func(ctx context.Context, n int) erro
 // become one event per address and reason whose counts add up to every refusal.
 func TestDenialsKeepEveryKnownRefusalAndSumUpTheRest(t *testing.T) {
 	fake, addr := startFake(t)
-	client := NewClient("")
-	if err := client.Connect(addr, insecure.NewCredentials()); err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	d := NewDenials(slog.New(slog.NewTextHandler(io.Discard, nil)), client, DenialConfig{Interval: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	d, _ := runDenials(t, addr, 50*time.Millisecond)
 
 	now := time.Now()
 	const flood, known = 10000, 25
@@ -112,10 +96,10 @@ func TestDenialsKeepEveryKnownRefusalAndSumUpTheRest(t *testing.T) {
 	}
 	wg.Wait()
 
-	deadline := time.After(10 * time.Second)
-	for {
-		var gotKnown int
-		counted := map[string]float64{}
+	var gotKnown int
+	var counted map[string]float64
+	if _, met := testutil.Wait(10*time.Second, func() bool {
+		gotKnown, counted = 0, map[string]float64{}
 		for _, e := range fake.snapshot() {
 			m := e.GetMetadata().GetFields()
 			switch {
@@ -132,17 +116,11 @@ func TestDenialsKeepEveryKnownRefusalAndSumUpTheRest(t *testing.T) {
 		for _, n := range counted {
 			total += n
 		}
-		if gotKnown == known && total == flood && len(counted) == len(peers) {
-			if n := len(fake.snapshot()); n > known+len(peers)*4 {
-				t.Fatalf("%d events sent; the flood should take about one per address and interval", n)
-			}
-			return
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("after 10 s: %d of %d known refusals, anonymous counts %v (want %d in all)", gotKnown, known, counted, flood)
-		case <-fake.got:
-		case <-time.After(100 * time.Millisecond):
-		}
+		return gotKnown == known && total == flood && len(counted) == len(peers)
+	}); !met {
+		t.Fatalf("after 10 s: %d of %d known refusals, anonymous counts %v (want %d in all)", gotKnown, known, counted, flood)
+	}
+	if n := len(fake.snapshot()); n > known+len(peers)*4 {
+		t.Fatalf("%d events sent; the flood should take about one per address and interval", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/testutil"
 )
 
 var errGone = errors.New("database gone")
@@ -40,12 +41,8 @@ func TestHealthFollowsRealRequests(t *testing.T) {
 	}
 	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus, within time.Duration) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for status() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("health not %v within %v (%d pings)", want, within, pings.Load())
-			}
-			time.Sleep(5 * time.Millisecond)
+		if _, met := testutil.Wait(within, func() bool { return status() == want }); !met {
+			t.Fatalf("health not %v within %v (%d pings)", want, within, pings.Load())
 		}
 	}
 	if status() != healthpb.HealthCheckResponse_SERVING {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // probe is a one-method service whose behaviour the test sets per call.
@@ -124,17 +125,10 @@ func TestGracefulStopDrainsInFlightAndFlipsHealth(t *testing.T) {
 	<-started
 	cancel()
 	// Serving stops being advertised while the in-flight call is still running.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, "health NOT_SERVING once the stop began", func() bool {
 		r, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "test.Probe"})
-		if err != nil || r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("health still SERVING after stop began")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err != nil || r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	})
 	// Health is NOT_SERVING, so the stop has begun; the handler is still held, so Serve must still be
 	// waiting for it. (That the call then succeeds is what proves it was drained, not cut.)
 	select {
@@ -169,15 +163,10 @@ func TestWatchHealthFollowsDependency(t *testing.T) {
 	health := healthpb.NewHealthClient(conn)
 	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
+		testutil.Eventually(t, 5*time.Second, "health "+want.String(), func() bool {
 			r, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "test.Probe"})
-			if err == nil && r.GetStatus() == want {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("health never became %v", want)
+			return err == nil && r.GetStatus() == want
+		})
 	}
 	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
 	mu.Lock()

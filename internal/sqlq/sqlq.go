@@ -52,8 +52,9 @@ func (w *Where) String() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// Rebind rewrites the $N placeholders of query as ?N for SQLite. Text inside quotes ('…', "…") and
-// comments is left alone. A query without "$" is returned as is, so rebinding twice is harmless.
+// Rebind rewrites the $N placeholders of query as ?N for SQLite. Text inside quotes ('…', "…", with
+// doubled quotes as escapes) and comments (-- …, /* … */) is left alone: a "$1" in a string literal is
+// text, not a parameter. A query without "$" is returned as is, so rebinding twice is harmless.
 func Rebind(query string) string {
 	if !strings.Contains(query, "$") {
 		return query
@@ -71,6 +72,14 @@ func Rebind(query string) string {
 			}
 			b.WriteString(query[i : i+j+2])
 			i += j + 1
+		case c == '/' && i+1 < len(query) && query[i+1] == '*':
+			j := strings.Index(query[i+2:], "*/")
+			if j < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+j+4])
+			i += j + 3
 		case c == '-' && i+1 < len(query) && query[i+1] == '-':
 			j := strings.IndexByte(query[i:], '\n')
 			if j < 0 {

@@ -31,6 +31,12 @@ func TestRebind(t *testing.T) {
 		"SELECT '$1":                            "SELECT '$1",
 		"SELECT $x, $":                          "SELECT $x, $",
 		"SELECT ?3":                             "SELECT ?3",
+		// Quoted text, escaped quotes included, and block comments keep their dollars.
+		"SELECT 'it''s $1', $2":           "SELECT 'it''s $1', ?2",
+		`SELECT "a""$1", $1`:              `SELECT "a""$1", ?1`,
+		"SELECT /* $1 */ $2 /* $3":        "SELECT /* $1 */ ?2 /* $3",
+		"SELECT '$1' || $1 || '$2' || $2": "SELECT '$1' || ?1 || '$2' || ?2",
+		"INSERT INTO t VALUES ($1, '$$')": "INSERT INTO t VALUES (?1, '$$')",
 	}
 	for in, want := range cases {
 		if got := Rebind(in); got != want {

@@ -1,11 +1,9 @@
 package token_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auditclient"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/token/store"
 	"github.com/sergas/core/services/token/zohotest"
 )
@@ -71,7 +70,7 @@ func TestRefusedOutboxEntryIsParkedAndTheRestGoOn(t *testing.T) {
 		}
 		defer client.Close()
 		parked0 := parkedTotal(t)
-		var logs syncBuffer
+		var logs testutil.LogBuffer
 		svc := openRunning(t, config_(t, dbc, z, nil), slog.New(slog.NewTextHandler(&logs, nil)), client)
 
 		waitFor(t, 30*time.Second, "the four acceptable events in the audit log", func() bool {
@@ -116,16 +115,3 @@ func parkedTotal(t *testing.T) float64 {
 	}
 	return sum
 }
-
-// syncBuffer is a log destination safe for the service's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -3,10 +3,10 @@
 package sqlite
 
 import (
-	"regexp"
 	"time"
 
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/token/store/sqlstore"
 )
 
@@ -16,8 +16,6 @@ func New(d *db.SQLiteDB) *sqlstore.Store {
 		Time:      func(t time.Time) any { return t.UnixMicro() },
 		Translate: db.SQLiteError,
 		// In SQLite "$3" is a named parameter numbered by first appearance; "?3" is the third argument.
-		Rebind: func(q string) string { return placeholder.ReplaceAllString(q, "?$1") },
+		Rebind: sqlq.Rebind,
 	}, d.Close)
 }
-
-var placeholder = regexp.MustCompile(`\$(\d+)`)
