@@ -37,13 +37,17 @@ type Server struct {
 	store  store.Store
 	limits Limits
 	now    func() time.Time
+	// append stores one checked event: the group committer in the service, the store directly here.
+	append func(ctx context.Context, p store.Pending) (store.Result, error)
 }
 
 var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // NewServer returns a server over s.
 func NewServer(s store.Store, limits Limits) *Server {
-	return &Server{store: s, limits: limits, now: time.Now}
+	srv := &Server{store: s, limits: limits, now: time.Now}
+	srv.append = func(ctx context.Context, p store.Pending) (store.Result, error) { return appendOne(ctx, s, p) }
+	return srv
 }
 
 // RecordEvent implements auditv1.AuditServiceServer.
@@ -52,14 +56,15 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.store.Append(ctx, []store.Pending{{Event: e, OccurGiven: req.GetOccurTime() != nil}})
+	// Checked before it joins a batch, so that a bad request fails alone and never reaches the database.
+	res, err := s.append(ctx, store.Pending{Event: e, OccurGiven: req.GetOccurTime() != nil})
 	if err != nil {
 		return nil, err
 	}
-	if res[0].Err != nil {
-		return nil, res[0].Err
+	if res.Err != nil {
+		return nil, res.Err
 	}
-	return &auditv1.RecordEventResponse{Event: toProto(res[0].Event), Duplicate: res[0].Duplicate}, nil
+	return &auditv1.RecordEventResponse{Event: toProto(res.Event), Duplicate: res.Duplicate}, nil
 }
 
 // GetEvent implements auditv1.AuditServiceServer.

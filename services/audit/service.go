@@ -21,7 +21,8 @@ const DefaultAddr = ":50052"
 // Config is the audit service's configuration.
 type Config struct {
 	app.ServiceConfig
-	Limits Limits
+	Limits      Limits
+	GroupCommit GroupCommit
 }
 
 // LoadConfig reads the audit service's settings from env.
@@ -31,6 +32,10 @@ func LoadConfig(env *config.Env) Config {
 		Limits: Limits{
 			MaxClockSkew: env.Duration("AUDIT_MAX_CLOCK_SKEW", DefaultLimits.MaxClockSkew, 0, 24*time.Hour),
 			MaxEventAge:  env.Duration("AUDIT_MAX_EVENT_AGE", DefaultLimits.MaxEventAge, time.Minute, 10*365*24*time.Hour),
+		},
+		GroupCommit: GroupCommit{
+			MaxEvents: env.Int("AUDIT_GROUP_COMMIT_MAX_EVENTS", DefaultGroupCommit.MaxEvents, 1, 4096),
+			Window:    env.Duration("AUDIT_GROUP_COMMIT_WINDOW", DefaultGroupCommit.Window, 0, time.Second),
 		},
 	}
 }
@@ -42,13 +47,34 @@ var Policy = auth.Policy{Scopes: map[string]string{
 	auditv1.AuditService_ListEvents_FullMethodName:  auth.ScopeAuditRead,
 }}
 
+// Service is the audit service: its server over the store, and the group committer that the platform
+// runs as a worker.
+type Service struct {
+	*app.StoreService
+	committer *committer
+}
+
+var (
+	_ app.Service           = (*Service)(nil)
+	_ app.BackgroundService = (*Service)(nil)
+)
+
 // Open opens the service's database and returns the service ready to serve.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
 		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
 		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, NewServer(st, cfg.Limits)), nil
+	srv := NewServer(st, cfg.Limits)
+	c := newCommitter(st, cfg.GroupCommit, log)
+	srv.append = c.Append
+	return &Service{StoreService: app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, srv), committer: c}, nil
+}
+
+// Background implements app.BackgroundService. The group committer runs on every replica: batches from
+// all of them take turns on the chain head's lock, as single appends do.
+func (s *Service) Background() app.Background {
+	return app.Background{Workers: []app.Worker{{Name: "audit.group_commit", Run: s.committer.Run}}}
 }

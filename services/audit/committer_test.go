@@ -1,0 +1,332 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/audit/store"
+	"github.com/sergas/core/services/audit/store/postgres"
+	"github.com/sergas/core/services/audit/store/sqlite"
+	"github.com/sergas/core/services/audit/storetest"
+)
+
+// batchLog records the size of every Append transaction, committed or not.
+type batchLog struct {
+	store.Store
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchLog) Append(ctx context.Context, ps []store.Pending) ([]store.Result, error) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(ps))
+	b.mu.Unlock()
+	return b.Store.Append(ctx, ps)
+}
+
+func (b *batchLog) batches() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+func openStore(t *testing.T, d db.Dialect) store.Store {
+	h := dbtest.Open(t, d, "audit")
+	if d == db.SQLite {
+		return sqlite.New(h.SQLite)
+	}
+	return postgres.New(h.Postgres)
+}
+
+// held is a committer that accepts calls but commits none until run is called: the calls queued before
+// form the first batch, deterministically.
+type held struct {
+	c    *committer
+	log  *batchLog
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	res  map[int]store.Result
+	errs map[int]error
+}
+
+func holdCommitter(t *testing.T, st store.Store, cfg GroupCommit) *held {
+	bl := &batchLog{Store: st}
+	c := newCommitter(bl, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.running = true // accepting, as Run would, but nothing commits yet
+	return &held{c: c, log: bl, res: map[int]store.Result{}, errs: map[int]error{}}
+}
+
+// submit appends p as call i in the background.
+func (h *held) submit(ctx context.Context, i int, p store.Pending) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		r, err := h.c.Append(ctx, p)
+		h.mu.Lock()
+		h.res[i], h.errs[i] = r, err
+		h.mu.Unlock()
+	}()
+}
+
+// waitQueued waits until n calls are queued.
+func (h *held) waitQueued(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.c.mu.Lock()
+		q := len(h.c.queue)
+		h.c.mu.Unlock()
+		if q == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want %d", q, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// run starts the committer with ctx and returns a channel closed when Run returns.
+func (h *held) run(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { _ = h.c.Run(ctx); close(done) }()
+	return done
+}
+
+func keyed(actor, key string) store.Pending {
+	e := storetest.NewEvent(actor, "act", time.Now())
+	e.IdempotencyKey = key
+	return store.Pending{Event: e}
+}
+
+// TestGroupCommitOneBadEventFailsAlone: in one gathered batch, an event the database refuses (an id
+// already stored) and an idempotency key reused for other content fail alone; the others are stored in
+// order, each answered with its own sequence and hash, and keys repeated inside the batch resolve as if
+// the calls had come one after the other.
+func TestGroupCommitOneBadEventFailsAlone(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, d)
+			ctx := context.Background()
+			first, _, err := st.EventAppend(ctx, keyed("agent-0", "k-stored").Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := holdCommitter(t, st, GroupCommit{MaxEvents: 256, Window: time.Millisecond})
+			clash := storetest.NewEvent("agent-x", "clash", time.Now())
+			clash.ID = first.ID // the database refuses a second event with this id
+			calls := []store.Pending{
+				{Event: storetest.NewEvent("agent-1", "ok", time.Now())},
+				{Event: clash},
+				keyed("agent-0", "k-stored"), // a retry of the stored event
+				keyed("agent-9", "k-stored"), // the same key with other content
+				keyed("agent-2", "k-new"),
+				keyed("agent-2", "k-new"), // a retry inside the batch
+				{Event: storetest.NewEvent("agent-3", "ok", time.Now())},
+			}
+			for i, p := range calls {
+				h.submit(ctx, i, p)
+				h.waitQueued(t, i+1) // in this order
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := h.run(runCtx)
+			defer func() { stop(); <-done }()
+			h.wg.Wait()
+			if !errors.Is(h.errs[1], errs.ErrAlreadyExists) {
+				t.Errorf("the clashing id: %v, want AlreadyExists", h.errs[1])
+			}
+			for _, i := range []int{0, 2, 3, 4, 5, 6} {
+				if h.errs[i] != nil {
+					t.Errorf("call %d failed with the bad one: %v", i, h.errs[i])
+				}
+			}
+			if !errors.Is(h.res[3].Err, errs.ErrAlreadyExists) {
+				t.Errorf("key reused for other content: %+v", h.res[3])
+			}
+			if r := h.res[2]; !r.Duplicate || r.Event.ID != first.ID {
+				t.Errorf("retry of a stored key: %+v", r)
+			}
+			if r := h.res[5]; !r.Duplicate || r.Event.ID != h.res[4].Event.ID || r.Event.Sequence != h.res[4].Event.Sequence {
+				t.Errorf("retry inside the batch: %+v, first %+v", r.Event, h.res[4].Event)
+			}
+			es, err := st.EventList(ctx, store.EventListParams{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.VerifyChain(t, es)
+			if len(es) != 4 {
+				t.Fatalf("%d events stored, want 4", len(es))
+			}
+			for _, i := range []int{0, 4, 6} {
+				got := es[h.res[i].Event.Sequence-1]
+				if got.ID != calls[i].Event.ID || string(got.Hash) != string(h.res[i].Event.Hash) {
+					t.Errorf("call %d was answered with sequence %d, which holds %s", i, h.res[i].Event.Sequence, got.ID)
+				}
+			}
+			if b := h.log.batches(); len(b) < 2 || b[0] != len(calls) {
+				t.Errorf("batches %v: want the %d calls gathered first, then split", b, len(calls))
+			}
+		})
+	}
+}
+
+// TestGroupCommitDrainsOnStop: calls accepted before the stop are committed by the drain and answered;
+// after it, calls are appended one by one.
+func TestGroupCommitDrainsOnStop(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, d)
+			h := holdCommitter(t, st, GroupCommit{MaxEvents: 4, Window: time.Millisecond})
+			const n = 10
+			for i := range n {
+				h.submit(context.Background(), i, store.Pending{Event: storetest.NewEvent(fmt.Sprintf("agent-%d", i), "act", time.Now())})
+			}
+			h.waitQueued(t, n)
+			stopped, stop := context.WithCancel(context.Background())
+			stop() // stopped before it ever committed: everything it holds is the drain's
+			select {
+			case <-h.run(stopped):
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			h.wg.Wait()
+			for i := range n {
+				if h.errs[i] != nil || h.res[i].Event == nil {
+					t.Fatalf("call %d: %v", i, h.errs[i])
+				}
+			}
+			if b := h.log.batches(); len(b) != 3 || b[0] != 4 || b[1] != 4 || b[2] != 2 {
+				t.Errorf("drain batches %v, want [4 4 2]", b)
+			}
+			// Stopped: the next call is appended on its own, at once.
+			r, err := h.c.Append(context.Background(), store.Pending{Event: storetest.NewEvent("late", "act", time.Now())})
+			if err != nil || r.Event.Sequence != n+1 {
+				t.Fatalf("after the stop: %+v %v", r, err)
+			}
+			es, err := st.EventList(context.Background(), store.EventListParams{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != n+1 {
+				t.Fatalf("%d events stored, want %d", len(es), n+1)
+			}
+			storetest.VerifyChain(t, es)
+		})
+	}
+}
+
+// TestGroupCommitCallerGoneBeforeCommit: a caller whose context ends while it waits gets the context's
+// error; when it ended before its batch was taken, its event is not stored.
+func TestGroupCommitCallerGoneBeforeCommit(t *testing.T) {
+	st := openStore(t, db.SQLite)
+	h := holdCommitter(t, st, GroupCommit{MaxEvents: 256, Window: time.Millisecond})
+	gone, cancel := context.WithCancel(context.Background())
+	h.submit(gone, 0, store.Pending{Event: storetest.NewEvent("gone", "act", time.Now())})
+	h.submit(context.Background(), 1, store.Pending{Event: storetest.NewEvent("stays", "act", time.Now())})
+	h.waitQueued(t, 2)
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the cancelled caller returns without the committer
+		h.mu.Lock()
+		_, ok := h.errs[0]
+		h.mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled caller is still waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := h.run(ctx)
+	h.wg.Wait()
+	stop()
+	<-done
+	if !errors.Is(h.errs[0], context.Canceled) || h.errs[1] != nil {
+		t.Fatalf("errors %v", h.errs)
+	}
+	es, err := st.EventList(context.Background(), store.EventListParams{Limit: 10})
+	if err != nil || len(es) != 1 || es[0].Actor != "stays" {
+		t.Fatalf("stored %d events (%v), want only the waiting caller's", len(es), err)
+	}
+}
+
+// failing refuses every batch that holds an event of actor "poison", like a database refusing a row.
+type failing struct{ store.Store }
+
+func (f failing) Append(ctx context.Context, ps []store.Pending) ([]store.Result, error) {
+	for _, p := range ps {
+		if p.Event.Actor == "poison" {
+			return nil, errs.New(errs.KindInternal, "refused")
+		}
+	}
+	return f.Store.Append(ctx, ps)
+}
+
+// TestGroupCommitSplitsAroundARefusedEvent: a batch of 64 with one event the store refuses is split until
+// that event fails alone; an outage fails the batch without splitting.
+func TestGroupCommitSplitsAroundARefusedEvent(t *testing.T) {
+	st := openStore(t, db.SQLite)
+	h := holdCommitter(t, failing{st}, GroupCommit{MaxEvents: 256, Window: time.Millisecond})
+	const n, bad = 64, 37
+	for i := range n {
+		actor := fmt.Sprintf("agent-%d", i)
+		if i == bad {
+			actor = "poison"
+		}
+		h.submit(context.Background(), i, store.Pending{Event: storetest.NewEvent(actor, "act", time.Now())})
+	}
+	h.waitQueued(t, n)
+	ctx, stop := context.WithCancel(context.Background())
+	done := h.run(ctx)
+	h.wg.Wait()
+	stop()
+	<-done
+	for i := range n {
+		if (h.errs[i] != nil) != (i == bad) {
+			t.Errorf("call %d: %v", i, h.errs[i])
+		}
+	}
+	// log2(64) = 6 levels: 1 + 2·6 transactions.
+	if b := h.log.batches(); len(b) > 13 {
+		t.Errorf("%d transactions to isolate one event: %v", len(b), b)
+	}
+	es, err := st.EventList(context.Background(), store.EventListParams{Limit: 100})
+	if err != nil || len(es) != n-1 {
+		t.Fatalf("%d stored, %v", len(es), err)
+	}
+	storetest.VerifyChain(t, es)
+	if retryable(errs.Wrap(errs.KindUnavailable, errors.New("down"), "database unavailable")) || retryable(context.DeadlineExceeded) {
+		t.Error("an unavailable database or a timeout would be retried event by event")
+	}
+}
+
+func TestGroupCommitIsConfigurable(t *testing.T) {
+	cfg := LoadConfig(config.FromMap(map[string]string{"AUDIT_GROUP_COMMIT_MAX_EVENTS": "64", "AUDIT_GROUP_COMMIT_WINDOW": "5ms"}))
+	if cfg.GroupCommit != (GroupCommit{MaxEvents: 64, Window: 5 * time.Millisecond}) {
+		t.Fatalf("group commit %+v", cfg.GroupCommit)
+	}
+	if LoadConfig(config.FromMap(nil)).GroupCommit != DefaultGroupCommit {
+		t.Fatal("defaults")
+	}
+	for name, v := range map[string]string{"AUDIT_GROUP_COMMIT_MAX_EVENTS": "0", "AUDIT_GROUP_COMMIT_WINDOW": "2s"} {
+		env := config.FromMap(map[string]string{name: v})
+		LoadConfig(env)
+		if env.Err() == nil {
+			t.Errorf("%s=%s accepted", name, v)
+		}
+	}
+}
