@@ -76,7 +76,6 @@ func TestSQLiteTightensExistingFiles(t *testing.T) {
 // applies 0700 only on creation). Opening tightens it when the directory is clearly the service's own,
 // and leaves a shared one alone with a warning.
 func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
-	ctx := context.Background()
 	mk := func(t *testing.T, extra string) (string, db.Config) {
 		dir := filepath.Join(t.TempDir(), "data")
 		if err := os.Mkdir(dir, 0o755); err != nil {
@@ -98,11 +97,7 @@ func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
 	}
 	t.Run("own", func(t *testing.T) {
 		dir, cfg := mk(t, "")
-		h, err := db.Open(ctx, cfg, "token", true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Close()
+		openAndClose(t, cfg)
 		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Fatalf("existing data directory: mode %v (%v), want 700", fi.Mode().Perm(), err)
 		}
@@ -111,11 +106,7 @@ func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
 		dir, cfg := mk(t, "someone-elses.txt")
 		var logs testutil.LogBuffer
 		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
-		h, err := db.Open(ctx, cfg, "token", true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Close()
+		openAndClose(t, cfg)
 		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
 			t.Fatalf("a directory holding other files was changed: mode %v (%v)", fi.Mode().Perm(), err)
 		}
@@ -123,4 +114,13 @@ func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
 			t.Fatalf("no warning about the directory's mode: %q", logs.String())
 		}
 	})
+}
+
+func openAndClose(t *testing.T, cfg db.Config) {
+	t.Helper()
+	h, err := db.Open(context.Background(), cfg, "token", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
 }

@@ -21,22 +21,9 @@ import (
 // other failures are still logged one by one.
 func TestRefusalLogLinesAreSampled(t *testing.T) {
 	var buf testutil.LogBuffer
-	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
-		slog.New(slog.NewTextHandler(&buf, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	reply := status.Error(codes.Unauthenticated, "missing credentials")
-	s.Register(&probeDesc, &probe{do: func(context.Context) error { mu.Lock(); defer mu.Unlock(); return reply }})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = s.Serve(ctx) }()
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := startLogged(t, &buf, func(context.Context) error { mu.Lock(); defer mu.Unlock(); return reply })
 	const flood = 500
 	refused := 0
 	for range flood {
@@ -81,20 +68,7 @@ func TestRefusalLogLineNamesTheClient(t *testing.T) {
 		auth.WithClientAddr(ctx, "203.0.113.9") // what the guard does with the gateway's report
 		return nil, status.Error(codes.PermissionDenied, "no")
 	}
-	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
-		slog.New(slog.NewTextHandler(&buf, nil)), grpc.ChainUnaryInterceptor(guard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Register(&probeDesc, &probe{do: func(context.Context) error { return nil }})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = s.Serve(ctx) }()
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := startLogged(t, &buf, func(context.Context) error { return nil }, grpc.ChainUnaryInterceptor(guard))
 	if c := status.Code(call(t.Context(), conn)); c != codes.PermissionDenied {
 		t.Fatalf("precondition: the guard did not refuse: %v", c)
 	}
@@ -102,4 +76,24 @@ func TestRefusalLogLineNamesTheClient(t *testing.T) {
 	if !strings.Contains(line, "client=203.0.113.9") || !strings.Contains(line, "peer=127.0.0.1:") {
 		t.Fatalf("refusal line does not name both the client and the peer: %q", line)
 	}
+}
+
+// startLogged serves the probe, answering with do, logging to buf, and returns a connection to it.
+func startLogged(t *testing.T, buf *testutil.LogBuffer, do func(context.Context) error, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
+	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
+		slog.New(slog.NewTextHandler(buf, nil)), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Register(&probeDesc, &probe{do: do})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = s.Serve(ctx) }()
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

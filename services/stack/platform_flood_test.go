@@ -52,27 +52,8 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 
 	attacker := tokenv1.NewTokenServiceClient(connFrom(t, r.addrs.Token, "127.0.0.2"))
 	honest := tokenv1.NewTokenServiceClient(connFrom(t, r.addrs.Token, "127.0.0.1"))
-	var unauthenticated, exhausted, other atomic.Int64
-	var wg sync.WaitGroup
-	stop := time.Now().Add(2 * time.Second)
 	start := time.Now()
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20000 && time.Now().Before(stop); i++ { // bounded in count and time
-				_, err := attacker.GetAccessToken(t.Context(), &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "x"})
-				switch status.Code(err) {
-				case codes.Unauthenticated:
-					unauthenticated.Add(1)
-				case codes.ResourceExhausted:
-					exhausted.Add(1)
-				default:
-					other.Add(1)
-				}
-			}
-		}()
-	}
+	f := startFlood(attacker, 4, 2*time.Second)
 	const targeted = 10
 	ctx := metadataCtx(t.Context(), "Bearer "+reader.Key)
 	for range targeted {
@@ -81,16 +62,16 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 			t.Fatalf("key without token:admin: %v", err)
 		}
 	}
-	wg.Wait()
+	f.wait()
 	elapsed := time.Since(start)
-	flood := unauthenticated.Load() + exhausted.Load()
-	if flood < 200 || other.Load() != 0 { // several times what the address may spend
-		t.Fatalf("precondition: the flood made only %d refused calls (%d other answers)", flood, other.Load())
+	flood := f.unauthenticated.Load() + f.exhausted.Load()
+	if flood < 200 || f.other.Load() != 0 { // several times what the address may spend
+		t.Fatalf("precondition: the flood made only %d refused calls (%d other answers)", flood, f.other.Load())
 	}
 	// Limited by address before authentication: the burst and the refill, nothing more.
 	maxUnauth := int64(auth.DefaultLimits.Failures.Burst) + int64(auth.DefaultLimits.Failures.PerSecond*elapsed.Seconds()) + 4
-	if unauthenticated.Load() > maxUnauth {
-		t.Errorf("%d calls reached authentication from the flooding address (at most %d allowed)", unauthenticated.Load(), maxUnauth)
+	if f.unauthenticated.Load() > maxUnauth {
+		t.Errorf("%d calls reached authentication from the flooding address (at most %d allowed)", f.unauthenticated.Load(), maxUnauth)
 	}
 
 	// Every refusal of the real key is in the audit log, one event each; the flood is there summed up,
@@ -109,7 +90,7 @@ func TestRefusalFloodKeepsTheAuditTrail(t *testing.T) {
 	if lines == 0 || lines > 100 {
 		t.Errorf("%d log lines mention GetAccessToken for %d refused calls", lines, flood)
 	}
-	t.Logf("flood: %d refused calls in %v (%d reached authentication); %d log lines", flood, elapsed.Round(time.Millisecond), unauthenticated.Load(), lines)
+	t.Logf("flood: %d refused calls in %v (%d reached authentication); %d log lines", flood, elapsed.Round(time.Millisecond), f.unauthenticated.Load(), lines)
 }
 
 // The reviewer's P1, end to end: the attacker, an honest key and the services' own denial writer share
@@ -129,55 +110,30 @@ func TestSharedAddressFloodLocksOutOnlyTheAttacker(t *testing.T) {
 	attacker := tokenv1.NewTokenServiceClient(connFrom(t, r.addrs.Token, "127.0.0.1"))
 	honest := tokenv1.NewTokenServiceClient(connFrom(t, r.addrs.Token, "127.0.0.1"))
 
-	var refused, exhausted, other atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20000; i++ { // bounded; ended by stop
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, err := attacker.GetAccessToken(t.Context(), &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "x"})
-				switch status.Code(err) {
-				case codes.Unauthenticated:
-					refused.Add(1)
-				case codes.ResourceExhausted:
-					exhausted.Add(1)
-				default:
-					other.Add(1)
-				}
-			}
-		}()
-	}
-	finish := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer finish()
-	if _, ok := testutil.Wait(10*time.Second, func() bool { return exhausted.Load() > 20 }); !ok {
-		finish()
-		t.Fatalf("precondition: the flood never spent the address's budget (%d refused, %d other)", refused.Load(), other.Load())
+	f := startFlood(attacker, 2, 20*time.Second)
+	defer f.stop()
+	if _, ok := testutil.Wait(10*time.Second, func() bool { return f.exhausted.Load() > 20 }); !ok {
+		f.stop()
+		t.Fatalf("precondition: the flood never spent the address's budget (%d refused, %d other)", f.unauthenticated.Load(), f.other.Load())
 	}
 	ctx := metadataCtx(t.Context(), "Bearer "+reader.Key)
 	const targeted = 10
 	for i := range targeted {
 		if _, err := honest.ListConnections(ctx, &tokenv1.ListConnectionsRequest{}); err != nil {
-			finish()
+			f.stop()
 			t.Fatalf("valid key on the flooded address, call %d: %v", i, err)
 		}
 		_, err := honest.DeleteConnection(ctx, &tokenv1.DeleteConnectionRequest{Provider: "zoho", ConnectionId: "victim"})
 		if status.Code(err) != codes.PermissionDenied {
-			finish()
+			f.stop()
 			t.Fatalf("key without token:admin on the flooded address: %v", err)
 		}
 	}
-	finish()
-	if other.Load() != 0 {
-		t.Fatalf("the attacker got %d answers other than refusals", other.Load())
+	f.stop()
+	if f.other.Load() != 0 {
+		t.Fatalf("the attacker got %d answers other than refusals", f.other.Load())
 	}
-	flood := refused.Load() + exhausted.Load()
+	flood := f.unauthenticated.Load() + f.exhausted.Load()
 
 	// The denial writer, on the same address, delivered every refusal of the real key one by one and
 	// the flood summed up.
@@ -187,7 +143,7 @@ func TestSharedAddressFloodLocksOutOnlyTheAttacker(t *testing.T) {
 		known, counted = deniedFrom(t, r, "127.0.0.1", "127.0.0.1")
 		return known == targeted && int64(counted) == flood
 	})
-	t.Logf("flood: %d refused calls (%d before the address was limited); %d targeted refusals recorded", flood, refused.Load(), known)
+	t.Logf("flood: %d refused calls (%d before the address was limited); %d targeted refusals recorded", flood, f.unauthenticated.Load(), known)
 }
 
 // deniedFrom reads the audit log's auth.denied events: how many refusals of apikey:reader for a scope it
@@ -211,3 +167,44 @@ func deniedFrom(t *testing.T, r *running, readerAddr, floodAddr string) (known i
 	}
 	return known, counted
 }
+
+// anonFlood is threads calling GetAccessToken without credentials, as fast as they can, until stop or until
+// its time is up (bounded in count too), counting the answers.
+type anonFlood struct {
+	unauthenticated, exhausted, other atomic.Int64
+	halt                              chan struct{}
+	wg                                sync.WaitGroup
+	stop                              func() // ends the flood and waits for it
+}
+
+func startFlood(attacker tokenv1.TokenServiceClient, threads int, within time.Duration) *anonFlood {
+	f := &anonFlood{halt: make(chan struct{})}
+	f.stop = sync.OnceFunc(func() { close(f.halt); f.wg.Wait() })
+	until := time.Now().Add(within)
+	for range threads {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for i := 0; i < 20000 && time.Now().Before(until); i++ { // bounded in count and time
+				select {
+				case <-f.halt:
+					return
+				default:
+				}
+				_, err := attacker.GetAccessToken(context.Background(), &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "x"})
+				switch status.Code(err) {
+				case codes.Unauthenticated:
+					f.unauthenticated.Add(1)
+				case codes.ResourceExhausted:
+					f.exhausted.Add(1)
+				default:
+					f.other.Add(1)
+				}
+			}
+		}()
+	}
+	return f
+}
+
+// wait waits for the flood to run out of time.
+func (f *anonFlood) wait() { f.wg.Wait() }
