@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/ncruces/go-sqlite3"
 	_ "github.com/ncruces/go-sqlite3/driver"    // registers the "sqlite3" database/sql driver
@@ -69,6 +70,13 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		}
 		return (&url.URL{Scheme: "file", Path: c.SQLitePath, RawQuery: q.Encode()}).String()
 	}
+	if !memory {
+		// Opens of one file in this process take turns: switching a new database to WAL takes a lock
+		// that SQLite does not wait for (a concurrent open fails with "database is locked"), and creating
+		// the WAL index while another connection does fails with an I/O error.
+		unlock := lockPath(c.SQLitePath)
+		defer unlock()
+	}
 	w, err := sql.Open("sqlite3", dsn("immediate", false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
@@ -108,6 +116,16 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 }
 
 const memoryPrefix = "memory:"
+
+// openLocks serialises the opens of each SQLite file in this process (path → *sync.Mutex).
+var openLocks sync.Map
+
+func lockPath(path string) (unlock func()) {
+	m, _ := openLocks.LoadOrStore(path, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
 
 // privateFiles creates the database file, its WAL and its shared-memory index readable by this user
 // only, before SQLite opens them: the driver creates files with mode 0666 less the umask (0644 as a
