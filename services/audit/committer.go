@@ -16,8 +16,8 @@ import (
 type GroupCommit struct {
 	// MaxEvents is the most events one transaction appends; 1 appends each call on its own.
 	MaxEvents int
-	// Window is how long the committer waits for a batch to fill while calls arrive together; a lone
-	// call is never held back.
+	// Window is how long the committer waits for a batch to fill while calls arrive together (after a
+	// batch of more than one); calls that come one at a time are committed at once.
 	Window time.Duration
 }
 

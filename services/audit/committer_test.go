@@ -330,3 +330,35 @@ func TestGroupCommitIsConfigurable(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitDoesNotHoldALoneCall: calls that come one at a time are committed at once, however long
+// the window: it applies only while calls arrive together.
+func TestGroupCommitDoesNotHoldALoneCall(t *testing.T) {
+	st := openStore(t, db.SQLite)
+	c := newCommitter(st, GroupCommit{MaxEvents: 256, Window: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	defer func() { stop(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for { // until Run accepts calls
+		c.mu.Lock()
+		running := c.running
+		c.mu.Unlock()
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the committer did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	callCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // far below the window
+	defer cancel()
+	for i := range 5 {
+		r, err := c.Append(callCtx, store.Pending{Event: storetest.NewEvent("agent-1", "act", time.Now())})
+		if err != nil || r.Event.Sequence != int64(i+1) {
+			t.Fatalf("call %d: %+v %v", i, r, err)
+		}
+	}
+}
