@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,4 +120,65 @@ func readAll(t *testing.T, cfg audit.Config) []*store.Event {
 		t.Fatal(err)
 	}
 	return es
+}
+
+// TestStopLosesNoAcknowledgedEvent: the service stops (as on SIGTERM) while 64 callers append; every
+// event acknowledged before or during the stop is stored with the sequence it was answered with, and
+// the chain verifies.
+func TestStopLosesNoAcknowledgedEvent(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			cfg := audit.LoadConfig(config.FromMap(map[string]string{"AUDIT_GRPC_ADDR": "127.0.0.1:0"}))
+			cfg.DB = dbtest.Config(t, d)
+			client, stop := serveStoppable(t, cfg)
+			const callers = 64
+			var mu sync.Mutex
+			acked := map[string]int64{}
+			ackedTotal := 0
+			enough := make(chan struct{})
+			var once sync.Once
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 100000 { // bounded; ends at the first refusal once the service stops
+						resp, err := client.RecordEvent(context.Background(), &auditv1.RecordEventRequest{
+							Actor: fmt.Sprintf("agent-%d", c), Action: "act", Resource: fmt.Sprintf("r/%d", i), Outcome: auditv1.Outcome_OUTCOME_SUCCESS})
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						acked[resp.GetEvent().GetId()] = resp.GetEvent().GetSequence()
+						if ackedTotal++; ackedTotal == 500 {
+							once.Do(func() { close(enough) })
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			select {
+			case <-enough: // the callers are appending concurrently: stop now
+			case <-time.After(60 * time.Second):
+				t.Fatal("500 events were not acknowledged within a minute")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			stored := readAll(t, cfg)
+			storetest.VerifyChain(t, stored)
+			bySeq := map[string]int64{}
+			for _, e := range stored {
+				bySeq[e.ID] = e.Sequence
+			}
+			for id, seq := range acked {
+				if bySeq[id] != seq {
+					t.Fatalf("acknowledged event %s (sequence %d) is stored at %d", id, seq, bySeq[id])
+				}
+			}
+			t.Logf("%d acknowledged, %d stored", len(acked), len(stored))
+		})
+	}
 }

@@ -112,8 +112,22 @@ func serveAudit(t testing.TB, d db.Dialect, env map[string]string) auditv1.Audit
 	return serveWith(t, cfg)
 }
 
-// serveWith serves an audit service with cfg and returns a client of it.
+// serveWith serves an audit service with cfg and returns a client of it; it stops when the test ends.
 func serveWith(t testing.TB, cfg audit.Config) auditv1.AuditServiceClient {
+	t.Helper()
+	client, stop := serveStoppable(t, cfg)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return client
+}
+
+// serveStoppable serves an audit service with cfg through the platform's Serve (authentication off,
+// limits out of the way) and returns a client and the function that stops the service (as SIGTERM
+// would) and returns Serve's error. The client's connection closes when the test ends.
+func serveStoppable(t testing.TB, cfg audit.Config) (auditv1.AuditServiceClient, func() error) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := audit.Open(context.Background(), cfg, log)
@@ -139,12 +153,12 @@ func serveWith(t testing.TB, cfg audit.Config) auditv1.AuditServiceClient {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return auditv1.NewAuditServiceClient(conn)
+	t.Cleanup(func() { conn.Close() })
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
+	return auditv1.NewAuditServiceClient(conn), stop
 }
