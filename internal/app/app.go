@@ -72,6 +72,7 @@ type Service interface {
 
 // OpenDB opens and migrates the service's database, logging where it lives (never credentials).
 func OpenDB(ctx context.Context, cfg ServiceConfig, log *slog.Logger) (*db.Handle, error) {
+	cfg.DB.Log = log
 	h, err := db.Open(ctx, cfg.DB, cfg.Name, cfg.MigrateOnStart)
 	if err != nil {
 		return nil, fmt.Errorf("%s database: %w", cfg.Name, err)
