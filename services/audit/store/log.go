@@ -53,6 +53,9 @@ type Result struct {
 // content is the same, and AlreadyExists when it differs. The results are valid only when err is nil;
 // on an error nothing was stored.
 func (s *Log) Append(ctx context.Context, ps []Pending) ([]Result, error) {
+	if len(ps) == 0 {
+		return nil, nil // no need to take the head's lock
+	}
 	var res []Result
 	err := s.d.AppendTx(ctx, func(tx AppendTx) error {
 		res = make([]Result, len(ps)) // a retried transaction starts over

@@ -45,14 +45,19 @@ func (a appendTx) HeadForUpdate(ctx context.Context) (int64, []byte, error) {
 	return seq, hash, err
 }
 
+// byKeysQuery finds events by (principal, idempotency_key) pairs given as two arrays: one probe of the
+// unique index on those columns per pair (a lateral subquery), so that a large batch never makes the
+// planner prefer reading the whole log.
+const byKeysQuery = `SELECT e.* FROM unnest($1::text[], $2::text[]) AS k(principal, idempotency_key),
+	LATERAL (SELECT ` + columns + ` FROM events
+		WHERE principal = k.principal AND idempotency_key = k.idempotency_key) AS e`
+
 func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.Event, error) {
 	principals, ks := make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
 		principals[i], ks[i] = k.Principal, k.IdempotencyKey
 	}
-	rows, err := a.tx.Query(ctx, `SELECT `+columns+` FROM events
-		WHERE idempotency_key IS NOT NULL AND (principal, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-		principals, ks)
+	rows, err := a.tx.Query(ctx, byKeysQuery, principals, ks)
 	if err != nil {
 		return nil, err
 	}
