@@ -73,8 +73,19 @@ func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.
 	return es, rows.Err()
 }
 
-// InsertEvents inserts every event with one statement (one round trip), column by column as arrays.
+// InsertEvents inserts every event with one statement (one round trip): one row of values for a single
+// event (the common case without concurrency, and the cheapest to encode), column by column as arrays
+// for a batch.
 func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
+	if len(es) == 1 {
+		e := es[0]
+		_, err := a.tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
+				metadata, idempotency_key, principal, hash_version, previous_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), $11, $12, $13, $14)`,
+			e.Sequence, e.ID, e.OccurTime, e.RecordTime, e.Actor, e.Action, e.Resource, int16(e.Outcome),
+			e.Metadata, e.IdempotencyKey, e.Principal, int16(e.HashVersion), e.PreviousHash, e.Hash)
+		return err
+	}
 	n := len(es)
 	var (
 		seqs                                         = make([]int64, n)
