@@ -16,8 +16,9 @@ import (
 type GroupCommit struct {
 	// MaxEvents is the most events one transaction appends; 1 appends each call on its own.
 	MaxEvents int
-	// Window is how long the committer waits for a batch to fill while calls arrive together (after a
-	// batch of more than one); calls that come one at a time are committed at once.
+	// Window is how long the committer waits for a batch to fill while calls arrive together, that is
+	// after a batch of more than one, until a window passes with no call; calls that come one at a
+	// time are committed at once.
 	Window time.Duration
 }
 
@@ -121,6 +122,7 @@ func (c *committer) Run(ctx context.Context) error {
 			}
 			batch := c.take()
 			if len(batch) == 0 {
+				gathered = false // nothing came within the window: the next call, alone, goes at once
 				break
 			}
 			gathered = len(batch) > 1

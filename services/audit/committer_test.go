@@ -332,7 +332,7 @@ func TestGroupCommitIsConfigurable(t *testing.T) {
 }
 
 // TestGroupCommitDoesNotHoldALoneCall: calls that come one at a time are committed at once, however long
-// the window: it applies only while calls arrive together.
+// the window: it applies only after a batch of more than one.
 func TestGroupCommitDoesNotHoldALoneCall(t *testing.T) {
 	st := openStore(t, db.SQLite)
 	c := newCommitter(st, GroupCommit{MaxEvents: 256, Window: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
