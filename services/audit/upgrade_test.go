@@ -26,34 +26,11 @@ func TestEventsFromBeforePrincipalsStillVerify(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			c := dbtest.Config(t, d)
-			h := &db.Handle{}
-			var err error
-			dialect, timeArg := migrate.SQLite, func(t time.Time) any { return t.UnixMicro() }
-			if d == db.SQLite {
-				h.SQLite, err = db.OpenSQLite(ctx, c)
-			} else {
-				h.Postgres, err = db.OpenPostgres(ctx, c)
-				dialect, timeArg = migrate.Postgres, func(t time.Time) any { return t }
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { h.Close() })
-			fsys, err := migrate.Sub(migrations.FS, "audit", string(d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms, err := migrate.Load(fsys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sqldb := h.SQL()
+			old := dbtest.OpenAtVersion(t, d, dbtest.Config(t, d), "audit", 1)
+			h, sqldb := old.Handle, old.SQL
+			timeArg := func(t time.Time) any { return t.UnixMicro() }
 			if d == db.Postgres {
-				defer sqldb.Close()
-			}
-			if _, err := migrate.Up(ctx, sqldb, dialect, ms[:1]); err != nil {
-				t.Fatal(err)
+				timeArg = func(t time.Time) any { return t }
 			}
 			// Two events as the first version wrote them, the second with an idempotency key.
 			prev := chain.Genesis
@@ -76,9 +53,7 @@ func TestEventsFromBeforePrincipalsStillVerify(t *testing.T) {
 				}
 				prev = e.Hash
 			}
-			if _, err := migrate.Up(ctx, sqldb, dialect, ms); err != nil {
-				t.Fatal(err)
-			}
+			old.Upgrade(t)
 			var st store.Store
 			if d == db.SQLite {
 				st = sqlite.New(h.SQLite)

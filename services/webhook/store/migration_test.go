@@ -8,8 +8,6 @@ import (
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
-	"github.com/sergas/core/internal/migrate"
-	"github.com/sergas/core/migrations"
 	"github.com/sergas/core/services/webhook/store"
 	"github.com/sergas/core/services/webhook/store/postgres"
 	"github.com/sergas/core/services/webhook/store/sqlite"
@@ -28,39 +26,11 @@ func TestUpgradeScrubsCredentialHeaders(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			h := &db.Handle{}
-			var err error
-			mdialect := migrate.SQLite
-			if d == db.SQLite {
-				h.SQLite, err = db.OpenSQLite(ctx, dbtest.Config(t, d))
-			} else {
-				h.Postgres, err = db.OpenPostgres(ctx, dbtest.Config(t, d))
-				mdialect = migrate.Postgres
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { h.Close() })
-			fsys, err := migrate.Sub(migrations.FS, "webhook", string(d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms, err := migrate.Load(fsys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sqldb := h.SQL()
-			if d == db.Postgres {
-				defer sqldb.Close()
-			}
-			if _, err := migrate.Up(ctx, sqldb, mdialect, ms[:2]); err != nil {
-				t.Fatal(err)
-			}
+			old := dbtest.OpenAtVersion(t, d, dbtest.Config(t, d), "webhook", 2)
+			h, sqldb := old.Handle, old.SQL
 			insertOld(t, sqldb, d, before, "01900000-0000-7000-8000-000000000001", "a")
 			insertOld(t, sqldb, d, `[{"name":"Content-Type","values":["text/plain"]}]`, "01900000-0000-7000-8000-000000000002", "b")
-			if _, err := migrate.Up(ctx, sqldb, mdialect, ms); err != nil {
-				t.Fatal(err)
-			}
+			old.Upgrade(t)
 			var s store.Store
 			if d == db.SQLite {
 				s = sqlite.New(h.SQLite)
