@@ -27,21 +27,28 @@ const (
 	unreadableKey = "sergas.unreadable_metadata"
 )
 
-// canonicalJSON checks metadata and encodes it with sorted keys and no spaces, so the stored text (which
-// the hash covers) does not depend on how the caller's client serialised it. Every string in it, keys
-// included, is valid UTF-8 without NUL, like every other field, and it nests at most maxMetadataDepth
-// levels; the depth is checked before anything recurses further.
-func canonicalJSON(m *structpb.Struct) (string, error) {
+// canonicalJSON checks metadata, redacts the values of secret keys (r; the top-level key redactedKey
+// then says so) and encodes it with sorted keys and no spaces, so the stored text (which the hash covers)
+// does not depend on how the caller's client serialised it. Every string in it, keys included, is valid
+// UTF-8 without NUL, like every other field, and it nests at most maxMetadataDepth levels; the depth is
+// checked before anything recurses further.
+func canonicalJSON(m *structpb.Struct, r *redactor) (string, error) {
 	if m == nil {
 		return "{}", nil
 	}
-	if _, ok := m.GetFields()[unreadableKey]; ok {
-		return "", errs.Invalid("metadata must not use the reserved key %q", unreadableKey)
+	for _, k := range []string{unreadableKey, redactedKey} {
+		if _, ok := m.GetFields()[k]; ok {
+			return "", errs.Invalid("metadata must not use the reserved key %q", k)
+		}
 	}
 	if err := checkStruct(m, 1); err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(m.AsMap())
+	doc := m.AsMap() // a copy: redaction never touches the caller's request
+	if r.redact(doc) {
+		doc[redactedKey] = true
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		return "", errs.Invalid("metadata cannot be encoded as JSON (numbers must be finite)")
 	}

@@ -25,7 +25,7 @@ func toProto(e *store.Event) *auditv1.Event {
 		OccurTime: timestamp(e.OccurTime), RecordTime: timestamp(e.RecordTime),
 		Actor: text(e.Actor), Action: text(e.Action), Resource: text(e.Resource), Outcome: auditv1.Outcome(e.Outcome),
 		Metadata: m, IdempotencyKey: text(e.IdempotencyKey), PreviousHash: e.PreviousHash, Hash: e.Hash,
-		Principal: text(e.Principal),
+		Principal: text(e.Principal), Redacted: m.GetFields()[redactedKey].GetBoolValue(),
 	}
 }
 

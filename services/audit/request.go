@@ -55,7 +55,7 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 	if err != nil {
 		return nil, err
 	}
-	meta, err := canonicalJSON(req.GetMetadata())
+	meta, err := canonicalJSON(req.GetMetadata(), s.redact)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@ type Server struct {
 	auditv1.UnsafeAuditServiceServer
 	store  store.Store
 	limits Limits
+	redact *redactor
 	now    func() time.Time
 	// append stores one checked event: the group committer in the service, the store directly here.
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
@@ -45,7 +46,7 @@ var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // NewServer returns a server over s.
 func NewServer(s store.Store, limits Limits) *Server {
-	srv := &Server{store: s, limits: limits, now: time.Now}
+	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now}
 	srv.append = func(ctx context.Context, p store.Pending) (store.Result, error) { return appendOne(ctx, s, p) }
 	return srv
 }

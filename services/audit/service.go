@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
@@ -23,6 +24,8 @@ type Config struct {
 	app.ServiceConfig
 	Limits      Limits
 	GroupCommit GroupCommit
+	// RedactKeys are the metadata keys whose values are redacted (see newRedactor); none turns it off.
+	RedactKeys []string
 }
 
 // LoadConfig reads the audit service's settings from env.
@@ -37,7 +40,23 @@ func LoadConfig(env *config.Env) Config {
 			MaxEvents: env.Int("AUDIT_GROUP_COMMIT_MAX_EVENTS", DefaultGroupCommit.MaxEvents, 1, 4096),
 			Window:    env.Duration("AUDIT_GROUP_COMMIT_WINDOW", DefaultGroupCommit.Window, 0, time.Second),
 		},
+		RedactKeys: redactKeys(env),
 	}
+}
+
+// redactKeys reads AUDIT_REDACT_KEYS: keys that replace DefaultRedactKeys, or "none" to turn redaction
+// off (an empty value means unset, as for every variable).
+func redactKeys(env *config.Env) []string {
+	keys := env.List("AUDIT_REDACT_KEYS", DefaultRedactKeys)
+	if len(keys) == 1 && strings.EqualFold(keys[0], "none") {
+		return nil
+	}
+	for _, k := range keys {
+		if normalizeKey(k) == "" {
+			env.Fail("AUDIT_REDACT_KEYS", "every key must hold a letter or digit")
+		}
+	}
+	return keys
 }
 
 // Policy is the scope each AuditService RPC needs.
@@ -68,6 +87,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	srv := NewServer(st, cfg.Limits)
+	srv.redact = newRedactor(cfg.RedactKeys)
 	c := newCommitter(st, cfg.GroupCommit, log)
 	srv.append = c.Append
 	return &Service{StoreService: app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, srv), committer: c}, nil

@@ -11,6 +11,11 @@
 //   - Version 2: tag "sergas.audit.v2\x00", the fields of version 1 in the same order, then the principal
 //     that wrote the event.
 //
+// Redaction (the event's "redacted" flag) adds no field: the service records it as the reserved key
+// "sergas.redacted" inside the metadata text, which version 2 already hashes, so events hashed with
+// version 2 before redaction existed still verify and the flag cannot be changed without breaking the
+// chain.
+//
 // Integers are 8-byte big-endian; byte strings are preceded by their length as such an integer, so that
 // no two different events encode alike.
 package chain

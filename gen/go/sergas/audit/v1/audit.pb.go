@@ -99,7 +99,8 @@ type Event struct {
 	Resource string `protobuf:"bytes,7,opt,name=resource,proto3" json:"resource,omitempty"`
 	// How it ended.
 	Outcome Outcome `protobuf:"varint,8,opt,name=outcome,proto3,enum=sergas.audit.v1.Outcome" json:"outcome,omitempty"`
-	// Free-form details. Never put secrets here: the log is kept for good.
+	// Free-form details. Never put secrets here: the log is kept for good. Values under secret-looking keys
+	// are redacted (see redacted).
 	Metadata *structpb.Struct `protobuf:"bytes,9,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// The caller's idempotency key, if one was given.
 	IdempotencyKey string `protobuf:"bytes,10,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -110,7 +111,11 @@ type Event struct {
 	// The authenticated identity that wrote the event (API key id, JWT subject or certificate identity),
 	// set by the service, never by the caller; covered by the hash. "anonymous" when authentication is
 	// disabled. Idempotency keys are scoped to it.
-	Principal     string `protobuf:"bytes,13,opt,name=principal,proto3" json:"principal,omitempty"`
+	Principal string `protobuf:"bytes,13,opt,name=principal,proto3" json:"principal,omitempty"`
+	// True when the service replaced the values of secret-looking metadata keys (password, token, api_key
+	// and the like, at any depth) with "[REDACTED]" before hashing and storing the event. Set by the service
+	// from the reserved metadata key "sergas.redacted", which the hash covers with the rest of the metadata.
+	Redacted      bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +239,13 @@ func (x *Event) GetPrincipal() string {
 		return x.Principal
 	}
 	return ""
+}
+
+func (x *Event) GetRedacted() bool {
+	if x != nil {
+		return x.Redacted
+	}
+	return false
 }
 
 // RecordEventRequest describes one event to append.
@@ -660,7 +672,7 @@ var File_sergas_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x03\n" +
+	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x129\n" +
@@ -677,7 +689,8 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	" \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rprevious_hash\x18\v \x01(\fR\fpreviousHash\x12\x12\n" +
 	"\x04hash\x18\f \x01(\fR\x04hash\x12\x1c\n" +
-	"\tprincipal\x18\r \x01(\tR\tprincipal\"\xab\x02\n" +
+	"\tprincipal\x18\r \x01(\tR\tprincipal\x12\x1a\n" +
+	"\bredacted\x18\x0e \x01(\bR\bredacted\"\xab\x02\n" +
 	"\x12RecordEventRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
