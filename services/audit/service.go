@@ -61,9 +61,10 @@ func redactKeys(env *config.Env) []string {
 
 // Policy is the scope each AuditService RPC needs.
 var Policy = auth.Policy{Scopes: map[string]string{
-	auditv1.AuditService_RecordEvent_FullMethodName: auth.ScopeAuditWrite,
-	auditv1.AuditService_GetEvent_FullMethodName:    auth.ScopeAuditRead,
-	auditv1.AuditService_ListEvents_FullMethodName:  auth.ScopeAuditRead,
+	auditv1.AuditService_RecordEvent_FullMethodName:  auth.ScopeAuditWrite,
+	auditv1.AuditService_RecordEvents_FullMethodName: auth.ScopeAuditWrite,
+	auditv1.AuditService_GetEvent_FullMethodName:     auth.ScopeAuditRead,
+	auditv1.AuditService_ListEvents_FullMethodName:   auth.ScopeAuditRead,
 }}
 
 // Service is the audit service: its server over the store, and the group committer that the platform

@@ -10,6 +10,8 @@ import (
 type Store interface {
 	// Append appends events in one transaction (see Log.Append).
 	Append(ctx context.Context, ps []Pending) ([]Result, error)
+	// AppendAll appends events in one transaction, all or nothing (see Log.AppendAll).
+	AppendAll(ctx context.Context, ps []Pending) ([]Result, error)
 	// EventAppend appends one event whose occur_time the service chose (see Log.EventAppend).
 	EventAppend(ctx context.Context, e *Event) (stored *Event, duplicate bool, err error)
 	// EventGet returns errs.ErrNotFound when there is no event with that id (canonical lower-case UUID).
@@ -53,6 +55,17 @@ type Result struct {
 // content is the same, and AlreadyExists when it differs. The results are valid only when err is nil;
 // on an error nothing was stored.
 func (s *Log) Append(ctx context.Context, ps []Pending) ([]Result, error) {
+	return s.append(ctx, ps, false)
+}
+
+// AppendAll is Append where a key reused for other content fails the whole call: nothing is stored and
+// the error (errs.KindAlreadyExists) names the first such event by its index in ps, as "events[i]".
+// Duplicates with the same content are answered as by Append. Every Result.Err is nil when err is nil.
+func (s *Log) AppendAll(ctx context.Context, ps []Pending) ([]Result, error) {
+	return s.append(ctx, ps, true)
+}
+
+func (s *Log) append(ctx context.Context, ps []Pending, all bool) ([]Result, error) {
 	if len(ps) == 0 {
 		return nil, nil // no need to take the head's lock
 	}
@@ -76,6 +89,10 @@ func (s *Log) Append(ctx context.Context, ps []Pending) ([]Result, error) {
 				if prev, ok := byKey[k]; ok {
 					if SameContent(prev, p) {
 						res[i] = Result{Event: prev, Duplicate: true}
+					} else if all {
+						// Returning an error rolls the transaction back: nothing of ps is stored.
+						return errs.New(errs.KindAlreadyExists,
+							"events[%d]: idempotency_key %q was used for an event with different content; use a new key for a new event", i, k.IdempotencyKey)
 					} else {
 						res[i] = Result{Err: errs.New(errs.KindAlreadyExists,
 							"idempotency_key %q was used for an event with different content; use a new key for a new event", k.IdempotencyKey)}

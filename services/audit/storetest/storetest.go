@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("BatchAppendsChainInOrder", func(t *testing.T) { t.Parallel(); testBatch(t, newStore(t)) })
 	t.Run("BatchKeysResolveAsIfSequential", func(t *testing.T) { t.Parallel(); testBatchKeys(t, newStore(t)) })
 	t.Run("ConcurrentBatchesStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrentBatches(t, newStore(t)) })
+	t.Run("AppendAllIsAllOrNothing", func(t *testing.T) { t.Parallel(); testAppendAll(t, newStore(t)) })
 }
 
 // Writer is the principal of the events NewEvent makes.

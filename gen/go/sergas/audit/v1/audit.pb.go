@@ -403,6 +403,100 @@ func (x *RecordEventResponse) GetDuplicate() bool {
 	return false
 }
 
+// RecordEventsRequest holds the events of one batch.
+type RecordEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events to append, in order: 1 to 1,000, each as for RecordEvent, each with its own
+	// idempotency_key if any. The whole request is bounded by the service's largest request message.
+	Events        []*RecordEventRequest `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEventsRequest) Reset() {
+	*x = RecordEventsRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEventsRequest) ProtoMessage() {}
+
+func (x *RecordEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEventsRequest.ProtoReflect.Descriptor instead.
+func (*RecordEventsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RecordEventsRequest) GetEvents() []*RecordEventRequest {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// RecordEventsResponse answers every event of the batch.
+type RecordEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per requested event, in the order of the request: the stored event with its sequence
+	// and hash (for a duplicate, the event stored first with that key) and whether it was a duplicate.
+	Results       []*RecordEventResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEventsResponse) Reset() {
+	*x = RecordEventsResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEventsResponse) ProtoMessage() {}
+
+func (x *RecordEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEventsResponse.ProtoReflect.Descriptor instead.
+func (*RecordEventsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecordEventsResponse) GetResults() []*RecordEventResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // GetEventRequest names one event.
 type GetEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -414,7 +508,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +520,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[3]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +533,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetEventRequest) GetId() string {
@@ -460,7 +554,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +566,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[4]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +579,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEventResponse) GetEvent() *Event {
@@ -522,7 +616,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +628,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[5]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +641,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListEventsRequest) GetActor() string {
@@ -626,7 +720,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +732,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_audit_v1_audit_proto_msgTypes[6]
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +745,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -702,7 +796,11 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"a\n" +
 	"\x13RecordEventResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.sergas.audit.v1.EventR\x05event\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"!\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"R\n" +
+	"\x13RecordEventsRequest\x12;\n" +
+	"\x06events\x18\x01 \x03(\v2#.sergas.audit.v1.RecordEventRequestR\x06events\"V\n" +
+	"\x14RecordEventsResponse\x12>\n" +
+	"\aresults\x18\x01 \x03(\v2$.sergas.audit.v1.RecordEventResponseR\aresults\"!\n" +
 	"\x0fGetEventRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
 	"\x10GetEventResponse\x12,\n" +
@@ -728,9 +826,10 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_FAILURE\x10\x02\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x032\x90\x02\n" +
+	"\x0eOUTCOME_DENIED\x10\x032\xed\x02\n" +
 	"\fAuditService\x12X\n" +
-	"\vRecordEvent\x12#.sergas.audit.v1.RecordEventRequest\x1a$.sergas.audit.v1.RecordEventResponse\x12O\n" +
+	"\vRecordEvent\x12#.sergas.audit.v1.RecordEventRequest\x1a$.sergas.audit.v1.RecordEventResponse\x12[\n" +
+	"\fRecordEvents\x12$.sergas.audit.v1.RecordEventsRequest\x1a%.sergas.audit.v1.RecordEventsResponse\x12O\n" +
 	"\bGetEvent\x12 .sergas.audit.v1.GetEventRequest\x1a!.sergas.audit.v1.GetEventResponse\x12U\n" +
 	"\n" +
 	"ListEvents\x12\".sergas.audit.v1.ListEventsRequest\x1a#.sergas.audit.v1.ListEventsResponseB\xb6\x01\n" +
@@ -750,44 +849,50 @@ func file_sergas_audit_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_sergas_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sergas_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_sergas_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_sergas_audit_v1_audit_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: sergas.audit.v1.Outcome
 	(*Event)(nil),                 // 1: sergas.audit.v1.Event
 	(*RecordEventRequest)(nil),    // 2: sergas.audit.v1.RecordEventRequest
 	(*RecordEventResponse)(nil),   // 3: sergas.audit.v1.RecordEventResponse
-	(*GetEventRequest)(nil),       // 4: sergas.audit.v1.GetEventRequest
-	(*GetEventResponse)(nil),      // 5: sergas.audit.v1.GetEventResponse
-	(*ListEventsRequest)(nil),     // 6: sergas.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 7: sergas.audit.v1.ListEventsResponse
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 9: google.protobuf.Struct
+	(*RecordEventsRequest)(nil),   // 4: sergas.audit.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),  // 5: sergas.audit.v1.RecordEventsResponse
+	(*GetEventRequest)(nil),       // 6: sergas.audit.v1.GetEventRequest
+	(*GetEventResponse)(nil),      // 7: sergas.audit.v1.GetEventResponse
+	(*ListEventsRequest)(nil),     // 8: sergas.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),    // 9: sergas.audit.v1.ListEventsResponse
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
 }
 var file_sergas_audit_v1_audit_proto_depIdxs = []int32{
-	8,  // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
-	8,  // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
+	10, // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
+	10, // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: sergas.audit.v1.Event.outcome:type_name -> sergas.audit.v1.Outcome
-	9,  // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
+	11, // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
 	0,  // 4: sergas.audit.v1.RecordEventRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	8,  // 5: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
+	10, // 5: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
+	11, // 6: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
 	1,  // 7: sergas.audit.v1.RecordEventResponse.event:type_name -> sergas.audit.v1.Event
-	1,  // 8: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
-	0,  // 9: sergas.audit.v1.ListEventsRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	8,  // 10: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	8,  // 11: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	1,  // 12: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
-	2,  // 13: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
-	4,  // 14: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
-	6,  // 15: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
-	3,  // 16: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
-	5,  // 17: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
-	7,  // 18: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 8: sergas.audit.v1.RecordEventsRequest.events:type_name -> sergas.audit.v1.RecordEventRequest
+	3,  // 9: sergas.audit.v1.RecordEventsResponse.results:type_name -> sergas.audit.v1.RecordEventResponse
+	1,  // 10: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
+	0,  // 11: sergas.audit.v1.ListEventsRequest.outcome:type_name -> sergas.audit.v1.Outcome
+	10, // 12: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	10, // 13: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 14: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
+	2,  // 15: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
+	4,  // 16: sergas.audit.v1.AuditService.RecordEvents:input_type -> sergas.audit.v1.RecordEventsRequest
+	6,  // 17: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
+	8,  // 18: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
+	3,  // 19: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
+	5,  // 20: sergas.audit.v1.AuditService.RecordEvents:output_type -> sergas.audit.v1.RecordEventsResponse
+	7,  // 21: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
+	9,  // 22: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_sergas_audit_v1_audit_proto_init() }
@@ -801,7 +906,7 @@ func file_sergas_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_audit_v1_audit_proto_rawDesc), len(file_sergas_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_RecordEvent_FullMethodName = "/sergas.audit.v1.AuditService/RecordEvent"
-	AuditService_GetEvent_FullMethodName    = "/sergas.audit.v1.AuditService/GetEvent"
-	AuditService_ListEvents_FullMethodName  = "/sergas.audit.v1.AuditService/ListEvents"
+	AuditService_RecordEvent_FullMethodName  = "/sergas.audit.v1.AuditService/RecordEvent"
+	AuditService_RecordEvents_FullMethodName = "/sergas.audit.v1.AuditService/RecordEvents"
+	AuditService_GetEvent_FullMethodName     = "/sergas.audit.v1.AuditService/GetEvent"
+	AuditService_ListEvents_FullMethodName   = "/sergas.audit.v1.AuditService/ListEvents"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -36,6 +37,12 @@ type AuditServiceClient interface {
 	// RecordEvent appends one event. With an idempotency_key, repeating the call returns the event
 	// stored the first time instead of appending another.
 	RecordEvent(ctx context.Context, in *RecordEventRequest, opts ...grpc.CallOption) (*RecordEventResponse, error)
+	// RecordEvents appends 1 to 1,000 events in one transaction, all or nothing, in the order given. Each
+	// event is checked and deduplicated as RecordEvent does, as if the events had come one after the other:
+	// a key already used (before or earlier in the call) with the same content answers the first event
+	// with duplicate set; with other content the whole call fails with ALREADY_EXISTS naming the event
+	// ("events[3]") and nothing is stored. An invalid event fails the call with INVALID_ARGUMENT naming it.
+	RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error)
 	// GetEvent returns one event by id.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
 	// ListEvents pages through events matching all given filters, in sequence order.
@@ -54,6 +61,16 @@ func (c *auditServiceClient) RecordEvent(ctx context.Context, in *RecordEventReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RecordEventResponse)
 	err := c.cc.Invoke(ctx, AuditService_RecordEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordEventsResponse)
+	err := c.cc.Invoke(ctx, AuditService_RecordEvents_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +109,12 @@ type AuditServiceServer interface {
 	// RecordEvent appends one event. With an idempotency_key, repeating the call returns the event
 	// stored the first time instead of appending another.
 	RecordEvent(context.Context, *RecordEventRequest) (*RecordEventResponse, error)
+	// RecordEvents appends 1 to 1,000 events in one transaction, all or nothing, in the order given. Each
+	// event is checked and deduplicated as RecordEvent does, as if the events had come one after the other:
+	// a key already used (before or earlier in the call) with the same content answers the first event
+	// with duplicate set; with other content the whole call fails with ALREADY_EXISTS naming the event
+	// ("events[3]") and nothing is stored. An invalid event fails the call with INVALID_ARGUMENT naming it.
+	RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error)
 	// GetEvent returns one event by id.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
 	// ListEvents pages through events matching all given filters, in sequence order.
@@ -108,6 +131,9 @@ type UnimplementedAuditServiceServer struct{}
 
 func (UnimplementedAuditServiceServer) RecordEvent(context.Context, *RecordEventRequest) (*RecordEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordEvent not implemented")
+}
+func (UnimplementedAuditServiceServer) RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordEvents not implemented")
 }
 func (UnimplementedAuditServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
@@ -150,6 +176,24 @@ func _AuditService_RecordEvent_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuditServiceServer).RecordEvent(ctx, req.(*RecordEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_RecordEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RecordEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RecordEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RecordEvents(ctx, req.(*RecordEventsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -200,6 +244,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordEvent",
 			Handler:    _AuditService_RecordEvent_Handler,
+		},
+		{
+			MethodName: "RecordEvents",
+			Handler:    _AuditService_RecordEvents_Handler,
 		},
 		{
 			MethodName: "GetEvent",
