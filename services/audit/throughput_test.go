@@ -28,7 +28,8 @@ import (
 
 // TestRecordEventThroughput measures RecordEvent through real gRPC (the platform's Serve, so background
 // workers run) at AUDIT_BENCH_CALLERS concurrent callers (default 64) for AUDIT_BENCH_SECONDS (default
-// 5) on each backend. It runs only with AUDIT_BENCH=1: it is a measurement, not a check. CPU per event
+// 5) on each backend; with AUDIT_BENCH_BATCH=n each call is RecordEvents of n events, and rates count
+// events, not calls. It runs only with AUDIT_BENCH=1: it is a measurement, not a check. CPU per event
 // is the whole process (client and server) divided by the events appended, which stays comparable on a
 // shared, noisy machine where wall-clock rates do not.
 func TestRecordEventThroughput(t *testing.T) {
@@ -37,11 +38,21 @@ func TestRecordEventThroughput(t *testing.T) {
 	}
 	callers := envInt("AUDIT_BENCH_CALLERS", 64)
 	seconds := envInt("AUDIT_BENCH_SECONDS", 5)
+	batch := envInt("AUDIT_BENCH_BATCH", 0)
 	for _, d := range dbtest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			client := serveAudit(t, d, nil)
 			ctx := context.Background()
 			req := &auditv1.RecordEventRequest{Actor: "agent-7", Action: "crm.deal.update", Resource: "Deals/42", Outcome: auditv1.Outcome_OUTCOME_SUCCESS}
+			call, perCall := func() error { _, err := client.RecordEvent(ctx, req); return err }, int64(1)
+			if batch > 0 {
+				many := &auditv1.RecordEventsRequest{}
+				for range batch {
+					many.Events = append(many.Events, req)
+				}
+				call = func() error { _, err := client.RecordEvents(ctx, many); return err }
+				perCall = int64(batch)
+			}
 			// Warm up: connections, pools, page cache.
 			for range 50 {
 				if _, err := client.RecordEvent(ctx, req); err != nil {
@@ -60,12 +71,12 @@ func TestRecordEventThroughput(t *testing.T) {
 					defer wg.Done()
 					for time.Now().Before(stop) {
 						t0 := time.Now()
-						if _, err := client.RecordEvent(ctx, req); err != nil {
+						if err := call(); err != nil {
 							failed.Add(1)
 							continue
 						}
 						lat[c] = append(lat[c], time.Since(t0))
-						n.Add(1)
+						n.Add(perCall)
 					}
 				}()
 			}
@@ -79,8 +90,8 @@ func TestRecordEventThroughput(t *testing.T) {
 				}
 				return all[min(len(all)-1, int(q*float64(len(all))))]
 			}
-			t.Logf("%s, %d callers: %.0f events/s, p50 %v, p99 %v, CPU %.1f µs/event, %d failed",
-				d, callers, float64(n.Load())/wall.Seconds(), p(0.5), p(0.99),
+			t.Logf("%s, %d callers, batch %d: %.0f events/s, p50 %v, p99 %v, CPU %.1f µs/event, %d failed",
+				d, callers, batch, float64(n.Load())/wall.Seconds(), p(0.5), p(0.99),
 				float64(cpu.Microseconds())/float64(max(n.Load(), 1)), failed.Load())
 		})
 	}
