@@ -26,6 +26,8 @@ func toProto(e *store.Event) *auditv1.Event {
 		Actor: text(e.Actor), Action: text(e.Action), Resource: text(e.Resource), Outcome: auditv1.Outcome(e.Outcome),
 		Metadata: m, IdempotencyKey: text(e.IdempotencyKey), PreviousHash: e.PreviousHash, Hash: e.Hash,
 		Principal: text(e.Principal), Redacted: m.GetFields()[redactedKey].GetBoolValue(),
+		ActorType: auditv1.ActorType(e.ActorType), SessionId: text(e.SessionID), RequestId: text(e.RequestID),
+		SourceService: text(e.SourceService),
 	}
 }
 

@@ -21,6 +21,8 @@ const (
 	maxResourceBytes  = 512
 	maxKeyBytes       = 128
 	maxPrincipalBytes = 1024
+	// maxContextBytes bounds session_id, request_id and source_service: identifiers, not prose.
+	maxContextBytes = 128
 )
 
 // anonymous is the principal of events written without authentication (AUTH_DISABLED=true), as the
@@ -36,8 +38,15 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 		validate.Label("action", req.GetAction(), maxActionBytes, true),
 		validate.Label("resource", req.GetResource(), maxResourceBytes, false),
 		validate.Text("idempotency_key", req.GetIdempotencyKey(), maxKeyBytes, false),
+		validate.Label("session_id", req.GetSessionId(), maxContextBytes, false),
+		validate.Label("request_id", req.GetRequestId(), maxContextBytes, false),
+		validate.Label("source_service", req.GetSourceService(), maxContextBytes, false),
 	); err != nil {
 		return nil, err
+	}
+	// Unspecified is allowed: callers written before actor types existed do not set it.
+	if _, ok := auditv1.ActorType_name[int32(req.GetActorType())]; !ok {
+		return nil, errs.Invalid("actor_type is not a known value: AGENT, USER, SERVICE or unspecified")
 	}
 	if _, ok := auditv1.Outcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == auditv1.Outcome_OUTCOME_UNSPECIFIED {
 		return nil, errs.Invalid("outcome is required: SUCCESS, FAILURE or DENIED")
@@ -63,7 +72,8 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur, RecordTime: now,
 		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
 		Outcome: int32(req.GetOutcome()), Metadata: meta, IdempotencyKey: req.GetIdempotencyKey(),
-		Principal: principal,
+		Principal: principal, ActorType: int32(req.GetActorType()), SessionID: req.GetSessionId(),
+		RequestID: req.GetRequestId(), SourceService: req.GetSourceService(),
 	}, nil
 }
 

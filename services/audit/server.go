@@ -94,15 +94,23 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 		validate.Text("actor", req.GetActor(), maxActorBytes, false),
 		validate.Text("action", req.GetAction(), maxActionBytes, false),
 		validate.Text("resource", req.GetResource(), maxResourceBytes, false),
+		validate.Text("session_id", req.GetSessionId(), maxContextBytes, false),
+		validate.Text("request_id", req.GetRequestId(), maxContextBytes, false),
+		validate.Text("source_service", req.GetSourceService(), maxContextBytes, false),
 	); err != nil {
 		return nil, err
 	}
 	p := store.EventListParams{
 		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
-		Outcome: int32(req.GetOutcome()), Descending: req.GetDescending(), Limit: size + 1,
+		Outcome: int32(req.GetOutcome()), ActorType: int32(req.GetActorType()), SessionID: req.GetSessionId(),
+		RequestID: req.GetRequestId(), SourceService: req.GetSourceService(),
+		Descending: req.GetDescending(), Limit: size + 1,
 	}
 	if _, ok := auditv1.Outcome_name[p.Outcome]; !ok {
 		return nil, errs.Invalid("outcome is not a known value")
+	}
+	if _, ok := auditv1.ActorType_name[p.ActorType]; !ok {
+		return nil, errs.Invalid("actor_type is not a known value")
 	}
 	if p.Start, err = timeFilter("start_time", req.GetStartTime()); err != nil {
 		return nil, err

@@ -71,7 +71,7 @@ func TestEventsFromBeforePrincipalsStillVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(es) != 3 || es[0].HashVersion != chain.V1 || es[0].Principal != "" || es[2].HashVersion != chain.V2 {
+			if len(es) != 3 || es[0].HashVersion != chain.V1 || es[0].Principal != "" || es[2].HashVersion != chain.Current {
 				t.Fatalf("events after the upgrade: %+v", es)
 			}
 			storetest.VerifyChain(t, es)

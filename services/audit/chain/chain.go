@@ -10,9 +10,12 @@
 //     sequence, id, occur and record time, actor, action, resource, outcome, metadata, idempotency key.
 //   - Version 2: tag "sergas.audit.v2\x00", the fields of version 1 in the same order, then the principal
 //     that wrote the event.
+//   - Version 3 (every event appended since actor types were recorded): tag "sergas.audit.v3\x00", the
+//     fields of version 2 in the same order, then the actor type (integer), session id, request id and
+//     source service. Empty values are hashed too, so that none can be added to an event later.
 //
 // Redaction (the event's "redacted" flag) adds no field: the service records it as the reserved key
-// "sergas.redacted" inside the metadata text, which version 2 already hashes, so events hashed with
+// "sergas.redacted" inside the metadata text, which versions 2 and 3 hash, so events hashed with
 // version 2 before redaction existed still verify and the flag cannot be changed without breaking the
 // chain.
 //
@@ -34,7 +37,8 @@ const Size = sha256.Size
 const (
 	V1      int32 = 1
 	V2      int32 = 2
-	Current       = V2
+	V3      int32 = 3
+	Current       = V3
 )
 
 // Genesis is the previous hash of the first event.
@@ -54,6 +58,10 @@ type Fields struct {
 	Metadata       string
 	IdempotencyKey string
 	Principal      string // version 2 on
+	ActorType      int32  // version 3 on, and the three below
+	SessionID      string
+	RequestID      string
+	SourceService  string
 }
 
 // Hash returns SHA-256 over the version's domain tag, prev and the version's fields, or nil for a
@@ -78,11 +86,17 @@ func Hash(prev []byte, f Fields) []byte {
 	if f.Version >= V2 {
 		writeBytes(h, []byte(f.Principal))
 	}
+	if f.Version >= V3 {
+		writeInt(h, int64(f.ActorType))
+		writeBytes(h, []byte(f.SessionID))
+		writeBytes(h, []byte(f.RequestID))
+		writeBytes(h, []byte(f.SourceService))
+	}
 	return h.Sum(nil)
 }
 
 // Known reports whether v is a hash version this package computes.
-func Known(v int32) bool { return v == V1 || v == V2 }
+func Known(v int32) bool { return v >= V1 && v <= V3 }
 
 func writeInt(h hash.Hash, v int64) {
 	var b [8]byte

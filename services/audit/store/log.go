@@ -152,7 +152,8 @@ func storedByKey(ctx context.Context, tx AppendTx, ps []Pending) (map[Key]*Event
 func SameContent(stored *Event, p Pending) bool {
 	e := p.Event
 	return stored.Actor == e.Actor && stored.Action == e.Action && stored.Resource == e.Resource &&
-		stored.Outcome == e.Outcome && stored.Metadata == e.Metadata &&
+		stored.Outcome == e.Outcome && stored.Metadata == e.Metadata && stored.ActorType == e.ActorType &&
+		stored.SessionID == e.SessionID && stored.RequestID == e.RequestID && stored.SourceService == e.SourceService &&
 		(!p.OccurGiven || stored.OccurTime.Equal(e.OccurTime))
 }
 

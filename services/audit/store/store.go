@@ -23,6 +23,10 @@ type Event struct {
 	IdempotencyKey string // empty when none
 	// Principal is the authenticated writer ("" only on events stored before it was recorded).
 	Principal string
+	// ActorType (an auditv1.ActorType, 0 when not given), SessionID, RequestID and SourceService are
+	// hashed from version 3 on; events stored before have them zero.
+	ActorType                           int32
+	SessionID, RequestID, SourceService string
 	// HashVersion is the chain encoding that hashed the event (chain.V1 for events without a principal).
 	HashVersion  int32
 	PreviousHash []byte
@@ -36,6 +40,7 @@ func (e *Event) Fields() chain.Fields {
 		OccurMicros: e.OccurTime.UnixMicro(), RecordMicros: e.RecordTime.UnixMicro(),
 		Actor: e.Actor, Action: e.Action, Resource: e.Resource, Outcome: e.Outcome, Metadata: e.Metadata,
 		IdempotencyKey: e.IdempotencyKey, Principal: e.Principal,
+		ActorType: e.ActorType, SessionID: e.SessionID, RequestID: e.RequestID, SourceService: e.SourceService,
 	}
 }
 
@@ -51,6 +56,9 @@ func (e *Event) Seal(headSeq int64, headHash []byte) {
 type EventListParams struct {
 	Actor, Action, Resource string
 	Outcome                 int32
+	ActorType               int32
+	SessionID, RequestID    string
+	SourceService           string
 	Start, End              time.Time // occur_time in [Start, End)
 	After                   int64     // sequence of the last event of the previous page, 0 for none
 	Descending              bool

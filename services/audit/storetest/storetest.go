@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ConcurrentAppendsStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrent(t, newStore(t)) })
 	t.Run("IdempotencyKeysBelongToTheirPrincipal", func(t *testing.T) { t.Parallel(); testKeysPerPrincipal(t, newStore(t)) })
 	t.Run("PrincipalIsStoredAndHashed", func(t *testing.T) { t.Parallel(); testPrincipal(t, newStore(t)) })
+	t.Run("ContextFieldsAreStoredAndHashed", func(t *testing.T) { t.Parallel(); testContextFields(t, newStore(t)) })
 	t.Run("ListEveryFilterBothDirections", func(t *testing.T) { t.Parallel(); testListEveryFilter(t, newStore(t)) })
 	t.Run("BatchAppendsChainInOrder", func(t *testing.T) { t.Parallel(); testBatch(t, newStore(t)) })
 	t.Run("BatchKeysResolveAsIfSequential", func(t *testing.T) { t.Parallel(); testBatchKeys(t, newStore(t)) })
@@ -264,6 +265,41 @@ func testPrincipal(t *testing.T, s store.Store) {
 	VerifyChain(t, all(t, s))
 }
 
+// testContextFields: actor type, session, request id and source service come back as stored, at hash
+// version 3, and changing any of them (or moving the event to version 2, which does not hash them)
+// breaks the hash.
+func testContextFields(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	in := NewEvent("agent-1", "tool.call", time.Now())
+	in.ActorType, in.SessionID, in.RequestID, in.SourceService = 1, "sess-42", "4bf92f3577b34da6a3ce929d0e0e4736", "sergas-token"
+	stored, _, err := s.EventAppend(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EventGet(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HashVersion != chain.V3 || got.ActorType != 1 || got.SessionID != "sess-42" ||
+		got.RequestID != in.RequestID || got.SourceService != "sergas-token" || !reflect.DeepEqual(got, stored) {
+		t.Fatalf("stored %+v, want the context fields at hash version 3", got)
+	}
+	for name, change := range map[string]func(e *store.Event){
+		"actor type":     func(e *store.Event) { e.ActorType = 2 },
+		"session":        func(e *store.Event) { e.SessionID = "sess-43" },
+		"request id":     func(e *store.Event) { e.RequestID = "other" },
+		"source service": func(e *store.Event) { e.SourceService = "sergas-webhook" },
+		"hash version":   func(e *store.Event) { e.HashVersion = chain.V2 },
+	} {
+		forged := *got
+		change(&forged)
+		if bytes.Equal(chain.Hash(got.PreviousHash, forged.Fields()), got.Hash) {
+			t.Errorf("the hash does not cover the %s", name)
+		}
+	}
+	VerifyChain(t, all(t, s))
+}
+
 // testListEveryFilter pages through each filter that ListEvents accepts, in both directions, two events
 // at a time, and compares with the matching events picked out by hand.
 func testListEveryFilter(t *testing.T, s store.Store) {
@@ -274,6 +310,8 @@ func testListEveryFilter(t *testing.T, s store.Store) {
 		e := NewEvent(fmt.Sprintf("agent-%d", i%3), fmt.Sprintf("act.%d", i%2), base.Add(time.Duration(i)*time.Minute))
 		e.Resource = fmt.Sprintf("res/%d", i%4)
 		e.Outcome = int32(1 + i%3)
+		e.ActorType, e.SessionID = int32(i%4), fmt.Sprintf("sess-%d", i%3)
+		e.RequestID, e.SourceService = fmt.Sprintf("req-%d", i/2), fmt.Sprintf("svc-%d", i%2)
 		got, _, err := s.EventAppend(ctx, e)
 		if err != nil {
 			t.Fatal(err)
@@ -292,6 +330,13 @@ func testListEveryFilter(t *testing.T, s store.Store) {
 			return !e.OccurTime.Before(base.Add(3*time.Minute)) && e.OccurTime.Before(base.Add(9*time.Minute))
 		}},
 		"actor and outcome": {store.EventListParams{Actor: "agent-0", Outcome: 1}, func(e *store.Event) bool { return e.Actor == "agent-0" && e.Outcome == 1 }},
+		"actor type":        {store.EventListParams{ActorType: 2}, func(e *store.Event) bool { return e.ActorType == 2 }},
+		"session":           {store.EventListParams{SessionID: "sess-1"}, func(e *store.Event) bool { return e.SessionID == "sess-1" }},
+		"request id":        {store.EventListParams{RequestID: "req-3"}, func(e *store.Event) bool { return e.RequestID == "req-3" }},
+		"source service":    {store.EventListParams{SourceService: "svc-1"}, func(e *store.Event) bool { return e.SourceService == "svc-1" }},
+		"session and actor type": {store.EventListParams{SessionID: "sess-0", ActorType: 3}, func(e *store.Event) bool {
+			return e.SessionID == "sess-0" && e.ActorType == 3
+		}},
 	}
 	for name, f := range filters {
 		for _, desc := range []bool{false, true} {

@@ -24,7 +24,7 @@ func New(d *db.PostgresDB) *store.Log { return store.NewLog(NewDriver(d)) }
 func NewDriver(d *db.PostgresDB) *Driver { return &Driver{db: d} }
 
 const columns = `sequence, id::text, occur_time, record_time, actor, action, resource, outcome, metadata,
-	idempotency_key, principal, hash_version, previous_hash, hash`
+	idempotency_key, principal, hash_version, previous_hash, hash, actor_type, session_id, request_id, source_service`
 
 // AppendTx implements store.Driver. READ COMMITTED is named, not inherited from the server's default:
 // the append waits for the chain head's row lock and then needs every statement to see what the
@@ -80,10 +80,11 @@ func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
 	if len(es) == 1 {
 		e := es[0]
 		_, err := a.tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
-				metadata, idempotency_key, principal, hash_version, previous_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), $11, $12, $13, $14)`,
+				metadata, idempotency_key, principal, hash_version, previous_hash, hash, actor_type, session_id, request_id, source_service)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), $11, $12, $13, $14, $15, $16, $17, $18)`,
 			e.Sequence, e.ID, e.OccurTime, e.RecordTime, e.Actor, e.Action, e.Resource, int16(e.Outcome),
-			e.Metadata, e.IdempotencyKey, e.Principal, int16(e.HashVersion), e.PreviousHash, e.Hash)
+			e.Metadata, e.IdempotencyKey, e.Principal, int16(e.HashVersion), e.PreviousHash, e.Hash,
+			int16(e.ActorType), e.SessionID, e.RequestID, e.SourceService)
 		return err
 	}
 	n := len(es)
@@ -94,20 +95,25 @@ func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
 		occurs, records                              = make([]time.Time, n), make([]time.Time, n)
 		outcomes, versions                           = make([]int16, n), make([]int16, n)
 		prevs, hashes                                = make([][]byte, n), make([][]byte, n)
+		actorTypes                                   = make([]int16, n)
+		sessions, requests, sources                  = make([]string, n), make([]string, n), make([]string, n)
 	)
 	for i, e := range es {
 		seqs[i], ids[i], occurs[i], records[i] = e.Sequence, e.ID, e.OccurTime, e.RecordTime
 		actors[i], actions[i], resources[i], outcomes[i] = e.Actor, e.Action, e.Resource, int16(e.Outcome)
 		metas[i], keys[i], principals[i], versions[i] = e.Metadata, e.IdempotencyKey, e.Principal, int16(e.HashVersion)
 		prevs[i], hashes[i] = e.PreviousHash, e.Hash
+		actorTypes[i], sessions[i], requests[i], sources[i] = int16(e.ActorType), e.SessionID, e.RequestID, e.SourceService
 	}
 	_, err := a.tx.Exec(ctx, `INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome,
-			metadata, idempotency_key, principal, hash_version, previous_hash, hash)
-		SELECT s, i, o, r, ac, an, re, oc, m, NULLIF(k, ''), p, v, ph, h
+			metadata, idempotency_key, principal, hash_version, previous_hash, hash, actor_type, session_id, request_id, source_service)
+		SELECT s, i, o, r, ac, an, re, oc, m, NULLIF(k, ''), p, v, ph, h, at, si, ri, ss
 		FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
-			$8::smallint[], $9::text[], $10::text[], $11::text[], $12::smallint[], $13::bytea[], $14::bytea[])
-			AS t(s, i, o, r, ac, an, re, oc, m, k, p, v, ph, h)`,
-		seqs, ids, occurs, records, actors, actions, resources, outcomes, metas, keys, principals, versions, prevs, hashes)
+			$8::smallint[], $9::text[], $10::text[], $11::text[], $12::smallint[], $13::bytea[], $14::bytea[],
+			$15::smallint[], $16::text[], $17::text[], $18::text[])
+			AS t(s, i, o, r, ac, an, re, oc, m, k, p, v, ph, h, at, si, ri, ss)`,
+		seqs, ids, occurs, records, actors, actions, resources, outcomes, metas, keys, principals, versions, prevs, hashes,
+		actorTypes, sessions, requests, sources)
 	return err
 }
 
@@ -139,12 +145,14 @@ func (d *Driver) Close() error { return d.db.Close() }
 
 func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
-	var outcome, version int16
+	var outcome, version, actorType int16
 	var key *string
 	if err := row.Scan(&e.Sequence, &e.ID, &e.OccurTime, &e.RecordTime, &e.Actor, &e.Action, &e.Resource, &outcome,
-		&e.Metadata, &key, &e.Principal, &version, &e.PreviousHash, &e.Hash); err != nil {
+		&e.Metadata, &key, &e.Principal, &version, &e.PreviousHash, &e.Hash,
+		&actorType, &e.SessionID, &e.RequestID, &e.SourceService); err != nil {
 		return nil, err
 	}
+	e.ActorType = int32(actorType)
 	e.Outcome, e.HashVersion, e.OccurTime, e.RecordTime = int32(outcome), int32(version), e.OccurTime.UTC(), e.RecordTime.UTC()
 	if key != nil {
 		e.IdempotencyKey = *key

@@ -22,9 +22,10 @@ func TestListUsesIndexesWithoutSorting(t *testing.T) {
 	// denials (outcome 3) are rare, as they are in a real log, so that scanning the log for them is costly.
 	if _, err := h.SQLite.Write.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
 		INSERT INTO events (sequence, id, occur_time, record_time, actor, action, resource, outcome, metadata, principal,
-			hash_version, previous_hash, hash)
+			hash_version, previous_hash, hash, actor_type, session_id, request_id, source_service)
 		SELECT i, 'id-' || i, 1700000000000000 + i * 1000000, 1700000000000000 + i * 1000000, 'agent-' || (i % 10),
-			'act.' || (i % 8), 'res/' || (i % 12), CASE WHEN i % 50 = 0 THEN 3 WHEN i % 5 = 0 THEN 2 ELSE 1 END, '{}', 'p', 2, zeroblob(32), zeroblob(32) FROM n;
+			'act.' || (i % 8), 'res/' || (i % 12), CASE WHEN i % 50 = 0 THEN 3 WHEN i % 5 = 0 THEN 2 ELSE 1 END, '{}', 'p', 3, zeroblob(32), zeroblob(32),
+			CASE WHEN i % 50 = 25 THEN 3 WHEN i % 4 = 0 THEN 2 ELSE 1 END, 'sess-' || (i % 10), 'req-' || (i % 20), 'svc-' || (i % 6) FROM n;
 		ANALYZE;`); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,13 @@ func TestListUsesIndexesWithoutSorting(t *testing.T) {
 		{"action", store.EventListParams{Action: "act.3"}, []string{"USING INDEX events_action"}, false},
 		{"resource", store.EventListParams{Resource: "res/5"}, []string{"USING INDEX events_resource"}, false},
 		{"outcome", store.EventListParams{Outcome: 3}, []string{"USING INDEX events_outcome"}, false},
+		// Services acting on their own (actor type 3) are rare; a session, request id or source service
+		// matches a thousand events or more here, the case where sorting the matches would cost.
+		{"actor type", store.EventListParams{ActorType: 3}, []string{"USING INDEX events_actor_type"}, false},
+		{"session", store.EventListParams{SessionID: "sess-7"}, []string{"USING INDEX events_session_id"}, false},
+		{"request id", store.EventListParams{RequestID: "req-13"}, []string{"USING INDEX events_request_id"}, false},
+		{"source service", store.EventListParams{SourceService: "svc-5"}, []string{"USING INDEX events_source_service"}, false},
+		{"session and time", store.EventListParams{SessionID: "sess-7", Start: base.Add(time.Hour)}, []string{"USING INDEX events_session_id"}, false},
 		// A time range reads the table in rowid (sequence) order and stops after a page of matches.
 		{"time range", store.EventListParams{Start: base.Add(time.Hour), End: base.Add(2 * time.Hour)}, byRowid, false},
 		// A narrow range: the planner fetches its few matches by events_occur_time and sorts only those.

@@ -23,7 +23,7 @@ func New(d *db.SQLiteDB) *store.Log { return store.NewLog(NewDriver(d)) }
 func NewDriver(d *db.SQLiteDB) *Driver { return &Driver{db: d} }
 
 const columns = `sequence, id, occur_time, record_time, actor, action, resource, outcome, metadata,
-	idempotency_key, principal, hash_version, previous_hash, hash`
+	idempotency_key, principal, hash_version, previous_hash, hash, actor_type, session_id, request_id, source_service`
 
 // AppendTx implements store.Driver. The single writer connection and its immediate transaction make
 // appends strictly one at a time (SQLite's serializable write lock, taken at BEGIN), so the head read by
@@ -64,14 +64,15 @@ func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.
 }
 
 func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
-	st, err := a.tx.PrepareContext(ctx, `INSERT INTO events (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	st, err := a.tx.PrepareContext(ctx, `INSERT INTO events (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	for _, e := range es {
 		if _, err := st.ExecContext(ctx, e.Sequence, e.ID, e.OccurTime.UnixMicro(), e.RecordTime.UnixMicro(), e.Actor, e.Action,
-			e.Resource, e.Outcome, e.Metadata, nullString(e.IdempotencyKey), e.Principal, e.HashVersion, e.PreviousHash, e.Hash); err != nil {
+			e.Resource, e.Outcome, e.Metadata, nullString(e.IdempotencyKey), e.Principal, e.HashVersion, e.PreviousHash, e.Hash,
+			e.ActorType, e.SessionID, e.RequestID, e.SourceService); err != nil {
 			return err
 		}
 	}
@@ -109,7 +110,8 @@ func scan(row db.Scanner) (*store.Event, error) {
 	var occur, record int64
 	var key sql.NullString
 	if err := row.Scan(&e.Sequence, &e.ID, &occur, &record, &e.Actor, &e.Action, &e.Resource, &e.Outcome,
-		&e.Metadata, &key, &e.Principal, &e.HashVersion, &e.PreviousHash, &e.Hash); err != nil {
+		&e.Metadata, &key, &e.Principal, &e.HashVersion, &e.PreviousHash, &e.Hash,
+		&e.ActorType, &e.SessionID, &e.RequestID, &e.SourceService); err != nil {
 		return nil, err
 	}
 	e.OccurTime, e.RecordTime, e.IdempotencyKey = time.UnixMicro(occur).UTC(), time.UnixMicro(record).UTC(), key.String

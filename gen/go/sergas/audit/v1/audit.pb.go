@@ -80,6 +80,63 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{0}
 }
 
+// ActorType says what kind of party acted.
+type ActorType int32
+
+const (
+	// Not given.
+	ActorType_ACTOR_TYPE_UNSPECIFIED ActorType = 0
+	// An AI agent.
+	ActorType_ACTOR_TYPE_AGENT ActorType = 1
+	// A person.
+	ActorType_ACTOR_TYPE_USER ActorType = 2
+	// A service or scheduled job acting on its own.
+	ActorType_ACTOR_TYPE_SERVICE ActorType = 3
+)
+
+// Enum value maps for ActorType.
+var (
+	ActorType_name = map[int32]string{
+		0: "ACTOR_TYPE_UNSPECIFIED",
+		1: "ACTOR_TYPE_AGENT",
+		2: "ACTOR_TYPE_USER",
+		3: "ACTOR_TYPE_SERVICE",
+	}
+	ActorType_value = map[string]int32{
+		"ACTOR_TYPE_UNSPECIFIED": 0,
+		"ACTOR_TYPE_AGENT":       1,
+		"ACTOR_TYPE_USER":        2,
+		"ACTOR_TYPE_SERVICE":     3,
+	}
+)
+
+func (x ActorType) Enum() *ActorType {
+	p := new(ActorType)
+	*p = x
+	return p
+}
+
+func (x ActorType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActorType) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_audit_v1_audit_proto_enumTypes[1].Descriptor()
+}
+
+func (ActorType) Type() protoreflect.EnumType {
+	return &file_sergas_audit_v1_audit_proto_enumTypes[1]
+}
+
+func (x ActorType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActorType.Descriptor instead.
+func (ActorType) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{1}
+}
+
 // Event is one stored audit record.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -115,7 +172,15 @@ type Event struct {
 	// True when the service replaced the values of secret-looking metadata keys (password, token, api_key
 	// and the like, at any depth) with "[REDACTED]" before hashing and storing the event. Set by the service
 	// from the reserved metadata key "sergas.redacted", which the hash covers with the rest of the metadata.
-	Redacted      bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	Redacted bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// What kind of party the actor is; unspecified when the caller did not say. Covered by the hash.
+	ActorType ActorType `protobuf:"varint,15,opt,name=actor_type,json=actorType,proto3,enum=sergas.audit.v1.ActorType" json:"actor_type,omitempty"`
+	// The agent or user session the action belongs to, as the caller names it. Covered by the hash.
+	SessionId string `protobuf:"bytes,16,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The request or trace id that ties the event to logs and traces elsewhere. Covered by the hash.
+	RequestId string `protobuf:"bytes,17,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The service that recorded the event on the actor's behalf, such as "sergas-token". Covered by the hash.
+	SourceService string `protobuf:"bytes,18,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +313,34 @@ func (x *Event) GetRedacted() bool {
 	return false
 }
 
+func (x *Event) GetActorType() ActorType {
+	if x != nil {
+		return x.ActorType
+	}
+	return ActorType_ACTOR_TYPE_UNSPECIFIED
+}
+
+func (x *Event) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Event) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Event) GetSourceService() string {
+	if x != nil {
+		return x.SourceService
+	}
+	return ""
+}
+
 // RecordEventRequest describes one event to append.
 type RecordEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -265,8 +358,16 @@ type RecordEventRequest struct {
 	Metadata *structpb.Struct `protobuf:"bytes,6,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// Makes retries safe: a second call with the same key returns the first event. At most 128 characters.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What kind of party the actor is. Optional.
+	ActorType ActorType `protobuf:"varint,8,opt,name=actor_type,json=actorType,proto3,enum=sergas.audit.v1.ActorType" json:"actor_type,omitempty"`
+	// The session the action belongs to. At most 128 characters, no control characters.
+	SessionId string `protobuf:"bytes,9,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The request or trace id (such as a W3C trace id). At most 128 characters, no control characters.
+	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The service recording the event. At most 128 characters, no control characters.
+	SourceService string `protobuf:"bytes,11,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecordEventRequest) Reset() {
@@ -344,6 +445,34 @@ func (x *RecordEventRequest) GetMetadata() *structpb.Struct {
 func (x *RecordEventRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *RecordEventRequest) GetActorType() ActorType {
+	if x != nil {
+		return x.ActorType
+	}
+	return ActorType_ACTOR_TYPE_UNSPECIFIED
+}
+
+func (x *RecordEventRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RecordEventRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RecordEventRequest) GetSourceService() string {
+	if x != nil {
+		return x.SourceService
 	}
 	return ""
 }
@@ -609,7 +738,15 @@ type ListEventsRequest struct {
 	// The next_page_token of a previous response with the same filters.
 	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Newest first when true; oldest first otherwise.
-	Descending    bool `protobuf:"varint,9,opt,name=descending,proto3" json:"descending,omitempty"`
+	Descending bool `protobuf:"varint,9,opt,name=descending,proto3" json:"descending,omitempty"`
+	// Only events whose actor is of this type.
+	ActorType ActorType `protobuf:"varint,10,opt,name=actor_type,json=actorType,proto3,enum=sergas.audit.v1.ActorType" json:"actor_type,omitempty"`
+	// Only events of this session.
+	SessionId string `protobuf:"bytes,11,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Only events with this request or trace id.
+	RequestId string `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Only events recorded by this source service.
+	SourceService string `protobuf:"bytes,13,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +844,34 @@ func (x *ListEventsRequest) GetDescending() bool {
 	return false
 }
 
+func (x *ListEventsRequest) GetActorType() ActorType {
+	if x != nil {
+		return x.ActorType
+	}
+	return ActorType_ACTOR_TYPE_UNSPECIFIED
+}
+
+func (x *ListEventsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetSourceService() string {
+	if x != nil {
+		return x.SourceService
+	}
+	return ""
+}
+
 // ListEventsResponse is one page of events.
 type ListEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -766,7 +931,7 @@ var File_sergas_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x03\n" +
+	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x05\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x129\n" +
@@ -784,7 +949,14 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\rprevious_hash\x18\v \x01(\fR\fpreviousHash\x12\x12\n" +
 	"\x04hash\x18\f \x01(\fR\x04hash\x12\x1c\n" +
 	"\tprincipal\x18\r \x01(\tR\tprincipal\x12\x1a\n" +
-	"\bredacted\x18\x0e \x01(\bR\bredacted\"\xab\x02\n" +
+	"\bredacted\x18\x0e \x01(\bR\bredacted\x129\n" +
+	"\n" +
+	"actor_type\x18\x0f \x01(\x0e2\x1a.sergas.audit.v1.ActorTypeR\tactorType\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x10 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x11 \x01(\tR\trequestId\x12%\n" +
+	"\x0esource_service\x18\x12 \x01(\tR\rsourceService\"\xcb\x03\n" +
 	"\x12RecordEventRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
@@ -793,7 +965,15 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"occur_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\toccurTime\x123\n" +
 	"\bmetadata\x18\x06 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"a\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x129\n" +
+	"\n" +
+	"actor_type\x18\b \x01(\x0e2\x1a.sergas.audit.v1.ActorTypeR\tactorType\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\t \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\x12%\n" +
+	"\x0esource_service\x18\v \x01(\tR\rsourceService\"a\n" +
 	"\x13RecordEventResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.sergas.audit.v1.EventR\x05event\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"R\n" +
@@ -804,7 +984,7 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x0fGetEventRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
 	"\x10GetEventResponse\x12,\n" +
-	"\x05event\x18\x01 \x01(\v2\x16.sergas.audit.v1.EventR\x05event\"\xdf\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.sergas.audit.v1.EventR\x05event\"\xff\x03\n" +
 	"\x11ListEventsRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
@@ -818,7 +998,15 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"page_token\x18\b \x01(\tR\tpageToken\x12\x1e\n" +
 	"\n" +
 	"descending\x18\t \x01(\bR\n" +
-	"descending\"l\n" +
+	"descending\x129\n" +
+	"\n" +
+	"actor_type\x18\n" +
+	" \x01(\x0e2\x1a.sergas.audit.v1.ActorTypeR\tactorType\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\v \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\f \x01(\tR\trequestId\x12%\n" +
+	"\x0esource_service\x18\r \x01(\tR\rsourceService\"l\n" +
 	"\x12ListEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.sergas.audit.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*`\n" +
@@ -826,7 +1014,12 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_FAILURE\x10\x02\x12\x12\n" +
-	"\x0eOUTCOME_DENIED\x10\x032\xed\x02\n" +
+	"\x0eOUTCOME_DENIED\x10\x03*j\n" +
+	"\tActorType\x12\x1a\n" +
+	"\x16ACTOR_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10ACTOR_TYPE_AGENT\x10\x01\x12\x13\n" +
+	"\x0fACTOR_TYPE_USER\x10\x02\x12\x16\n" +
+	"\x12ACTOR_TYPE_SERVICE\x10\x032\xed\x02\n" +
 	"\fAuditService\x12X\n" +
 	"\vRecordEvent\x12#.sergas.audit.v1.RecordEventRequest\x1a$.sergas.audit.v1.RecordEventResponse\x12[\n" +
 	"\fRecordEvents\x12$.sergas.audit.v1.RecordEventsRequest\x1a%.sergas.audit.v1.RecordEventsResponse\x12O\n" +
@@ -848,51 +1041,55 @@ func file_sergas_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_sergas_audit_v1_audit_proto_rawDescData
 }
 
-var file_sergas_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sergas_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_sergas_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_sergas_audit_v1_audit_proto_goTypes = []any{
 	(Outcome)(0),                  // 0: sergas.audit.v1.Outcome
-	(*Event)(nil),                 // 1: sergas.audit.v1.Event
-	(*RecordEventRequest)(nil),    // 2: sergas.audit.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),   // 3: sergas.audit.v1.RecordEventResponse
-	(*RecordEventsRequest)(nil),   // 4: sergas.audit.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),  // 5: sergas.audit.v1.RecordEventsResponse
-	(*GetEventRequest)(nil),       // 6: sergas.audit.v1.GetEventRequest
-	(*GetEventResponse)(nil),      // 7: sergas.audit.v1.GetEventResponse
-	(*ListEventsRequest)(nil),     // 8: sergas.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 9: sergas.audit.v1.ListEventsResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
+	(ActorType)(0),                // 1: sergas.audit.v1.ActorType
+	(*Event)(nil),                 // 2: sergas.audit.v1.Event
+	(*RecordEventRequest)(nil),    // 3: sergas.audit.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),   // 4: sergas.audit.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),   // 5: sergas.audit.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),  // 6: sergas.audit.v1.RecordEventsResponse
+	(*GetEventRequest)(nil),       // 7: sergas.audit.v1.GetEventRequest
+	(*GetEventResponse)(nil),      // 8: sergas.audit.v1.GetEventResponse
+	(*ListEventsRequest)(nil),     // 9: sergas.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),    // 10: sergas.audit.v1.ListEventsResponse
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
 }
 var file_sergas_audit_v1_audit_proto_depIdxs = []int32{
-	10, // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
-	10, // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
+	11, // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
+	11, // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: sergas.audit.v1.Event.outcome:type_name -> sergas.audit.v1.Outcome
-	11, // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
-	0,  // 4: sergas.audit.v1.RecordEventRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	10, // 5: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
-	11, // 6: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
-	1,  // 7: sergas.audit.v1.RecordEventResponse.event:type_name -> sergas.audit.v1.Event
-	2,  // 8: sergas.audit.v1.RecordEventsRequest.events:type_name -> sergas.audit.v1.RecordEventRequest
-	3,  // 9: sergas.audit.v1.RecordEventsResponse.results:type_name -> sergas.audit.v1.RecordEventResponse
-	1,  // 10: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
-	0,  // 11: sergas.audit.v1.ListEventsRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	10, // 12: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	10, // 13: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	1,  // 14: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
-	2,  // 15: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
-	4,  // 16: sergas.audit.v1.AuditService.RecordEvents:input_type -> sergas.audit.v1.RecordEventsRequest
-	6,  // 17: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
-	8,  // 18: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
-	3,  // 19: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
-	5,  // 20: sergas.audit.v1.AuditService.RecordEvents:output_type -> sergas.audit.v1.RecordEventsResponse
-	7,  // 21: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
-	9,  // 22: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	12, // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
+	1,  // 4: sergas.audit.v1.Event.actor_type:type_name -> sergas.audit.v1.ActorType
+	0,  // 5: sergas.audit.v1.RecordEventRequest.outcome:type_name -> sergas.audit.v1.Outcome
+	11, // 6: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
+	12, // 7: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
+	1,  // 8: sergas.audit.v1.RecordEventRequest.actor_type:type_name -> sergas.audit.v1.ActorType
+	2,  // 9: sergas.audit.v1.RecordEventResponse.event:type_name -> sergas.audit.v1.Event
+	3,  // 10: sergas.audit.v1.RecordEventsRequest.events:type_name -> sergas.audit.v1.RecordEventRequest
+	4,  // 11: sergas.audit.v1.RecordEventsResponse.results:type_name -> sergas.audit.v1.RecordEventResponse
+	2,  // 12: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
+	0,  // 13: sergas.audit.v1.ListEventsRequest.outcome:type_name -> sergas.audit.v1.Outcome
+	11, // 14: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	11, // 15: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 16: sergas.audit.v1.ListEventsRequest.actor_type:type_name -> sergas.audit.v1.ActorType
+	2,  // 17: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
+	3,  // 18: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
+	5,  // 19: sergas.audit.v1.AuditService.RecordEvents:input_type -> sergas.audit.v1.RecordEventsRequest
+	7,  // 20: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
+	9,  // 21: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
+	4,  // 22: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
+	6,  // 23: sergas.audit.v1.AuditService.RecordEvents:output_type -> sergas.audit.v1.RecordEventsResponse
+	8,  // 24: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
+	10, // 25: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
+	22, // [22:26] is the sub-list for method output_type
+	18, // [18:22] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_sergas_audit_v1_audit_proto_init() }
@@ -905,7 +1102,7 @@ func file_sergas_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_audit_v1_audit_proto_rawDesc), len(file_sergas_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
