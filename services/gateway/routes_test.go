@@ -33,7 +33,7 @@ func TestRouteTableCoversEveryOperation(t *testing.T) {
 	if len(rt.routes) != ops {
 		t.Fatalf("%d routes in the table, %d operations in the OpenAPI document", len(rt.routes), ops)
 	}
-	if q := rt.routes[routeKey("GET", "/v1/audit/events")].query; !q["page_size"] || !q["start_time"] || len(q) != 9 {
+	if q := rt.routes[routeKey("GET", "/v1/audit/events")].query; !q["page_size"] || !q["start_time"] || !q["session_id"] || !q["actor_type"] || len(q) != 13 {
 		t.Errorf("audit ListEvents query parameters: %v", q)
 	}
 }
