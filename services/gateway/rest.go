@@ -108,7 +108,9 @@ func (g *Gateway) routingError(ctx context.Context, mux *runtime.ServeMux, m run
 	}
 	allow := g.allowed(r)
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	writeStatus(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method not allowed; this path takes "+strings.Join(allow, ", "))
+	// InvalidArgument, as the webhook route answers a wrong method: the caller's request is at fault, and
+	// Unimplemented would read as a route we have yet to build.
+	writeStatus(w, http.StatusMethodNotAllowed, codes.InvalidArgument, "method not allowed; this path takes "+strings.Join(allow, ", "))
 }
 
 // allowed lists the methods whose routes match r's path, asking a second grpc-gateway mux holding the

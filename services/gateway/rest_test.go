@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
@@ -119,6 +122,10 @@ func TestOtherMethodsAnswer405WithAllow(t *testing.T) {
 		slices.Sort(allow)
 		if code != 405 || !slices.Equal(allow, c.allow) {
 			t.Errorf("%s %s: %d Allow %q %s; want 405 Allow %v", c.method, c.path, code, h.Get("Allow"), body, c.allow)
+		}
+		var st struct{ Code int }
+		if c.method != "HEAD" && (json.Unmarshal([]byte(body), &st) != nil || st.Code != int(codes.InvalidArgument)) {
+			t.Errorf("%s %s: body %s, want code InvalidArgument (the caller's mistake, not a route still to build)", c.method, c.path, body)
 		}
 	}
 	if code, _, _ := send(t, "GET", base+"/v1/nothing-here", ""); code != 404 {
