@@ -18,6 +18,7 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // fakeService answers its one RPC with whatever the store would say.
@@ -86,13 +87,8 @@ func TestServeHealthFollowsStoreOutages(t *testing.T) {
 		}
 		return r.GetStatus()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for check() != healthpb.HealthCheckResponse_SERVING { // Serve flips SERVING right after it returns the address
-		if time.Now().After(deadline) {
-			t.Fatal("never SERVING")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Serve flips SERVING right after it returns the address.
+	testutil.Eventually(t, 5*time.Second, "SERVING", func() bool { return check() == healthpb.HealthCheckResponse_SERVING })
 	f.set(db.PostgresError(io.ErrUnexpectedEOF))
 	if err := get(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("precondition: the request answered %v", err)
@@ -105,11 +101,7 @@ func TestServeHealthFollowsStoreOutages(t *testing.T) {
 	if err := get(); err != nil {
 		t.Fatal(err)
 	}
-	for check() != healthpb.HealthCheckResponse_SERVING {
-		if time.Since(start) > 2*time.Second {
-			t.Fatal("still NOT_SERVING 2 s after the database answered again")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 2*time.Second-time.Since(start), "SERVING within 2 s of the database answering again",
+		func() bool { return check() == healthpb.HealthCheckResponse_SERVING })
 	t.Logf("SERVING again %v after the first successful request", time.Since(start).Round(time.Millisecond))
 }

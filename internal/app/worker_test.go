@@ -19,6 +19,7 @@ import (
 
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/grpcserver"
+	wait "github.com/sergas/core/internal/testutil"
 )
 
 // bgService is a service whose one RPC is answered by its background worker, as a group committer
@@ -337,11 +338,5 @@ func (s *singleNoElector) Background() Background {
 // waitUntil polls cond until it holds, failing after 10 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Eventually(t, 10*time.Second, what, cond)
 }

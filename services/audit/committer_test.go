@@ -14,6 +14,7 @@ import (
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit/store"
 	"github.com/sergas/core/services/audit/store/postgres"
 	"github.com/sergas/core/services/audit/store/sqlite"
@@ -81,19 +82,11 @@ func (h *held) submit(ctx context.Context, i int, p store.Pending) {
 // waitQueued waits until n calls are queued.
 func (h *held) waitQueued(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d queued calls", n), func() bool {
 		h.c.mu.Lock()
-		q := len(h.c.queue)
-		h.c.mu.Unlock()
-		if q == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want %d", q, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer h.c.mu.Unlock()
+		return len(h.c.queue) == n
+	})
 }
 
 // run starts the committer with ctx and returns a channel closed when Run returns.
@@ -237,19 +230,13 @@ func TestGroupCommitCallerGoneBeforeCommit(t *testing.T) {
 	h.submit(context.Background(), 1, store.Pending{Event: storetest.NewEvent("stays", "act", time.Now())})
 	h.waitQueued(t, 2)
 	cancel()
-	deadline := time.Now().Add(10 * time.Second)
-	for { // the cancelled caller returns without the committer
+	// The cancelled caller returns without the committer.
+	testutil.Eventually(t, 10*time.Second, "the cancelled caller to return", func() bool {
 		h.mu.Lock()
+		defer h.mu.Unlock()
 		_, ok := h.errs[0]
-		h.mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cancelled caller is still waiting")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return ok
+	})
 	ctx, stop := context.WithCancel(context.Background())
 	done := h.run(ctx)
 	h.wg.Wait()
@@ -340,19 +327,11 @@ func TestGroupCommitDoesNotHoldALoneCall(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = c.Run(ctx); close(done) }()
 	defer func() { stop(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for { // until Run accepts calls
+	testutil.Eventually(t, 10*time.Second, "the committer to accept calls", func() bool {
 		c.mu.Lock()
-		running := c.running
-		c.mu.Unlock()
-		if running {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the committer did not start")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer c.mu.Unlock()
+		return c.running
+	})
 	callCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // far below the window
 	defer cancel()
 	for i := range 5 {
