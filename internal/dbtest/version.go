@@ -3,6 +3,7 @@ package dbtest
 import (
 	"context"
 	"database/sql"
+	"io/fs"
 	"testing"
 
 	"github.com/sergas/core/internal/db"
@@ -38,13 +39,7 @@ func OpenAtVersion(t testing.TB, d db.Dialect, c db.Config, service string, n in
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Handle.Close() })
-	fsys, err := migrate.Sub(migrations.FS, service, string(d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.all, err = migrate.Load(fsys); err != nil {
-		t.Fatal(err)
-	}
+	_, o.all = Migrations(t, d, service)
 	o.SQL = o.Handle.SQL()
 	if d == db.Postgres {
 		// For PostgreSQL Handle.SQL opens a database/sql view of the pool that must be closed too.
@@ -54,6 +49,21 @@ func OpenAtVersion(t testing.TB, d db.Dialect, c db.Config, service string, n in
 		t.Fatal(err)
 	}
 	return o
+}
+
+// Migrations returns the embedded migrations of service for dialect d: their folder (to read a down
+// migration) and the loaded list.
+func Migrations(t testing.TB, d db.Dialect, service string) (fs.FS, []migrate.Migration) {
+	t.Helper()
+	fsys, err := migrate.Sub(migrations.FS, service, string(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrate.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys, ms
 }
 
 // Upgrade applies every remaining migration, as a newer binary would at start.

@@ -15,8 +15,6 @@ import (
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/internal/errs"
-	"github.com/sergas/core/internal/migrate"
-	"github.com/sergas/core/migrations"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
 	"github.com/sergas/core/services/audit/store/postgres"
@@ -180,14 +178,7 @@ func TestMigration0003Reverts(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			fsys, err := migrate.Sub(migrations.FS, "audit", string(d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms, err := migrate.Load(fsys)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fsys, ms := dbtest.Migrations(t, d, "audit")
 			down, err := fs.ReadFile(fsys, "0003_event_context.down.sql")
 			if err != nil {
 				t.Fatal(err)
