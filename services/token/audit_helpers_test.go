@@ -16,6 +16,7 @@ import (
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/internal/grpcserver"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/token/store"
 )
@@ -46,17 +47,10 @@ func startAudit(t *testing.T, addr string) auditv1.AuditServiceClient {
 	return auditv1.NewAuditServiceClient(conn)
 }
 
-// waitFor polls cond until it holds, failing the test after timeout: a condition with a deadline, not
-// a sleep followed by an assertion.
+// waitFor is testutil.Eventually, kept under the name the token tests use.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // fakeAudit stands in for the audit client: it counts deliveries per idempotency key, can be held back
