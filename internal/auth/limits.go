@@ -17,7 +17,7 @@ const (
 	ClassRead Class = "read"
 	// ClassWrite: writes (audit:write, webhook:consume) and anything not read or admin.
 	ClassWrite Class = "write"
-	// ClassAdmin: administration (token:admin, webhook:admin).
+	// ClassAdmin: administration (token:admin, audit:admin, webhook:admin).
 	ClassAdmin Class = "admin"
 )
 
@@ -26,7 +26,7 @@ func ClassOf(scope string) Class {
 	switch scope {
 	case ScopeTokenRead, ScopeAuditRead, ScopeWebhookRead:
 		return ClassRead
-	case ScopeTokenAdmin, ScopeWebhookAdmin:
+	case ScopeTokenAdmin, ScopeAuditAdmin, ScopeWebhookAdmin:
 		return ClassAdmin
 	}
 	return ClassWrite

@@ -11,13 +11,14 @@ const (
 	ScopeTokenAdmin     = "token:admin"
 	ScopeAuditWrite     = "audit:write"
 	ScopeAuditRead      = "audit:read"
+	ScopeAuditAdmin     = "audit:admin"
 	ScopeWebhookRead    = "webhook:read"
 	ScopeWebhookConsume = "webhook:consume"
 	ScopeWebhookAdmin   = "webhook:admin"
 )
 
 // AllScopes lists every scope; configured credentials may only name these.
-var AllScopes = []string{ScopeTokenRead, ScopeTokenAdmin, ScopeAuditWrite, ScopeAuditRead,
+var AllScopes = []string{ScopeTokenRead, ScopeTokenAdmin, ScopeAuditWrite, ScopeAuditRead, ScopeAuditAdmin,
 	ScopeWebhookRead, ScopeWebhookConsume, ScopeWebhookAdmin}
 
 // KnownScope reports whether s is one of AllScopes.

@@ -61,11 +61,16 @@ func redactKeys(env *config.Env) []string {
 
 // Policy is the scope each AuditService RPC needs.
 var Policy = auth.Policy{Scopes: map[string]string{
-	auditv1.AuditService_RecordEvent_FullMethodName:  auth.ScopeAuditWrite,
-	auditv1.AuditService_RecordEvents_FullMethodName: auth.ScopeAuditWrite,
-	auditv1.AuditService_GetEvent_FullMethodName:     auth.ScopeAuditRead,
-	auditv1.AuditService_ListEvents_FullMethodName:   auth.ScopeAuditRead,
-}}
+	auditv1.AuditService_RecordEvent_FullMethodName:      auth.ScopeAuditWrite,
+	auditv1.AuditService_RecordEvents_FullMethodName:     auth.ScopeAuditWrite,
+	auditv1.AuditService_GetEvent_FullMethodName:         auth.ScopeAuditRead,
+	auditv1.AuditService_ListEvents_FullMethodName:       auth.ScopeAuditRead,
+	auditv1.AuditService_VerifyChain_FullMethodName:      auth.ScopeAuditRead,
+	auditv1.AuditService_GetCheckpoint_FullMethodName:    auth.ScopeAuditRead,
+	auditv1.AuditService_ListCheckpoints_FullMethodName:  auth.ScopeAuditRead,
+	auditv1.AuditService_ExportEvents_FullMethodName:     auth.ScopeAuditRead,
+	auditv1.AuditService_CreateCheckpoint_FullMethodName: auth.ScopeAuditAdmin,
+}, Public: []string{auditv1.AuditService_GetSigningKey_FullMethodName}}
 
 // Service is the audit service: its server over the store, and the group committer that the platform
 // runs as a worker.

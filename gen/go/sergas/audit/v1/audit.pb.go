@@ -137,6 +137,131 @@ func (ActorType) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{1}
 }
 
+// ChainProblem says how the stored log differs from what was appended.
+type ChainProblem int32
+
+const (
+	// No problem: the range verifies.
+	ChainProblem_CHAIN_PROBLEM_UNSPECIFIED ChainProblem = 0
+	// The event's stored fields no longer give its stored hash, or an event was rewritten and re-hashed
+	// so that the next event no longer links to it.
+	ChainProblem_CHAIN_PROBLEM_CHANGED ChainProblem = 1
+	// A sequence number is absent: the event was removed (or the log was cut short of the head).
+	ChainProblem_CHAIN_PROBLEM_MISSING ChainProblem = 2
+	// An event that was never appended sits in the chain: the next event links past it, or it lies
+	// beyond the chain head.
+	ChainProblem_CHAIN_PROBLEM_INSERTED ChainProblem = 3
+	// Stored events were moved: the event at this sequence was hashed at another position.
+	ChainProblem_CHAIN_PROBLEM_OUT_OF_ORDER ChainProblem = 4
+	// The stored chain disagrees with a signed checkpoint at this sequence (the chain was rewritten from
+	// some point on and re-hashed to the end).
+	ChainProblem_CHAIN_PROBLEM_CHECKPOINT_MISMATCH ChainProblem = 5
+)
+
+// Enum value maps for ChainProblem.
+var (
+	ChainProblem_name = map[int32]string{
+		0: "CHAIN_PROBLEM_UNSPECIFIED",
+		1: "CHAIN_PROBLEM_CHANGED",
+		2: "CHAIN_PROBLEM_MISSING",
+		3: "CHAIN_PROBLEM_INSERTED",
+		4: "CHAIN_PROBLEM_OUT_OF_ORDER",
+		5: "CHAIN_PROBLEM_CHECKPOINT_MISMATCH",
+	}
+	ChainProblem_value = map[string]int32{
+		"CHAIN_PROBLEM_UNSPECIFIED":         0,
+		"CHAIN_PROBLEM_CHANGED":             1,
+		"CHAIN_PROBLEM_MISSING":             2,
+		"CHAIN_PROBLEM_INSERTED":            3,
+		"CHAIN_PROBLEM_OUT_OF_ORDER":        4,
+		"CHAIN_PROBLEM_CHECKPOINT_MISMATCH": 5,
+	}
+)
+
+func (x ChainProblem) Enum() *ChainProblem {
+	p := new(ChainProblem)
+	*p = x
+	return p
+}
+
+func (x ChainProblem) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChainProblem) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_audit_v1_audit_proto_enumTypes[2].Descriptor()
+}
+
+func (ChainProblem) Type() protoreflect.EnumType {
+	return &file_sergas_audit_v1_audit_proto_enumTypes[2]
+}
+
+func (x ChainProblem) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChainProblem.Descriptor instead.
+func (ChainProblem) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+// CheckpointKind says why a checkpoint was signed.
+type CheckpointKind int32
+
+const (
+	// Not given.
+	CheckpointKind_CHECKPOINT_KIND_UNSPECIFIED CheckpointKind = 0
+	// Signed every AUDIT_CHECKPOINT_INTERVAL.
+	CheckpointKind_CHECKPOINT_KIND_SCHEDULED CheckpointKind = 1
+	// Signed on request (CreateCheckpoint).
+	CheckpointKind_CHECKPOINT_KIND_ON_DEMAND CheckpointKind = 2
+	// Signed when retention removed old events: its anchor is the last removed event.
+	CheckpointKind_CHECKPOINT_KIND_RETENTION CheckpointKind = 3
+)
+
+// Enum value maps for CheckpointKind.
+var (
+	CheckpointKind_name = map[int32]string{
+		0: "CHECKPOINT_KIND_UNSPECIFIED",
+		1: "CHECKPOINT_KIND_SCHEDULED",
+		2: "CHECKPOINT_KIND_ON_DEMAND",
+		3: "CHECKPOINT_KIND_RETENTION",
+	}
+	CheckpointKind_value = map[string]int32{
+		"CHECKPOINT_KIND_UNSPECIFIED": 0,
+		"CHECKPOINT_KIND_SCHEDULED":   1,
+		"CHECKPOINT_KIND_ON_DEMAND":   2,
+		"CHECKPOINT_KIND_RETENTION":   3,
+	}
+)
+
+func (x CheckpointKind) Enum() *CheckpointKind {
+	p := new(CheckpointKind)
+	*p = x
+	return p
+}
+
+func (x CheckpointKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckpointKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_audit_v1_audit_proto_enumTypes[3].Descriptor()
+}
+
+func (CheckpointKind) Type() protoreflect.EnumType {
+	return &file_sergas_audit_v1_audit_proto_enumTypes[3]
+}
+
+func (x CheckpointKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckpointKind.Descriptor instead.
+func (CheckpointKind) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
 // Event is one stored audit record.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -181,6 +306,11 @@ type Event struct {
 	RequestId string `protobuf:"bytes,17,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The service that recorded the event on the actor's behalf, such as "sergas-token". Covered by the hash.
 	SourceService string `protobuf:"bytes,18,opt,name=source_service,json=sourceService,proto3" json:"source_service,omitempty"`
+	// The version of the canonical encoding that hashed the event (see the README). Set by ExportEvents.
+	HashVersion int32 `protobuf:"varint,19,opt,name=hash_version,json=hashVersion,proto3" json:"hash_version,omitempty"`
+	// The metadata exactly as hashed and stored (JSON text). Set by ExportEvents, whose readers recompute
+	// hashes from it rather than from the metadata Struct, whose JSON form may differ in spacing or numbers.
+	MetadataJson  string `protobuf:"bytes,20,opt,name=metadata_json,json=metadataJson,proto3" json:"metadata_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +467,20 @@ func (x *Event) GetRequestId() string {
 func (x *Event) GetSourceService() string {
 	if x != nil {
 		return x.SourceService
+	}
+	return ""
+}
+
+func (x *Event) GetHashVersion() int32 {
+	if x != nil {
+		return x.HashVersion
+	}
+	return 0
+}
+
+func (x *Event) GetMetadataJson() string {
+	if x != nil {
+		return x.MetadataJson
 	}
 	return ""
 }
@@ -927,11 +1071,895 @@ func (x *ListEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// VerifyChainRequest names the range to verify. Zero values mean the whole retained chain.
+type VerifyChainRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first sequence to check; the first retained event when zero. Its link is checked against the
+	// stored hash of the event before it (or the retention anchor).
+	StartSequence int64 `protobuf:"varint,1,opt,name=start_sequence,json=startSequence,proto3" json:"start_sequence,omitempty"`
+	// The last sequence to check; the chain head when zero.
+	EndSequence   int64 `protobuf:"varint,2,opt,name=end_sequence,json=endSequence,proto3" json:"end_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyChainRequest) Reset() {
+	*x = VerifyChainRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyChainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyChainRequest) ProtoMessage() {}
+
+func (x *VerifyChainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyChainRequest.ProtoReflect.Descriptor instead.
+func (*VerifyChainRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *VerifyChainRequest) GetStartSequence() int64 {
+	if x != nil {
+		return x.StartSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainRequest) GetEndSequence() int64 {
+	if x != nil {
+		return x.EndSequence
+	}
+	return 0
+}
+
+// VerifyChainResponse says whether the range verifies.
+type VerifyChainResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when every check passed.
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	// The range checked.
+	StartSequence int64 `protobuf:"varint,2,opt,name=start_sequence,json=startSequence,proto3" json:"start_sequence,omitempty"`
+	EndSequence   int64 `protobuf:"varint,3,opt,name=end_sequence,json=endSequence,proto3" json:"end_sequence,omitempty"`
+	// How many events were checked, and how many checkpoints in the range were compared.
+	EventsChecked      int64 `protobuf:"varint,4,opt,name=events_checked,json=eventsChecked,proto3" json:"events_checked,omitempty"`
+	CheckpointsChecked int64 `protobuf:"varint,5,opt,name=checkpoints_checked,json=checkpointsChecked,proto3" json:"checkpoints_checked,omitempty"`
+	// The chain head when the verification started.
+	HeadSequence int64  `protobuf:"varint,6,opt,name=head_sequence,json=headSequence,proto3" json:"head_sequence,omitempty"`
+	HeadHash     []byte `protobuf:"bytes,7,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// The first sequence at which the log is wrong, and how; zero and unspecified when valid.
+	FirstBadSequence int64        `protobuf:"varint,8,opt,name=first_bad_sequence,json=firstBadSequence,proto3" json:"first_bad_sequence,omitempty"`
+	Problem          ChainProblem `protobuf:"varint,9,opt,name=problem,proto3,enum=sergas.audit.v1.ChainProblem" json:"problem,omitempty"`
+	// A sentence for people on what was found (never the stored values).
+	Detail string `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The retention anchor: events up to this sequence were removed by retention, and the first retained
+	// event links to anchor_hash. Zero (and 32 zero bytes) when nothing was removed.
+	AnchorSequence int64  `protobuf:"varint,11,opt,name=anchor_sequence,json=anchorSequence,proto3" json:"anchor_sequence,omitempty"`
+	AnchorHash     []byte `protobuf:"bytes,12,opt,name=anchor_hash,json=anchorHash,proto3" json:"anchor_hash,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyChainResponse) Reset() {
+	*x = VerifyChainResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyChainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyChainResponse) ProtoMessage() {}
+
+func (x *VerifyChainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyChainResponse.ProtoReflect.Descriptor instead.
+func (*VerifyChainResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *VerifyChainResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *VerifyChainResponse) GetStartSequence() int64 {
+	if x != nil {
+		return x.StartSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetEndSequence() int64 {
+	if x != nil {
+		return x.EndSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetEventsChecked() int64 {
+	if x != nil {
+		return x.EventsChecked
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetCheckpointsChecked() int64 {
+	if x != nil {
+		return x.CheckpointsChecked
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetHeadSequence() int64 {
+	if x != nil {
+		return x.HeadSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetHeadHash() []byte {
+	if x != nil {
+		return x.HeadHash
+	}
+	return nil
+}
+
+func (x *VerifyChainResponse) GetFirstBadSequence() int64 {
+	if x != nil {
+		return x.FirstBadSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetProblem() ChainProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return ChainProblem_CHAIN_PROBLEM_UNSPECIFIED
+}
+
+func (x *VerifyChainResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *VerifyChainResponse) GetAnchorSequence() int64 {
+	if x != nil {
+		return x.AnchorSequence
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetAnchorHash() []byte {
+	if x != nil {
+		return x.AnchorHash
+	}
+	return nil
+}
+
+// Checkpoint is a signed statement of the chain head: "the log from the anchor to sequence has hash".
+type Checkpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint's number, increasing.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The chain head that was signed: its sequence and hash.
+	Sequence int64  `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Hash     []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// When it was signed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// Why it was signed.
+	Kind CheckpointKind `protobuf:"varint,5,opt,name=kind,proto3,enum=sergas.audit.v1.CheckpointKind" json:"kind,omitempty"`
+	// The retained chain's start when it was signed (see VerifyChainResponse.anchor_sequence).
+	AnchorSequence int64  `protobuf:"varint,6,opt,name=anchor_sequence,json=anchorSequence,proto3" json:"anchor_sequence,omitempty"`
+	AnchorHash     []byte `protobuf:"bytes,7,opt,name=anchor_hash,json=anchorHash,proto3" json:"anchor_hash,omitempty"`
+	// The signing key's id (see GetSigningKey).
+	KeyId string `protobuf:"bytes,8,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The exact text that was signed (UTF-8, the format in the README): it holds every field above.
+	SignedText string `protobuf:"bytes,9,opt,name=signed_text,json=signedText,proto3" json:"signed_text,omitempty"`
+	// The Ed25519 signature of signed_text (64 bytes).
+	Signature     []byte `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Checkpoint) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetKind() CheckpointKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CheckpointKind_CHECKPOINT_KIND_UNSPECIFIED
+}
+
+func (x *Checkpoint) GetAnchorSequence() int64 {
+	if x != nil {
+		return x.AnchorSequence
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetAnchorHash() []byte {
+	if x != nil {
+		return x.AnchorHash
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignedText() string {
+	if x != nil {
+		return x.SignedText
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// CreateCheckpointRequest asks for a checkpoint now.
+type CreateCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointRequest) Reset() {
+	*x = CreateCheckpointRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointRequest) ProtoMessage() {}
+
+func (x *CreateCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+}
+
+// CreateCheckpointResponse returns the new checkpoint.
+type CreateCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint as stored.
+	Checkpoint    *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCheckpointResponse) Reset() {
+	*x = CreateCheckpointResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCheckpointResponse) ProtoMessage() {}
+
+func (x *CreateCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+// GetCheckpointRequest names one checkpoint.
+type GetCheckpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint's number.
+	Id            int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointRequest) Reset() {
+	*x = GetCheckpointRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointRequest) ProtoMessage() {}
+
+func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetCheckpointRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// GetCheckpointResponse returns one checkpoint.
+type GetCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint.
+	Checkpoint    *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointResponse) Reset() {
+	*x = GetCheckpointResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointResponse) ProtoMessage() {}
+
+func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+// ListCheckpointsRequest pages checkpoints.
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many checkpoints (1-1000); 100 when zero.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListCheckpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListCheckpointsResponse is one page of checkpoints, newest first.
+type ListCheckpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoints.
+	Checkpoints []*Checkpoint `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetSigningKeyRequest names a key.
+type GetSigningKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key id; the key signing new checkpoints when empty.
+	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeyRequest) Reset() {
+	*x = GetSigningKeyRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeyRequest) ProtoMessage() {}
+
+func (x *GetSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetSigningKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// GetSigningKeyResponse holds a public key in the forms standard tools read.
+type GetSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key id, as named in checkpoints.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The raw 32-byte Ed25519 public key.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The same key as a PEM "PUBLIC KEY" block (SubjectPublicKeyInfo), as openssl reads it.
+	PublicKeyPem string `protobuf:"bytes,3,opt,name=public_key_pem,json=publicKeyPem,proto3" json:"public_key_pem,omitempty"`
+	// True when this key signs new checkpoints.
+	Current       bool `protobuf:"varint,4,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeyResponse) Reset() {
+	*x = GetSigningKeyResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeyResponse) ProtoMessage() {}
+
+func (x *GetSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetSigningKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetSigningKeyResponse) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *GetSigningKeyResponse) GetPublicKeyPem() string {
+	if x != nil {
+		return x.PublicKeyPem
+	}
+	return ""
+}
+
+func (x *GetSigningKeyResponse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// ExportEventsRequest names the range to export: by sequence or by record time, not both. Empty means
+// the whole retained chain.
+type ExportEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first and last sequence to export; zero for the first retained event and the head.
+	StartSequence int64 `protobuf:"varint,1,opt,name=start_sequence,json=startSequence,proto3" json:"start_sequence,omitempty"`
+	EndSequence   int64 `protobuf:"varint,2,opt,name=end_sequence,json=endSequence,proto3" json:"end_sequence,omitempty"`
+	// Or: events recorded at or after start_time and before end_time.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportEventsRequest) Reset() {
+	*x = ExportEventsRequest{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportEventsRequest) ProtoMessage() {}
+
+func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportEventsRequest.ProtoReflect.Descriptor instead.
+func (*ExportEventsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ExportEventsRequest) GetStartSequence() int64 {
+	if x != nil {
+		return x.StartSequence
+	}
+	return 0
+}
+
+func (x *ExportEventsRequest) GetEndSequence() int64 {
+	if x != nil {
+		return x.EndSequence
+	}
+	return 0
+}
+
+func (x *ExportEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExportEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// ExportEventsResponse is one item of an export: every event first, in sequence order, then the
+// checkpoints whose sequence lies within the exported events.
+type ExportEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Item:
+	//
+	//	*ExportEventsResponse_Event
+	//	*ExportEventsResponse_Checkpoint
+	Item          isExportEventsResponse_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportEventsResponse) Reset() {
+	*x = ExportEventsResponse{}
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportEventsResponse) ProtoMessage() {}
+
+func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_audit_v1_audit_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportEventsResponse.ProtoReflect.Descriptor instead.
+func (*ExportEventsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_audit_v1_audit_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ExportEventsResponse) GetItem() isExportEventsResponse_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *ExportEventsResponse) GetEvent() *Event {
+	if x != nil {
+		if x, ok := x.Item.(*ExportEventsResponse_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *ExportEventsResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		if x, ok := x.Item.(*ExportEventsResponse_Checkpoint); ok {
+			return x.Checkpoint
+		}
+	}
+	return nil
+}
+
+type isExportEventsResponse_Item interface {
+	isExportEventsResponse_Item()
+}
+
+type ExportEventsResponse_Event struct {
+	// An event with hash_version and metadata_json set.
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type ExportEventsResponse_Checkpoint struct {
+	// A signed checkpoint.
+	Checkpoint *Checkpoint `protobuf:"bytes,2,opt,name=checkpoint,proto3,oneof"`
+}
+
+func (*ExportEventsResponse_Event) isExportEventsResponse_Item() {}
+
+func (*ExportEventsResponse_Checkpoint) isExportEventsResponse_Item() {}
+
 var File_sergas_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x05\n" +
+	"\x1bsergas/audit/v1/audit.proto\x12\x0fsergas.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x05\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x129\n" +
@@ -956,7 +1984,9 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"session_id\x18\x10 \x01(\tR\tsessionId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x11 \x01(\tR\trequestId\x12%\n" +
-	"\x0esource_service\x18\x12 \x01(\tR\rsourceService\"\xcb\x03\n" +
+	"\x0esource_service\x18\x12 \x01(\tR\rsourceService\x12!\n" +
+	"\fhash_version\x18\x13 \x01(\x05R\vhashVersion\x12#\n" +
+	"\rmetadata_json\x18\x14 \x01(\tR\fmetadataJson\"\xcb\x03\n" +
 	"\x12RecordEventRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
@@ -1009,7 +2039,78 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x0esource_service\x18\r \x01(\tR\rsourceService\"l\n" +
 	"\x12ListEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.sergas.audit.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*`\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n" +
+	"\x12VerifyChainRequest\x12%\n" +
+	"\x0estart_sequence\x18\x01 \x01(\x03R\rstartSequence\x12!\n" +
+	"\fend_sequence\x18\x02 \x01(\x03R\vendSequence\"\xd8\x03\n" +
+	"\x13VerifyChainResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12%\n" +
+	"\x0estart_sequence\x18\x02 \x01(\x03R\rstartSequence\x12!\n" +
+	"\fend_sequence\x18\x03 \x01(\x03R\vendSequence\x12%\n" +
+	"\x0eevents_checked\x18\x04 \x01(\x03R\reventsChecked\x12/\n" +
+	"\x13checkpoints_checked\x18\x05 \x01(\x03R\x12checkpointsChecked\x12#\n" +
+	"\rhead_sequence\x18\x06 \x01(\x03R\fheadSequence\x12\x1b\n" +
+	"\thead_hash\x18\a \x01(\fR\bheadHash\x12,\n" +
+	"\x12first_bad_sequence\x18\b \x01(\x03R\x10firstBadSequence\x127\n" +
+	"\aproblem\x18\t \x01(\x0e2\x1d.sergas.audit.v1.ChainProblemR\aproblem\x12\x16\n" +
+	"\x06detail\x18\n" +
+	" \x01(\tR\x06detail\x12'\n" +
+	"\x0fanchor_sequence\x18\v \x01(\x03R\x0eanchorSequence\x12\x1f\n" +
+	"\vanchor_hash\x18\f \x01(\fR\n" +
+	"anchorHash\"\xd1\x02\n" +
+	"\n" +
+	"Checkpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x03R\bsequence\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x123\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1f.sergas.audit.v1.CheckpointKindR\x04kind\x12'\n" +
+	"\x0fanchor_sequence\x18\x06 \x01(\x03R\x0eanchorSequence\x12\x1f\n" +
+	"\vanchor_hash\x18\a \x01(\fR\n" +
+	"anchorHash\x12\x15\n" +
+	"\x06key_id\x18\b \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vsigned_text\x18\t \x01(\tR\n" +
+	"signedText\x12\x1c\n" +
+	"\tsignature\x18\n" +
+	" \x01(\fR\tsignature\"\x19\n" +
+	"\x17CreateCheckpointRequest\"W\n" +
+	"\x18CreateCheckpointResponse\x12;\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1b.sergas.audit.v1.CheckpointR\n" +
+	"checkpoint\"&\n" +
+	"\x14GetCheckpointRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"T\n" +
+	"\x15GetCheckpointResponse\x12;\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1b.sergas.audit.v1.CheckpointR\n" +
+	"checkpoint\"T\n" +
+	"\x16ListCheckpointsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x17ListCheckpointsResponse\x12=\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\x1b.sergas.audit.v1.CheckpointR\vcheckpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x14GetSigningKeyRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"\x8d\x01\n" +
+	"\x15GetSigningKeyResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12$\n" +
+	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x12\x18\n" +
+	"\acurrent\x18\x04 \x01(\bR\acurrent\"\xd1\x01\n" +
+	"\x13ExportEventsRequest\x12%\n" +
+	"\x0estart_sequence\x18\x01 \x01(\x03R\rstartSequence\x12!\n" +
+	"\fend_sequence\x18\x02 \x01(\x03R\vendSequence\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\x8d\x01\n" +
+	"\x14ExportEventsResponse\x12.\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.sergas.audit.v1.EventH\x00R\x05event\x12=\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\v2\x1b.sergas.audit.v1.CheckpointH\x00R\n" +
+	"checkpointB\x06\n" +
+	"\x04item*`\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
@@ -1019,13 +2120,31 @@ const file_sergas_audit_v1_audit_proto_rawDesc = "" +
 	"\x16ACTOR_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ACTOR_TYPE_AGENT\x10\x01\x12\x13\n" +
 	"\x0fACTOR_TYPE_USER\x10\x02\x12\x16\n" +
-	"\x12ACTOR_TYPE_SERVICE\x10\x032\xed\x02\n" +
+	"\x12ACTOR_TYPE_SERVICE\x10\x03*\xc6\x01\n" +
+	"\fChainProblem\x12\x1d\n" +
+	"\x19CHAIN_PROBLEM_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15CHAIN_PROBLEM_CHANGED\x10\x01\x12\x19\n" +
+	"\x15CHAIN_PROBLEM_MISSING\x10\x02\x12\x1a\n" +
+	"\x16CHAIN_PROBLEM_INSERTED\x10\x03\x12\x1e\n" +
+	"\x1aCHAIN_PROBLEM_OUT_OF_ORDER\x10\x04\x12%\n" +
+	"!CHAIN_PROBLEM_CHECKPOINT_MISMATCH\x10\x05*\x8e\x01\n" +
+	"\x0eCheckpointKind\x12\x1f\n" +
+	"\x1bCHECKPOINT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19CHECKPOINT_KIND_SCHEDULED\x10\x01\x12\x1d\n" +
+	"\x19CHECKPOINT_KIND_ON_DEMAND\x10\x02\x12\x1d\n" +
+	"\x19CHECKPOINT_KIND_RETENTION\x10\x032\xb5\a\n" +
 	"\fAuditService\x12X\n" +
 	"\vRecordEvent\x12#.sergas.audit.v1.RecordEventRequest\x1a$.sergas.audit.v1.RecordEventResponse\x12[\n" +
 	"\fRecordEvents\x12$.sergas.audit.v1.RecordEventsRequest\x1a%.sergas.audit.v1.RecordEventsResponse\x12O\n" +
 	"\bGetEvent\x12 .sergas.audit.v1.GetEventRequest\x1a!.sergas.audit.v1.GetEventResponse\x12U\n" +
 	"\n" +
-	"ListEvents\x12\".sergas.audit.v1.ListEventsRequest\x1a#.sergas.audit.v1.ListEventsResponseB\xb6\x01\n" +
+	"ListEvents\x12\".sergas.audit.v1.ListEventsRequest\x1a#.sergas.audit.v1.ListEventsResponse\x12X\n" +
+	"\vVerifyChain\x12#.sergas.audit.v1.VerifyChainRequest\x1a$.sergas.audit.v1.VerifyChainResponse\x12g\n" +
+	"\x10CreateCheckpoint\x12(.sergas.audit.v1.CreateCheckpointRequest\x1a).sergas.audit.v1.CreateCheckpointResponse\x12^\n" +
+	"\rGetCheckpoint\x12%.sergas.audit.v1.GetCheckpointRequest\x1a&.sergas.audit.v1.GetCheckpointResponse\x12d\n" +
+	"\x0fListCheckpoints\x12'.sergas.audit.v1.ListCheckpointsRequest\x1a(.sergas.audit.v1.ListCheckpointsResponse\x12^\n" +
+	"\rGetSigningKey\x12%.sergas.audit.v1.GetSigningKeyRequest\x1a&.sergas.audit.v1.GetSigningKeyResponse\x12]\n" +
+	"\fExportEvents\x12$.sergas.audit.v1.ExportEventsRequest\x1a%.sergas.audit.v1.ExportEventsResponse0\x01B\xb6\x01\n" +
 	"\x13com.sergas.audit.v1B\n" +
 	"AuditProtoP\x01Z5github.com/sergas/core/gen/go/sergas/audit/v1;auditv1\xa2\x02\x03SAX\xaa\x02\x0fSergas.Audit.V1\xca\x02\x0fSergas\\Audit\\V1\xe2\x02\x1bSergas\\Audit\\V1\\GPBMetadata\xea\x02\x11Sergas::Audit::V1b\x06proto3"
 
@@ -1041,55 +2160,92 @@ func file_sergas_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_sergas_audit_v1_audit_proto_rawDescData
 }
 
-var file_sergas_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sergas_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sergas_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sergas_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_sergas_audit_v1_audit_proto_goTypes = []any{
-	(Outcome)(0),                  // 0: sergas.audit.v1.Outcome
-	(ActorType)(0),                // 1: sergas.audit.v1.ActorType
-	(*Event)(nil),                 // 2: sergas.audit.v1.Event
-	(*RecordEventRequest)(nil),    // 3: sergas.audit.v1.RecordEventRequest
-	(*RecordEventResponse)(nil),   // 4: sergas.audit.v1.RecordEventResponse
-	(*RecordEventsRequest)(nil),   // 5: sergas.audit.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),  // 6: sergas.audit.v1.RecordEventsResponse
-	(*GetEventRequest)(nil),       // 7: sergas.audit.v1.GetEventRequest
-	(*GetEventResponse)(nil),      // 8: sergas.audit.v1.GetEventResponse
-	(*ListEventsRequest)(nil),     // 9: sergas.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 10: sergas.audit.v1.ListEventsResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
+	(Outcome)(0),                     // 0: sergas.audit.v1.Outcome
+	(ActorType)(0),                   // 1: sergas.audit.v1.ActorType
+	(ChainProblem)(0),                // 2: sergas.audit.v1.ChainProblem
+	(CheckpointKind)(0),              // 3: sergas.audit.v1.CheckpointKind
+	(*Event)(nil),                    // 4: sergas.audit.v1.Event
+	(*RecordEventRequest)(nil),       // 5: sergas.audit.v1.RecordEventRequest
+	(*RecordEventResponse)(nil),      // 6: sergas.audit.v1.RecordEventResponse
+	(*RecordEventsRequest)(nil),      // 7: sergas.audit.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),     // 8: sergas.audit.v1.RecordEventsResponse
+	(*GetEventRequest)(nil),          // 9: sergas.audit.v1.GetEventRequest
+	(*GetEventResponse)(nil),         // 10: sergas.audit.v1.GetEventResponse
+	(*ListEventsRequest)(nil),        // 11: sergas.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),       // 12: sergas.audit.v1.ListEventsResponse
+	(*VerifyChainRequest)(nil),       // 13: sergas.audit.v1.VerifyChainRequest
+	(*VerifyChainResponse)(nil),      // 14: sergas.audit.v1.VerifyChainResponse
+	(*Checkpoint)(nil),               // 15: sergas.audit.v1.Checkpoint
+	(*CreateCheckpointRequest)(nil),  // 16: sergas.audit.v1.CreateCheckpointRequest
+	(*CreateCheckpointResponse)(nil), // 17: sergas.audit.v1.CreateCheckpointResponse
+	(*GetCheckpointRequest)(nil),     // 18: sergas.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),    // 19: sergas.audit.v1.GetCheckpointResponse
+	(*ListCheckpointsRequest)(nil),   // 20: sergas.audit.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),  // 21: sergas.audit.v1.ListCheckpointsResponse
+	(*GetSigningKeyRequest)(nil),     // 22: sergas.audit.v1.GetSigningKeyRequest
+	(*GetSigningKeyResponse)(nil),    // 23: sergas.audit.v1.GetSigningKeyResponse
+	(*ExportEventsRequest)(nil),      // 24: sergas.audit.v1.ExportEventsRequest
+	(*ExportEventsResponse)(nil),     // 25: sergas.audit.v1.ExportEventsResponse
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
 }
 var file_sergas_audit_v1_audit_proto_depIdxs = []int32{
-	11, // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
-	11, // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
+	26, // 0: sergas.audit.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
+	26, // 1: sergas.audit.v1.Event.record_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: sergas.audit.v1.Event.outcome:type_name -> sergas.audit.v1.Outcome
-	12, // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
+	27, // 3: sergas.audit.v1.Event.metadata:type_name -> google.protobuf.Struct
 	1,  // 4: sergas.audit.v1.Event.actor_type:type_name -> sergas.audit.v1.ActorType
 	0,  // 5: sergas.audit.v1.RecordEventRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	11, // 6: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
-	12, // 7: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
+	26, // 6: sergas.audit.v1.RecordEventRequest.occur_time:type_name -> google.protobuf.Timestamp
+	27, // 7: sergas.audit.v1.RecordEventRequest.metadata:type_name -> google.protobuf.Struct
 	1,  // 8: sergas.audit.v1.RecordEventRequest.actor_type:type_name -> sergas.audit.v1.ActorType
-	2,  // 9: sergas.audit.v1.RecordEventResponse.event:type_name -> sergas.audit.v1.Event
-	3,  // 10: sergas.audit.v1.RecordEventsRequest.events:type_name -> sergas.audit.v1.RecordEventRequest
-	4,  // 11: sergas.audit.v1.RecordEventsResponse.results:type_name -> sergas.audit.v1.RecordEventResponse
-	2,  // 12: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
+	4,  // 9: sergas.audit.v1.RecordEventResponse.event:type_name -> sergas.audit.v1.Event
+	5,  // 10: sergas.audit.v1.RecordEventsRequest.events:type_name -> sergas.audit.v1.RecordEventRequest
+	6,  // 11: sergas.audit.v1.RecordEventsResponse.results:type_name -> sergas.audit.v1.RecordEventResponse
+	4,  // 12: sergas.audit.v1.GetEventResponse.event:type_name -> sergas.audit.v1.Event
 	0,  // 13: sergas.audit.v1.ListEventsRequest.outcome:type_name -> sergas.audit.v1.Outcome
-	11, // 14: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	11, // 15: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	26, // 14: sergas.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 15: sergas.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 16: sergas.audit.v1.ListEventsRequest.actor_type:type_name -> sergas.audit.v1.ActorType
-	2,  // 17: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
-	3,  // 18: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
-	5,  // 19: sergas.audit.v1.AuditService.RecordEvents:input_type -> sergas.audit.v1.RecordEventsRequest
-	7,  // 20: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
-	9,  // 21: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
-	4,  // 22: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
-	6,  // 23: sergas.audit.v1.AuditService.RecordEvents:output_type -> sergas.audit.v1.RecordEventsResponse
-	8,  // 24: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
-	10, // 25: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 17: sergas.audit.v1.ListEventsResponse.events:type_name -> sergas.audit.v1.Event
+	2,  // 18: sergas.audit.v1.VerifyChainResponse.problem:type_name -> sergas.audit.v1.ChainProblem
+	26, // 19: sergas.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
+	3,  // 20: sergas.audit.v1.Checkpoint.kind:type_name -> sergas.audit.v1.CheckpointKind
+	15, // 21: sergas.audit.v1.CreateCheckpointResponse.checkpoint:type_name -> sergas.audit.v1.Checkpoint
+	15, // 22: sergas.audit.v1.GetCheckpointResponse.checkpoint:type_name -> sergas.audit.v1.Checkpoint
+	15, // 23: sergas.audit.v1.ListCheckpointsResponse.checkpoints:type_name -> sergas.audit.v1.Checkpoint
+	26, // 24: sergas.audit.v1.ExportEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 25: sergas.audit.v1.ExportEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 26: sergas.audit.v1.ExportEventsResponse.event:type_name -> sergas.audit.v1.Event
+	15, // 27: sergas.audit.v1.ExportEventsResponse.checkpoint:type_name -> sergas.audit.v1.Checkpoint
+	5,  // 28: sergas.audit.v1.AuditService.RecordEvent:input_type -> sergas.audit.v1.RecordEventRequest
+	7,  // 29: sergas.audit.v1.AuditService.RecordEvents:input_type -> sergas.audit.v1.RecordEventsRequest
+	9,  // 30: sergas.audit.v1.AuditService.GetEvent:input_type -> sergas.audit.v1.GetEventRequest
+	11, // 31: sergas.audit.v1.AuditService.ListEvents:input_type -> sergas.audit.v1.ListEventsRequest
+	13, // 32: sergas.audit.v1.AuditService.VerifyChain:input_type -> sergas.audit.v1.VerifyChainRequest
+	16, // 33: sergas.audit.v1.AuditService.CreateCheckpoint:input_type -> sergas.audit.v1.CreateCheckpointRequest
+	18, // 34: sergas.audit.v1.AuditService.GetCheckpoint:input_type -> sergas.audit.v1.GetCheckpointRequest
+	20, // 35: sergas.audit.v1.AuditService.ListCheckpoints:input_type -> sergas.audit.v1.ListCheckpointsRequest
+	22, // 36: sergas.audit.v1.AuditService.GetSigningKey:input_type -> sergas.audit.v1.GetSigningKeyRequest
+	24, // 37: sergas.audit.v1.AuditService.ExportEvents:input_type -> sergas.audit.v1.ExportEventsRequest
+	6,  // 38: sergas.audit.v1.AuditService.RecordEvent:output_type -> sergas.audit.v1.RecordEventResponse
+	8,  // 39: sergas.audit.v1.AuditService.RecordEvents:output_type -> sergas.audit.v1.RecordEventsResponse
+	10, // 40: sergas.audit.v1.AuditService.GetEvent:output_type -> sergas.audit.v1.GetEventResponse
+	12, // 41: sergas.audit.v1.AuditService.ListEvents:output_type -> sergas.audit.v1.ListEventsResponse
+	14, // 42: sergas.audit.v1.AuditService.VerifyChain:output_type -> sergas.audit.v1.VerifyChainResponse
+	17, // 43: sergas.audit.v1.AuditService.CreateCheckpoint:output_type -> sergas.audit.v1.CreateCheckpointResponse
+	19, // 44: sergas.audit.v1.AuditService.GetCheckpoint:output_type -> sergas.audit.v1.GetCheckpointResponse
+	21, // 45: sergas.audit.v1.AuditService.ListCheckpoints:output_type -> sergas.audit.v1.ListCheckpointsResponse
+	23, // 46: sergas.audit.v1.AuditService.GetSigningKey:output_type -> sergas.audit.v1.GetSigningKeyResponse
+	25, // 47: sergas.audit.v1.AuditService.ExportEvents:output_type -> sergas.audit.v1.ExportEventsResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sergas_audit_v1_audit_proto_init() }
@@ -1097,13 +2253,17 @@ func file_sergas_audit_v1_audit_proto_init() {
 	if File_sergas_audit_v1_audit_proto != nil {
 		return
 	}
+	file_sergas_audit_v1_audit_proto_msgTypes[21].OneofWrappers = []any{
+		(*ExportEventsResponse_Event)(nil),
+		(*ExportEventsResponse_Checkpoint)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_audit_v1_audit_proto_rawDesc), len(file_sergas_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   9,
+			NumEnums:      4,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
