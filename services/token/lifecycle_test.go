@@ -236,6 +236,9 @@ func TestAuditEventsWaitForTheAuditService(t *testing.T) {
 		if e.GetAction() == "token.refresh" {
 			refreshes++
 		}
+		if e.GetSourceService() != "sergas-token" {
+			t.Fatalf("event %s has source_service %q, want sergas-token", e.GetAction(), e.GetSourceService())
+		}
 	}
 	if len(list.GetEvents()) != 4 || refreshes != 3 {
 		t.Fatalf("audit log holds %d events (%d refreshes), want 4 (3)", len(list.GetEvents()), refreshes)

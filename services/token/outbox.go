@@ -37,14 +37,16 @@ var outboxParked = promauto.NewCounterVec(prometheus.CounterOpts{
 // outbox builds the audit event for an action, to be queued in the same transaction as the action. The
 // idempotency key is fixed now, so that however often delivery is retried the audit log holds it once.
 func (s *Server) outbox(ctx context.Context, action string, k store.Key, outcome auditv1.Outcome, meta map[string]any) []store.OutboxEntry {
-	actor := "sergas-token/" + s.replica
+	// Without a caller the token service acts on its own (the background refresher); a caller's kind
+	// (agent or person) is not known here, so it stays unspecified.
+	actor, actorType := "sergas-token/"+s.replica, auditv1.ActorType_ACTOR_TYPE_SERVICE
 	if p := auth.FromContext(ctx); p != nil {
-		actor = auditclient.Actor(p.ID)
+		actor, actorType = auditclient.Actor(p.ID), auditv1.ActorType_ACTOR_TYPE_UNSPECIFIED
 	}
 	m, _ := structpb.NewStruct(meta)
 	now := s.clock()
 	payload, err := proto.Marshal(&auditv1.RecordEventRequest{Actor: actor, Action: action, Resource: k.Provider + "/" + k.ConnectionID,
-		Outcome: outcome, OccurTime: timestamppb.New(now), Metadata: m})
+		Outcome: outcome, OccurTime: timestamppb.New(now), Metadata: m, ActorType: actorType, SourceService: "sergas-token"})
 	if err != nil {
 		return nil
 	}
