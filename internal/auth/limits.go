@@ -15,7 +15,7 @@ type Class string
 const (
 	// ClassRead: reads (token:read's GetAccessToken is the hot path, audit:read, webhook:read).
 	ClassRead Class = "read"
-	// ClassWrite: writes (audit:write, webhook:consume) and anything not read or admin.
+	// ClassWrite: writes (audit:write, webhook:ingest, webhook:consume) and anything not read or admin.
 	ClassWrite Class = "write"
 	// ClassAdmin: administration (token:admin, audit:admin, webhook:admin).
 	ClassAdmin Class = "admin"

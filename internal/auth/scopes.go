@@ -13,13 +13,14 @@ const (
 	ScopeAuditRead      = "audit:read"
 	ScopeAuditAdmin     = "audit:admin"
 	ScopeWebhookRead    = "webhook:read"
+	ScopeWebhookIngest  = "webhook:ingest" // the gateway's: it hands inbound webhooks to Ingest
 	ScopeWebhookConsume = "webhook:consume"
 	ScopeWebhookAdmin   = "webhook:admin"
 )
 
 // AllScopes lists every scope; configured credentials may only name these.
 var AllScopes = []string{ScopeTokenRead, ScopeTokenAdmin, ScopeAuditWrite, ScopeAuditRead, ScopeAuditAdmin,
-	ScopeWebhookRead, ScopeWebhookConsume, ScopeWebhookAdmin}
+	ScopeWebhookRead, ScopeWebhookIngest, ScopeWebhookConsume, ScopeWebhookAdmin}
 
 // KnownScope reports whether s is one of AllScopes.
 func KnownScope(s string) bool { return slices.Contains(AllScopes, s) }
