@@ -15,6 +15,20 @@ type Driver interface {
 	EventGet(ctx context.Context, id string) (*Event, error)
 	// EventList returns at most p.Limit events in sequence order.
 	EventList(ctx context.Context, p EventListParams) ([]*Event, error)
+	// ChainState reads the head and the retention anchor together, without locking.
+	ChainState(ctx context.Context) (ChainState, error)
+	// CheckpointTx runs fn in one write transaction that holds the checkpoints' lock, so that ids commit
+	// in order, and commits when fn returns nil.
+	CheckpointTx(ctx context.Context, fn func(tx CheckpointTx) error) error
+	// CheckpointGet returns errs.ErrNotFound when there is no checkpoint with that id.
+	CheckpointGet(ctx context.Context, id int64) (*Checkpoint, error)
+	// CheckpointList returns at most p.Limit checkpoints, newest first unless p.Ascending.
+	CheckpointList(ctx context.Context, p CheckpointListParams) ([]*Checkpoint, error)
+	// SigningKeyGet returns the public key stored with the checkpoints of keyID (errs.ErrNotFound).
+	SigningKeyGet(ctx context.Context, keyID string) ([]byte, error)
+	// RetentionTx runs fn in one write transaction (PostgreSQL: READ COMMITTED) and commits when fn
+	// returns nil.
+	RetentionTx(ctx context.Context, fn func(tx RetentionTx) error) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/sergas/core/internal/errs"
 )
@@ -18,6 +19,18 @@ type Store interface {
 	EventGet(ctx context.Context, id string) (*Event, error)
 	// EventList returns at most p.Limit events in sequence order.
 	EventList(ctx context.Context, p EventListParams) ([]*Event, error)
+	// ChainState returns the head and the retention anchor, read together without locking.
+	ChainState(ctx context.Context) (ChainState, error)
+	// CheckpointAppend stores the checkpoint that sign makes of the chain state (see Log.CheckpointAppend).
+	CheckpointAppend(ctx context.Context, sign func(ChainState) (*Checkpoint, error)) (*Checkpoint, error)
+	// CheckpointGet returns errs.ErrNotFound when there is no checkpoint with that id.
+	CheckpointGet(ctx context.Context, id int64) (*Checkpoint, error)
+	// CheckpointList returns at most p.Limit checkpoints, newest first unless p.Ascending.
+	CheckpointList(ctx context.Context, p CheckpointListParams) ([]*Checkpoint, error)
+	// SigningKeyGet returns the public key stored with the checkpoints of keyID (errs.ErrNotFound).
+	SigningKeyGet(ctx context.Context, keyID string) ([]byte, error)
+	// RetentionCut removes one batch of the oldest events recorded before cutoff (see Log.RetentionCut).
+	RetentionCut(ctx context.Context, cutoff time.Time, batch int64) (Cut, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -35,6 +35,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("BatchKeysResolveAsIfSequential", func(t *testing.T) { t.Parallel(); testBatchKeys(t, newStore(t)) })
 	t.Run("ConcurrentBatchesStayGapFree", func(t *testing.T) { t.Parallel(); testConcurrentBatches(t, newStore(t)) })
 	t.Run("AppendAllIsAllOrNothing", func(t *testing.T) { t.Parallel(); testAppendAll(t, newStore(t)) })
+	t.Run("ChainState", func(t *testing.T) { t.Parallel(); testChainState(t, newStore(t)) })
+	t.Run("Checkpoints", func(t *testing.T) { t.Parallel(); testCheckpoints(t, newStore(t)) })
+	t.Run("ConcurrentCheckpointsFollowTheChain", func(t *testing.T) { t.Parallel(); testConcurrentCheckpoints(t, newStore(t)) })
+	t.Run("RetentionCutsAPrefixInBatches", func(t *testing.T) { t.Parallel(); testRetention(t, newStore(t)) })
+	t.Run("RetentionKeepsTheHead", func(t *testing.T) { t.Parallel(); testRetentionKeepsTheHead(t, newStore(t)) })
 }
 
 // Writer is the principal of the events NewEvent makes.
