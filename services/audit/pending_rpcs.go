@@ -31,7 +31,3 @@ func (s *Server) ListCheckpoints(context.Context, *auditv1.ListCheckpointsReques
 func (s *Server) GetSigningKey(context.Context, *auditv1.GetSigningKeyRequest) (*auditv1.GetSigningKeyResponse, error) {
 	return nil, errPending
 }
-
-func (s *Server) ExportEvents(*auditv1.ExportEventsRequest, auditv1.AuditService_ExportEventsServer) error {
-	return errPending
-}

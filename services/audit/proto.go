@@ -31,6 +31,15 @@ func toProto(e *store.Event) *auditv1.Event {
 	}
 }
 
+// exportProto is toProto with the exact hash input a reader recomputes the hash from: the encoding's
+// version and the metadata text as stored (invalid UTF-8 replaced, as in every field, which then no
+// longer gives the stored hash: such a row was not written by the service).
+func exportProto(e *store.Event) *auditv1.Event {
+	pe := toProto(e)
+	pe.HashVersion, pe.MetadataJson = e.HashVersion, text(e.Metadata)
+	return pe
+}
+
 // text returns s unchanged when it is valid UTF-8 (without allocating), else with U+FFFD for bad bytes.
 func text(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 

@@ -142,6 +142,10 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inFlight.Add(1)
 			defer inFlight.Add(-1)
+			if g.routes.isStream(r) {
+				g.serveStream(w, r)
+				return
+			}
 			timed.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,

@@ -25,6 +25,8 @@ type routeTable struct {
 	routes map[string]routeSpec // by routeKey
 	// methods are the HTTP methods some route answers, the candidates for an Allow header.
 	methods []string
+	// streams are the routes of server-streaming RPCs, by routeKey of their path (see serveStream).
+	streams map[string]bool
 }
 
 type routeSpec struct {
@@ -44,6 +46,7 @@ func routeKey(method, template string) string {
 // names no RPC of those services (the raw webhook ingress) is not a grpc-gateway route and is skipped.
 func buildRoutes(services []string) (*routeTable, error) {
 	inputs := map[string]protoreflect.MessageDescriptor{} // by OpenAPI operation id, "TokenService_GetConnection"
+	streaming := map[string]bool{}                        // the same ids, for server-streaming RPCs
 	for _, name := range services {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
 		if err != nil {
@@ -56,6 +59,7 @@ func buildRoutes(services []string) (*routeTable, error) {
 		for i := range sd.Methods().Len() {
 			m := sd.Methods().Get(i)
 			inputs[string(sd.Name())+"_"+string(m.Name())] = m.Input()
+			streaming[string(sd.Name())+"_"+string(m.Name())] = m.IsStreamingServer()
 		}
 	}
 	var doc struct {
@@ -70,7 +74,7 @@ func buildRoutes(services []string) (*routeTable, error) {
 	if err := json.Unmarshal(openapi.JSON, &doc); err != nil {
 		return nil, fmt.Errorf("OpenAPI document: %w", err)
 	}
-	t := &routeTable{routes: map[string]routeSpec{}}
+	t := &routeTable{routes: map[string]routeSpec{}, streams: map[string]bool{}}
 	seen := map[string]bool{}
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
@@ -91,6 +95,13 @@ func buildRoutes(services []string) (*routeTable, error) {
 				spec.query[field] = true
 			}
 			t.routes[routeKey(method, path)] = spec
+			if streaming[op.OperationID] {
+				// isStream compares the request's path itself: a variable would need the router's matching.
+				if pathVar.MatchString(path) {
+					return nil, fmt.Errorf("OpenAPI %s %s: a streaming route with path variables is not supported", method, path)
+				}
+				t.streams[routeKey(method, path)] = true
+			}
 			if !seen[method] {
 				seen[method] = true
 				t.methods = append(t.methods, method)

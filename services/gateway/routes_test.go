@@ -36,4 +36,11 @@ func TestRouteTableCoversEveryOperation(t *testing.T) {
 	if q := rt.routes[routeKey("GET", "/v1/audit/events")].query; !q["page_size"] || !q["start_time"] || !q["session_id"] || !q["actor_type"] || len(q) != 13 {
 		t.Errorf("audit ListEvents query parameters: %v", q)
 	}
+	if q := rt.routes[routeKey("GET", "/v1/audit/events:export")].query; !q["start_sequence"] || !q["end_time"] || len(q) != 4 {
+		t.Errorf("audit ExportEvents query parameters: %v", q)
+	}
+	// Only the export streams, and so only it bypasses the request timeout.
+	if len(rt.streams) != 1 || !rt.streams[routeKey("GET", "/v1/audit/events:export")] {
+		t.Errorf("streaming routes: %v", rt.streams)
+	}
 }
