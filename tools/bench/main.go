@@ -10,7 +10,13 @@
 // median with min–max. The bare store read (no RPC, no cache: what the original system's 0.15/0.23 ms
 // token lookup measured) is timed separately, in this process, on the same database.
 //
-// `make bench` runs it on SQLite and PostgreSQL (TEST_DATABASE_URL). Every run is bounded in time.
+// With -suite audit it measures the audit service instead (audit.go): the same server program serves the
+// audit service as sergas-audit does, with a no-op that needs audit:write beside it; the load generator
+// drives RecordEvent and RecordEvents (events/s) on a new store, alternating with the no-op, and then
+// ListEvents (p99) on a store of -events seeded events, bulk-loaded once and kept between runs
+// (auditseed.go: ./data/bench for SQLite, the schema bench_audit_seeded for PostgreSQL).
+//
+// `make bench` runs both on SQLite and PostgreSQL (TEST_DATABASE_URL). Every run is bounded in time.
 package main
 
 import (
@@ -46,6 +52,7 @@ type options struct {
 	profileDir string
 	profileC   int
 	bareD      time.Duration
+	audit      auditOptions
 }
 
 func main() {
@@ -58,10 +65,26 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the server processes, one per call, into this directory")
 	flag.IntVar(&o.profileC, "profile-c", 16, "callers for the profiled runs")
 	flag.DurationVar(&o.bareD, "bare", 2*time.Second, "duration of the bare store read measurement")
+	suite := flag.String("suite", "token", "token (GetAccessToken) or audit (RecordEvent, RecordEvents, ListEvents)")
+	auditC := flag.String("audit-c", "1,16,64", "audit suite: concurrent RecordEvent callers")
+	batchC := flag.String("batch-c", "4,16", "audit suite: concurrent RecordEvents callers")
+	listC := flag.String("list-c", "1,16", "audit suite: concurrent ListEvents callers")
+	flag.IntVar(&o.audit.batch, "batch", 100, "audit suite: events per RecordEvents call")
+	flag.Int64Var(&o.audit.events, "events", 10_000_000, "audit suite: events in the ListEvents store")
+	flag.StringVar(&o.audit.seedDir, "seed-dir", "./data/bench", "audit suite: where the seeded SQLite store is kept between runs")
+	flag.BoolVar(&o.audit.seedOnly, "seed-only", false, "audit suite: only make sure the seeded ListEvents stores exist, then stop")
 	flag.Parse()
 	var err error
 	if o.callers, err = splitInts(*levels); err != nil {
 		fail(err)
+	}
+	for _, l := range []struct {
+		s   string
+		out *[]int
+	}{{*auditC, &o.audit.callers}, {*batchC, &o.audit.batchCallers}, {*listC, &o.audit.listCallers}} {
+		if *l.out, err = splitInts(l.s); err != nil {
+			fail(err)
+		}
 	}
 	switch {
 	case *backends != "":
@@ -71,7 +94,15 @@ func main() {
 	default:
 		o.backends = []string{"sqlite"}
 	}
-	if err := run(o); err != nil {
+	switch *suite {
+	case "token":
+		err = run(o)
+	case "audit":
+		err = runAudit(o)
+	default:
+		err = fmt.Errorf("unknown -suite %q", *suite)
+	}
+	if err != nil {
 		fail(err)
 	}
 }
@@ -233,7 +264,7 @@ func createConnection(addr, adminKey string) error {
 }
 
 // profileRun records a CPU profile of the server while the load generator drives one call.
-func profileRun(o options, bin, backend string, s *serverProc, key, rpc, call string) error {
+func profileRun(o options, bin, backend string, s *serverProc, key, rpc, call string, extra ...string) error {
 	name := strings.NewReplacer(" ", "", ",", "-", "(", "", ")", "").Replace(call)
 	path := fmt.Sprintf("%s/%s-%s-c%d.pprof", o.profileDir, backend, name, o.profileC)
 	errc := make(chan error, 1)
@@ -242,7 +273,7 @@ func profileRun(o options, bin, backend string, s *serverProc, key, rpc, call st
 		time.Sleep(o.warmup + 200*time.Millisecond)
 		errc <- s.profile(context.Background(), o.d-time.Second, path)
 	}()
-	if _, err := load(bin+"/loadgen", s, key, rpc, o.profileC, o.d, o.warmup); err != nil {
+	if _, err := load(bin+"/loadgen", s, key, rpc, o.profileC, o.d, o.warmup, extra...); err != nil {
 		return err
 	}
 	if err := <-errc; err != nil {

@@ -41,8 +41,7 @@ type serverProc struct {
 
 // startServer starts the bench server with env on top of this process's environment (minus any
 // database setting, which env alone decides) and waits until it listens.
-func startServer(bin string, env map[string]string, pprofAddr string) (*serverProc, error) {
-	args := []string{}
+func startServer(bin string, env map[string]string, pprofAddr string, args ...string) (*serverProc, error) {
 	if pprofAddr != "" {
 		args = append(args, "-pprof", pprofAddr)
 	}
@@ -50,7 +49,7 @@ func startServer(bin string, env map[string]string, pprofAddr string) (*serverPr
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if _, ours := env[name]; ours || strings.Contains(name, "DATABASE") || strings.HasPrefix(name, "RATE_LIMIT") ||
-			strings.HasPrefix(name, "AUTH_") || strings.HasPrefix(name, "TOKEN_") {
+			strings.HasPrefix(name, "AUTH_") || strings.HasPrefix(name, "TOKEN_") || strings.HasPrefix(name, "AUDIT_") {
 			continue
 		}
 		cmd.Env = append(cmd.Env, kv)
@@ -144,12 +143,17 @@ type result struct {
 	P99ms      float64 `json:"p99_ms"`
 	ServerCPU  float64 `json:"server_cpu_us"`
 	ClientCPU  float64 `json:"client_cpu_us"`
+	DBCPU      float64 `json:"db_cpu_us"`
+	// PerCall is how many audit events each call carried (0 or 1: one).
+	PerCall int `json:"events_per_call"`
 }
 
 // load runs the load generator against addr and returns its result; a failed call fails the run.
-func load(bin string, s *serverProc, key, call string, callers int, d, warmup time.Duration) (result, error) {
-	cmd := exec.Command(bin, "-addr", s.addr, "-call", call, "-c", fmt.Sprint(callers), "-d", d.String(), "-warmup", warmup.String(),
-		"-server-pid", fmt.Sprint(s.cmd.Process.Pid))
+// extra are more load generator flags (-batch, -store-size, -db-cpu).
+func load(bin string, s *serverProc, key, call string, callers int, d, warmup time.Duration, extra ...string) (result, error) {
+	args := append([]string{"-addr", s.addr, "-call", call, "-c", fmt.Sprint(callers), "-d", d.String(), "-warmup", warmup.String(),
+		"-server-pid", fmt.Sprint(s.cmd.Process.Pid)}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "BENCH_API_KEY="+key)
 	cmd.Stderr = os.Stderr
 	ctx, cancel := context.WithTimeout(context.Background(), d+warmup+2*time.Minute)

@@ -42,15 +42,23 @@ type Result struct {
 	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
 	// ClientCPUus is this process's own CPU time per call during the measurement, in microseconds.
 	ClientCPUus float64 `json:"client_cpu_us,omitempty"`
+	// DBCPUus is the CPU time per call of every process named by -db-cpu (PostgreSQL's server
+	// processes: the whole server, so other clients of it count too).
+	DBCPUus float64 `json:"db_cpu_us,omitempty"`
+	// EventsPerCall is how many audit events each call carries (RecordEvents' batch; 1 otherwise).
+	EventsPerCall int `json:"events_per_call,omitempty"`
 }
 
 func main() {
 	addr := flag.String("addr", "", "bench server address (host:port)")
-	call := flag.String("call", "noop", "noop or token (GetAccessToken of zoho/bench)")
+	call := flag.String("call", "noop", "noop, token (GetAccessToken of zoho/bench), or an audit call: record, records, list-actor, list-session, list-all")
 	callers := flag.Int("c", 1, "concurrent callers")
 	d := flag.Duration("d", 5*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before the measurement")
 	flag.IntVar(&serverPID, "server-pid", 0, "the server's process id, to report its CPU time per call (Linux)")
+	flag.IntVar(&batch, "batch", 100, "events per RecordEvents call (-call records)")
+	flag.Int64Var(&storeSize, "store-size", 0, "events in the seeded store (-call list-*)")
+	flag.StringVar(&dbProcess, "db-cpu", "", "also report the CPU time per call of every process with this name (postgres)")
 	flag.Parse()
 	if err := run(*addr, *call, *callers, *d, *warm); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -69,6 +77,7 @@ func run(addr, call string, callers int, d, warm time.Duration) error {
 	defer conn.Close()
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+os.Getenv("BENCH_API_KEY"))
 	var fn func(context.Context) error
+	perCall := 1
 	switch call {
 	case "noop":
 		fn = func(ctx context.Context) error { return noop.Call(ctx, conn) }
@@ -77,15 +86,21 @@ func run(addr, call string, callers int, d, warm time.Duration) error {
 		req := &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "bench"}
 		fn = func(ctx context.Context) error { _, err := tc.GetAccessToken(ctx, req); return err }
 	default:
-		return fmt.Errorf("unknown -call %q", call)
+		if fn, perCall, err = auditCall(call, conn, batch, storeSize); err != nil {
+			return err
+		}
 	}
 	if warm > 0 {
 		if r := measure(ctx, fn, callers, warm); r.Errors > 0 {
 			return fmt.Errorf("warm-up: %d calls failed, first: %s", r.Errors, r.FirstError)
 		}
 	}
-	cpu0, own0 := serverCPU(), ownCPU()
+	cpu0, own0, db0 := serverCPU(), ownCPU(), processCPU(dbProcess)
 	r := measure(ctx, fn, callers, d)
+	if db1 := processCPU(dbProcess); db1 > db0 && r.Calls > 0 {
+		r.DBCPUus = float64((db1 - db0).Microseconds()) / float64(r.Calls)
+	}
+	r.EventsPerCall = perCall
 	if cpu1 := serverCPU(); cpu0 > 0 && cpu1 > cpu0 && r.Calls > 0 {
 		r.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(r.Calls)
 	}
@@ -151,16 +166,51 @@ func measure(ctx context.Context, fn func(context.Context) error, callers int, d
 		PerSecond: float64(len(all)) / elapsed.Seconds(), P50ms: pct(50), P90ms: pct(90), P99ms: pct(99)}
 }
 
-var serverPID int
+var (
+	serverPID int
+	batch     int
+	storeSize int64
+	dbProcess string
+)
 
-// serverCPU is the server's CPU time so far, from /proc/<pid>/stat (utime + stime, in the USER_HZ ticks
-// of 10 ms that Linux always uses there); 0 when unknown.
+// serverCPU is the server's CPU time so far; 0 when unknown.
 func serverCPU() time.Duration {
 	if serverPID == 0 {
 		return 0
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serverPID))
+	return pidCPU(strconv.Itoa(serverPID), "")
+}
+
+// processCPU is the CPU time so far of every process named name (0 when name is empty): PostgreSQL's
+// backends come and go, but the pool's connections live through a run, and the postmaster counts the
+// CPU of exited children only once it reaps them, so the sum of the live ones is what a run used.
+func processCPU(name string) time.Duration {
+	if name == "" {
+		return 0
+	}
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		total += pidCPU(e.Name(), name)
+	}
+	return total
+}
+
+// pidCPU is process pid's CPU time so far, from /proc/<pid>/stat (utime + stime, in the USER_HZ ticks
+// of 10 ms that Linux always uses there), or 0 when it is unknown or, with name set, when the process
+// has another name.
+func pidCPU(pid, name string) time.Duration {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	if name != "" && !strings.Contains(string(raw), "("+name+")") {
 		return 0
 	}
 	// The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.

@@ -1,5 +1,6 @@
 // Command server is the benchmark's server process (package benchserver: the token service as
-// sergas-token serves it, plus a no-op RPC behind the same guard). It prints "ready <addr>" on stdout
+// sergas-token serves it, or with -service audit the audit service as sergas-audit serves it, plus a
+// no-op RPC behind the same guard). It prints "ready <addr>" on stdout
 // once it listens, and stops on SIGTERM. tools/bench starts it; it is not meant to be deployed.
 package main
 
@@ -18,7 +19,10 @@ import (
 	"github.com/sergas/core/tools/bench/internal/benchserver"
 )
 
-var pprofAddr = flag.String("pprof", "", "serve net/http/pprof on this address (for profiling under load)")
+var (
+	pprofAddr = flag.String("pprof", "", "serve net/http/pprof on this address (for profiling under load)")
+	service   = flag.String("service", "token", "the service to serve: token or audit")
+)
 
 func main() {
 	flag.Parse()
@@ -28,7 +32,14 @@ func main() {
 				return err
 			}
 		}
-		return benchserver.Run(ctx, env, log, func(addr string) { fmt.Println("ready", addr) })
+		ready := func(addr string) { fmt.Println("ready", addr) }
+		switch *service {
+		case "token":
+			return benchserver.Run(ctx, env, log, ready)
+		case "audit":
+			return benchserver.RunAudit(ctx, env, log, ready)
+		}
+		return fmt.Errorf("unknown -service %q", *service)
 	})
 }
 

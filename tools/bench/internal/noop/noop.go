@@ -19,7 +19,13 @@ import (
 const Method = "/sergas.bench.v1.Bench/Noop"
 
 // Policy requires token:read, the scope GetAccessToken needs.
-var Policy = auth.Policy{Scopes: map[string]string{Method: auth.ScopeTokenRead}}
+var Policy = PolicyFor(auth.ScopeTokenRead)
+
+// PolicyFor makes the no-op need scope, the scope of the call it is the baseline for (audit:write for
+// RecordEvent), so that it spends the same class's rate-limit budget.
+func PolicyFor(scope string) auth.Policy {
+	return auth.Policy{Scopes: map[string]string{Method: scope}}
+}
 
 type server interface{}
 
