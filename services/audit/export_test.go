@@ -29,6 +29,17 @@ import (
 // loopback and returns a client; both stop when the test ends.
 func grpcClient(t *testing.T, s *Server) auditv1.AuditServiceClient {
 	t.Helper()
+	conn, err := grpc.NewClient(grpcServe(t, s), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return auditv1.NewAuditServiceClient(conn)
+}
+
+// grpcServe serves s as grpcClient does and returns its address.
+func grpcServe(t *testing.T, s *Server) string {
+	t.Helper()
 	srv, err := grpcserver.New(grpcserver.Config{Addr: "127.0.0.1:0", MaxRecvBytes: 4 << 20, MaxSendBytes: 4 << 20,
 		MaxConcurrentStreams: 100, ShutdownTimeout: 5 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -38,12 +49,8 @@ func grpcClient(t *testing.T, s *Server) auditv1.AuditServiceClient {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); cancel(); <-done })
-	return auditv1.NewAuditServiceClient(conn)
+	t.Cleanup(func() { cancel(); <-done })
+	return srv.Addr()
 }
 
 // exported reads a whole export.

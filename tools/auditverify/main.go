@@ -319,16 +319,21 @@ func (v *verifier) checkCheckpoint(c *checkpoint, bySeq map[int64]*event) (*sign
 	if len(v.keys) == 0 {
 		return nil, errors.New("no public key given (-key) to check its signature")
 	}
-	ok := false
+	var by ed25519.PublicKey
 	for _, k := range v.keys {
-		ok = ok || ed25519.Verify(k, []byte(c.SignedText), c.Signature)
+		if ed25519.Verify(k, []byte(c.SignedText), c.Signature) {
+			by = k
+		}
 	}
-	if !ok {
+	if by == nil {
 		return nil, errors.New("the signature of signed_text does not verify with the key given")
 	}
 	s, err := parseSigned(c.SignedText)
 	if err != nil {
 		return nil, err
+	}
+	if s.KeyID != keyID(by) {
+		return nil, fmt.Errorf("signed by key %s, but its text names key %s", keyID(by), s.KeyID)
 	}
 	if s.Sequence != c.Sequence || !bytes.Equal(s.Hash, c.Hash) {
 		return nil, errors.New("its sequence or hash fields differ from its signed text")
@@ -526,31 +531,37 @@ func (s *signed) describe() string {
 	return d
 }
 
+// checkpointFormat is the first line of the signed text of the checkpoints this program reads.
+const checkpointFormat = "sergas-audit-checkpoint v1"
+
 // parseSigned reads the lines of a checkpoint's signed text that this check needs (README, "Checkpoint
-// format"): "name value" lines; the others are covered by the signature and shown, not interpreted.
+// format"): after the format line, one "name: value" line per field; the lines not named here are covered
+// by the signature and not interpreted.
 func parseSigned(text string) (*signed, error) {
+	lines := strings.Split(text, "\n")
+	if lines[0] != checkpointFormat {
+		return nil, fmt.Errorf("signed text is not a %q text", checkpointFormat)
+	}
 	s := &signed{}
 	seen := map[string]bool{}
-	for line := range strings.SplitSeq(text, "\n") {
-		name, value, ok := strings.Cut(line, " ")
+	for _, line := range lines[1:] {
+		name, value, ok := strings.Cut(line, ": ")
 		if !ok {
 			continue
 		}
-		name = strings.TrimSuffix(name, ":")
-		value = strings.TrimSpace(value)
 		var err error
 		switch name {
 		case "sequence":
 			s.Sequence, err = strconv.ParseInt(value, 10, 64)
 		case "hash":
 			s.Hash, err = hexBytes(value)
-		case "anchor-sequence", "anchor_sequence":
+		case "anchor-sequence":
 			s.AnchorSequence, err = strconv.ParseInt(value, 10, 64)
-		case "anchor-hash", "anchor_hash":
+		case "anchor-hash":
 			s.AnchorHash, err = hexBytes(value)
 		case "time":
 			s.Time = value
-		case "key-id", "key_id":
+		case "key-id":
 			s.KeyID = value
 		default:
 			continue
@@ -563,8 +574,15 @@ func parseSigned(text string) (*signed, error) {
 		}
 		seen[name] = true
 	}
-	if !seen["sequence"] || !seen["hash"] {
-		return nil, errors.New("signed text has no sequence or hash line")
+	if !seen["sequence"] || !seen["hash"] || !seen["key-id"] {
+		return nil, errors.New("signed text lacks its sequence, hash or key-id line")
 	}
 	return s, nil
+}
+
+// keyID is the id the service gives an Ed25519 public key: the first 8 bytes of the SHA-256 of its 32
+// raw bytes, in lower-case hex.
+func keyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -107,7 +106,7 @@ func export(t *testing.T, n, signAt int, priv ed25519.PrivateKey) []string {
 		hashes = append(hashes, h)
 	}
 	if signAt > 0 {
-		text := signedText(int64(signAt), hashes[signAt-1])
+		text := signedText(int64(signAt), hashes[signAt-1], priv.Public().(ed25519.PublicKey))
 		lines = append(lines, line(t, map[string]any{"result": map[string]any{"checkpoint": map[string]any{
 			"id": "7", "sequence": strconv.Itoa(signAt), "hash": base64.StdEncoding.EncodeToString(hashes[signAt-1]),
 			"signedText": text, "signature": base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(text))),
@@ -116,9 +115,10 @@ func export(t *testing.T, n, signAt int, priv ed25519.PrivateKey) []string {
 	return lines
 }
 
-func signedText(seq int64, hash []byte) string {
-	return fmt.Sprintf("sergas audit checkpoint v1\nsequence %d\nhash %s\nanchor-sequence 0\nanchor-hash %s\ntime 2026-11-26T09:00:00Z\nkey-id k1\n",
-		seq, hex.EncodeToString(hash), hex.EncodeToString(chain.Genesis))
+// signedText is a checkpoint's signed text in the service's format (services/audit/checkpoint.go).
+func signedText(seq int64, hash []byte, pub ed25519.PublicKey) string {
+	return fmt.Sprintf("sergas-audit-checkpoint v1\nsequence: %d\nhash: %x\ntime: 2026-11-26T09:00:00.000000Z\nkind: on-demand\nanchor-sequence: 0\nanchor-hash: %x\nkey-id: %s\n",
+		seq, hash, chain.Genesis, keyID(pub))
 }
 
 func line(t *testing.T, v any) string {
@@ -202,6 +202,8 @@ func TestVerifier(t *testing.T) {
 		"no checkpoint":        {good[:5], nil, "no signed checkpoint in the export covers events 1..5"},
 		"checkpoint's hash":    {edit(5, `"hash":"`, `"hash":"A`), nil, "checkpoint #7"},
 		"signed event changed": {rehash(t, good, 3), nil, "sequence 5: previous_hash is not the hash of sequence 4"},
+		"other key id":         {resign(t, good, 5, priv, "key-id: ", "key-id: 00"), nil, "but its text names key 00"},
+		"other format":         {resign(t, good, 5, priv, "checkpoint v1", "checkpoint v2"), nil, "is not a \"sergas-audit-checkpoint v1\" text"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := c.args
@@ -242,5 +244,23 @@ func rehash(t *testing.T, lines []string, i int) []string {
 	e["hash"] = base64.StdEncoding.EncodeToString(h)
 	out := append([]string(nil), lines...)
 	out[i] = line(t, map[string]any{"result": map[string]any{"event": e}})
+	return out
+}
+
+// resign edits the signed text of the checkpoint on line i and signs it again with priv.
+func resign(t *testing.T, lines []string, i int, priv ed25519.PrivateKey, from, to string) []string {
+	var item struct {
+		Result struct {
+			Checkpoint map[string]any `json:"checkpoint"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(lines[i]), &item); err != nil {
+		t.Fatal(err)
+	}
+	c := item.Result.Checkpoint
+	text := strings.Replace(c["signedText"].(string), from, to, 1)
+	c["signedText"], c["signature"] = text, base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(text)))
+	out := append([]string(nil), lines...)
+	out[i] = line(t, map[string]any{"result": map[string]any{"checkpoint": c}})
 	return out
 }
