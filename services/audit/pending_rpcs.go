@@ -15,19 +15,3 @@ var errPending = errs.New(errs.KindUnavailable, "not available yet")
 func (s *Server) VerifyChain(context.Context, *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
 	return nil, errPending
 }
-
-func (s *Server) CreateCheckpoint(context.Context, *auditv1.CreateCheckpointRequest) (*auditv1.CreateCheckpointResponse, error) {
-	return nil, errPending
-}
-
-func (s *Server) GetCheckpoint(context.Context, *auditv1.GetCheckpointRequest) (*auditv1.GetCheckpointResponse, error) {
-	return nil, errPending
-}
-
-func (s *Server) ListCheckpoints(context.Context, *auditv1.ListCheckpointsRequest) (*auditv1.ListCheckpointsResponse, error) {
-	return nil, errPending
-}
-
-func (s *Server) GetSigningKey(context.Context, *auditv1.GetSigningKeyRequest) (*auditv1.GetSigningKeyResponse, error) {
-	return nil, errPending
-}

@@ -38,6 +38,8 @@ type Server struct {
 	limits Limits
 	redact *redactor
 	now    func() time.Time
+	// checkpoints signs checkpoints (checkpoint_rpcs.go); nil without a signing key.
+	checkpoints *checkpointer
 	// append stores one checked event: the group committer in the service, the store directly here.
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
 }

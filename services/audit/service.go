@@ -26,6 +26,9 @@ type Config struct {
 	GroupCommit GroupCommit
 	// RedactKeys are the metadata keys whose values are redacted (see newRedactor); none turns it off.
 	RedactKeys []string
+	// Signing says where the checkpoint signing key comes from, and how often checkpoints are signed.
+	Signing   Signing
+	Retention Retention
 }
 
 // LoadConfig reads the audit service's settings from env.
@@ -41,6 +44,11 @@ func LoadConfig(env *config.Env) Config {
 			Window:    env.Duration("AUDIT_GROUP_COMMIT_WINDOW", DefaultGroupCommit.Window, 0, time.Second),
 		},
 		RedactKeys: redactKeys(env),
+		Signing:    loadSigning(env),
+		Retention: Retention{
+			Days:  env.Int("AUDIT_RETENTION_DAYS", DefaultRetention.Days, 0, 100*365),
+			Every: DefaultRetention.Every, Batch: DefaultRetention.Batch,
+		},
 	}
 }
 
@@ -77,6 +85,10 @@ var Policy = auth.Policy{Scopes: map[string]string{
 type Service struct {
 	*app.StoreService
 	committer *committer
+	server    *Server
+	retainer  *retainer // nil without a signing key
+	elector   db.Elector
+	cfg       Config
 }
 
 var (
@@ -86,7 +98,11 @@ var (
 
 // Open opens the service's database and returns the service ready to serve.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
-	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
+	key, err := cfg.Signing.key(log)
+	if err != nil {
+		return nil, err
+	}
+	st, elector, err := app.OpenStoreElector(ctx, cfg.ServiceConfig, log,
 		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
 		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
 	if err != nil {
@@ -96,11 +112,27 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	srv.redact = newRedactor(cfg.RedactKeys)
 	c := newCommitter(st, cfg.GroupCommit, log)
 	srv.append = c.Append
-	return &Service{StoreService: app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, srv), committer: c}, nil
+	svc := &Service{StoreService: app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, srv), committer: c,
+		server: srv, elector: elector, cfg: cfg}
+	if key != nil {
+		srv.checkpoints = newCheckpointer(st, key, cfg.Signing.Interval, log)
+		svc.retainer = &retainer{st: st, cfg: cfg.Retention, cp: srv.checkpoints, now: time.Now, log: log}
+	}
+	return svc, nil
 }
 
 // Background implements app.BackgroundService. The group committer runs on every replica: batches from
 // all of them take turns on the chain head's lock, as single appends do.
+//
+// The checkpoint signer and retention run on one replica (the elector's leader): one schedule of
+// checkpoints, one retention cut at a time.
 func (s *Service) Background() app.Background {
-	return app.Background{Workers: []app.Worker{{Name: "audit.group_commit", Run: s.committer.Run}}}
+	b := app.Background{Workers: []app.Worker{{Name: "audit.group_commit", Run: s.committer.Run}}, Elector: s.elector}
+	if cp := s.server.checkpoints; cp != nil && s.cfg.Signing.Interval > 0 {
+		b.Workers = append(b.Workers, app.Worker{Name: "audit.checkpointer", Run: cp.Run, SingleReplica: true})
+	}
+	if s.retainer != nil && s.cfg.Retention.Days > 0 {
+		b.Workers = append(b.Workers, app.Worker{Name: "audit.retention", Run: s.retainer.Run, SingleReplica: true})
+	}
+	return b
 }

@@ -1,0 +1,92 @@
+package audit
+
+import (
+	"context"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/pagetoken"
+	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// maxKeyIDBytes bounds GetSigningKey's key_id (ids are 16 hex digits; room for other schemes later).
+const maxKeyIDBytes = 64
+
+// CreateCheckpoint implements auditv1.AuditServiceServer: a new checkpoint every call, whether or not
+// the head moved.
+func (s *Server) CreateCheckpoint(ctx context.Context, _ *auditv1.CreateCheckpointRequest) (*auditv1.CreateCheckpointResponse, error) {
+	if s.checkpoints == nil {
+		return nil, errNoSigningKey
+	}
+	ctx, cancel := context.WithTimeout(ctx, signTimeout)
+	defer cancel()
+	c, err := s.checkpoints.Sign(ctx, auditv1.CheckpointKind_CHECKPOINT_KIND_ON_DEMAND)
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.CreateCheckpointResponse{Checkpoint: checkpointToProto(c)}, nil
+}
+
+// GetCheckpoint implements auditv1.AuditServiceServer.
+func (s *Server) GetCheckpoint(ctx context.Context, req *auditv1.GetCheckpointRequest) (*auditv1.GetCheckpointResponse, error) {
+	if req.GetId() <= 0 {
+		return nil, errs.Invalid("id must be a checkpoint number (from 1)")
+	}
+	c, err := s.store.CheckpointGet(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &auditv1.GetCheckpointResponse{Checkpoint: checkpointToProto(c)}, nil
+}
+
+// ListCheckpoints implements auditv1.AuditServiceServer: newest first, paged by id (ids commit in
+// order, see store.CheckpointTx, so a page never skips one committed later with a smaller id).
+func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpointsRequest) (*auditv1.ListCheckpointsResponse, error) {
+	size, err := pagetoken.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	before, _, err := pagetoken.DecodeInt(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.store.CheckpointList(ctx, store.CheckpointListParams{BeforeID: before, Limit: size + 1})
+	if err != nil {
+		return nil, err
+	}
+	resp := &auditv1.ListCheckpointsResponse{}
+	cs, resp.NextPageToken = pagetoken.Page(cs, size, func(c *store.Checkpoint) string { return pagetoken.EncodeInt(c.ID) })
+	for _, c := range cs {
+		resp.Checkpoints = append(resp.Checkpoints, checkpointToProto(c))
+	}
+	return resp, nil
+}
+
+// GetSigningKey implements auditv1.AuditServiceServer. It needs no credential: it returns public keys
+// only, the current one or one that signed a stored checkpoint (keys rotated away included).
+func (s *Server) GetSigningKey(ctx context.Context, req *auditv1.GetSigningKeyRequest) (*auditv1.GetSigningKeyResponse, error) {
+	id := req.GetKeyId()
+	if err := validate.Label("key_id", id, maxKeyIDBytes, false); err != nil {
+		return nil, err
+	}
+	var cur *signingKey
+	if s.checkpoints != nil {
+		cur = s.checkpoints.key
+	}
+	switch {
+	case id == "" && cur == nil:
+		return nil, errNoSigningKey
+	case id == "" || (cur != nil && id == cur.keyID):
+		return signingKeyResponse(cur.keyID, cur.pub, true), nil
+	}
+	pub, err := s.store.SigningKeyGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return signingKeyResponse(id, pub, false), nil
+}
+
+func signingKeyResponse(id string, pub []byte, current bool) *auditv1.GetSigningKeyResponse {
+	return &auditv1.GetSigningKeyResponse{KeyId: id, PublicKey: pub, PublicKeyPem: PublicKeyPEM(pub), Current: current}
+}

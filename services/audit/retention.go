@@ -1,0 +1,141 @@
+package audit
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/services/audit/store"
+)
+
+// Retention configures how long events are kept.
+type Retention struct {
+	// Days: events recorded longer ago are removed (AUDIT_RETENTION_DAYS); 0 keeps everything.
+	Days int
+	// Every is how often retention runs (on the leader); Batch how many events one transaction removes,
+	// which bounds how long appends wait on the chain head's lock.
+	Every time.Duration
+	Batch int64
+}
+
+// DefaultRetention is retention without configuration.
+var DefaultRetention = Retention{Days: 365, Every: time.Hour, Batch: 5000}
+
+// maxBatchesPerRun bounds one run: 10 million events at the default batch. A larger backlog goes on at
+// the next run.
+const maxBatchesPerRun = 2000
+
+// retentionPrincipal writes the audit.retention events, which the service records about itself.
+const retentionPrincipal = "service:sergas-audit"
+
+// retainer removes old events as a single-replica platform worker: the prefix of the chain recorded
+// more than Days ago, in batches, then records an audit.retention event and signs a RETENTION
+// checkpoint whose anchor is the last removed event.
+type retainer struct {
+	st  store.Store
+	cfg Retention
+	cp  *checkpointer
+	now func() time.Time
+	log *slog.Logger
+}
+
+// Run runs retention at once and then every cfg.Every until ctx ends. A failed run fails the worker,
+// which the platform restarts after a backoff.
+func (r *retainer) Run(ctx context.Context) error {
+	r.log.Info("audit retention: removing events recorded before the retention period", "days", r.cfg.Days, "every", r.cfg.Every)
+	for {
+		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+		t := time.NewTimer(r.cfg.Every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce removes what is due now and returns how many events it removed. Whenever the anchor is not
+// the one the newest checkpoint signed (it moved now, or a run stopped between its cut and its
+// checkpoint), it signs a RETENTION checkpoint, so that every anchor is vouched for.
+func (r *retainer) RunOnce(ctx context.Context) (int64, error) {
+	cutoff := r.now().Add(-time.Duration(r.cfg.Days) * 24 * time.Hour)
+	var first, last store.Cut
+	var removed int64
+	for i := 0; i < maxBatchesPerRun && ctx.Err() == nil; i++ {
+		cut, err := r.st.RetentionCut(ctx, cutoff, r.cfg.Batch)
+		if err != nil {
+			r.log.Error("audit retention failed", "error", err.Error(), "removed_before_failure", removed)
+			return removed, err
+		}
+		if cut.Removed > 0 {
+			if removed == 0 {
+				first = cut
+			}
+			last, removed = cut, removed+cut.Removed
+		}
+		if !cut.More {
+			break
+		}
+	}
+	if removed > 0 {
+		r.log.Info("audit retention removed events", "from_sequence", first.From+1, "through_sequence", last.Through,
+			"removed", removed, "cutoff", cutoff.UTC().Format(time.RFC3339), "anchor_hash", hex.EncodeToString(last.AnchorHash))
+		if err := r.record(ctx, first.From+1, last.Through, removed, cutoff); err != nil {
+			return removed, err
+		}
+	}
+	return removed, r.vouch(ctx, removed > 0)
+}
+
+// record appends the audit.retention event that says what was removed.
+func (r *retainer) record(ctx context.Context, from, through, removed int64, cutoff time.Time) error {
+	meta, err := structpb.NewStruct(map[string]any{
+		"from_sequence": from, "through_sequence": through, "removed": removed,
+		"cutoff": cutoff.UTC().Format(time.RFC3339), "retention_days": r.cfg.Days,
+	})
+	if err != nil {
+		return err
+	}
+	text, err := canonicalJSON(meta, newRedactor(nil))
+	if err != nil {
+		return err
+	}
+	now := r.now().UTC().Truncate(time.Microsecond)
+	_, err = r.st.Append(ctx, []store.Pending{{Event: &store.Event{
+		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: now, RecordTime: now,
+		Actor: "sergas-audit", Action: "audit.retention", Resource: "audit/events",
+		Outcome: int32(auditv1.Outcome_OUTCOME_SUCCESS), Metadata: text, Principal: retentionPrincipal,
+		ActorType: int32(auditv1.ActorType_ACTOR_TYPE_SERVICE), SourceService: "sergas-audit",
+	}}})
+	return err
+}
+
+// vouch signs a RETENTION checkpoint when this run cut, or when the newest checkpoint does not sign
+// the current anchor (an earlier run stopped between its cut and its checkpoint).
+func (r *retainer) vouch(ctx context.Context, cut bool) error {
+	if !cut {
+		st, err := r.st.ChainState(ctx)
+		if err != nil || st.AnchorSeq == 0 {
+			return err
+		}
+		last, err := r.st.CheckpointList(ctx, store.CheckpointListParams{Limit: 1})
+		if err != nil || (len(last) > 0 && last[0].AnchorSeq == st.AnchorSeq) {
+			return err
+		}
+	}
+	cp, err := r.cp.Sign(ctx, auditv1.CheckpointKind_CHECKPOINT_KIND_RETENTION)
+	if err != nil {
+		return err
+	}
+	r.log.Info("audit checkpoint signed", "checkpoint", cp.ID, "kind", "retention", "sequence", cp.Sequence,
+		"anchor_sequence", cp.AnchorSeq, "key_id", cp.KeyID)
+	return nil
+}
