@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,18 @@ import (
 type harness struct {
 	srv    *Server
 	client webhookv1.WebhookServiceClient
+	clock  *testClock
+}
+
+// testClock is the server's clock: it stands still until a test moves it.
+type testClock struct{ t atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.t.Load()).UTC() }
+func (c *testClock) advance(d time.Duration) { c.t.Add(int64(d)) }
+func newTestClock(start time.Time) *testClock {
+	c := &testClock{}
+	c.t.Store(start.UnixNano())
+	return c
 }
 
 // eachBackend runs fn as a parallel subtest on SQLite and on PostgreSQL.
@@ -53,19 +66,23 @@ func newStore(t *testing.T, d db.Dialect) store.Store {
 }
 
 // startServiceOn serves st with the configuration env describes.
-func startServiceOn(t *testing.T, st store.Store, env map[string]string) *harness {
+func startServiceOn(t *testing.T, st store.Store, env map[string]string, opts ...Option) *harness {
 	t.Helper()
 	if _, ok := env["CLIENT_ADDR_SECRET"]; !ok {
 		env["CLIENT_ADDR_SECRET"] = testAddrSecret
+	}
+	_, list := env["WEBHOOK_SOURCES"]
+	if _, file := env["WEBHOOK_SOURCES_FILE"]; !list && !file {
+		env["WEBHOOK_SOURCES"] = "zoho:none"
 	}
 	e := config.FromMap(env)
 	cfg := LoadConfig(e)
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(st, cfg)
-	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv.now = func() time.Time { return clock }
+	srv := NewServer(st, cfg, opts...)
+	clock := newTestClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	srv.now = clock.now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	gs, err := grpcserver.New(grpcserver.Config{Addr: "127.0.0.1:0", MaxRecvBytes: 4 << 20, MaxSendBytes: 4 << 20,
 		ShutdownTimeout: 5 * time.Second, MaxConcurrentStreams: 100}, log)
@@ -92,7 +109,7 @@ func startServiceOn(t *testing.T, st store.Store, env map[string]string) *harnes
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &harness{srv: srv, client: webhookv1.NewWebhookServiceClient(conn)}
+	return &harness{srv: srv, client: webhookv1.NewWebhookServiceClient(conn), clock: clock}
 }
 
 // testAddrSecret is the harness's CLIENT_ADDR_SECRET unless a test sets its own.

@@ -2,53 +2,101 @@ package webhook
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/ratelimit"
+	"github.com/sergas/core/internal/validate"
 	"github.com/sergas/core/services/webhook/store"
 )
 
+// ErrorInfo on Ingest's refusals that HTTP has its own answer for, so that the gateway can tell them
+// from refusals of its own call: UNAUTHENTICATED with ErrorDomain/ErrorUnverified is the sender's bad or
+// missing signature (401), where UNAUTHENTICATED without it is the gateway's credential being refused;
+// RESOURCE_EXHAUSTED with ErrorBodyTooLarge is 413, not 429.
+const (
+	ErrorDomain       = "webhook.sergas"
+	ErrorUnverified   = "DELIVERY_UNVERIFIED"
+	ErrorBodyTooLarge = "BODY_TOO_LARGE"
+	ErrorBacklogFull  = "BACKLOG_FULL"
+)
+
+// backlogRetryAfter is what a sender refused for a full backlog is told to wait.
+const backlogRetryAfter = 5 * time.Second
+
 // Ingest implements webhookv1.WebhookServiceServer. The event is committed before Ingest returns, so
-// the gateway acknowledges (202) only what is stored.
+// the gateway acknowledges only what is stored, and nothing refused is ever stored or remembered: a
+// sender's retry of a refused delivery is a new delivery, never a duplicate.
 //
-// The checks run cheapest and most specific to the caller first: the sender address's budget, then the
-// source and the request's shape, and only then the source's budget, which is shared with the source's
-// real deliveries and so is spent only on a delivery that is about to be stored. Verification of the
-// sender (by source) belongs between the request checks and the source's budget.
+// The checks run cheapest and most specific to the caller first: the sender address's budget, the
+// source, the body limit and the headers, then the source's verification, the backlog, and only then
+// the source's budget, which is shared with the source's real deliveries and so is spent only on a
+// verified delivery that is about to be stored.
 func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
 	now := s.now()
 	sender := s.sender(ctx)
-	if ok, wait := s.bySender.Allow(senderBucket(sender), now); !ok {
-		return nil, ratelimit.Exceeded("sender address", wait)
+	src := s.sources.get()[req.GetSource()]
+	label := unknownSourceLabel
+	if src != nil {
+		label = src.name
 	}
-	src, err := s.sources.get(req.GetSource())
-	if err != nil {
+	refuse := func(reason string, err error) (*webhookv1.IngestResponse, error) {
+		s.refusals.refused(label, reason, sender, now)
 		return nil, err
 	}
-	if len(req.GetBody()) > s.cfg.MaxBodyBytes {
-		return nil, errs.New(errs.KindResourceExhausted, "body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	if ok, wait := s.bySender.Allow(senderBucket(sender), now); !ok {
+		return refuse(reasonAddressLimited, ratelimit.Exceeded("sender address", wait))
+	}
+	if src == nil {
+		if err := validate.Name("source", req.GetSource()); err != nil {
+			return refuse(reasonUnknownSource, err)
+		}
+		return refuse(reasonUnknownSource, errs.NotFound("webhook source %q is not configured", req.GetSource()))
+	}
+	if len(req.GetBody()) > src.bodyLimit {
+		return refuse(reasonBodyTooLarge, withInfo(codes.ResourceExhausted, fmt.Sprintf("body exceeds %d bytes", src.bodyLimit), ErrorBodyTooLarge, reasonBodyTooLarge))
 	}
 	headers, err := parseHeaders(req.GetHeaders())
 	if err != nil {
-		return nil, err
+		return refuse(reasonMalformedHeaders, err)
+	}
+	key, err := src.verifier.verify(ctx, &incoming{source: src.name, headers: headers, body: req.GetBody(), now: now, stored: s.channels})
+	if err != nil {
+		var r *refusal
+		if !errors.As(err, &r) {
+			// A lookup (of a stored channel) failed: the sender should retry, not be told it forged.
+			return refuse(reasonStoreError, errs.Wrap(errs.KindUnavailable, err, "cannot verify the delivery now"))
+		}
+		if !r.unauthenticated() {
+			return refuse(r.reason, errs.Invalid("%s", r.msg))
+		}
+		return refuse(r.reason, withInfo(codes.Unauthenticated, r.msg, ErrorUnverified, r.reason))
+	}
+	if s.backlog.full(ctx, now) {
+		return refuse(reasonBacklogFull, withRetry(codes.Unavailable, "undelivered backlog is full", ErrorBacklogFull, backlogRetryAfter))
 	}
 	if err := src.spend(now); err != nil {
-		return nil, err
+		return refuse(reasonSourceLimited, err)
+	}
+	if key == "" {
+		key = s.dedupeKey(src, headers, req.GetBody())
 	}
 	e := &store.Event{
 		ID:            uuid.Must(uuid.NewV7()).String(),
 		Source:        src.name,
-		DedupeKey:     s.dedupeKey(headers, req.GetBody()),
+		DedupeKey:     key,
 		Status:        store.StatusPending,
 		ContentType:   headers.Get("Content-Type"),
 		Payload:       req.GetBody(),
@@ -58,21 +106,43 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 	}
 	stored, dup, err := s.store.EventInsert(ctx, e)
 	if err != nil {
-		return nil, err
+		return refuse(reasonStoreError, err)
 	}
+	result := "stored"
+	if dup {
+		result = "duplicate"
+	}
+	acceptedTotal.WithLabelValues(label, result).Inc()
 	return &webhookv1.IngestResponse{EventId: stored.ID, Duplicate: dup}, nil
 }
 
-// dedupeKey is the sender's delivery id when it sends one in a configured header, otherwise a hash of
-// the body, so that a sender retrying the same delivery is stored once.
-func (s *Server) dedupeKey(h http.Header, body []byte) string {
-	for _, name := range s.cfg.DedupeHeaders {
-		if v := strings.TrimSpace(h.Get(name)); v != "" && len(v) <= 256 {
-			return "id:" + v
+// dedupeKey is the key of a delivery whose verifier named none: for an unverified source the sender's
+// delivery id when it sends one in a configured header (WEBHOOK_DEDUPE_HEADERS), otherwise, and for
+// verified sources (whose unsigned headers are not the sender's word), a hash of the body, so that a
+// sender retrying the same delivery is stored once.
+func (s *Server) dedupeKey(src *source, h http.Header, body []byte) string {
+	if src.scheme == SchemeNone {
+		for _, name := range s.cfg.DedupeHeaders {
+			if v := strings.TrimSpace(h.Get(name)); v != "" && len(v) <= 256 {
+				return "id:" + v
+			}
 		}
 	}
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return "sha256:" + bodyHash(body)
+}
+
+// withInfo is a status error carrying an ErrorInfo the gateway maps to its own HTTP answer; the
+// refusal reason goes along for the sender to read.
+func withInfo(code codes.Code, msg, reason, detail string) error {
+	st, _ := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason,
+		Metadata: map[string]string{"refusal": detail}})
+	return st.Err()
+}
+
+// withRetry is withInfo with a RetryInfo saying when to try again (the gateway sends Retry-After).
+func withRetry(code codes.Code, msg, reason string, wait time.Duration) error {
+	st, _ := status.Convert(ratelimit.RetryError(code, msg, wait)).WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason})
+	return st.Err()
 }
 
 // sender is the address of the delivery's sender: the one the guard found (auth.ClientAddr), so that the

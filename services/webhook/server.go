@@ -4,11 +4,14 @@ package webhook
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/pagetoken"
 	"github.com/sergas/core/internal/ratelimit"
@@ -21,22 +24,57 @@ type Server struct {
 	webhookv1.UnsafeWebhookServiceServer
 	store    store.Store
 	cfg      Config
-	sources  sources
+	sources  *sourceProvider
 	bySender *ratelimit.Keyed
+	backlog  *backlog
+	refusals *refusals
+	log      *slog.Logger
+	// channels are notification channels known besides the configured ones (the service's own, once it
+	// stores them); nil for none.
+	channels channelTokens
 	now      func() time.Time
 }
 
 var _ webhookv1.WebhookServiceServer = (*Server)(nil)
 
-// NewServer returns a server over s.
-func NewServer(s store.Store, cfg Config) *Server {
+// Option changes a server's collaborators.
+type Option func(*Server)
+
+// WithLogger sends the server's log lines (refusals, source reloads) to log.
+func WithLogger(log *slog.Logger) Option { return func(s *Server) { s.log = log } }
+
+// WithDenials sends deliveries that fail verification to the audit log's denial sink.
+func WithDenials(sink auth.DenialSink) Option {
+	return func(s *Server) { s.refusals.denials = sink }
+}
+
+// NewServer returns a server over s. cfg comes from LoadConfig (whose sources are checked there); a
+// Config built otherwise has its Sources built here, and a source that fails to build is left out.
+func NewServer(s store.Store, cfg Config, opts ...Option) *Server {
 	// Whoever built cfg, the deny list is canonical, sorted and holds the headers always denied.
 	cfg.HeaderDenylist, _ = headerDenylist(cfg.HeaderDenylist)
-	return &Server{
-		store: s, cfg: cfg, sources: newSources(cfg),
+	srv := &Server{
+		store: s, cfg: cfg, sources: cfg.sources,
 		bySender: ratelimit.New(float64(cfg.AddressRatePerSecond), cfg.AddressRateBurst),
+		backlog:  &backlog{max: int64(cfg.MaxQueueSize)},
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:      time.Now,
 	}
+	srv.backlog.counter, _ = s.(store.BacklogCounter)
+	srv.refusals = newRefusals(srv.log, nil)
+	for _, o := range opts {
+		o(srv)
+	}
+	srv.refusals.log = srv.log
+	if srv.sources == nil {
+		set, err := buildSources(cfg.Sources, cfg.defaults(), secretResolver(func(string) (string, bool) { return "", false }), nil)
+		if err != nil {
+			srv.log.Error("webhook sources not usable", "service", "webhook", "error", err.Error())
+		}
+		srv.sources = &sourceProvider{static: set}
+	}
+	srv.sources.log.Store(srv.log)
+	return srv
 }
 
 // GetEvent implements webhookv1.WebhookServiceServer.

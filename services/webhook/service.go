@@ -12,7 +12,6 @@ import (
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/internal/validate"
 	"github.com/sergas/core/services/webhook/store"
 	"github.com/sergas/core/services/webhook/store/postgres"
 	"github.com/sergas/core/services/webhook/store/sqlite"
@@ -24,29 +23,42 @@ const DefaultAddr = ":50053"
 // Config is the webhook service's configuration.
 type Config struct {
 	app.ServiceConfig
-	// Sources are the source names accepted on POST /webhooks/{source}.
-	Sources []string
-	// DedupeHeaders name headers that carry the sender's delivery id, first match wins.
+	// SourcesFile (WEBHOOK_SOURCES_FILE) holds the sources, re-read when it changes; Sources are the
+	// sources from the environment form (WEBHOOK_SOURCES) when there is no file. Only one of them is set.
+	SourcesFile string
+	Sources     []SourceConfig
+	// DedupeHeaders name headers that carry the sender's delivery id, first match wins (scheme none only:
+	// the verified schemes take the id from what the sender signed, or the configured event id header).
 	DedupeHeaders []string
-	// MaxBodyBytes caps a stored body.
+	// MaxBodyBytes caps a stored body; a source's body_limit may only lower it.
 	MaxBodyBytes int
-	// RatePerSecond and RateBurst limit the deliveries stored per source.
+	// RatePerSecond and RateBurst limit the deliveries stored per source unless the source sets its own.
 	RatePerSecond, RateBurst int
 	// AddressRatePerSecond and AddressRateBurst limit deliveries per sender address (an IPv6 sender per
 	// /64), checked before anything else so that no one address can spend a source's budget.
 	AddressRatePerSecond, AddressRateBurst int
+	// MaxQueueSize (WEBHOOK_MAX_QUEUE_SIZE) is the undelivered backlog (pending and failed events) at
+	// which Ingest answers UNAVAILABLE (503 with Retry-After) instead of storing more; 0 turns it off.
+	MaxQueueSize int
 	// TrustedProxies are the peers (the gateway) whose report of the sender's address is believed.
 	TrustedProxies clientaddr.Trusted
 	// HeaderDenylist names headers never stored, in canonical form; it always includes
 	// AlwaysDeniedHeaders.
 	HeaderDenylist []string
+	// Development is SERGAS_ENV=development: a source without a scheme means none (with a warning)
+	// instead of refusing to start.
+	Development bool
+
+	// sources is what LoadConfig built and checked (and, for a file, keeps re-reading).
+	sources *sourceProvider
 }
 
-// LoadConfig reads the webhook service's settings from env.
+// LoadConfig reads the webhook service's settings from env. The sources are checked here, so that a bad
+// source (or sources file) stops the service at start, named with the problem but never a secret.
 func LoadConfig(env *config.Env) Config {
 	c := Config{
 		ServiceConfig: app.LoadServiceConfig(env, "webhook", DefaultAddr),
-		Sources:       env.List("WEBHOOK_SOURCES", []string{"zoho"}),
+		SourcesFile:   env.String("WEBHOOK_SOURCES_FILE", ""),
 		DedupeHeaders: env.List("WEBHOOK_DEDUPE_HEADERS", []string{"Webhook-Id", "Idempotency-Key"}),
 		MaxBodyBytes:  env.Int("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1, 3<<20),
 		RatePerSecond: env.Int("WEBHOOK_RATE_LIMIT_PER_SECOND", 100, 0, 1_000_000),
@@ -54,7 +66,9 @@ func LoadConfig(env *config.Env) Config {
 		// Half the source's default, so that one address alone cannot empty a source's bucket.
 		AddressRatePerSecond: env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND", 50, 0, 1_000_000),
 		AddressRateBurst:     env.Int("WEBHOOK_ADDRESS_RATE_LIMIT_BURST", 100, 1, 1_000_000),
+		MaxQueueSize:         env.Int("WEBHOOK_MAX_QUEUE_SIZE", 10_000, 0, 1_000_000_000),
 		TrustedProxies:       clientaddr.LoadProxies(env, app.Development(env)),
+		Development:          app.Development(env),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
@@ -68,16 +82,52 @@ func LoadConfig(env *config.Env) Config {
 			env.Fail("WEBHOOK_DEDUPE_HEADERS", "must not name a header on WEBHOOK_HEADER_DENYLIST: its value would be stored as the dedupe key")
 		}
 	}
-	for _, s := range c.Sources {
-		if validate.Name("source", s) != nil {
-			env.Fail("WEBHOOK_SOURCES", "must be a comma-separated list of lower-case names (letters, digits, '-', '_')")
-		}
-	}
+	c.loadSources(env)
 	return c
 }
 
+// defaults are what a source gets unless it sets its own limits.
+func (c Config) defaults() sourceDefaults {
+	return sourceDefaults{rate: RateConfig{PerSecond: c.RatePerSecond, Burst: c.RateBurst}, bodyLimit: c.MaxBodyBytes}
+}
+
+// loadSources reads the sources from WEBHOOK_SOURCES_FILE or, without it, WEBHOOK_SOURCES, and builds
+// them once so that every problem is reported at start.
+func (c *Config) loadSources(env *config.Env) {
+	lookup := secretResolver(env.Lookup)
+	_, listSet := env.Lookup("WEBHOOK_SOURCES")
+	if c.SourcesFile != "" {
+		if listSet {
+			env.Fail("WEBHOOK_SOURCES", "must not be set together with WEBHOOK_SOURCES_FILE")
+			return
+		}
+		p, err := watchSourcesFile(c.SourcesFile, c.defaults(), lookup)
+		if err != nil {
+			env.Fail("WEBHOOK_SOURCES_FILE", err.Error())
+			return
+		}
+		c.sources = p
+		return
+	}
+	names := env.List("WEBHOOK_SOURCES", nil)
+	if !listSet {
+		names = defaultSources(c.Development)
+	}
+	cfgs, err := sourcesFromEnv(names, c.Development, env.Lookup)
+	if err != nil {
+		env.Fail("WEBHOOK_SOURCES", err.Error())
+		return
+	}
+	set, err := buildSources(cfgs, c.defaults(), lookup, nil)
+	if err != nil {
+		env.Fail("WEBHOOK_SOURCES", err.Error())
+		return
+	}
+	c.Sources, c.sources = cfgs, &sourceProvider{static: set}
+}
+
 // Policy is the scope each WebhookService RPC needs. Ingest is public: webhook senders cannot hold our
-// credentials, and the body is what gets checked.
+// credentials, and the delivery's signature is what gets checked.
 var Policy = auth.Policy{
 	Scopes: map[string]string{
 		webhookv1.WebhookService_GetEvent_FullMethodName:   auth.ScopeWebhookRead,
@@ -86,8 +136,17 @@ var Policy = auth.Policy{
 	Public: []string{webhookv1.WebhookService_Ingest_FullMethodName},
 }
 
+// Denials is the option that sends deliveries failing verification to rt's denial log, when it has one.
+func Denials(rt *app.Runtime) Option {
+	return func(s *Server) {
+		if rt != nil && rt.Denials != nil {
+			s.refusals.denials = rt.Denials
+		}
+	}
+}
+
 // Open opens the service's database and returns the service ready to serve.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*app.StoreService, error) {
 	clientaddr.LogWarning(log, cfg.TrustedProxies)
 	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
 		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
@@ -95,5 +154,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*app.StoreService,
 	if err != nil {
 		return nil, err
 	}
-	return app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, NewServer(st, cfg)), nil
+	srv := NewServer(st, cfg, append([]Option{WithLogger(log)}, opts...)...)
+	srv.logSources()
+	return app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), nil
+}
+
+// logSources says at start which sources are served, and warns about each unverified one.
+func (s *Server) logSources() {
+	set := s.sources.get()
+	if len(set) == 0 {
+		s.log.Info("no webhook sources configured: every delivery is refused (404); set WEBHOOK_SOURCES or WEBHOOK_SOURCES_FILE", "service", "webhook")
+	}
+	for _, src := range set {
+		s.log.Info("webhook source", "service", "webhook", "source", src.name, "scheme", src.scheme,
+			"body_limit", src.bodyLimit, "rate_per_second", src.rate.PerSecond, "burst", src.rate.Burst)
+	}
+	warnUnverified(s.log, set)
 }
