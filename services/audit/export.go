@@ -74,9 +74,14 @@ func (s *Server) exportRange(ctx context.Context, req *auditv1.ExportEventsReque
 	if !start.IsZero() && !end.IsZero() && start.After(end) {
 		return 0, 0, errs.Invalid("start_time must not be after end_time")
 	}
-	first, head, err := s.retained(ctx)
-	if err != nil || first == 0 {
+	cs, err := s.store.ChainState(ctx)
+	if err != nil || cs.HeadSeq == 0 {
 		return 0, 0, err
+	}
+	// Retention removes events up to the anchor; the head and the anchor are read together.
+	first, head := cs.AnchorSeq+1, cs.HeadSeq
+	if first > head {
+		return 0, 0, nil // every event was removed
 	}
 	if byTime {
 		return s.timeRange(ctx, first, head, start, end)
@@ -97,19 +102,6 @@ func (s *Server) exportRange(ctx context.Context, req *auditv1.ExportEventsReque
 		to = head
 	}
 	return from, to, nil
-}
-
-// retained returns the first retained and the last stored sequence (0, 0 when the log is empty).
-func (s *Server) retained(ctx context.Context) (first, head int64, err error) {
-	es, err := s.store.EventList(ctx, store.EventListParams{Limit: 1})
-	if err != nil || len(es) == 0 {
-		return 0, 0, err
-	}
-	first = es[0].Sequence
-	if es, err = s.store.EventList(ctx, store.EventListParams{Descending: true, Limit: 1}); err != nil || len(es) == 0 {
-		return 0, 0, err
-	}
-	return first, es[0].Sequence, nil
 }
 
 // timeRange finds the sequences of the events recorded in [start, end) by bisection over sequence
@@ -155,9 +147,23 @@ func (s *Server) firstRecordedAt(ctx context.Context, lo, hi int64, t time.Time)
 	return lo, nil
 }
 
-// exportCheckpoints sends the signed checkpoints whose sequence lies in [from, to], oldest first.
+// exportCheckpoints sends the signed checkpoints whose sequence lies in [from, to], oldest first, in
+// pages as the events.
 func (s *Server) exportCheckpoints(ctx context.Context, stream auditv1.AuditService_ExportEventsServer, from, to int64) error {
-	// Checkpoints join the export once the store lists them by sequence (CheckpointList).
-	_, _, _, _ = ctx, stream, from, to
-	return nil
+	var after int64
+	for {
+		cs, err := s.store.CheckpointList(ctx, store.CheckpointListParams{AfterID: after, FromSeq: from, ToSeq: to, Ascending: true, Limit: exportPageEvents})
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if err := stream.Send(&auditv1.ExportEventsResponse{Item: &auditv1.ExportEventsResponse_Checkpoint{Checkpoint: checkpointToProto(c)}}); err != nil {
+				return err
+			}
+		}
+		if len(cs) < exportPageEvents {
+			return nil
+		}
+		after = cs[len(cs)-1].ID
+	}
 }

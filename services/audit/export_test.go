@@ -293,3 +293,86 @@ func TestExportStopsWhenTheClientLeaves(t *testing.T) {
 		}
 	})
 }
+
+// appendCheckpoint stores a checkpoint of the current head (unsigned: only its place in exports is under
+// test here; TestExportVerifiedByTheStandaloneVerifier checks real signatures).
+func appendCheckpoint(t *testing.T, st store.Store) *store.Checkpoint {
+	t.Helper()
+	c, err := st.CheckpointAppend(context.Background(), func(cs store.ChainState) (*store.Checkpoint, error) {
+		return &store.Checkpoint{Sequence: cs.HeadSeq, Hash: cs.HeadHash, Time: t0, Kind: int32(auditv1.CheckpointKind_CHECKPOINT_KIND_ON_DEMAND),
+			AnchorSeq: cs.AnchorSeq, AnchorHash: cs.AnchorHash, KeyID: "k", PublicKey: make([]byte, 32),
+			SignedText: fmt.Sprintf("sequence: %d\n", cs.HeadSeq), Signature: make([]byte, 64)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The checkpoints follow the events: those whose sequence lies within the exported events, oldest first,
+// every field as stored. After retention the export starts at the first retained event, whose link is
+// the anchor a later checkpoint signs, and a range reaching below it is refused.
+func TestExportCheckpointsAndRetention(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Server, st store.Store, _ db.Dialect) {
+		c := &clock{}
+		s.now = c.now
+		client := grpcClient(t, s)
+		ctx := context.Background()
+		at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+		var signed []*store.Checkpoint
+		for k := range 3 { // checkpoints at 20, 40 and 50
+			n := []int{20, 20, 10}[k]
+			done := []int{0, 20, 40}[k]
+			record(t, s, c, n, func(i int) time.Time { return at(done + i) })
+			signed = append(signed, appendCheckpoint(t, st))
+		}
+		for name, r := range map[string]struct {
+			req  *auditv1.ExportEventsRequest
+			want []*store.Checkpoint
+		}{
+			"whole log":       {&auditv1.ExportEventsRequest{}, signed},
+			"around two":      {&auditv1.ExportEventsRequest{StartSequence: 20, EndSequence: 45}, signed[:2]},
+			"between":         {&auditv1.ExportEventsRequest{StartSequence: 21, EndSequence: 39}, nil},
+			"ending at one":   {&auditv1.ExportEventsRequest{EndSequence: 40}, signed[:2]},
+			"by time, to 40":  {&auditv1.ExportEventsRequest{StartTime: timestamppb.New(at(30)), EndTime: timestamppb.New(at(40))}, signed[1:2]},
+			"from the last":   {&auditv1.ExportEventsRequest{StartSequence: 50}, signed[2:]},
+			"before the last": {&auditv1.ExportEventsRequest{EndSequence: 49}, signed[:2]},
+		} {
+			es, cs, err := exported(ctx, client, r.req)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(cs) != len(r.want) {
+				t.Fatalf("%s: %d checkpoints, want %d", name, len(cs), len(r.want))
+			}
+			for i, got := range cs {
+				want := r.want[i]
+				if got.GetId() != want.ID || got.GetSequence() != want.Sequence || !bytes.Equal(got.GetHash(), want.Hash) ||
+					got.GetSignedText() != want.SignedText || !bytes.Equal(got.GetSignature(), want.Signature) ||
+					got.GetKeyId() != want.KeyID || !got.GetTime().AsTime().Equal(want.Time) || got.GetKind() != auditv1.CheckpointKind(want.Kind) {
+					t.Errorf("%s: checkpoint %d is %v, stored %+v", name, i, got, want)
+				}
+				if got.GetSequence() < es[0].GetSequence() || got.GetSequence() > es[len(es)-1].GetSequence() {
+					t.Errorf("%s: checkpoint at %d outside the events %d..%d", name, got.GetSequence(), es[0].GetSequence(), es[len(es)-1].GetSequence())
+				}
+			}
+		}
+
+		cut, err := st.RetentionCut(ctx, at(15), 1000) // events 1-15 were recorded before 15 s
+		if err != nil || cut.Through != 15 {
+			t.Fatalf("retention: %+v, %v", cut, err)
+		}
+		anchored := appendCheckpoint(t, st)
+		es, cs, err := exported(ctx, client, &auditv1.ExportEventsRequest{})
+		if err != nil || len(es) != 35 || es[0].GetSequence() != 16 || !bytes.Equal(es[0].GetPreviousHash(), cut.AnchorHash) {
+			t.Fatalf("after retention: %d events from %d, %v", len(es), es[0].GetSequence(), err)
+		}
+		if last := cs[len(cs)-1]; last.GetId() != anchored.ID || last.GetAnchorSequence() != 15 || !bytes.Equal(last.GetAnchorHash(), cut.AnchorHash) {
+			t.Errorf("the checkpoint after retention: %v", last)
+		}
+		_, _, err = exported(ctx, client, &auditv1.ExportEventsRequest{StartSequence: 3})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "first retained event is 16") {
+			t.Errorf("a range below the anchor: %v", err)
+		}
+	})
+}

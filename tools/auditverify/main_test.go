@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/audit/chain"
+	"github.com/sergas/core/services/audit/store"
 )
 
 // The verifier is meant to be read and run by a third party without the project: every package it
@@ -263,4 +265,21 @@ func resign(t *testing.T, lines []string, i int, priv ed25519.PrivateKey, from, 
 	out := append([]string(nil), lines...)
 	out[i] = line(t, map[string]any{"result": map[string]any{"checkpoint": c}})
 	return out
+}
+
+// The verifier reads the service's signed text (audit.SignedText) and names keys as the service does
+// (audit.KeyID): two implementations of one documented format.
+func TestSignedTextOfTheService(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	hash, anchor := bytes.Repeat([]byte{0xab}, 32), bytes.Repeat([]byte{0x01}, 32)
+	c := &store.Checkpoint{Sequence: 1234, Hash: hash, Time: time.Date(2026, 11, 26, 9, 30, 0, 123456000, time.UTC),
+		Kind: 3, AnchorSeq: 99, AnchorHash: anchor, KeyID: audit.KeyID(pub)}
+	s, err := parseSigned(audit.SignedText(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sequence != 1234 || !bytes.Equal(s.Hash, hash) || s.AnchorSequence != 99 || !bytes.Equal(s.AnchorHash, anchor) ||
+		s.Time != "2026-11-26T09:30:00.123456Z" || s.KeyID != keyID(pub) || keyID(pub) != audit.KeyID(pub) {
+		t.Fatalf("read %+v from\n%s", s, audit.SignedText(c))
+	}
 }
