@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -47,10 +52,57 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := g.webhook.Ingest(r.Context(), req)
 	if err != nil {
-		g.httpError(w, r, err)
+		g.ingestError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"eventId": resp.GetEventId(), "duplicate": resp.GetDuplicate()})
+}
+
+// The webhook service marks the refusals HTTP has its own answer for with an ErrorInfo of this domain
+// (services/webhook: ErrorDomain, ErrorUnverified, ErrorBodyTooLarge; the gateway imports no service).
+const (
+	webhookErrorDomain  = "webhook.sergas"
+	webhookUnverified   = "DELIVERY_UNVERIFIED"
+	webhookBodyTooLarge = "BODY_TOO_LARGE"
+)
+
+// ownCredentialRetryAfter is what a sender is told to wait while the webhook service refuses the
+// gateway's own call: an operator has to fix the gateway's credential.
+const ownCredentialRetryAfter = 30 * time.Second
+
+var ingestCredentialRefused = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "gateway_webhook_credential_refused_total",
+	Help: "Webhook deliveries answered 503 because the webhook service refused the gateway's own credential (UNAUTHENTICATED or PERMISSION_DENIED without a webhook refusal).",
+})
+
+// ingestError answers a refused delivery. Two UNAUTHENTICATED answers must not be confused: the
+// sender's signature failing (the service says so with its ErrorInfo: 401, no Bearer challenge, since
+// the sender authenticates with a signature, not with our credentials) and the gateway's own credential
+// being refused by the service's guard (no ErrorInfo: 503 with Retry-After, so that the sender keeps
+// its delivery and retries, and an error in the log for the operator). Everything else is answered as
+// on every other route (429 and 503 with Retry-After from the service's RetryInfo, 400, 404).
+func (g *Gateway) ingestError(w http.ResponseWriter, r *http.Request, err error) {
+	st := status.Convert(err)
+	reason := ""
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == webhookErrorDomain {
+			reason = ei.GetReason()
+		}
+	}
+	switch {
+	case st.Code() == codes.Unauthenticated && reason == webhookUnverified:
+		writeStatus(w, http.StatusUnauthorized, codes.Unauthenticated, st.Message())
+	case st.Code() == codes.ResourceExhausted && reason == webhookBodyTooLarge:
+		writeStatus(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, st.Message())
+	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
+		ingestCredentialRefused.Inc()
+		g.transportLog.Error("the webhook service refused the gateway's own credential: deliveries are answered 503 until it presents one with webhook:ingest",
+			"service", "gateway", "code", st.Code().String())
+		w.Header().Set("Retry-After", strconv.Itoa(int(ownCredentialRetryAfter.Seconds())))
+		writeStatus(w, http.StatusServiceUnavailable, codes.Unavailable, "service unavailable")
+	default:
+		g.httpError(w, r, err)
+	}
 }
 
 // httpError writes err the way grpc-gateway writes errors for every other route.

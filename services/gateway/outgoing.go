@@ -122,7 +122,13 @@ func newSampledLog(log *slog.Logger, perSecond float64, burst int) *sampledLog {
 	return &sampledLog{log: log, s: logging.NewSampler(perSecond, burst)}
 }
 
-func (s *sampledLog) Warn(msg string, args ...any) {
+// Warn writes msg at warning level unless sampled out.
+func (s *sampledLog) Warn(msg string, args ...any) { s.write(slog.LevelWarn, msg, args) }
+
+// Error writes msg at error level unless sampled out.
+func (s *sampledLog) Error(msg string, args ...any) { s.write(slog.LevelError, msg, args) }
+
+func (s *sampledLog) write(level slog.Level, msg string, args []any) {
 	ok, n := s.s.Allow(time.Now())
 	if !ok {
 		return
@@ -130,5 +136,5 @@ func (s *sampledLog) Warn(msg string, args ...any) {
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	s.log.Warn(msg, args...)
+	s.log.Log(context.Background(), level, msg, args...)
 }
