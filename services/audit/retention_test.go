@@ -212,3 +212,28 @@ func TestRetentionConfiguration(t *testing.T) {
 		t.Fatal("AUDIT_RETENTION_DAYS=-1 accepted")
 	}
 }
+
+// TestRetentionBatchFollowsItsTime: a batch that took longer than batchTarget shrinks the next one in
+// proportion (not below minBatch), a quick one grows it at most fourfold, never beyond the configured
+// size.
+func TestRetentionBatchFollowsItsTime(t *testing.T) {
+	for _, c := range []struct {
+		batch int64
+		took  time.Duration
+		want  int64
+	}{
+		{5000, 200 * time.Millisecond, 1250},
+		{5000, 20 * time.Millisecond, 5000},
+		{1000, 10 * time.Millisecond, 4000},
+		{1000, 50 * time.Millisecond, 1000},
+		{100, 10 * time.Second, minBatch},
+		{5000, 0, 5000},
+	} {
+		if got := nextBatch(c.batch, c.took, 5000); got != c.want {
+			t.Errorf("after %d in %v: %d, want %d", c.batch, c.took, got, c.want)
+		}
+	}
+	if got := nextBatch(3, time.Second, 3); got != 3 {
+		t.Errorf("configured batch below minBatch: %d, want 3", got)
+	}
+}
