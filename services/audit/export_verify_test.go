@@ -159,6 +159,8 @@ func TestExportVerifiedByTheStandaloneVerifier(t *testing.T) {
 			}
 			t.Logf("verifier:\n%s", out)
 
+			checkWithOpenSSL(t, export, keyFile, created.Checkpoint.ID)
+
 			// One byte of one exported event: a letter of sequence 7's actor.
 			tampered := bytes.Replace(export, []byte(`"actor":"agent-7"`), []byte(`"actor":"agent-8"`), 1)
 			if bytes.Equal(tampered, export) {
@@ -173,5 +175,43 @@ func TestExportVerifiedByTheStandaloneVerifier(t *testing.T) {
 				t.Fatalf("cut export: exit %d\n%s", code, out)
 			}
 		})
+	}
+}
+
+// opensslSteps are the README's commands that check a checkpoint of an export with standard tools.
+const opensslSteps = `jq -r .publicKeyPem signing-key.json > key.pem
+jq -j "select(.result.checkpoint.id == \"$ID\") | .result.checkpoint.signedText" export.ndjson > checkpoint.txt
+jq -r "select(.result.checkpoint.id == \"$ID\") | .result.checkpoint.signature" export.ndjson | base64 -d > checkpoint.sig
+openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in checkpoint.txt -sigfile checkpoint.sig`
+
+// checkWithOpenSSL runs opensslSteps on the export, where jq and openssl are installed.
+func checkWithOpenSSL(t *testing.T, export []byte, keyFile, id string) {
+	t.Helper()
+	for _, tool := range []string{"jq", "openssl", "base64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("%s is not installed: the README's openssl steps are not run", tool)
+			return
+		}
+	}
+	dir := t.TempDir()
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "signing-key.json"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "export.ndjson"), export, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-ec", opensslSteps)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "ID="+id)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Signature Verified Successfully") {
+		t.Fatalf("openssl steps: %v\n%s", err, out)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "checkpoint.txt"))
+	if err != nil || !strings.HasPrefix(string(text), "sergas-audit-checkpoint v1\n") {
+		t.Fatalf("checkpoint.txt: %q %v", text, err)
 	}
 }

@@ -101,8 +101,11 @@ type checkpoint struct {
 }
 
 type verifier struct {
-	keys        []ed25519.PublicKey
-	events      []*event // in order, as exported; bounded by what one export holds
+	keys []ed25519.PublicKey
+	// Of the events only what the checks after them need is kept, so that memory grows by 40 bytes an
+	// event: the first event's link, the last event, and every sequence with its hash.
+	first, last *event
+	hashes      []seqHash
 	checkpoints []*checkpoint
 	proved      []string
 	failures    []string
@@ -119,10 +122,33 @@ func (v *verifier) fail(format string, args ...any) {
 
 // where names the position after the last event read, for errors that have no sequence of their own.
 func (v *verifier) where() string {
-	if len(v.events) == 0 {
+	if v.last == nil {
 		return "before the first event"
 	}
-	return fmt.Sprintf("after sequence %d", v.events[len(v.events)-1].Sequence)
+	return fmt.Sprintf("after sequence %d", v.last.Sequence)
+}
+
+// seqHash is an event's sequence and hash.
+type seqHash struct {
+	seq  int64
+	hash [sha256.Size]byte
+}
+
+// hashAt returns the hash of the event exported at seq, nil when the export holds none.
+func (v *verifier) hashAt(seq int64) []byte {
+	// Sequences rise (checkEvent fails the export otherwise): search.
+	i, j := 0, len(v.hashes)
+	for i < j {
+		if h := i + (j-i)/2; v.hashes[h].seq < seq {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i < len(v.hashes) && v.hashes[i].seq == seq {
+		return v.hashes[i].hash[:]
+	}
+	return nil
 }
 
 // read decodes every JSON value of the export: NDJSON lines or messages printed one after another.
@@ -155,7 +181,13 @@ func (v *verifier) read(in io.Reader) {
 				continue
 			}
 			v.checkEvent(e)
-			v.events = append(v.events, e)
+			if v.first == nil {
+				v.first = e
+			}
+			v.last = e
+			sh := seqHash{seq: e.Sequence}
+			copy(sh.hash[:], e.Hash)
+			v.hashes = append(v.hashes, sh)
 		case item["checkpoint"] != nil:
 			c, err := parseCheckpoint(item["checkpoint"])
 			if err != nil {
@@ -182,13 +214,13 @@ func (v *verifier) checkEvent(e *event) {
 	if err := sameMetadata(e); err != nil {
 		v.fail("sequence %d: %v", e.Sequence, err)
 	}
-	if len(v.events) == 0 {
+	if v.last == nil {
 		if e.Sequence == 1 && !bytes.Equal(e.PreviousHash, make([]byte, sha256.Size)) {
 			v.fail("sequence 1: previous_hash is not 32 zero bytes")
 		}
 		return
 	}
-	prev := v.events[len(v.events)-1]
+	prev := v.last
 	switch {
 	case e.Sequence != prev.Sequence+1:
 		v.fail("sequence %d follows sequence %d: the export is not one unbroken run (sequence %d missing or moved)",
@@ -260,25 +292,21 @@ func hashEvent(e *event) []byte {
 
 // finish checks the checkpoints against the events and states what was proved.
 func (v *verifier) finish(start, end int64, unsignedOK bool) {
-	if len(v.events) == 0 {
+	if v.last == nil {
 		v.fail("the export holds no event")
 		return
 	}
-	first, last := v.events[0].Sequence, v.events[len(v.events)-1].Sequence
+	first, last := v.first.Sequence, v.last.Sequence
 	if start != 0 && first != start {
 		v.fail("the export starts at sequence %d, not %d", first, start)
 	}
 	if end != 0 && last != end {
 		v.fail("the export ends at sequence %d, not %d: it was cut short or is another range", last, end)
 	}
-	bySeq := make(map[int64]*event, len(v.events))
-	for _, e := range v.events {
-		bySeq[e.Sequence] = e
-	}
 	var covered int64 // the highest sequence a valid checkpoint signs
 	var coveredBy string
 	for _, c := range v.checkpoints {
-		s, err := v.checkCheckpoint(c, bySeq)
+		s, err := v.checkCheckpoint(c)
 		if err != nil {
 			v.fail("checkpoint #%d: %v", c.ID, err)
 			continue
@@ -286,7 +314,7 @@ func (v *verifier) finish(start, end int64, unsignedOK bool) {
 		v.proved = append(v.proved, fmt.Sprintf("checkpoint #%d: signature valid (%s); the exported event at sequence %d has the signed hash",
 			c.ID, s.describe(), s.Sequence))
 		if s.AnchorSequence == first-1 && len(s.AnchorHash) > 0 {
-			if !bytes.Equal(v.events[0].PreviousHash, s.AnchorHash) {
+			if !bytes.Equal(v.first.PreviousHash, s.AnchorHash) {
 				v.fail("sequence %d: previous_hash is not the anchor hash signed in checkpoint #%d", first, c.ID)
 			} else if first > 1 {
 				v.proved = append(v.proved, fmt.Sprintf("sequence %d links to the retention anchor (sequence %d) signed in checkpoint #%d", first, first-1, c.ID))
@@ -300,7 +328,7 @@ func (v *verifier) finish(start, end int64, unsignedOK bool) {
 		return
 	}
 	v.proved = append(v.proved, fmt.Sprintf("events %d..%d chain-verified: %d events, every hash recomputed from its fields, every link checked",
-		first, last, len(v.events)))
+		first, last, len(v.hashes)))
 	switch {
 	case covered > 0:
 		v.proved = append(v.proved, fmt.Sprintf("events %d..%d covered by %s: none of them can have changed since it was signed", first, covered, coveredBy))
@@ -315,7 +343,7 @@ func (v *verifier) finish(start, end int64, unsignedOK bool) {
 }
 
 // checkCheckpoint verifies c's signature and that the event it signs was exported with the signed hash.
-func (v *verifier) checkCheckpoint(c *checkpoint, bySeq map[int64]*event) (*signed, error) {
+func (v *verifier) checkCheckpoint(c *checkpoint) (*signed, error) {
 	if len(v.keys) == 0 {
 		return nil, errors.New("no public key given (-key) to check its signature")
 	}
@@ -338,11 +366,11 @@ func (v *verifier) checkCheckpoint(c *checkpoint, bySeq map[int64]*event) (*sign
 	if s.Sequence != c.Sequence || !bytes.Equal(s.Hash, c.Hash) {
 		return nil, errors.New("its sequence or hash fields differ from its signed text")
 	}
-	e := bySeq[s.Sequence]
-	if e == nil {
+	h := v.hashAt(s.Sequence)
+	if h == nil {
 		return nil, fmt.Errorf("signs sequence %d, which the export does not hold", s.Sequence)
 	}
-	if !bytes.Equal(e.Hash, s.Hash) {
+	if !bytes.Equal(h, s.Hash) {
 		return nil, fmt.Errorf("sequence %d: the exported event's hash is not the signed one (the chain was rewritten)", s.Sequence)
 	}
 	return s, nil
