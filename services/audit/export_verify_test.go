@@ -169,6 +169,8 @@ func TestExportVerifiedByTheStandaloneVerifier(t *testing.T) {
 			if code, out := runVerifier(t, bin, tampered, "-key", keyFile); code != 1 || !strings.Contains(out, "sequence 7: its fields do not give its hash") {
 				t.Fatalf("tampered export: exit %d\n%s", code, out)
 			}
+			checkWithPython(t, export, tampered)
+
 			// A cut export (the checkpoint and the last events lost) is told from a complete one.
 			cut := []byte(strings.Join(lines[:30], "\n"))
 			if code, out := runVerifier(t, bin, cut, "-key", keyFile, "-end", "45"); code != 1 || !strings.Contains(out, "ends at sequence 30, not 45") {
@@ -213,5 +215,33 @@ func checkWithOpenSSL(t *testing.T, export []byte, keyFile, id string) {
 	text, err := os.ReadFile(filepath.Join(dir, "checkpoint.txt"))
 	if err != nil || !strings.HasPrefix(string(text), "sergas-audit-checkpoint v1\n") {
 		t.Fatalf("checkpoint.txt: %q %v", text, err)
+	}
+}
+
+// checkWithPython runs the README's Python script on the export and on the tampered one, where python3
+// is installed.
+func checkWithPython(t *testing.T, export, tampered []byte) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Log("python3 is not installed: the README's Python script is not run")
+		return
+	}
+	run := func(in []byte) (int, string) {
+		cmd := exec.Command("python3", "../../tools/auditverify/verify_chain.py")
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := run(export); code != 0 || !strings.Contains(out, "events 1..45: every hash recomputed") ||
+		!strings.Contains(out, "sequence 40 has the hash it signs") {
+		t.Fatalf("verify_chain.py: exit %d\n%s", code, out)
+	}
+	if code, out := run(tampered); code != 1 || !strings.Contains(out, "FAIL: sequence 7: its fields do not give its hash") {
+		t.Fatalf("verify_chain.py on the tampered export: exit %d\n%s", code, out)
 	}
 }

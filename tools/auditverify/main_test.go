@@ -283,3 +283,13 @@ func TestSignedTextOfTheService(t *testing.T) {
 		t.Fatalf("read %+v from\n%s", s, audit.SignedText(c))
 	}
 }
+
+// The worked example of the README's canonical encoding.
+func TestDocumentedExample(t *testing.T) {
+	e := &event{Version: 3, Sequence: 1, ID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", OccurMicros: 1795685400123456,
+		RecordMicros: 1795685400123456, Actor: "agent-7", Action: "crm.deal.update", Resource: "Deals/42", Outcome: 1,
+		Metadata: `{"amount":0.1,"note":"Zoë"}`, Principal: "apikey:ops", ActorType: 1, SessionID: "s-1", PreviousHash: make([]byte, 32)}
+	if got := fmt.Sprintf("%x", hashEvent(e)); got != "7b3fb1b3c05e66c97f876654596796468b04c6dd59979df48be3ffcc67bb60d9" {
+		t.Fatalf("hash %s", got)
+	}
+}
