@@ -26,7 +26,7 @@ func (s *Server) ExportEvents(req *auditv1.ExportEventsRequest, stream auditv1.A
 	if err != nil {
 		return err
 	}
-	if from == 0 || from > to {
+	if from > to {
 		return nil // nothing in range: an empty export
 	}
 	for after := from - 1; after < to; {
@@ -50,8 +50,7 @@ func (s *Server) ExportEvents(req *auditv1.ExportEventsRequest, stream auditv1.A
 	return s.exportCheckpoints(ctx, stream, from, to)
 }
 
-// exportRange resolves the request to the sequences [from, to] it names; from is 0 when the log holds
-// no event.
+// exportRange resolves the request to the sequences [from, to] it names (from > to: none).
 func (s *Server) exportRange(ctx context.Context, req *auditv1.ExportEventsRequest) (from, to int64, err error) {
 	bySeq := req.GetStartSequence() != 0 || req.GetEndSequence() != 0
 	byTime := req.GetStartTime() != nil || req.GetEndTime() != nil
@@ -75,20 +74,19 @@ func (s *Server) exportRange(ctx context.Context, req *auditv1.ExportEventsReque
 		return 0, 0, errs.Invalid("start_time must not be after end_time")
 	}
 	cs, err := s.store.ChainState(ctx)
-	if err != nil || cs.HeadSeq == 0 {
+	if err != nil {
 		return 0, 0, err
 	}
-	// Retention removes events up to the anchor; the head and the anchor are read together.
+	// Retention removes events up to the anchor (never the head); the head and the anchor are read
+	// together. An empty log has first 1 and head 0: every range in it is empty.
 	first, head := cs.AnchorSeq+1, cs.HeadSeq
-	if first > head {
-		return 0, 0, nil // every event was removed
-	}
 	if byTime {
 		return s.timeRange(ctx, first, head, start, end)
 	}
 	from, to = req.GetStartSequence(), req.GetEndSequence()
 	// A range the log does not hold is refused rather than cut to what it holds, so that an export that
-	// ends well always holds every sequence asked for.
+	// ends well always holds every sequence asked for. A start after the head exports nothing: an
+	// incremental export asks from the last sequence it holds + 1.
 	if from != 0 && from < first {
 		return 0, 0, errs.New(errs.KindFailedPrecondition, "start_sequence %d was removed by retention; the first retained event is %d", from, first)
 	}

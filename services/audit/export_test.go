@@ -118,9 +118,14 @@ func TestExportEvents(t *testing.T) {
 		client := grpcClient(t, s)
 		ctx := context.Background()
 
-		es, cs, err := exported(ctx, client, &auditv1.ExportEventsRequest{})
-		if err != nil || len(es)+len(cs) != 0 {
-			t.Fatalf("empty log: %d events, %d checkpoints, %v", len(es), len(cs), err)
+		for _, req := range []*auditv1.ExportEventsRequest{{}, {StartSequence: 1}, {StartTime: timestamppb.New(t0)}} {
+			es, cs, err := exported(ctx, client, req)
+			if err != nil || len(es)+len(cs) != 0 {
+				t.Fatalf("empty log, %v: %d events, %d checkpoints, %v", req, len(es), len(cs), err)
+			}
+		}
+		if _, _, err := exported(ctx, client, &auditv1.ExportEventsRequest{EndSequence: 1}); status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("empty log, end_sequence 1: %v", err)
 		}
 
 		const n = 600 // more than two pages
@@ -129,7 +134,7 @@ func TestExportEvents(t *testing.T) {
 		if err != nil || len(stored) != n {
 			t.Fatalf("%d stored, %v", len(stored), err)
 		}
-		es, _, err = exported(ctx, client, &auditv1.ExportEventsRequest{})
+		es, _, err := exported(ctx, client, &auditv1.ExportEventsRequest{})
 		if err != nil || len(es) != n {
 			t.Fatalf("whole log: %d events, %v", len(es), err)
 		}
@@ -169,6 +174,7 @@ func TestExportEvents(t *testing.T) {
 			"between two events": {&auditv1.ExportEventsRequest{StartTime: timestamppb.New(t0.Add(1500 * time.Millisecond)), EndTime: ts(4)}, 3, 4},
 			"before the log":     {&auditv1.ExportEventsRequest{EndTime: ts(-5)}, 1, 0},
 			"after the log":      {&auditv1.ExportEventsRequest{StartTime: ts(n + 5)}, n + 1, n},
+			"after the head":     {&auditv1.ExportEventsRequest{StartSequence: n + 1}, n + 1, n},
 		} {
 			es, _, err := exported(ctx, client, r.req)
 			if err != nil {
