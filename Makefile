@@ -33,8 +33,10 @@ bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 1
 	scripts/with-postgres sh -c 'go run ./tools/bench -d 4s -n 3 -c 1,4,16,64 && go run ./tools/bench -suite audit -d 3s -n 3'
 
 .PHONY: fuzz
-fuzz: ## fuzz credential parsing (30 s per target; outside make test, whose runs cover the seed corpus)
+fuzz: ## fuzz credential parsing and the webhook ingress and verifiers (30 s per target; outside make test, whose runs cover the seed corpus)
 	for t in FuzzBearer FuzzParseAPIKeys FuzzParseJWKS; do go test -run=NONE -fuzz=^$$t$$ -fuzztime=30s ./internal/auth || exit 1; done
+	for t in FuzzIngest FuzzHMACVerifier FuzzStripeVerifier FuzzStandardWebhooksVerifier FuzzZohoVerifier FuzzSourcesFile; do \
+	  go test -run=NONE -fuzz=^$$t$$ -fuzztime=30s ./services/webhook || exit 1; done
 
 .PHONY: build
 build: ## build every binary into .bin/

@@ -56,7 +56,7 @@ func startService(t *testing.T, d db.Dialect, env map[string]string) *harness {
 	return startServiceOn(t, newStore(t, d), env)
 }
 
-func newStore(t *testing.T, d db.Dialect) store.Store {
+func newStore(t testing.TB, d db.Dialect) store.Store {
 	t.Helper()
 	h := dbtest.Open(t, d, "webhook")
 	if d == db.SQLite {
