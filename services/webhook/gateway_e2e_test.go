@@ -1,0 +1,163 @@
+package webhook_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/authtest"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/services/gateway"
+	"github.com/sergas/core/services/webhook"
+)
+
+const e2eSecret = "gateway-e2e-shared-secret-0123"
+
+// e2e is the webhook service behind the real gateway: its guard, its database (SQLite file or a
+// PostgreSQL schema), and the gateway's HTTP handler on loopback.
+type e2e struct {
+	base string
+}
+
+func startE2E(t *testing.T, d db.Dialect, extra map[string]string) *e2e {
+	t.Helper()
+	dir := t.TempDir()
+	sources := filepath.Join(dir, "sources.json")
+	if err := os.WriteFile(sources, []byte(`{"sources": [{"name": "github", "scheme": "hmac", "secrets": ["env:GH_SECRET"],
+		"hmac": {"header": "X-Hub-Signature-256", "prefix": "sha256=", "event_id_header": "X-GitHub-Delivery"}, "body_limit": 64}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := authtest.NewKey(t, "gateway", auth.ScopeWebhookIngest)
+	vars := map[string]string{
+		"AUTH_API_KEYS": authtest.JSON(gw), "TLS_DISABLED": "true", "DATA_DIR": dir, "WEBHOOK_GRPC_ADDR": "127.0.0.1:0",
+		"WEBHOOK_SOURCES_FILE": sources, "GH_SECRET": e2eSecret, "SHUTDOWN_TIMEOUT": "5s",
+		"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+	}
+	if d == db.Postgres {
+		url := dbtest.PostgresURL(t)
+		vars["DATABASE_URL"], vars["WEBHOOK_DATABASE_SCHEMA"] = url, dbtest.NewSchema(t, url)
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	env := config.FromMap(vars)
+	cfg, platform, gwCfg := webhook.LoadConfig(env), app.LoadPlatform(env), gateway.LoadConfig(env)
+	if err := env.Err(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := platform.Start(ctx, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := webhook.Open(ctx, cfg, log, webhook.Denials(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg.ServiceConfig, rt, log, svc, func(a string) { bound <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("webhook service did not stop")
+		}
+	})
+	select {
+	case gwCfg.WebhookEndpoint = <-bound:
+	case err := <-done:
+		t.Fatalf("webhook service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("webhook service did not start")
+	}
+	g, err := gateway.New(ctx, gwCfg, log, insecure.NewCredentials(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return &e2e{base: srv.URL}
+}
+
+func (e *e2e) post(t *testing.T, body string, headers ...string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest("POST", e.base+"/webhooks/github", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, resp.Header, out
+}
+
+func ghSig(secret, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// A signed delivery through the real gateway and the service's guard: stored (202), repeated
+// (duplicate), forged (401), unsigned (401), too large for its source (413), unknown source (404).
+func TestSignedDeliveryThroughTheGateway(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			e := startE2E(t, d, nil)
+			body := `{"action":"opened"}`
+			code, _, out := e.post(t, body, "X-Hub-Signature-256", ghSig(e2eSecret, body), "X-GitHub-Delivery", "d-1")
+			if code != 202 || out["duplicate"] != false {
+				t.Fatalf("signed delivery: %d %v", code, out)
+			}
+			id := out["eventId"]
+			code, _, out = e.post(t, body, "X-Hub-Signature-256", ghSig(e2eSecret, body), "X-GitHub-Delivery", "d-1")
+			if code/100 != 2 || out["duplicate"] != true || out["eventId"] != id {
+				t.Fatalf("repeat: %d %v", code, out)
+			}
+			code, h, out := e.post(t, body, "X-Hub-Signature-256", ghSig("forged-secret-0123456789", body), "X-GitHub-Delivery", "d-2")
+			if code != 401 || h.Get("WWW-Authenticate") != "" {
+				t.Fatalf("forged: %d %v %v", code, h, out)
+			}
+			if code, _, out := e.post(t, body); code != 401 {
+				t.Fatalf("unsigned: %d %v", code, out)
+			}
+			big := strings.Repeat("x", 65)
+			if code, _, out := e.post(t, big, "X-Hub-Signature-256", ghSig(e2eSecret, big)); code != 413 {
+				t.Fatalf("over the source's body limit: %d %v", code, out)
+			}
+			// The forged d-2 was never marked seen: its genuine delivery is stored.
+			code, _, out = e.post(t, body+" ", "X-Hub-Signature-256", ghSig(e2eSecret, body+" "), "X-GitHub-Delivery", "d-2")
+			if code != 202 || out["duplicate"] != false {
+				t.Fatalf("genuine delivery after a forged one with its id: %d %v", code, out)
+			}
+		})
+	}
+}
