@@ -34,8 +34,11 @@ func (s *Server) ExportEvents(req *auditv1.ExportEventsRequest, stream auditv1.A
 		if err != nil {
 			return err
 		}
+		// The export sends what is stored, gaps included, for the reader to find: a missing event (deleted
+		// in the database, or removed by retention racing ahead of this export) shows as a jump in the
+		// sequences or, here, as an export that ends short.
 		if len(es) == 0 {
-			break // the rest was removed while exporting (retention): the reader sees the range end short
+			break
 		}
 		for _, e := range es {
 			if e.Sequence > to {

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	root.HandleFunc("/webhooks/{source}", g.ingest)
 	root.Handle("/", g.restInput(g.mux))
-	g.handler = instrument(root, validPath(g.withClientAddr(root)))
+	g.handler = instrument(root, g.routes.isStream, validPath(g.withClientAddr(root)))
 	return g, nil
 }
 

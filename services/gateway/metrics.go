@@ -63,8 +63,9 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // instrument counts requests by the matched route pattern (never the raw path, whose ids would make
 // unbounded label values), a known method and the status code.
-// h serves the request; mux only names its route.
-func instrument(mux *http.ServeMux, h http.Handler) http.Handler {
+// h serves the request; mux only names its route. Streamed REST answers (isStream), which last as long
+// as the client reads, are counted as "rest_stream", apart from the other REST calls' latencies.
+func instrument(mux *http.ServeMux, isStream func(*http.Request) bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -72,6 +73,9 @@ func instrument(mux *http.ServeMux, h http.Handler) http.Handler {
 		_, route := mux.Handler(r)
 		if route == "/" {
 			route = "rest"
+			if isStream(r) {
+				route = "rest_stream"
+			}
 		}
 		if rec.code == 0 {
 			rec.code = http.StatusOK

@@ -191,6 +191,11 @@ func TestExportErrorMidStreamIsTheLastLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Streams have their own latency series: they last as long as their client reads.
+	_, _, metrics := send(t, http.MethodGet, strings.TrimSuffix(url, "/v1/audit/events:export")+"/metrics", "")
+	if !strings.Contains(metrics, `http_request_duration_seconds_count{route="rest_stream"}`) {
+		t.Errorf("no rest_stream series in the metrics")
+	}
 	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
 	var last struct {
 		Error *struct {
