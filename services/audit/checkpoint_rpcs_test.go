@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/app"
@@ -270,4 +274,67 @@ func TestCheckpointsWithoutAKey(t *testing.T) {
 	wantCodeIs(t, "CreateCheckpoint", err, codes.FailedPrecondition)
 	_, err = c.GetSigningKey(context.Background(), &auditv1.GetSigningKeyRequest{})
 	wantCodeIs(t, "GetSigningKey", err, codes.FailedPrecondition)
+}
+
+// TestCheckpointsOverREST: through the real gateway, the signing key is served without a credential,
+// POST /v1/audit/checkpoints needs audit:admin, and the checkpoint it made is read back by id and in
+// the list; its signature verifies with the served PEM key.
+func TestCheckpointsOverREST(t *testing.T) {
+	admin := authtest.NewKey(t, "admin", auth.ScopeAuditAdmin)
+	reader := authtest.NewKey(t, "reader", auth.ScopeAuditRead)
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			s := serveSigned(t, signedConfig(t, d), []authtest.Key{admin, reader}, nil)
+			base := serveGateway(t, s.addr)
+			call := func(method, path, key string, into proto.Message) int {
+				t.Helper()
+				req, err := http.NewRequest(method, base+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if key != "" {
+					req.Header.Set("Authorization", "Bearer "+key)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode == http.StatusOK && into != nil {
+					if err := protojson.Unmarshal(body, into); err != nil {
+						t.Fatalf("%s %s: %v\n%s", method, path, err, body)
+					}
+				}
+				return resp.StatusCode
+			}
+			var key auditv1.GetSigningKeyResponse
+			if code := call(http.MethodGet, "/v1/audit/signing-key", "", &key); code != http.StatusOK || !key.GetCurrent() {
+				t.Fatalf("GET signing-key: %d %v", code, &key)
+			}
+			if code := call(http.MethodPost, "/v1/audit/checkpoints", reader.Key, nil); code != http.StatusForbidden {
+				t.Fatalf("POST checkpoints with audit:read: %d", code)
+			}
+			var resp auditv1.CreateCheckpointResponse
+			if code := call(http.MethodPost, "/v1/audit/checkpoints", admin.Key, &resp); code != http.StatusOK {
+				t.Fatalf("POST checkpoints: %d", code)
+			}
+			created := resp.GetCheckpoint()
+			verifyWith(t, &key, created)
+			var got auditv1.GetCheckpointResponse
+			if code := call(http.MethodGet, "/v1/audit/checkpoints/"+strconv.FormatInt(created.GetId(), 10), reader.Key, &got); code != http.StatusOK ||
+				got.GetCheckpoint().GetSignedText() != created.GetSignedText() {
+				t.Fatalf("GET checkpoint: %d %v", code, &got)
+			}
+			var list auditv1.ListCheckpointsResponse
+			if code := call(http.MethodGet, "/v1/audit/checkpoints?page_size=10", reader.Key, &list); code != http.StatusOK ||
+				len(list.GetCheckpoints()) != 1 || list.GetCheckpoints()[0].GetId() != created.GetId() {
+				t.Fatalf("GET checkpoints: %d %v", code, &list)
+			}
+			if code := call(http.MethodGet, "/v1/audit/checkpoints/999", reader.Key, nil); code != http.StatusNotFound {
+				t.Fatalf("GET a missing checkpoint: %d", code)
+			}
+		})
+	}
 }

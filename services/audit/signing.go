@@ -78,8 +78,8 @@ func loadSigningKey(path string) (*signingKey, error) {
 }
 
 // devSigningKey returns the development key kept in path, creating it (mode 0600) the first time; created
-// says it was made now. Two processes starting together make one key: the file is created exclusively
-// and the loser reads the winner's.
+// says it was made now. Two processes starting together make one key: the loser of the race reads the
+// winner's.
 func devSigningKey(path string) (k *signingKey, created bool, err error) {
 	if raw, err := os.ReadFile(path); err == nil {
 		k, err := parseSigningKey(raw)
@@ -93,37 +93,54 @@ func devSigningKey(path string) (k *signingKey, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, err
 	}
+	k, err = writeSigningKey(path)
+	if errors.Is(err, os.ErrExist) {
+		k, _, err := devSigningKey(path)
+		return k, false, err
+	}
+	return k, err == nil, err
+}
+
+// WriteSigningKeyFile makes a new Ed25519 signing key and writes it to path (mode 0600) in the form
+// AUDIT_SIGNING_KEY reads, as `openssl genpkey -algorithm ed25519` would; it refuses to replace an
+// existing file (os.ErrExist). It returns the key's id. For tests and tools that need a key file.
+func WriteSigningKeyFile(path string) (keyID string, err error) {
+	k, err := writeSigningKey(path)
+	if err != nil {
+		return "", err
+	}
+	return k.keyID, nil
+}
+
+// writeSigningKey writes a new key to a temporary file and links it into place, so that a reader never
+// sees a half-written key and an existing file is never replaced.
+func writeSigningKey(path string) (*signingKey, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	// Written to a temporary file and linked into place, so that a reader never sees a half-written key
-	// and a second process starting at once keeps the first one's.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".dev-audit-signing-key-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit-signing-key-*")
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return nil, false, err
+		return nil, err
 	}
 	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
 		tmp.Close()
-		return nil, false, err
+		return nil, err
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
-		k, _, err := devSigningKey(path)
-		return k, false, err
-	} else if err != nil {
-		return nil, false, err
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return nil, err
 	}
-	return newSigningKey(priv), true, nil
+	return newSigningKey(priv), nil
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -169,5 +170,26 @@ func TestStartLogsThePublicKeyOnly(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Fatalf("the private key reached the log:\n%s", out)
 		}
+	}
+}
+
+func TestWriteSigningKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key.pem")
+	id, err := WriteSigningKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := loadSigningKey(path)
+	if err != nil || k.keyID != id {
+		t.Fatalf("written key: %v (%s vs %s)", err, k.keyID, id)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", info.Mode().Perm())
+	}
+	if _, err := WriteSigningKeyFile(path); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("second write over the key: %v", err)
+	}
+	if again, _ := loadSigningKey(path); again.keyID != id {
+		t.Fatal("the key was replaced")
 	}
 }
