@@ -37,7 +37,7 @@ func TestUnprovenSenderAddressIsIgnored(t *testing.T) {
 // Ingest records the address the guard found (auth.ClientAddr), the one denials and the guard's limits
 // use, rather than working it out again.
 func TestIngestUsesTheGuardsAddress(t *testing.T) {
-	env := config.FromMap(map[string]string{})
+	env := config.FromMap(map[string]string{"WEBHOOK_SOURCES": "zoho:none"})
 	srv := NewServer(newStore(t, db.SQLite), LoadConfig(env))
 	if err := env.Err(); err != nil {
 		t.Fatal(err)
