@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 		// web page can make a browser send would reach PUT and DELETE routes.
 		common = append(common, runtime.WithDisablePathLengthFallback(), runtime.WithDisableHTTPMethodOverride())
 	}
-	g.mux = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(errorHandler),
+	g.mux = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(errorHandler), runtime.WithStreamErrorHandler(streamError),
 		runtime.WithRoutingErrorHandler(g.routingError), runtime.WithMiddlewares(g.queryGuard)})...)
 	g.probe = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(probeError),
 		runtime.WithRoutingErrorHandler(probeRoutingError), runtime.WithMiddlewares(probeMatch)})...)
@@ -138,12 +138,13 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	var inFlight atomic.Int64
 	timed := http.TimeoutHandler(g.handler, g.cfg.RequestTimeout, `{"code":4,"message":"request timed out"}`)
+	stopping := make(chan struct{})
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inFlight.Add(1)
 			defer inFlight.Add(-1)
 			if g.routes.isStream(r) {
-				g.serveStream(w, r)
+				g.serveStream(w, r, stopping)
 				return
 			}
 			timed.ServeHTTP(w, r)
@@ -171,6 +172,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
+	close(stopping) // streams end now; the other requests finish within SHUTDOWN_TIMEOUT
 	err = srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		g.log.Warn("cut requests still in flight after SHUTDOWN_TIMEOUT", "service", "gateway",

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -86,7 +88,27 @@ func (g *Gateway) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, 
 	answered := new(atomic.Bool)
 	ctx = context.WithValue(g.outgoing(ctx), answeredKey{}, answered)
 	s, err := streamer(ctx, desc, cc, method, opts...)
-	return s, g.transportError(method, err, answered)
+	if err != nil {
+		return nil, g.transportError(method, err, answered)
+	}
+	return &answeredStream{ClientStream: s, g: g, method: method, answered: answered}, nil
+}
+
+// answeredStream applies transportError to a stream's later messages too: a connection lost mid-stream
+// (the service stopped during an export) must not show its dialer's message in the last line.
+type answeredStream struct {
+	grpc.ClientStream
+	g        *Gateway
+	method   string
+	answered *atomic.Bool
+}
+
+func (s *answeredStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	return s.g.transportError(s.method, err, s.answered)
 }
 
 // transportError replaces an UNAVAILABLE the service did not send with errServiceUnavailable, logging the

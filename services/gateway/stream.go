@@ -1,8 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Server-streaming RPCs (the audit export) answer newline-delimited JSON, one message a line, flushed as
@@ -25,8 +31,33 @@ func (t *routeTable) isStream(r *http.Request) bool {
 	return t.streams[routeKey(r.Method, r.URL.Path)]
 }
 
-// serveStream serves a streaming route without the request timeout, under a deadline per write.
-func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
+// errStopping cancels the streams in flight when the gateway stops.
+var errStopping = errors.New("the gateway is stopping")
+
+// streamError is grpc-gateway's stream error handler: the status of the last line of a stream that
+// failed. A stream the gateway ended because it is stopping says so (UNAVAILABLE: export the rest
+// again, from another replica or later) rather than "context canceled".
+func streamError(ctx context.Context, err error) *status.Status {
+	if errors.Is(context.Cause(ctx), errStopping) {
+		return status.New(codes.Unavailable, "the gateway is stopping; this answer is incomplete, ask again for the rest")
+	}
+	return runtime.DefaultStreamErrorHandler(ctx, err)
+}
+
+// serveStream serves a streaming route without the request timeout, under a deadline per write. When
+// the gateway stops, the stream ends at once with a last line saying so, instead of holding the stop for
+// SHUTDOWN_TIMEOUT and being cut without a word.
+func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, stopping <-chan struct{}) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-stopping:
+			cancel(errStopping)
+		case <-ctx.Done():
+		}
+	}()
+	r = r.WithContext(ctx)
 	rc := http.NewResponseController(w)
 	// Set before any message, so that an empty export is labelled too.
 	w.Header().Set("Content-Type", ndjson)

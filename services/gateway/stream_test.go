@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,9 +34,20 @@ func exportItem(seq int64, meta string) *auditv1.ExportEventsResponse {
 	return &auditv1.ExportEventsResponse{Item: &auditv1.ExportEventsResponse_Event{Event: &auditv1.Event{Sequence: seq, MetadataJson: meta}}}
 }
 
-// serveExport runs a gateway (its real Serve, with a 1 s request timeout) in front of export and returns
-// the export's URL.
+// exportStack is a gateway (its real Serve, with a 1 s request timeout) in front of a stand-in export.
+type exportStack struct {
+	url     string       // the export's URL
+	service *grpc.Server // the stand-in service
+	stop    func() error // stops the gateway as SIGTERM does and returns Serve's error
+}
+
 func serveExport(t *testing.T, export func(auditv1.AuditService_ExportEventsServer) error) string {
+	t.Helper()
+	return serveExportStack(t, nil, export).url
+}
+
+// serveExportStack starts an exportStack; env adds to the gateway's configuration.
+func serveExportStack(t *testing.T, env map[string]string, export func(auditv1.AuditService_ExportEventsServer) error) *exportStack {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,14 +58,35 @@ func serveExport(t *testing.T, export func(auditv1.AuditService_ExportEventsServ
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	closed := closedAddr(t)
-	g := newGateway(t, map[string]string{"GATEWAY_HTTP_ADDR": "127.0.0.1:0", "GATEWAY_REQUEST_TIMEOUT": "1s",
-		"TOKEN_GRPC_ENDPOINT": closed, "WEBHOOK_GRPC_ENDPOINT": closed}, lis.Addr().String(), nil)
-	ctx, stop := context.WithCancel(context.Background())
+	m := map[string]string{"GATEWAY_HTTP_ADDR": "127.0.0.1:0", "GATEWAY_REQUEST_TIMEOUT": "1s",
+		"TOKEN_GRPC_ENDPOINT": closed, "WEBHOOK_GRPC_ENDPOINT": closed}
+	for k, v := range env {
+		m[k] = v
+	}
+	g := newGateway(t, m, lis.Addr().String(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ctx, func(a string) { addr <- a }) }()
-	t.Cleanup(func() { stop(); <-served })
-	return "http://" + <-addr + "/v1/audit/events:export"
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() { cancel(); serveErr = <-served })
+		return serveErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &exportStack{url: "http://" + <-addr + "/v1/audit/events:export", service: srv, stop: stop}
+}
+
+// lastLine reads a streamed answer to its end (the first line already read) and returns its last line.
+func lastLine(t *testing.T, body *bufio.Reader) string {
+	t.Helper()
+	rest, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("the answer did not end cleanly: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+	return lines[len(lines)-1]
 }
 
 // within waits for ch or fails after d.
@@ -206,5 +239,68 @@ func TestExportErrorMidStreamIsTheLastLine(t *testing.T) {
 	if len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &last) != nil || last.Error == nil ||
 		last.Error.Code != int(codes.Unavailable) || last.Error.Message != "database unavailable" {
 		t.Fatalf("body:\n%s", body)
+	}
+}
+
+// When the gateway stops, an export in flight ends at once with a last line saying why (the stop does
+// not wait SHUTDOWN_TIMEOUT for it, nor cut it without a word), and the service's stream is cancelled.
+func TestExportEndsWhenTheGatewayStops(t *testing.T) {
+	t.Parallel()
+	ended := make(chan error, 1)
+	st := serveExportStack(t, map[string]string{"SHUTDOWN_TIMEOUT": "1m"}, func(s auditv1.AuditService_ExportEventsServer) error {
+		if err := s.Send(exportItem(1, "{}")); err != nil {
+			return err
+		}
+		<-s.Context().Done() // an export still under way
+		ended <- s.Context().Err()
+		return s.Context().Err()
+	})
+	resp, err := http.Get(st.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	if _, err := body.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- st.stop() }()
+	if err := within(t, 20*time.Second, "the gateway's stop (SHUTDOWN_TIMEOUT is 1m)", stopped); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if last := lastLine(t, body); !strings.Contains(last, `"code":14`) || !strings.Contains(last, "the gateway is stopping") {
+		t.Fatalf("last line %s", last)
+	}
+	within(t, 10*time.Second, "the service's stream ending", ended)
+}
+
+// A service lost mid-export (stopped, connection reset) ends the stream with UNAVAILABLE "service
+// unavailable", as for any call, never with the connection's own message, which names internal addresses.
+func TestExportLostServiceIsUnavailable(t *testing.T) {
+	t.Parallel()
+	sent := make(chan struct{})
+	st := serveExportStack(t, nil, func(s auditv1.AuditService_ExportEventsServer) error {
+		if err := s.Send(exportItem(1, "{}")); err != nil {
+			return err
+		}
+		close(sent)
+		<-s.Context().Done()
+		return s.Context().Err()
+	})
+	resp, err := http.Get(st.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	if _, err := body.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the first message", sent)
+	st.service.Stop() // closes the connection under the stream
+	last := lastLine(t, body)
+	if !strings.Contains(last, `"code":14`) || !strings.Contains(last, `"message":"service unavailable"`) || strings.Contains(last, "127.0.0.1") {
+		t.Fatalf("last line %s", last)
 	}
 }
