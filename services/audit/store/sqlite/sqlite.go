@@ -4,6 +4,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/sergas/core/internal/db"
@@ -12,7 +15,13 @@ import (
 )
 
 // Driver keeps the audit log in SQLite.
-type Driver struct{ db *db.SQLiteDB }
+type Driver struct {
+	db *db.SQLiteDB
+
+	// stmts holds the append's statements, each prepared once on the writer connection (see prepare).
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
 
 var _ store.Driver = (*Driver)(nil)
 
@@ -29,10 +38,46 @@ const columns = `sequence, id, occur_time, record_time, actor, action, resource,
 // appends strictly one at a time (SQLite's serializable write lock, taken at BEGIN), so the head read by
 // HeadForUpdate cannot move before the commit.
 func (d *Driver) AppendTx(ctx context.Context, fn func(store.AppendTx) error) error {
-	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(appendTx{tx}) }))
+	stmts, err := d.prepare(ctx)
+	if err != nil {
+		return db.SQLiteError(err)
+	}
+	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(appendTx{tx, stmts}) }))
 }
 
-type appendTx struct{ tx *sql.Tx }
+type appendTx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement q for this transaction.
+func (a appendTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	return a.tx.StmtContext(ctx, a.stmts[q])
+}
+
+// prepare prepares the append's statements once per driver, outside any transaction (the writer pool's
+// one connection is taken while a transaction runs), instead of once per append transaction; on the
+// writer pool's one connection they stay prepared.
+func (d *Driver) prepare(ctx context.Context) (map[string]*sql.Stmt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stmts != nil {
+		return d.stmts, nil
+	}
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{byKeysQuery, insertQuery} {
+		st, err := d.db.Write.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return nil, err
+		}
+		stmts[q] = st
+	}
+	d.stmts = stmts
+	return stmts, nil
+}
 
 func (a appendTx) HeadForUpdate(ctx context.Context) (int64, []byte, error) {
 	var seq int64
@@ -41,33 +86,60 @@ func (a appendTx) HeadForUpdate(ctx context.Context) (int64, []byte, error) {
 	return seq, hash, err
 }
 
-// EventsByKeys looks the keys up one by one through the unique (principal, idempotency_key) index: in
-// process, a prepared lookup costs microseconds.
+// byKeysQuery finds one principal's events by idempotency key, the keys given as one JSON array: the
+// planner probes the (principal, idempotency_key) index once per key (the EXPLAIN test checks it), and
+// one statement serves a batch of any size instead of a query per key.
+const byKeysQuery = `SELECT ` + columns + ` FROM events
+	WHERE principal = ? AND idempotency_key IN (SELECT value FROM json_each(?))`
+
+// EventsByKeys looks the keys up with one statement per principal (a batch has one, as a rule).
 func (a appendTx) EventsByKeys(ctx context.Context, keys []store.Key) ([]*store.Event, error) {
-	st, err := a.tx.PrepareContext(ctx, `SELECT `+columns+` FROM events WHERE principal = ? AND idempotency_key = ?`)
-	if err != nil {
-		return nil, err
+	var order []string
+	byPrincipal := map[string][]string{}
+	for _, k := range keys {
+		if _, ok := byPrincipal[k.Principal]; !ok {
+			order = append(order, k.Principal)
+		}
+		byPrincipal[k.Principal] = append(byPrincipal[k.Principal], k.IdempotencyKey)
 	}
+	st := a.stmt(ctx, byKeysQuery)
 	defer st.Close()
 	var es []*store.Event
-	for _, k := range keys {
-		e, err := scan(st.QueryRowContext(ctx, k.Principal, k.IdempotencyKey))
-		switch {
-		case err == sql.ErrNoRows:
-		case err != nil:
+	for _, p := range order {
+		list, err := json.Marshal(byPrincipal[p])
+		if err != nil {
 			return nil, err
-		default:
+		}
+		rows, err := st.QueryContext(ctx, p, string(list))
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			e, err := scan(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
 			es = append(es, e)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
 		}
 	}
 	return es, nil
 }
 
+// insertQuery inserts one event. A batch executes it once per event: a multi-row INSERT (64 or 8 rows
+// per statement) was measured at 1.3 to 1.5 times the CPU per event, and the time goes to SQLite
+// maintaining the indexes (about 110 µs of CPU per event with every index against 22 µs without the
+// secondary ones, on the shared 2-core machine), not to the statement.
+const insertQuery = `INSERT INTO events (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (a appendTx) InsertEvents(ctx context.Context, es []*store.Event) error {
-	st, err := a.tx.PrepareContext(ctx, `INSERT INTO events (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
+	st := a.stmt(ctx, insertQuery)
 	defer st.Close()
 	for _, e := range es {
 		if _, err := st.ExecContext(ctx, e.Sequence, e.ID, e.OccurTime.UnixMicro(), e.RecordTime.UnixMicro(), e.Actor, e.Action,
@@ -102,8 +174,18 @@ func (d *Driver) EventList(ctx context.Context, p store.EventListParams) ([]*sto
 // Ping implements store.Driver.
 func (d *Driver) Ping(ctx context.Context) error { return d.db.Ping(ctx) }
 
-// Close implements store.Driver.
-func (d *Driver) Close() error { return d.db.Close() }
+// Close implements store.Driver. The prepared statements go first: SQLite does not close a connection
+// that still has statements.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	var errs []error
+	for _, st := range d.stmts {
+		errs = append(errs, st.Close())
+	}
+	d.stmts = nil
+	d.mu.Unlock()
+	return errors.Join(append(errs, d.db.Close())...)
+}
 
 func scan(row db.Scanner) (*store.Event, error) {
 	var e store.Event
