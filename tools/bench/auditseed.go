@@ -138,7 +138,7 @@ func seedSQLite(ctx context.Context, d *db.SQLiteDB, n int64) error {
 		return err
 	}
 	defer conn.Close()
-	// The wasm build of SQLite has a memory limit: a cache of 100 MB stays well within it.
+	// The wasm build of SQLite has a memory limit (256 MB): a cache of 100 MB stays well within it.
 	for _, p := range []string{"PRAGMA synchronous=OFF", "PRAGMA cache_size=-100000"} {
 		if _, err := conn.ExecContext(ctx, p); err != nil {
 			return err
@@ -221,6 +221,11 @@ func seedSQLite(ctx context.Context, d *db.SQLiteDB, n int64) error {
 			progress = time.Now()
 			fmt.Fprintf(os.Stderr, "seed sqlite: %d of %d events\n", done, n)
 		}
+	}
+	// Sorting 10 million keys for an index needs room of its own within that limit: a small page cache
+	// leaves it (the sorter spills to temporary files beyond it).
+	if _, err := conn.ExecContext(ctx, "PRAGMA cache_size=-16000"); err != nil {
+		return err
 	}
 	for _, def := range defs {
 		if _, err := conn.ExecContext(ctx, def); err != nil {
