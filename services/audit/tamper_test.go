@@ -171,7 +171,7 @@ func (a *attacker) rewriteFrom(k, head int64) []byte {
 }
 
 // tamperKeyFile writes a new Ed25519 signing key as AUDIT_SIGNING_KEY expects it.
-func tamperKeyFile(t *testing.T) string {
+func tamperKeyFile(t testing.TB) string {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
