@@ -88,7 +88,7 @@ func LoadConfig(env *config.Env) Config {
 
 // defaults are what a source gets unless it sets its own limits.
 func (c Config) defaults() sourceDefaults {
-	return sourceDefaults{rate: RateConfig{PerSecond: c.RatePerSecond, Burst: c.RateBurst}, bodyLimit: c.MaxBodyBytes}
+	return sourceDefaults{rate: RateConfig{PerSecond: c.RatePerSecond, Burst: c.RateBurst}, bodyLimit: c.MaxBodyBytes, deny: c.HeaderDenylist}
 }
 
 // loadSources reads the sources from WEBHOOK_SOURCES_FILE or, without it, WEBHOOK_SOURCES, and builds

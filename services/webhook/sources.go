@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,9 @@ type sourceSet map[string]*source
 type sourceDefaults struct {
 	rate      RateConfig
 	bodyLimit int
+	// deny is WEBHOOK_HEADER_DENYLIST (canonical, sorted): an event id header's value is stored as the
+	// dedupe key, so a denied header cannot be one.
+	deny []string
 }
 
 // buildSources checks cfgs and builds their sources. A source whose name and rate did not change keeps
@@ -111,6 +116,11 @@ func buildSource(c SourceConfig, def sourceDefaults, lookup secretResolver) (*so
 			return fmt.Errorf("options of another scheme given for scheme %s", c.Scheme)
 		}
 		return nil
+	}
+	if c.HMAC != nil && c.HMAC.EventIDHeader != "" {
+		if _, denied := slices.BinarySearch(def.deny, textproto.CanonicalMIMEHeaderKey(c.HMAC.EventIDHeader)); denied {
+			return nil, errors.New("hmac.event_id_header must not name a header on WEBHOOK_HEADER_DENYLIST: its value would be stored as the dedupe key")
+		}
 	}
 	var err error
 	switch c.Scheme {

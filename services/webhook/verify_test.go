@@ -217,8 +217,10 @@ func TestSourceConfigErrorsNameNoSecret(t *testing.T) {
 		{SourceConfig{Name: "a", Scheme: "basic"}, "scheme must be"},
 		{SourceConfig{Name: "A b", Scheme: SchemeNone}, "name"},
 		{SourceConfig{Name: "a", Scheme: SchemeNone, BodyLimit: 1 << 30}, "body_limit"},
+		{SourceConfig{Name: "a", Scheme: SchemeHMAC, Secrets: []string{secret}, HMAC: &HMACOptions{Header: "X-Sig", EventIDHeader: "x-api-key"}}, "WEBHOOK_HEADER_DENYLIST"},
 	} {
-		_, err := buildSources([]SourceConfig{c.cfg}, sourceDefaults{rate: RateConfig{1, 1}, bodyLimit: 1 << 20}, testSecrets, nil)
+		deny, _ := headerDenylist(DefaultHeaderDenylist)
+		_, err := buildSources([]SourceConfig{c.cfg}, sourceDefaults{rate: RateConfig{1, 1}, bodyLimit: 1 << 20, deny: deny}, testSecrets, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want it to mention %q", c.cfg, err, c.want)
 			continue
