@@ -2,16 +2,71 @@ package audit
 
 import (
 	"context"
+	"sync"
+
+	"golang.org/x/time/rate"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/pagetoken"
-	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/internal/ratelimit"
 	"github.com/sergas/core/services/audit/store"
 )
 
-// maxKeyIDBytes bounds GetSigningKey's key_id (ids are 16 hex digits; room for other schemes later).
-const maxKeyIDBytes = 64
+// keyLookups bounds how often GetSigningKey, which needs no credential, reaches the database for a key
+// it has not served before (a key rotated away; anything else is refused by its form or not found):
+// every process serves a few keys, and an anonymous flood of made-up ids must not become database load.
+const (
+	keyLookupsPerSecond = 20
+	keyLookupsBurst     = 40
+)
+
+// knownKeys remembers the public keys GetSigningKey found in the store: a key id names one key forever.
+type knownKeys struct {
+	mu      sync.Mutex
+	keys    map[string][]byte
+	lookups *rate.Limiter
+}
+
+func newKnownKeys() *knownKeys {
+	return &knownKeys{keys: map[string][]byte{}, lookups: rate.NewLimiter(keyLookupsPerSecond, keyLookupsBurst)}
+}
+
+// get returns the public key of id, from memory or (within the lookup budget) from the store.
+func (k *knownKeys) get(ctx context.Context, st store.Store, id string) ([]byte, error) {
+	k.mu.Lock()
+	pub, ok := k.keys[id]
+	k.mu.Unlock()
+	if ok {
+		return pub, nil
+	}
+	if r := k.lookups.Reserve(); r.Delay() > 0 {
+		wait := r.Delay()
+		r.Cancel()
+		return nil, ratelimit.Exceeded("signing key lookup", wait)
+	}
+	pub, err := st.SigningKeyGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	k.keys[id] = pub // bounded: only ids of stored checkpoints get here
+	k.mu.Unlock()
+	return pub, nil
+}
+
+// validKeyID reports whether id has the form KeyID gives: 16 lower-case hex digits.
+func validKeyID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // CreateCheckpoint implements auditv1.AuditServiceServer: a new checkpoint every call, whether or not
 // the head moved.
@@ -67,8 +122,8 @@ func (s *Server) ListCheckpoints(ctx context.Context, req *auditv1.ListCheckpoin
 // only, the current one or one that signed a stored checkpoint (keys rotated away included).
 func (s *Server) GetSigningKey(ctx context.Context, req *auditv1.GetSigningKeyRequest) (*auditv1.GetSigningKeyResponse, error) {
 	id := req.GetKeyId()
-	if err := validate.Label("key_id", id, maxKeyIDBytes, false); err != nil {
-		return nil, err
+	if id != "" && !validKeyID(id) {
+		return nil, errs.Invalid("key_id must be 16 lower-case hex digits, as checkpoints name keys")
 	}
 	var cur *signingKey
 	if s.checkpoints != nil {
@@ -80,7 +135,7 @@ func (s *Server) GetSigningKey(ctx context.Context, req *auditv1.GetSigningKeyRe
 	case id == "" || (cur != nil && id == cur.keyID):
 		return signingKeyResponse(cur.keyID, cur.pub, true), nil
 	}
-	pub, err := s.store.SigningKeyGet(ctx, id)
+	pub, err := s.keys.get(ctx, s.store, id)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,6 +30,7 @@ import (
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/grpcserver"
 )
 
@@ -336,5 +339,43 @@ func TestCheckpointsOverREST(t *testing.T) {
 				t.Fatalf("GET a missing checkpoint: %d", code)
 			}
 		})
+	}
+}
+
+// TestGetSigningKeyBoundsAnonymousLookups: GetSigningKey needs no credential, so the ids it looks up in
+// the database are bounded: a malformed id is refused before any lookup, made-up ids beyond a small
+// budget get RESOURCE_EXHAUSTED, and a key found once is served from memory whatever the budget.
+func TestGetSigningKeyBoundsAnonymousLookups(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, db.SQLite)
+	old := newTestKey(t)
+	if _, err := newCheckpointer(st, old, 0, slog.New(slog.NewTextHandler(io.Discard, nil))).Sign(ctx, auditv1.CheckpointKind_CHECKPOINT_KIND_ON_DEMAND); err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(st, DefaultLimits)
+	s.checkpoints = newCheckpointer(st, newTestKey(t), 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if got, err := s.GetSigningKey(ctx, &auditv1.GetSigningKeyRequest{KeyId: old.keyID}); err != nil || got.GetCurrent() || !bytes.Equal(got.GetPublicKey(), old.pub) {
+		t.Fatalf("rotated-away key: %v %v", got, err)
+	}
+	for _, bad := range []string{"ABCDEF0123456789", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg"} {
+		_, err := s.GetSigningKey(ctx, &auditv1.GetSigningKeyRequest{KeyId: bad})
+		wantInvalid(t, bad, err)
+	}
+	exhausted := false
+	for i := range keyLookupsBurst * 3 {
+		_, err := s.GetSigningKey(ctx, &auditv1.GetSigningKeyRequest{KeyId: fmt.Sprintf("%016x", i)})
+		if status.Code(err) == codes.ResourceExhausted {
+			exhausted = true
+			break
+		}
+		if !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("made-up id %d: %v", i, err)
+		}
+	}
+	if !exhausted {
+		t.Fatalf("%d made-up ids were all looked up", keyLookupsBurst*3)
+	}
+	if got, err := s.GetSigningKey(ctx, &auditv1.GetSigningKeyRequest{KeyId: old.keyID}); err != nil || !bytes.Equal(got.GetPublicKey(), old.pub) {
+		t.Fatalf("known key once the budget is spent: %v %v", got, err)
 	}
 }

@@ -40,6 +40,8 @@ type Server struct {
 	now    func() time.Time
 	// checkpoints signs checkpoints (checkpoint_rpcs.go); nil without a signing key.
 	checkpoints *checkpointer
+	// keys caches the public keys GetSigningKey served from the store.
+	keys *knownKeys
 	// append stores one checked event: the group committer in the service, the store directly here.
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
 }
@@ -48,7 +50,7 @@ var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // NewServer returns a server over s.
 func NewServer(s store.Store, limits Limits) *Server {
-	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now}
+	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now, keys: newKnownKeys()}
 	srv.append = func(ctx context.Context, p store.Pending) (store.Result, error) { return appendOne(ctx, s, p) }
 	return srv
 }
