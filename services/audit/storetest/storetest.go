@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ConcurrentCheckpointsFollowTheChain", func(t *testing.T) { t.Parallel(); testConcurrentCheckpoints(t, newStore(t)) })
 	t.Run("RetentionCutsAPrefixInBatches", func(t *testing.T) { t.Parallel(); testRetention(t, newStore(t)) })
 	t.Run("RetentionKeepsTheHead", func(t *testing.T) { t.Parallel(); testRetentionKeepsTheHead(t, newStore(t)) })
+	t.Run("RetentionDuringAppends", func(t *testing.T) { t.Parallel(); testRetentionDuringAppends(t, newStore(t)) })
 	t.Run("VerifyWholeAndInRanges", func(t *testing.T) { t.Parallel(); testVerify(t, newStore(t)) })
 	t.Run("VerifyDuringAppends", func(t *testing.T) { t.Parallel(); testVerifyDuringAppends(t, newStore(t)) })
 	t.Run("VerifyAfterRetention", func(t *testing.T) { t.Parallel(); testVerifyAfterRetention(t, newStore(t)) })
