@@ -304,6 +304,10 @@ func TestVerifyChainNamesTampering(t *testing.T) {
 			a.exec(`DELETE FROM events WHERE sequence >= $1`, k)
 			a.moveHead(k-1, a.event(k-1).Hash)
 		}, wantSeq: k, want: auditv1.ChainProblem_CHAIN_PROBLEM_MISSING},
+		{name: "prefix removed and the anchor moved, behind retention's back", checkpoints: []int{n}, attack: func(a *attacker) {
+			a.exec(`UPDATE chain_head SET anchor_sequence = $1, anchor_hash = $2 WHERE id = 1`, k, a.event(k).Hash)
+			a.exec(`DELETE FROM events WHERE sequence <= $1`, k)
+		}, wantSeq: 1, want: auditv1.ChainProblem_CHAIN_PROBLEM_MISSING},
 		{name: "head hash changed", attack: func(a *attacker) {
 			a.moveHead(n, make([]byte, chain.Size))
 		}, wantSeq: n, want: auditv1.ChainProblem_CHAIN_PROBLEM_CHANGED},

@@ -40,17 +40,26 @@ import (
 //	  hash of c, whose signature does not verify, or whose key or     MISMATCH
 //	  signed text the service does not accept
 //
+//	(range starting at the first retained event after a retention cut:)
+//	the newest checkpoint signs an older anchor, or none exists       MISSING       signed anchor+1
+//	  (events removed without retention's signature, or a run that
+//	  stopped between its cut and its checkpoint, until its next run)
+//	the newest checkpoint signs the anchor with another hash, or a    CHECKPOINT_   that anchor
+//	  later anchor than the stored one                                MISMATCH
+//
 // "Nearby" is verifyReach sequences either side (moves further than that read as CHANGED). When the range
 // reaches the head, the end of the chain is checked too: the head's hash must be the last event's
 // (CHANGED at the head), no event may lie beyond the head (INSERTED at the first one beyond) and no
 // signed checkpoint may sign a sequence beyond the head (MISSING at head+1: the log was cut short and the
-// head moved back). A checkpoint problem at a lower sequence than the walk's first break wins, and the
-// walk's problems come before the end's.
+// head moved back). The anchor is checked first, then the walk; a checkpoint problem at a lower sequence
+// than the walk's first break wins, and the walk's problems come before the end's.
 //
-// What verification cannot see: an attacker who rewrites and re-hashes the chain from some point to the
-// end, moves the head and deletes (or never faced) the checkpoints after that point leaves a chain
-// that verifies. Checkpoints stored in the same database are as exposed as the events; copies kept
-// elsewhere (exports, published checkpoints) are what proves the log against such an attacker.
+// What verification cannot see: an attacker who rewrites and re-hashes the chain after the last
+// checkpoint (head moved) leaves a chain that verifies, and so does one who also deletes the checkpoints
+// after the rewritten point, or re-signs them with a key of their own (each checkpoint is checked against
+// the key stored with it, since keys rotated away are only known from there). Checkpoints stored in the
+// same database are as exposed as the events; copies kept elsewhere (exports, published checkpoints)
+// are what proves the log against such an attacker.
 
 // Problem says how the stored log differs from what was appended; the values are those of
 // auditv1.ChainProblem.
@@ -165,7 +174,13 @@ func Verify(ctx context.Context, r ChainReader, p VerifyParams) (*Verification, 
 	}
 	v.Start, v.End = start, end
 
-	found, err := w.walk(ctx, start, end)
+	var found *finding
+	if start == st.AnchorSeq+1 {
+		found, err = w.checkAnchor(ctx)
+	}
+	if err == nil && found == nil {
+		found, err = w.walk(ctx, start, end)
+	}
 	if err == nil && found == nil && reachesHead {
 		found, err = w.checkEnd(ctx, start)
 	}
@@ -174,7 +189,7 @@ func Verify(ctx context.Context, r ChainReader, p VerifyParams) (*Verification, 
 	}
 	v.EventsChecked, v.CheckpointsChecked = w.events, w.checkpoints
 	if found != nil {
-		if found.problem == ProblemMissing {
+		if found.cutMeanwhile {
 			// Retention may have removed events after the walk began: that is no break.
 			now, err := r.ChainState(ctx)
 			if err != nil {
@@ -212,6 +227,9 @@ type finding struct {
 	seq     int64
 	problem Problem
 	detail  string
+	// cutMeanwhile says a retention cut made after the walk began could explain the finding (an event
+	// missing at or below the new anchor).
+	cutMeanwhile bool
 }
 
 func found(seq int64, p Problem, format string, args ...any) *finding {
@@ -244,7 +262,9 @@ func (w *walker) hashBefore(ctx context.Context, start int64) ([]byte, *finding,
 		return nil, nil, err
 	}
 	if len(es) == 0 || es[0].Sequence != start-1 {
-		return nil, found(start-1, ProblemMissing, "event %d, whose hash the range's first event must link to, is missing", start-1), nil
+		f := found(start-1, ProblemMissing, "event %d, whose hash the range's first event must link to, is missing", start-1)
+		f.cutMeanwhile = true
+		return nil, f, nil
 	}
 	return es[0].Hash, nil, nil
 }
@@ -289,6 +309,7 @@ func (w *walker) walk(ctx context.Context, start, end int64) (*finding, error) {
 			}
 			if e.Sequence != next {
 				evf = found(next, ProblemMissing, "event %d is missing", next)
+				evf.cutMeanwhile = true
 				break
 			}
 			self := chain.Hash(e.PreviousHash, e.Fields())
@@ -305,6 +326,7 @@ func (w *walker) walk(ctx context.Context, start, end int64) (*finding, error) {
 		}
 		if evf == nil && len(es) == 0 {
 			evf = found(next, ProblemMissing, "event %d is missing", next)
+			evf.cutMeanwhile = true
 		}
 		// Checkpoints up to the last event that verified (a checkpoint at the broken sequence cannot be
 		// compared with anything trustworthy); one at a lower sequence than the break is the first break.
@@ -388,6 +410,49 @@ func checkSignature(c *Checkpoint) error {
 		return errors.New("the signature does not verify")
 	}
 	return nil
+}
+
+// checkAnchor checks the retention anchor that a range starting at the first retained event links to.
+// Retention signs a checkpoint of every anchor it makes (RETENTION, after its cut), so the newest
+// checkpoint names the current anchor: an anchor that no checkpoint signed means events were removed
+// without retention's signature (or a retention run stopped between its cut and its checkpoint, which
+// its next run signs), and a signed anchor with another hash means the anchor was changed.
+func (w *walker) checkAnchor(ctx context.Context) (*finding, error) {
+	if w.st.AnchorSeq == 0 {
+		return nil, nil // nothing was removed; the first event must link to genesis (the walk checks it)
+	}
+	cs, err := w.r.CheckpointList(ctx, CheckpointListParams{Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	signed := int64(0)
+	if len(cs) > 0 {
+		c := cs[0]
+		w.checkpoints++
+		if f := w.checkpointProblem(c); f != nil {
+			return f, nil
+		}
+		signed = c.AnchorSeq
+		switch {
+		case signed == w.st.AnchorSeq && !bytes.Equal(c.AnchorHash, w.st.AnchorHash):
+			return found(signed, ProblemCheckpointMismatch, "checkpoint %d signed another hash for the retention anchor %d", c.ID, signed), nil
+		case signed == w.st.AnchorSeq:
+			return nil, nil
+		case signed > w.st.AnchorSeq:
+			// Legitimate only when retention cut and signed after the state was read.
+			now, err := w.r.ChainState(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if now.AnchorSeq != w.st.AnchorSeq {
+				return nil, errs.New(errs.KindConflict, "retention removed events while the chain was verified; verify again")
+			}
+			return found(signed, ProblemCheckpointMismatch, "checkpoint %d signed the retention anchor %d, beyond the stored anchor %d", c.ID, signed, w.st.AnchorSeq), nil
+		}
+	}
+	return found(signed+1, ProblemMissing,
+		"events %d to %d were removed, but no checkpoint signs the retention anchor %d (a retention run that stopped before signing leaves this until its next run)",
+		signed+1, w.st.AnchorSeq, w.st.AnchorSeq), nil
 }
 
 // checkEnd checks the end of the chain once a walk that reached the head found nothing: the head's hash

@@ -411,24 +411,60 @@ func TestVerifyRanges(t *testing.T) {
 	}
 }
 
-// TestVerifyFromTheRetentionAnchor: after retention removed events up to the anchor, the retained chain
-// verifies from the anchor's hash; a range starting below the anchor starts at it; the first retained
-// event must link to the anchor.
+// TestVerifyFromTheRetentionAnchor: after retention removed events up to the anchor (and signed a
+// checkpoint of it), the retained chain verifies from the anchor's hash; a range starting below the
+// anchor starts at it; the first retained event must link to the anchor; and an anchor that no
+// checkpoint signs (a prefix removed behind retention's back) or that a checkpoint signs with another
+// hash is named.
 func TestVerifyFromTheRetentionAnchor(t *testing.T) {
 	ctx := context.Background()
-	m := chainOf(20)
-	m.state.AnchorSeq, m.state.AnchorHash = 5, m.at(5).Hash
-	for s := int64(1); s <= 5; s++ {
-		m.remove(s)
+	cut := func(m *memLog, through int64) {
+		m.state.AnchorSeq, m.state.AnchorHash = through, m.at(through).Hash
+		for s := int64(1); s <= through; s++ {
+			m.remove(s)
+		}
 	}
+	m := chainOf(20)
+	m.checkpoint(3) // before the cut: anchor 0
+	cut(m, 5)
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 1 || v.Problem != store.ProblemMissing {
+		t.Fatalf("an anchor no checkpoint signs: %+v", v)
+	}
+	m.checkpoint(20) // retention's checkpoint: anchor 5
 	v, err := store.Verify(ctx, m, store.VerifyParams{})
-	if err != nil || !v.Valid || v.Start != 6 || v.EventsChecked != 15 || v.AnchorSeq != 5 {
+	if err != nil || !v.Valid || v.Start != 6 || v.EventsChecked != 15 || v.AnchorSeq != 5 || v.CheckpointsChecked != 2 {
 		t.Fatalf("%+v %v", v, err)
 	}
 	v, err = store.Verify(ctx, m, store.VerifyParams{Start: 2, End: 8})
 	if err != nil || !v.Valid || v.Start != 6 || v.End != 8 || !strings.Contains(v.Detail, "removed by retention") {
 		t.Fatalf("%+v %v", v, err)
 	}
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{Start: 7}); !v.Valid || v.CheckpointsChecked != 1 {
+		t.Fatalf("a range after the anchor does not read it: %+v", v)
+	}
+
+	// An attacker removes more of the prefix and moves the anchor: the newest checkpoint signed 5.
+	cut(m, 8)
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 6 || v.Problem != store.ProblemMissing {
+		t.Fatalf("a prefix removed behind retention's back: %+v", v)
+	}
+	m = chainOf(20)
+	cut(m, 5)
+	m.checkpoint(20)
+	m.state.AnchorHash = m.at(6).Hash
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 5 || v.Problem != store.ProblemCheckpointMismatch {
+		t.Fatalf("an anchor hash changed: %+v", v)
+	}
+	m = chainOf(20)
+	cut(m, 5)
+	m.checkpoint(20).Signature[3] ^= 1
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 20 || v.Problem != store.ProblemCheckpointMismatch {
+		t.Fatalf("the anchor's checkpoint forged: %+v", v)
+	}
+
+	m = chainOf(20)
+	cut(m, 5)
+	m.checkpoint(20)
 	e := m.at(6)
 	e.PreviousHash = chain.Genesis
 	rehash(e)
