@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/ratelimit"
 )
 
 // ingest hands the exact request bytes and headers to the webhook service and answers 202 only once the
@@ -58,8 +60,9 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"eventId": resp.GetEventId(), "duplicate": resp.GetDuplicate()})
 }
 
-// The webhook service marks the refusals HTTP has its own answer for with an ErrorInfo of this domain
-// (services/webhook: ErrorDomain, ErrorUnverified, ErrorBodyTooLarge; the gateway imports no service).
+// The webhook service marks its own refusals with an ErrorInfo of this domain (services/webhook:
+// ErrorDomain, ErrorUnverified, ErrorBodyTooLarge, ErrorRateLimited; the gateway imports no service), so
+// that they are told from the guard's refusals of the gateway's own call.
 const (
 	webhookErrorDomain  = "webhook.sergas"
 	webhookUnverified   = "DELIVERY_UNVERIFIED"
@@ -72,7 +75,7 @@ const ownCredentialRetryAfter = 30 * time.Second
 
 var ingestCredentialRefused = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "gateway_webhook_credential_refused_total",
-	Help: "Webhook deliveries answered 503 because the webhook service refused the gateway's own credential (UNAUTHENTICATED or PERMISSION_DENIED without a webhook refusal).",
+	Help: "Webhook deliveries answered 503 because the webhook service's guard refused the gateway's own call: its credential (UNAUTHENTICATED, PERMISSION_DENIED) or its budget (RESOURCE_EXHAUSTED), without a webhook refusal.",
 })
 
 // ingestError answers a refused delivery. Two UNAUTHENTICATED answers must not be confused: the
@@ -94,11 +97,23 @@ func (g *Gateway) ingestError(w http.ResponseWriter, r *http.Request, err error)
 		writeStatus(w, http.StatusUnauthorized, codes.Unauthenticated, st.Message())
 	case st.Code() == codes.ResourceExhausted && reason == webhookBodyTooLarge:
 		writeStatus(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, st.Message())
-	case st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied:
+	case (st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied) && reason == "":
 		ingestCredentialRefused.Inc()
 		g.transportLog.Error("the webhook service refused the gateway's own credential: deliveries are answered 503 until it presents one with webhook:ingest",
 			"service", "gateway", "code", st.Code().String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(ownCredentialRetryAfter.Seconds())))
+		writeStatus(w, http.StatusServiceUnavailable, codes.Unavailable, "service unavailable")
+	case st.Code() == codes.ResourceExhausted && reason == "":
+		// The guard's budget of the gateway's own key, which all sources share: the sender is not sending
+		// too much, we are taking too little.
+		ingestCredentialRefused.Inc()
+		g.transportLog.Error("the gateway's own credential is over its rate limit at the webhook service: raise RATE_LIMIT_PER_SECOND (the write class) above the sum of the sources' rates",
+			"service", "gateway")
+		wait, ok := ratelimit.RetryAfter(err)
+		if !ok {
+			wait = time.Second
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		writeStatus(w, http.StatusServiceUnavailable, codes.Unavailable, "service unavailable")
 	default:
 		g.httpError(w, r, err)

@@ -53,6 +53,8 @@ func withWebhookInfo(code codes.Code, msg, reason string) error {
 func TestIngestAnswers(t *testing.T) {
 	backlogFull, _ := status.Convert(ratelimit.RetryError(codes.Unavailable, "undelivered backlog is full", 5*time.Second)).
 		WithDetails(&errdetails.ErrorInfo{Domain: webhookErrorDomain, Reason: "BACKLOG_FULL"})
+	sourceLimited, _ := status.Convert(ratelimit.Exceeded("source", 1500*time.Millisecond)).
+		WithDetails(&errdetails.ErrorInfo{Domain: webhookErrorDomain, Reason: "RATE_LIMITED"})
 	for _, c := range []struct {
 		name       string
 		err        error
@@ -65,7 +67,8 @@ func TestIngestAnswers(t *testing.T) {
 		{"gateway credential missing", status.Error(codes.Unauthenticated, "missing credentials: send the header authorization: Bearer <API key or JWT>"), 503, "30", true},
 		{"gateway credential lacks the scope", status.Error(codes.PermissionDenied, "method requires scope webhook:ingest"), 503, "30", true},
 		{"over the source's body limit", withWebhookInfo(codes.ResourceExhausted, "body exceeds 16 bytes", webhookBodyTooLarge), 413, "", false},
-		{"over the source's rate", ratelimit.Exceeded("source", 1500*time.Millisecond), 429, "2", false},
+		{"over the source's rate", sourceLimited.Err(), 429, "2", false},
+		{"gateway credential over its budget", ratelimit.Exceeded("credential", 1500*time.Millisecond), 503, "2", true},
 		{"backlog full", backlogFull.Err(), 503, "5", false},
 		{"malformed body", status.Error(codes.InvalidArgument, "a Zoho CRM notification must be a JSON object"), 400, "", false},
 		{"unknown source", status.Error(codes.NotFound, `webhook source "x" is not configured`), 404, "", false},
@@ -83,7 +86,7 @@ func TestIngestAnswers(t *testing.T) {
 				t.Errorf("a sender's signature failure answered with a Bearer challenge: %q", h.Get("WWW-Authenticate"))
 			}
 			counted := testutil.ToFloat64(ingestCredentialRefused) - before
-			logged := strings.Contains(logs.String(), "refused the gateway's own credential")
+			logged := strings.Contains(logs.String(), "the gateway's own credential")
 			if c.ownCred != (counted >= 1) || c.ownCred != logged {
 				t.Errorf("own credential refusal: counted %v, logged %v, want %v", counted, logged, c.ownCred)
 			}

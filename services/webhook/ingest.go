@@ -22,15 +22,17 @@ import (
 	"github.com/sergas/core/services/webhook/store"
 )
 
-// ErrorInfo on Ingest's refusals that HTTP has its own answer for, so that the gateway can tell them
-// from refusals of its own call: UNAUTHENTICATED with ErrorDomain/ErrorUnverified is the sender's bad or
-// missing signature (401), where UNAUTHENTICATED without it is the gateway's credential being refused;
-// RESOURCE_EXHAUSTED with ErrorBodyTooLarge is 413, not 429.
+// ErrorInfo on Ingest's refusals, so that the gateway can tell them from refusals of its own call by the
+// guard: UNAUTHENTICATED with ErrorDomain/ErrorUnverified is the sender's bad or missing signature (401),
+// where UNAUTHENTICATED without it is the gateway's credential being refused; RESOURCE_EXHAUSTED with
+// ErrorRateLimited is the sender's address or the source over its rate (429), without it the gateway's
+// own credential over its budget; with ErrorBodyTooLarge it is 413.
 const (
 	ErrorDomain       = "webhook.sergas"
 	ErrorUnverified   = "DELIVERY_UNVERIFIED"
 	ErrorBodyTooLarge = "BODY_TOO_LARGE"
 	ErrorBacklogFull  = "BACKLOG_FULL"
+	ErrorRateLimited  = "RATE_LIMITED"
 )
 
 // backlogRetryAfter is what a sender refused for a full backlog is told to wait.
@@ -57,7 +59,7 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		return nil, err
 	}
 	if ok, wait := s.bySender.Allow(senderBucket(sender), now); !ok {
-		return refuse(reasonAddressLimited, ratelimit.Exceeded("sender address", wait))
+		return refuse(reasonAddressLimited, withRetry(codes.ResourceExhausted, "sender address rate limit exceeded", ErrorRateLimited, wait))
 	}
 	if src == nil {
 		if err := validate.Name("source", req.GetSource()); err != nil {
@@ -87,8 +89,11 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 	if s.backlog.full(ctx, now) {
 		return refuse(reasonBacklogFull, withRetry(codes.Unavailable, "undelivered backlog is full", ErrorBacklogFull, backlogRetryAfter))
 	}
-	if err := src.spend(now); err != nil {
-		return refuse(reasonSourceLimited, err)
+	if ok, wait := src.limit.Allow(src.name, now); !ok {
+		// Spent only here, on a verified delivery about to be stored, so that deliveries refused for any
+		// other reason (a flooding address, a forged or malformed request, a full backlog) never use up
+		// the budget of the source's real deliveries.
+		return refuse(reasonSourceLimited, withRetry(codes.ResourceExhausted, "source rate limit exceeded", ErrorRateLimited, wait))
 	}
 	if key == "" {
 		key = s.dedupeKey(src, headers, req.GetBody())

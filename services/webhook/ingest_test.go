@@ -182,8 +182,8 @@ func TestRefusedDeliveryRetryIsStored(t *testing.T) {
 			}
 		}
 		_, err := h.client.Ingest(ctx, signed("small", "third"))
-		if wait, ok := ratelimit.RetryAfter(err); status.Code(err) != codes.ResourceExhausted || !ok || wait <= 0 {
-			t.Fatalf("over the source's rate: %v", err)
+		if wait, ok := ratelimit.RetryAfter(err); status.Code(err) != codes.ResourceExhausted || !ok || wait <= 0 || errorInfo(err) != ErrorRateLimited {
+			t.Fatalf("over the source's rate: %v (the gateway tells it from its own budget by the ErrorInfo)", err)
 		}
 		h.clock.advance(time.Second)
 		r, err := h.client.Ingest(ctx, signed("small", "third"))

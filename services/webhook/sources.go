@@ -28,16 +28,6 @@ type source struct {
 	limit     *ratelimit.Keyed // one bucket, keyed by name
 }
 
-// spend takes one delivery from the source's budget. It is called only for a verified delivery about to
-// be stored, so that deliveries refused for any other reason (a flooding address, a malformed or forged
-// request, a full backlog) never use up the budget of the source's real deliveries.
-func (s *source) spend(now time.Time) error {
-	if ok, wait := s.limit.Allow(s.name, now); !ok {
-		return ratelimit.Exceeded("source", wait)
-	}
-	return nil
-}
-
 // sourceSet is one version of the configuration: every source by name.
 type sourceSet map[string]*source
 
