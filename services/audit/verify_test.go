@@ -1,9 +1,14 @@
 package audit
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -23,4 +28,60 @@ func TestChainProblemsMatchTheContract(t *testing.T) {
 			t.Errorf("contract problem %d has no store problem", n)
 		}
 	}
+}
+
+// changedStore hands out event 7 with another actor, as a database changed underneath would.
+type changedStore struct{ store.Store }
+
+func (c changedStore) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+	es, err := c.Store.EventList(ctx, p)
+	for i, e := range es {
+		if e.Sequence == 7 {
+			changed := *e
+			changed.Actor = "someone-else"
+			es[i] = &changed
+		}
+	}
+	return es, err
+}
+
+// TestVerifyChainOverREST: POST /v1/audit/chain:verify through the real gateway on both backends answers
+// the verification as JSON (a valid log, a changed event named, a bad range refused with 400).
+func TestVerifyChainOverREST(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Server, st store.Store, _ db.Dialect) {
+		for range 20 {
+			if _, err := s.RecordEvent(as("apikey:w1"), request(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base := serveGateway(t, grpcServe(t, s))
+		post := func(body string) (int, map[string]any) {
+			t.Helper()
+			resp, err := http.Post(base+"/v1/audit/chain:verify", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, out
+		}
+		code, out := post(`{}`)
+		if code != http.StatusOK || out["valid"] != true || out["eventsChecked"] != "20" || out["headSequence"] != "20" || out["endSequence"] != "20" {
+			t.Fatalf("%d %v", code, out)
+		}
+		if code, out := post(`{"startSequence": "5", "endSequence": "3"}`); code != http.StatusBadRequest {
+			t.Fatalf("a bad range: %d %v", code, out)
+		}
+		s.store = changedStore{st}
+		code, out = post(`{"startSequence": "2"}`)
+		if code != http.StatusOK || out["valid"] == true || out["firstBadSequence"] != "7" || out["problem"] != "CHAIN_PROBLEM_CHANGED" {
+			t.Fatalf("event 7 changed: %d %v", code, out)
+		}
+		if d, _ := out["detail"].(string); strings.Contains(d, "someone-else") || !strings.Contains(d, "7") {
+			t.Fatalf("detail: %q", d)
+		}
+	})
 }
