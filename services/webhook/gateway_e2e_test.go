@@ -10,20 +10,26 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/gateway"
 	"github.com/sergas/core/services/webhook"
 )
@@ -71,6 +77,11 @@ func startE2E(t *testing.T, d db.Dialect, extra map[string]string) *e2e {
 	svc, err := webhook.Open(ctx, cfg, log, webhook.Denials(rt))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rt.Audit != nil {
+		if err := rt.Audit.Connect(platform.AuditEndpoint, insecure.NewCredentials()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bound := make(chan string, 1)
 	done := make(chan error, 1)
@@ -159,5 +170,67 @@ func TestSignedDeliveryThroughTheGateway(t *testing.T) {
 				t.Fatalf("genuine delivery after a forged one with its id: %d %v", code, out)
 			}
 		})
+	}
+}
+
+// auditRecorder is an audit service stand-in that keeps the events it is sent.
+type auditRecorder struct {
+	auditv1.UnimplementedAuditServiceServer
+	mu     sync.Mutex
+	events []*auditv1.RecordEventRequest
+}
+
+func (a *auditRecorder) RecordEvent(_ context.Context, req *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
+	a.mu.Lock()
+	a.events = append(a.events, req)
+	a.mu.Unlock()
+	return &auditv1.RecordEventResponse{}, nil
+}
+
+func (a *auditRecorder) find(reason string) *auditv1.RecordEventRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.events {
+		if e.GetMetadata().GetFields()["reason"].GetStringValue() == reason {
+			return e
+		}
+	}
+	return nil
+}
+
+// Forged deliveries through the gateway reach the audit log through the denial log, summed up: one
+// auth.denied event per source, address and reason per interval, with a count, and nothing of the
+// delivery's content.
+func TestForgedDeliveriesReachTheAuditLog(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &auditRecorder{}
+	srv := grpc.NewServer()
+	auditv1.RegisterAuditServiceServer(srv, rec)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	e := startE2E(t, db.SQLite, map[string]string{"AUDIT_CLIENT_API_KEY": authtest.NewKey(t, "denials", auth.ScopeAuditWrite).Key,
+		"AUDIT_GRPC_ENDPOINT": lis.Addr().String(), "AUDIT_DENIAL_INTERVAL": "50ms"})
+	body := `{"secret-marker":"x"}`
+	for range 3 {
+		if code, _, out := e.post(t, body, "X-Hub-Signature-256", ghSig("forged-secret-0123456789", body)); code != 401 {
+			t.Fatalf("forged: %d %v", code, out)
+		}
+	}
+	var got *auditv1.RecordEventRequest
+	testutil.Eventually(t, 10*time.Second, "the forged deliveries in the audit log", func() bool {
+		got = rec.find("webhook_bad_signature")
+		return got != nil
+	})
+	f := got.GetMetadata().GetFields()
+	if got.GetAction() != "auth.denied" || got.GetActor() != "webhook-source:github" || got.GetOutcome() != auditv1.Outcome_OUTCOME_DENIED ||
+		f["count"].GetNumberValue() != 3 || f["peer"].GetStringValue() != "127.0.0.1" ||
+		got.GetResource() != webhookv1.WebhookService_Ingest_FullMethodName {
+		t.Fatalf("audit event %v", got)
+	}
+	if strings.Contains(got.String(), "secret-marker") || strings.Contains(got.String(), "forged-secret") {
+		t.Fatalf("audit event holds the delivery: %v", got)
 	}
 }
