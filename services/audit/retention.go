@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -54,12 +55,14 @@ type retainer struct {
 	log *slog.Logger
 }
 
-// Run runs retention at once and then every cfg.Every until ctx ends. A failed run fails the worker,
-// which the platform restarts after a backoff.
+// Run runs retention at once and then every cfg.Every until ctx ends. A run that failed on the database
+// fails the worker, which the platform restarts after a backoff; a run refused by the log itself (a gap:
+// FAILED_PRECONDITION, logged by RunOnce) waits for the next run instead, since retrying sooner cannot
+// help.
 func (r *retainer) Run(ctx context.Context) error {
 	r.log.Info("audit retention: removing events recorded before the retention period", "days", r.cfg.Days, "every", r.cfg.Every)
 	for {
-		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil && errs.KindOf(err) != errs.KindFailedPrecondition {
 			return err
 		}
 		t := time.NewTimer(r.cfg.Every)

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
@@ -236,4 +240,62 @@ func TestRetentionBatchFollowsItsTime(t *testing.T) {
 	if got := nextBatch(3, time.Second, 3); got != 3 {
 		t.Errorf("configured batch below minBatch: %d, want 3", got)
 	}
+}
+
+// failingCuts fails every retention batch with err, counting the calls.
+type failingCuts struct {
+	store.Store
+	err   error
+	calls chan struct{}
+}
+
+func (f *failingCuts) RetentionCut(context.Context, time.Time, int64) (store.Cut, error) {
+	select {
+	case f.calls <- struct{}{}:
+	default:
+	}
+	return store.Cut{}, f.err
+}
+
+// TestRetentionWorkerOnFailure: a run refused by the log (a gap) keeps the worker on its schedule, to
+// try again at the next run; a database failure ends the worker with the error, for the platform to
+// restart it after a backoff.
+func TestRetentionWorkerOnFailure(t *testing.T) {
+	st := openStore(t, db.SQLite)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gap := &failingCuts{Store: st, err: errs.New(errs.KindFailedPrecondition, "gap"), calls: make(chan struct{}, 1)}
+	r := &retainer{st: gap, cfg: Retention{Days: 1, Every: 10 * time.Millisecond, Batch: 10}, now: time.Now, log: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i := range 3 { // three runs: the worker is still on its schedule after two refusals
+		select {
+		case <-gap.calls:
+		case err := <-done:
+			t.Fatalf("the worker ended after %d refused runs: %v", i, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no retention run")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopped worker: %v", err)
+	}
+
+	down := &failingCuts{Store: st, err: errs.New(errs.KindUnavailable, "database unavailable"), calls: make(chan struct{}, 1)}
+	r.st = down
+	select {
+	case err := <-runIn(r):
+		if errs.KindOf(err) != errs.KindUnavailable {
+			t.Fatalf("worker ended with %v, want the database's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker kept running on a failing database")
+	}
+}
+
+func runIn(r *retainer) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	return done
 }

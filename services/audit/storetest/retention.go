@@ -285,3 +285,42 @@ func mustCheckpoints(t *testing.T, s store.Store) []*store.Checkpoint {
 	}
 	return cs
 }
+
+// GapStopsRetention: when an event is missing below the cut (someone deleted it with the guards
+// dropped), retention fails with FAILED_PRECONDITION and removes nothing, so that the evidence stays for
+// VerifyChain. dropGuard is the statement that drops the backend's delete guard.
+func GapStopsRetention(t *testing.T, s store.Store, exec Exec, sqlite bool, dropGuard string) {
+	ctx := context.Background()
+	for range 6 {
+		appendRecordedAt(t, s, time.Now().Add(-48*time.Hour))
+	}
+	q := "DELETE FROM events WHERE sequence = $1"
+	if sqlite {
+		q = sqlq.Rebind(q)
+	}
+	if err := exec(ctx, dropGuard); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(ctx, q, int64(3)); err != nil {
+		t.Fatal(err)
+	}
+	// cut runs one batch; refused says it must fail with FAILED_PRECONDITION, otherwise succeed.
+	cut := func(batch int64, refused bool, what string) {
+		t.Helper()
+		_, err := s.RetentionCut(ctx, time.Now(), batch)
+		if refused != (err != nil) || (refused && errs.KindOf(err) != errs.KindFailedPrecondition) {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	cut(10, true, "a batch over the gap")
+	cut(2, false, "a batch below the gap") // events 1 and 2 are intact: they may go
+	cut(1, true, "a batch ending at the gap")
+	cut(10, true, "a batch starting at the gap")
+	st, err := s.ChainState(ctx)
+	if err != nil || st.AnchorSeq != 2 {
+		t.Fatalf("anchor %d (%v), want 2: nothing past the gap may go", st.AnchorSeq, err)
+	}
+	if n := len(all(t, s)); n != 3 {
+		t.Fatalf("%d events remain, want 3 (4, 5, 6)", n)
+	}
+}

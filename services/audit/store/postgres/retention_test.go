@@ -17,3 +17,11 @@ func TestRetentionGuards(t *testing.T) {
 		return err
 	}, false)
 }
+
+func TestRetentionStopsAtAGap(t *testing.T) {
+	h := dbtest.Open(t, db.Postgres, "audit")
+	storetest.GapStopsRetention(t, postgres.New(h.Postgres), func(ctx context.Context, q string, args ...any) error {
+		_, err := h.Postgres.Pool.Exec(ctx, q, args...)
+		return err
+	}, false, "ALTER TABLE events DISABLE TRIGGER events_no_delete")
+}

@@ -17,3 +17,11 @@ func TestRetentionGuards(t *testing.T) {
 		return err
 	}, true)
 }
+
+func TestRetentionStopsAtAGap(t *testing.T) {
+	h := dbtest.Open(t, db.SQLite, "audit")
+	storetest.GapStopsRetention(t, sqlite.New(h.SQLite), func(ctx context.Context, q string, args ...any) error {
+		_, err := h.SQLite.Write.ExecContext(ctx, q, args...)
+		return err
+	}, true, "DROP TRIGGER events_no_delete")
+}
