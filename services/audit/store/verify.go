@@ -416,22 +416,19 @@ func checkSignature(c *Checkpoint) error {
 // Retention signs a checkpoint of every anchor it makes (RETENTION, after its cut), so the newest
 // checkpoint names the current anchor: an anchor that no checkpoint signed means events were removed
 // without retention's signature (or a retention run stopped between its cut and its checkpoint, which
-// its next run signs), and a signed anchor with another hash means the anchor was changed.
+// its next run signs), and a signed anchor with another hash means the anchor was changed. Checkpoints
+// that do not check on their own vouch for nothing and are passed over (the walk reports those in the
+// range), so that a forged row cannot stand in for the newest checkpoint.
 func (w *walker) checkAnchor(ctx context.Context) (*finding, error) {
 	if w.st.AnchorSeq == 0 {
 		return nil, nil // nothing was removed; the first event must link to genesis (the walk checks it)
 	}
-	cs, err := w.r.CheckpointList(ctx, CheckpointListParams{Limit: 1})
+	newest, err := w.newestValidCheckpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
 	signed := int64(0)
-	if len(cs) > 0 {
-		c := cs[0]
-		w.checkpoints++
-		if f := w.checkpointProblem(c); f != nil {
-			return f, nil
-		}
+	if c := newest; c != nil {
 		signed = c.AnchorSeq
 		switch {
 		case signed == w.st.AnchorSeq && !bytes.Equal(c.AnchorHash, w.st.AnchorHash):
@@ -453,6 +450,30 @@ func (w *walker) checkAnchor(ctx context.Context) (*finding, error) {
 	return found(signed+1, ProblemMissing,
 		"events %d to %d were removed, but no checkpoint signs the retention anchor %d (a retention run that stopped before signing leaves this until its next run)",
 		signed+1, w.st.AnchorSeq, w.st.AnchorSeq), nil
+}
+
+// newestValidCheckpoint returns the newest checkpoint that checks on its own, nil when none does.
+func (w *walker) newestValidCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	p := CheckpointListParams{Limit: w.page}
+	for {
+		cs, err := w.r.CheckpointList(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if w.checkpointProblem(c) == nil {
+				return c, nil
+			}
+		}
+		if len(cs) < p.Limit {
+			return nil, nil
+		}
+		// Ids only go down, so the pages end.
+		p.BeforeID = cs[len(cs)-1].ID
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // checkEnd checks the end of the chain once a walk that reached the head found nothing: the head's hash

@@ -432,7 +432,7 @@ func TestVerifyFromTheRetentionAnchor(t *testing.T) {
 	}
 	m.checkpoint(20) // retention's checkpoint: anchor 5
 	v, err := store.Verify(ctx, m, store.VerifyParams{})
-	if err != nil || !v.Valid || v.Start != 6 || v.EventsChecked != 15 || v.AnchorSeq != 5 || v.CheckpointsChecked != 2 {
+	if err != nil || !v.Valid || v.Start != 6 || v.EventsChecked != 15 || v.AnchorSeq != 5 || v.CheckpointsChecked != 1 {
 		t.Fatalf("%+v %v", v, err)
 	}
 	v, err = store.Verify(ctx, m, store.VerifyParams{Start: 2, End: 8})
@@ -443,10 +443,15 @@ func TestVerifyFromTheRetentionAnchor(t *testing.T) {
 		t.Fatalf("a range after the anchor does not read it: %+v", v)
 	}
 
-	// An attacker removes more of the prefix and moves the anchor: the newest checkpoint signed 5.
+	// An attacker removes more of the prefix and moves the anchor: the newest checkpoint signed 5, and
+	// a forged checkpoint below the range, newer still, does not stand in for it.
 	cut(m, 8)
 	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 6 || v.Problem != store.ProblemMissing {
 		t.Fatalf("a prefix removed behind retention's back: %+v", v)
+	}
+	m.cps = append(m.cps, &store.Checkpoint{ID: 99, Sequence: 2, AnchorSeq: 8, AnchorHash: m.state.AnchorHash})
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{PageSize: 1}); v.FirstBad != 6 || v.Problem != store.ProblemMissing {
+		t.Fatalf("a prefix removed, a forged checkpoint signs the anchor: %+v", v)
 	}
 	m = chainOf(20)
 	cut(m, 5)
@@ -458,8 +463,18 @@ func TestVerifyFromTheRetentionAnchor(t *testing.T) {
 	m = chainOf(20)
 	cut(m, 5)
 	m.checkpoint(20).Signature[3] ^= 1
-	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 20 || v.Problem != store.ProblemCheckpointMismatch {
-		t.Fatalf("the anchor's checkpoint forged: %+v", v)
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 1 || v.Problem != store.ProblemMissing {
+		t.Fatalf("the anchor's only checkpoint forged: %+v", v)
+	}
+	m.checkpoint(20) // a valid one signed before (id order below is newest first)
+	m.cps[0], m.cps[1] = m.cps[1], m.cps[0]
+	m.cps[0].ID, m.cps[1].ID = 1, 2
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{PageSize: 1}); v.FirstBad != 20 || v.Problem != store.ProblemCheckpointMismatch {
+		t.Fatalf("the newest checkpoint forged: %+v", v)
+	}
+	m.at(9).Actor = "x" // an earlier break comes first
+	if v, _ := store.Verify(ctx, m, store.VerifyParams{}); v.FirstBad != 9 || v.Problem != store.ProblemChanged {
+		t.Fatalf("the anchor's checkpoint forged, 9 changed: %+v", v)
 	}
 
 	m = chainOf(20)
