@@ -152,6 +152,11 @@ func TestIngestEachScheme(t *testing.T) {
 				t.Fatalf("%s: stored %v %v, want exactly the one valid event", c.name, list, err)
 			}
 		}
+		// A server_time PostgreSQL could not store as text is left out of the key, not a 500.
+		odd := `{"channel_id":1000000068001,"token":"tok-1","server_time":"1\u0000\ud800"}`
+		if r, err := h.client.Ingest(ctx, signed("zoho", odd)); err != nil || r.GetDuplicate() {
+			t.Fatalf("NUL in server_time: %v %v", r, err)
+		}
 		// Missing signature, malformed body, unknown source, too large.
 		_, err := h.client.Ingest(ctx, signed("github", body))
 		wantUnverified(t, "unsigned", err)

@@ -51,6 +51,9 @@ type zohoVerifier struct {
 // not a channel we could have enabled.
 var channelIDPattern = regexp.MustCompile(`^[0-9]{1,32}$`)
 
+// serverTimePattern is Zoho's server_time, milliseconds since the epoch.
+var serverTimePattern = regexp.MustCompile(`^[0-9]{1,20}$`)
+
 func newZohoVerifier(o *ZohoCRMOptions, resolve func(string) ([]byte, error)) (*zohoVerifier, fileChannels, error) {
 	chans := fileChannels{}
 	if o != nil {
@@ -109,9 +112,11 @@ func (v *zohoVerifier) verify(ctx context.Context, d *incoming) (string, error) 
 	}
 	// Zoho retries a notification with the same body; the channel and Zoho's server time say which
 	// notification it is even if two carry the same change.
+	// Only digits go into the key: it is stored as text, and a JSON string could carry NUL, which
+	// PostgreSQL cannot store (the body's hash covers whatever else was sent).
 	serverTime, _ := jsonScalar(n.ServerTime)
-	if len(serverTime) > 32 {
-		serverTime = serverTime[:32]
+	if !serverTimePattern.MatchString(serverTime) {
+		serverTime = ""
 	}
 	return "zoho:" + id + ":" + serverTime + ":" + bodyHash(d.body), nil
 }
