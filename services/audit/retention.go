@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -77,11 +78,14 @@ func (r *retainer) Run(ctx context.Context) error {
 
 // RunOnce removes what is due now and returns how many events it removed. Whenever the anchor is not
 // the one the newest checkpoint signed (it moved now, or a run stopped between its cut and its
-// checkpoint), it signs a RETENTION checkpoint, so that every anchor is vouched for.
+// checkpoint), it signs a RETENTION checkpoint, so that every anchor is vouched for. What a run removed
+// is recorded and signed even when a later batch fails or the worker is stopped mid-run (within
+// signTimeout), before the failure is returned.
 func (r *retainer) RunOnce(ctx context.Context) (int64, error) {
 	cutoff := r.now().Add(-time.Duration(r.cfg.Days) * 24 * time.Hour)
 	var first, last store.Cut
 	var removed int64
+	var failed error
 	// The first batch is small: the backend's speed is not known yet.
 	batch := min(r.cfg.Batch, firstBatch)
 	for i := 0; i < maxBatchesPerRun && ctx.Err() == nil; i++ {
@@ -90,7 +94,8 @@ func (r *retainer) RunOnce(ctx context.Context) (int64, error) {
 		batch = nextBatch(batch, time.Since(start), r.cfg.Batch)
 		if err != nil {
 			r.log.Error("audit retention failed", "error", err.Error(), "removed_before_failure", removed)
-			return removed, err
+			failed = err
+			break
 		}
 		if cut.Removed > 0 {
 			if removed == 0 {
@@ -102,14 +107,19 @@ func (r *retainer) RunOnce(ctx context.Context) (int64, error) {
 			break
 		}
 	}
+	if removed == 0 && failed != nil {
+		return 0, failed
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signTimeout)
+	defer cancel()
 	if removed > 0 {
 		r.log.Info("audit retention removed events", "from_sequence", first.From+1, "through_sequence", last.Through,
 			"removed", removed, "cutoff", cutoff.UTC().Format(time.RFC3339), "anchor_hash", hex.EncodeToString(last.AnchorHash))
-		if err := r.record(ctx, first.From+1, last.Through, removed, cutoff); err != nil {
-			return removed, err
+		if err := r.record(fctx, first.From+1, last.Through, removed, cutoff); err != nil {
+			return removed, errors.Join(failed, err)
 		}
 	}
-	return removed, r.vouch(ctx, removed > 0)
+	return removed, errors.Join(failed, r.vouch(fctx, removed > 0))
 }
 
 // record appends the audit.retention event that says what was removed.

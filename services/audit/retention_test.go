@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
+	"github.com/sergas/core/services/audit/storetest"
 )
 
 // countingCuts records the batches retention ran.
@@ -77,7 +79,10 @@ func TestRetentionAcrossTheCut(t *testing.T) {
 			cfg := signedConfig(t, d)
 			cfg.Retention = Retention{Days: 30, Every: time.Hour, Batch: 3}
 			clk := &testClock{t: time.Now().Add(-40 * 24 * time.Hour)}
-			s := serveSigned(t, cfg, []authtest.Key{writer}, func(svc *Service) { svc.server.now = clk.now })
+			s := serveSigned(t, cfg, []authtest.Key{writer}, func(svc *Service) {
+				svc.server.now = clk.now
+				svc.cfg.Retention.Days = 0 // no retention worker: the test runs retention itself
+			})
 			c := s.client(t, writer.Key)
 			var events []*auditv1.Event
 			record := func(n int) {
@@ -298,4 +303,51 @@ func runIn(r *retainer) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
 	return done
+}
+
+// failSecond runs the first retention batch and fails the next ones with err.
+type failSecond struct {
+	store.Store
+	err   error
+	calls int
+}
+
+func (f *failSecond) RetentionCut(ctx context.Context, cutoff time.Time, batch int64) (store.Cut, error) {
+	if f.calls++; f.calls > 1 {
+		return store.Cut{}, f.err
+	}
+	return f.Store.RetentionCut(ctx, cutoff, batch)
+}
+
+// TestRetentionRecordsWhatItRemovedBeforeAFailure: when a batch fails after others removed events, the
+// run still records the audit.retention event and signs the RETENTION checkpoint for what was removed,
+// then reports the failure.
+func TestRetentionRecordsWhatItRemovedBeforeAFailure(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := openStore(t, d)
+			for range 5 {
+				e := storetest.NewEvent("a", "x", time.Now())
+				e.RecordTime = time.Now().Add(-72 * time.Hour).UTC().Truncate(time.Microsecond)
+				if _, _, err := st.EventAppend(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			gap := errs.New(errs.KindFailedPrecondition, "gap")
+			r := &retainer{st: &failSecond{Store: st, err: gap}, cfg: Retention{Days: 1, Every: time.Hour, Batch: 2},
+				cp: newCheckpointer(st, newTestKey(t), 0, quiet), now: time.Now, log: quiet}
+			removed, err := r.RunOnce(ctx)
+			if removed != 2 || !errors.Is(err, gap) {
+				t.Fatalf("removed %d, error %v; want 2 and the batch's failure", removed, err)
+			}
+			es, _ := st.EventList(ctx, store.EventListParams{Action: "audit.retention", Limit: 10})
+			cps := storedCheckpoints(t, st)
+			if len(es) != 1 || len(cps) != 1 || cps[0].Kind != int32(auditv1.CheckpointKind_CHECKPOINT_KIND_RETENTION) || cps[0].AnchorSeq != 2 {
+				t.Fatalf("%d audit.retention events, checkpoints %+v", len(es), cps)
+			}
+		})
+	}
 }
