@@ -200,7 +200,13 @@ func benchAuditList(o options, bin, backend string, rep *auditReport) error {
 	if err != nil {
 		return err
 	}
-	s, err := startServer(bin+"/server", env, "", "-service", "audit")
+	pprofAddr := ""
+	if o.profileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	s, err := startServer(bin+"/server", env, pprofAddr, "-service", "audit")
 	if err != nil {
 		return err
 	}
@@ -211,6 +217,13 @@ func benchAuditList(o options, bin, backend string, rep *auditReport) error {
 	}()
 	extra := append(dbFlags(backend), "-store-size", strconv.FormatInt(o.audit.events, 10))
 	calls := []string{callListActor, callListSession, callListAll}
+	if o.profileDir != "" {
+		for _, call := range calls {
+			if err := profileRun(o, bin, backend, s, key, loadgenCall[call], call, extra...); err != nil {
+				return err
+			}
+		}
+	}
 	for _, c := range o.audit.listCallers {
 		for i := range o.reps {
 			for j := range calls {
