@@ -286,16 +286,14 @@ func (w *walker) walk(ctx context.Context, start, end int64) (*finding, error) {
 	if f != nil || err != nil {
 		return f, err
 	}
+	pages := newPager(ctx, w.r, end, w.page)
+	defer pages.close()
 	next := start // the sequence expected next
 	for next <= end {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		limit := int64(w.page)
-		if rest := end - next + 1; rest < limit {
-			limit = rest
-		}
-		es, err := w.r.EventList(ctx, EventListParams{After: next - 1, Limit: int(limit)})
+		es, err := pages.get(next - 1)
 		if err != nil {
 			return nil, err
 		}
@@ -343,6 +341,66 @@ func (w *walker) walk(ctx context.Context, start, end int64) (*finding, error) {
 	}
 	w.last, w.lastHash, w.lastOK = end, running, true
 	return nil, nil
+}
+
+// pager reads the events of a range a page at a time, one page ahead: while the walk hashes a page, the
+// next one is read, so that the database's work (another process, or SQLite's in this one) and the
+// hashing overlap. At most two pages are held.
+type pager struct {
+	r      ChainReader
+	end    int64
+	size   int
+	ctx    context.Context
+	cancel context.CancelFunc
+	ahead  chan pageRead // the page being read ahead; nil when none
+}
+
+type pageRead struct {
+	after int64
+	es    []*Event
+	err   error
+}
+
+func newPager(ctx context.Context, r ChainReader, end int64, size int) *pager {
+	ctx, cancel := context.WithCancel(ctx)
+	return &pager{r: r, end: end, size: size, ctx: ctx, cancel: cancel}
+}
+
+func (p *pager) read(after int64) pageRead {
+	limit := min(int64(p.size), p.end-after) // never past the range's end when the log has no gaps
+	es, err := p.r.EventList(p.ctx, EventListParams{After: after, Limit: int(limit)})
+	return pageRead{after: after, es: es, err: err}
+}
+
+// get returns the page of events after the sequence after (the one read ahead when it was read from
+// there) and starts reading the page that follows it.
+func (p *pager) get(after int64) ([]*Event, error) {
+	var got pageRead
+	ok := false
+	if p.ahead != nil {
+		got, ok = <-p.ahead, true
+		p.ahead = nil
+	}
+	if !ok || got.after != after {
+		got = p.read(after)
+	}
+	if got.err == nil && len(got.es) > 0 {
+		if last := got.es[len(got.es)-1].Sequence; last < p.end {
+			ch := make(chan pageRead, 1)
+			go func() { ch <- p.read(last) }()
+			p.ahead = ch
+		}
+	}
+	return got.es, got.err
+}
+
+// close stops a read ahead and waits for it, so that nothing outlives the walk.
+func (p *pager) close() {
+	p.cancel()
+	if p.ahead != nil {
+		<-p.ahead
+		p.ahead = nil
+	}
 }
 
 // checkCheckpoints checks the signed checkpoints at sequences from..from+len(hashes)-1 against the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +19,13 @@ import (
 
 // memLog is a ChainReader over slices, so that each kind of tampering can be made exactly.
 type memLog struct {
+	// mu makes reads safe from two goroutines (verification reads a page ahead).
+	mu     sync.Mutex
 	events []*store.Event
 	state  store.ChainState
 	cps    []*store.Checkpoint
+	// failAfter, when set, fails every read of events after that sequence.
+	failAfter int64
 	// states, when set, answers ChainState calls in turn (the last one from then on).
 	states []store.ChainState
 	calls  int
@@ -31,8 +36,13 @@ func (m *memLog) sort() {
 }
 
 func (m *memLog) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if m.failAfter > 0 && p.After >= m.failAfter {
+		return nil, errReadFailed
 	}
 	if p.Actor != "" || p.Limit <= 0 || !p.Start.IsZero() {
 		return nil, errors.New("verification must page the whole log")
@@ -57,6 +67,8 @@ func (m *memLog) EventList(ctx context.Context, p store.EventListParams) ([]*sto
 }
 
 func (m *memLog) ChainState(context.Context) (store.ChainState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if len(m.states) > 0 {
 		s := m.states[min(m.calls, len(m.states)-1)]
 		m.calls++
@@ -66,6 +78,8 @@ func (m *memLog) ChainState(context.Context) (store.ChainState, error) {
 }
 
 func (m *memLog) CheckpointList(_ context.Context, p store.CheckpointListParams) ([]*store.Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	cs := slices.Clone(m.cps)
 	slices.SortFunc(cs, func(a, b *store.Checkpoint) int { return int(a.ID - b.ID) })
 	if !p.Ascending {
@@ -522,5 +536,19 @@ func TestVerifyIgnoresAppendsDuringTheWalk(t *testing.T) {
 	v, err := store.Verify(context.Background(), m, store.VerifyParams{})
 	if err != nil || !v.Valid || v.End != 20 || v.HeadSeq != 20 {
 		t.Fatalf("%+v %v", v, err)
+	}
+}
+
+var errReadFailed = errors.New("read failed")
+
+// TestVerifyReturnsReadErrors: a page that fails to read, the one read ahead included, fails the
+// verification with that error rather than reporting the log.
+func TestVerifyReturnsReadErrors(t *testing.T) {
+	for _, after := range []int64{1, 5, 9, 10, 11} {
+		m := chainOf(30)
+		m.failAfter = after
+		if _, err := store.Verify(context.Background(), m, store.VerifyParams{PageSize: 5}); !errors.Is(err, errReadFailed) {
+			t.Errorf("reads after %d fail: got %v", after, err)
+		}
 	}
 }
