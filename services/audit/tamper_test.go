@@ -366,7 +366,7 @@ func TestVerifyChainRanges(t *testing.T) {
 			}
 			v = verify(t, client, 15, 99)
 			if !v.GetValid() || v.GetEndSequence() != tamperLen || v.GetEventsChecked() != 6 || v.GetCheckpointsChecked() != 1 ||
-				!strings.Contains(v.GetDetail(), "beyond the chain head") {
+				!strings.Contains(v.GetDetail(), "ends at the chain head") {
 				t.Fatalf("15 to 99: %v", v)
 			}
 			for _, r := range [][2]int64{{-1, 0}, {0, -1}, {9, 8}} {

@@ -167,50 +167,58 @@ func Verify(ctx context.Context, r ChainReader, p VerifyParams) (*Verification, 
 	}
 	reachesHead := end == 0 || end >= st.HeadSeq
 	if end > st.HeadSeq {
-		notes = append(notes, fmt.Sprintf("end_sequence is beyond the chain head %d, so the range ends there", st.HeadSeq))
+		notes = append(notes, fmt.Sprintf("the range ends at the chain head %d (end_sequence is beyond it)", st.HeadSeq))
 	}
 	if end == 0 || end > st.HeadSeq {
 		end = st.HeadSeq
 	}
 	v.Start, v.End = start, end
 
-	var found *finding
+	var brk *finding // the first break
 	if start == st.AnchorSeq+1 {
-		found, err = w.checkAnchor(ctx)
+		brk, err = w.checkAnchor(ctx)
 	}
-	if err == nil && found == nil {
-		found, err = w.walk(ctx, start, end)
+	if err == nil && brk == nil {
+		brk, err = w.walk(ctx, start, end)
 	}
-	if err == nil && found == nil && reachesHead {
-		found, err = w.checkEnd(ctx, start)
+	if err == nil && brk == nil && reachesHead {
+		brk, err = w.checkEnd(ctx, start)
 	}
 	if err != nil {
 		return nil, err
 	}
 	v.EventsChecked, v.CheckpointsChecked = w.events, w.checkpoints
-	if found != nil {
-		if found.cutMeanwhile {
+	if brk != nil {
+		if brk.cutMeanwhile {
 			// Retention may have removed events after the walk began: that is no break.
 			now, err := r.ChainState(ctx)
 			if err != nil {
 				return nil, err
 			}
-			if now.AnchorSeq >= found.seq {
+			if now.AnchorSeq >= brk.seq {
 				return nil, errs.New(errs.KindConflict, "retention removed events of the range while it was verified; verify again")
 			}
 		}
-		v.FirstBad, v.Problem = found.seq, found.problem
-		notes = append(notes, found.detail)
+		v.FirstBad, v.Problem = brk.seq, brk.problem
+		notes = append(notes, brk.detail)
 	} else {
 		v.Valid = true
 		if start > end {
-			notes = append(notes, "there is no event in the range; the chain head verifies")
+			notes = append(notes, "there is no event in the range to check")
 		} else {
-			notes = append(notes, fmt.Sprintf("events %d to %d and %d checkpoints verify", start, end, w.checkpoints))
+			notes = append(notes, fmt.Sprintf("events %d to %d and %s verify", start, end, plural(w.checkpoints, "checkpoint")))
 		}
 	}
 	v.Detail = sentence(notes)
 	return v, nil
+}
+
+// plural says n things.
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // sentence joins notes into one sentence.

@@ -373,12 +373,12 @@ func TestVerifyRanges(t *testing.T) {
 		detail                                              string
 	}{
 		{0, 0, 1, 20, 20, 2, "Events 1 to 20 and 2 checkpoints verify."},
-		{5, 12, 5, 12, 8, 1, "Events 5 to 12 and 1 checkpoints verify."},
+		{5, 12, 5, 12, 8, 1, "Events 5 to 12 and 1 checkpoint verify."},
 		{11, 14, 11, 14, 4, 0, ""},
 		{20, 20, 20, 20, 1, 0, ""},
 		{5, 0, 5, 20, 16, 2, ""},
-		{5, 99, 5, 20, 16, 2, "End_sequence is beyond the chain head 20, so the range ends there; events 5 to 20 and 2 checkpoints verify."},
-		{21, 0, 21, 20, 0, 0, "There is no event in the range; the chain head verifies."},
+		{5, 99, 5, 20, 16, 2, "The range ends at the chain head 20 (end_sequence is beyond it); events 5 to 20 and 2 checkpoints verify."},
+		{21, 0, 21, 20, 0, 0, "There is no event in the range to check."},
 		{25, 30, 25, 20, 0, 0, ""},
 	} {
 		v, err := store.Verify(ctx, m, store.VerifyParams{Start: c.start, End: c.end, PageSize: 3})
