@@ -18,15 +18,7 @@ type Signing struct {
 	DevKeyFile string
 	// Interval is AUDIT_CHECKPOINT_INTERVAL; 0 signs on demand only.
 	Interval time.Duration
-	// Missing says production mode found no key: the service starts without checkpoints and says so at
-	// ERROR level (see requireSigningKey).
-	Missing bool
 }
-
-// requireSigningKey makes production refuse to start without AUDIT_SIGNING_KEY. It is false until every
-// production-mode test configuration names a key (services/stack); then it becomes true and Missing
-// goes away.
-const requireSigningKey = false
 
 // loadSigning reads the signing settings. Outside development mode a key is required: checkpoints are
 // the log's proof against whoever runs its database, and a key made up at start would prove nothing to
@@ -39,10 +31,8 @@ func loadSigning(env *config.Env) Signing {
 	if s.KeyFile == "" {
 		if app.Development(env) {
 			s.DevKeyFile = filepath.Join(env.String("DATA_DIR", "./data"), "dev-audit-signing-key")
-		} else if requireSigningKey {
-			env.Fail("AUDIT_SIGNING_KEY", "is required outside development mode: the path of a PEM Ed25519 private key (openssl genpkey -algorithm ed25519 -out audit-signing-key.pem)")
 		} else {
-			s.Missing = true
+			env.Fail("AUDIT_SIGNING_KEY", "is required outside development mode: the path of a PEM Ed25519 private key (openssl genpkey -algorithm ed25519 -out audit-signing-key.pem)")
 		}
 	}
 	return s
@@ -71,10 +61,6 @@ func (s Signing) key(log *slog.Logger) (*signingKey, error) {
 		logSigningKey(log, k, source)
 		return k, nil
 	}
-	if s.Missing {
-		log.Error("AUDIT_SIGNING_KEY is not set: the audit service signs no checkpoints and removes no old events; set it to the path of a PEM Ed25519 private key (openssl genpkey -algorithm ed25519)")
-	} else {
-		log.Warn("audit checkpoints are off: no signing key configured (AUDIT_SIGNING_KEY)")
-	}
+	log.Warn("audit checkpoints are off: no signing key configured (AUDIT_SIGNING_KEY)")
 	return nil, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/stack"
 )
 
@@ -54,8 +56,13 @@ func startLogging(t *testing.T, env map[string]string, logs io.Writer) *running 
 		admin.Key = k
 		delete(env, "TEST_ADMIN_KEY")
 	}
+	signingKey := filepath.Join(t.TempDir(), "audit-signing-key.pem")
+	if _, err := audit.WriteSigningKeyFile(signingKey); err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range map[string]string{
 		"AUTH_API_KEYS": authtest.JSON(admin), "TLS_DISABLED": "true", "TOKEN_ENCRYPTION_KEYS": testKeyring,
+		"AUDIT_SIGNING_KEY": signingKey,
 		// Providers are never reached over the network in tests: a closed loopback port.
 		"TOKEN_PROVIDER_ZOHO_ACCOUNTS_URL": "http://127.0.0.1:1",
 		"DATA_DIR":                         t.TempDir(), "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TOKEN_GRPC_ADDR": "127.0.0.1:0",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/services/audit"
 )
 
 // auditOptions are the audit suite's flags.
@@ -89,8 +91,13 @@ func auditKey() (key, keys string, err error) {
 // benchRate for writes and reads (never reached), plaintext loopback; group commit and redaction at
 // their defaults. dataDir holds the SQLite file; schema names the PostgreSQL schema.
 func auditEnv(backend, keys, dataDir, schema string) (map[string]string, error) {
+	signingKey := filepath.Join(dataDir, "audit-signing-key.pem")
+	if _, err := audit.WriteSigningKeyFile(signingKey); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
 	env := map[string]string{
-		"SERGAS_ENV": "production", "DATA_DIR": dataDir, "TLS_DISABLED": "true", "AUDIT_GRPC_ADDR": "127.0.0.1:0",
+		"AUDIT_SIGNING_KEY": signingKey,
+		"SERGAS_ENV":        "production", "DATA_DIR": dataDir, "TLS_DISABLED": "true", "AUDIT_GRPC_ADDR": "127.0.0.1:0",
 		"AUTH_API_KEYS": keys, "LOG_LEVEL": "error",
 		"RATE_LIMIT_PER_SECOND": strconv.Itoa(benchRate), "RATE_LIMIT_BURST": strconv.Itoa(benchRate),
 		"RATE_LIMIT_READ_PER_SECOND": strconv.Itoa(benchRate), "RATE_LIMIT_READ_BURST": strconv.Itoa(benchRate),

@@ -23,6 +23,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
 	"github.com/sergas/core/services/audit/store/postgres"
@@ -100,7 +101,11 @@ type proc struct {
 func startAudit(t *testing.T, keys string, env map[string]string) *proc {
 	t.Helper()
 	cmd := exec.Command(auditBinary(t))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+	signingKey := filepath.Join(t.TempDir(), "audit-signing-key.pem")
+	if _, err := audit.WriteSigningKeyFile(signingKey); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "AUDIT_SIGNING_KEY=" + signingKey,
 		"SERGAS_ENV=production", "TLS_DISABLED=true", "AUDIT_GRPC_ADDR=127.0.0.1:0", "AUTH_API_KEYS=" + keys,
 		"LOG_FORMAT=json", "LOG_LEVEL=info", "DATA_DIR=" + t.TempDir(),
 		// Far above what a test sends, so that the limiter never refuses a call.
