@@ -35,6 +35,7 @@ type Server struct {
 	health *health.Server
 	names  []string
 	dep    dependency
+	stop   *streamStop
 }
 
 // dependency is what the server knows of its dependency's health (the database): the verdict of the
@@ -55,7 +56,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, log: log, lis: lis, health: health.NewServer()}
+	s := &Server{cfg: cfg, log: log, lis: lis, health: health.NewServer(), stop: newStreamStop()}
 	s.dep.healthy, s.dep.kick = true, make(chan struct{}, 1)
 	o := observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: s.report}
 	opts = append([]grpc.ServerOption{
@@ -70,7 +71,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
 		grpc.ChainUnaryInterceptor(o.unary),
-		grpc.ChainStreamInterceptor(o.stream),
+		grpc.ChainStreamInterceptor(o.stream, s.stop.stream),
 	}, opts...)
 	s.grpc = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -110,7 +111,8 @@ func (s *Server) SetServing(serving bool) {
 }
 
 // Serve serves until ctx is done, then stops gracefully: health turns NOT_SERVING, new RPCs are refused,
-// in-flight RPCs get ShutdownTimeout to finish, and Serve returns only when the server has stopped.
+// streams are told to end (streamStop), in-flight RPCs get ShutdownTimeout to finish, and Serve returns
+// only when the server has stopped.
 func (s *Server) Serve(ctx context.Context) error {
 	s.SetServing(true)
 	errc := make(chan error, 1)
@@ -121,6 +123,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.health.Shutdown()
+	s.stop.begin() // streams end now, with UNAVAILABLE; unary calls in flight finish
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
