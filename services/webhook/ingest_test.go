@@ -130,8 +130,9 @@ func TestIngestEachScheme(t *testing.T) {
 			before := testutil.ToFloat64(refusedTotal.WithLabelValues(c.bad.Source, c.badReason))
 			_, err := h.client.Ingest(ctx, c.bad)
 			wantUnverified(t, c.name+" forged", err)
-			if after := testutil.ToFloat64(refusedTotal.WithLabelValues(c.bad.Source, c.badReason)); after != before+1 {
-				t.Errorf("%s: refusal counted %v -> %v", c.name, before, after)
+			// The counter is the process's: tests running alongside may add to it too.
+			if after := testutil.ToFloat64(refusedTotal.WithLabelValues(c.bad.Source, c.badReason)); after < before+1 {
+				t.Errorf("%s: refusal not counted: %v -> %v", c.name, before, after)
 			}
 			first, err := h.client.Ingest(ctx, c.good)
 			if err != nil || first.GetDuplicate() {
