@@ -19,16 +19,23 @@ import (
 	"github.com/sergas/core/services/gateway"
 )
 
-// gatewayTimeout is the request timeout of the gateway in front of the export tests: the shortest the
-// configuration allows, so that an export can outlast it quickly.
+// gatewayTimeout is the request timeout of the gateway in front of the streaming test: the shortest the
+// configuration allows, so that an export can outlast it quickly. The other tests keep the default
+// (30 s): under -race on a loaded machine an ordinary call can take longer than a second.
 const gatewayTimeout = time.Second
 
 // serveGateway runs the real gateway (its Serve: timeouts, middlewares) on loopback in front of the audit
-// service at auditAddr and returns its base URL.
+// service at auditAddr, with the default request timeout, and returns its base URL.
 func serveGateway(t *testing.T, auditAddr string) string {
 	t.Helper()
+	return serveGatewayTimeout(t, auditAddr, 30*time.Second)
+}
+
+// serveGatewayTimeout is serveGateway with the given GATEWAY_REQUEST_TIMEOUT.
+func serveGatewayTimeout(t *testing.T, auditAddr string, timeout time.Duration) string {
+	t.Helper()
 	cfg := gateway.LoadConfig(config.FromMap(map[string]string{"GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-		"GATEWAY_REQUEST_TIMEOUT": gatewayTimeout.String(), "AUDIT_GRPC_ENDPOINT": auditAddr,
+		"GATEWAY_REQUEST_TIMEOUT": timeout.String(), "AUDIT_GRPC_ENDPOINT": auditAddr,
 		"TOKEN_GRPC_ENDPOINT": "127.0.0.1:1", "WEBHOOK_GRPC_ENDPOINT": "127.0.0.1:1"}))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g, err := gateway.New(context.Background(), cfg, log, insecure.NewCredentials(), nil)
@@ -59,7 +66,7 @@ func TestExportOverRESTIsStreamed(t *testing.T) {
 		record(t, s, c, n, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) })
 		b := &blockingStore{Store: st, release: make(chan struct{}), pages: make(chan int64, 10), ended: make(chan error, 1)}
 		s.store = b
-		base := serveGateway(t, grpcServe(t, s))
+		base := serveGatewayTimeout(t, grpcServe(t, s), gatewayTimeout)
 
 		start := time.Now()
 		resp, err := http.Get(base + "/v1/audit/events:export")
