@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/tools/bench/internal/auditload"
 	"github.com/sergas/core/tools/bench/internal/benchserver"
 	"github.com/sergas/core/tools/bench/internal/noop"
@@ -28,8 +30,12 @@ import (
 func TestAuditNoopPaysForTheSameGuardAsRecordEvent(t *testing.T) {
 	writer, _ := auth.NewAPIKey("bench")
 	reader, _ := auth.NewAPIKey("reader")
+	signingKey := filepath.Join(t.TempDir(), "audit-signing-key.pem")
+	if _, err := audit.WriteSigningKeyFile(signingKey); err != nil {
+		t.Fatal(err)
+	}
 	env := config.FromMap(map[string]string{
-		"SERGAS_ENV": "production", "DATA_DIR": t.TempDir(), "TLS_DISABLED": "true", "AUDIT_GRPC_ADDR": "127.0.0.1:0",
+		"SERGAS_ENV": "production", "DATA_DIR": t.TempDir(), "AUDIT_SIGNING_KEY": signingKey, "TLS_DISABLED": "true", "AUDIT_GRPC_ADDR": "127.0.0.1:0",
 		"AUTH_API_KEYS": fmt.Sprintf(`{"keys":[{"id":"bench","sha256":%q,"scopes":["audit:write","audit:read"]},{"id":"reader","sha256":%q,"scopes":["audit:read"]}]}`,
 			auth.HashAPIKey(writer), auth.HashAPIKey(reader)),
 		"RATE_LIMIT_PER_SECOND": "1", "RATE_LIMIT_BURST": "3",
