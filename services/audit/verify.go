@@ -2,9 +2,27 @@ package audit
 
 import (
 	"context"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/services/audit/store"
+)
+
+// maxConcurrentVerifications bounds the verifications a process runs at once: each reads the whole range
+// from the database, and audit:read is the only gate, so a few callers could otherwise keep the
+// database busy reading. Further calls wait their turn (within their deadline).
+const maxConcurrentVerifications = 2
+
+var (
+	verifySlots = make(chan struct{}, maxConcurrentVerifications)
+	// verifications counts finished verifications by result, so that an alert can fire on a broken chain.
+	verifications = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "audit_chain_verifications_total",
+		Help: "VerifyChain calls that finished, by result: valid, or the problem found (changed, missing, inserted, out_of_order, checkpoint_mismatch).",
+	}, []string{"result"})
 )
 
 // chainProblems maps the store's problems to the contract's (the numbers are the same; the map makes a
@@ -24,16 +42,32 @@ var chainProblems = map[store.Problem]auditv1.ChainProblem{
 // the head is clipped to it, and the detail says so; a broken chain is an answer (valid false), not an
 // error.
 func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
+	select {
+	case verifySlots <- struct{}{}:
+		defer func() { <-verifySlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err() // mapped to CANCELLED or DEADLINE_EXCEEDED
+	}
 	v, err := store.Verify(ctx, s.store, store.VerifyParams{
 		Start: req.GetStartSequence(), End: req.GetEndSequence(), CheckCheckpoint: VerifyCheckpoint,
 	})
 	if err != nil {
 		return nil, err
 	}
+	verifications.WithLabelValues(verifyResult(v.Problem)).Inc()
 	return &auditv1.VerifyChainResponse{
 		Valid: v.Valid, StartSequence: v.Start, EndSequence: v.End,
 		EventsChecked: v.EventsChecked, CheckpointsChecked: v.CheckpointsChecked,
 		HeadSequence: v.HeadSeq, HeadHash: v.HeadHash, AnchorSequence: v.AnchorSeq, AnchorHash: v.AnchorHash,
 		FirstBadSequence: v.FirstBad, Problem: chainProblems[v.Problem], Detail: v.Detail,
 	}, nil
+}
+
+// verifyResult is the metric label of a verification's outcome.
+func verifyResult(p store.Problem) string {
+	if p == store.ProblemNone {
+		return "valid"
+	}
+	name := auditv1.ChainProblem_name[int32(chainProblems[p])]
+	return strings.ToLower(strings.TrimPrefix(name, "CHAIN_PROBLEM_"))
 }

@@ -85,3 +85,19 @@ func TestVerifyChainOverREST(t *testing.T) {
 		}
 	})
 }
+
+// TestVerificationsAreCountedByResult: a valid chain and a changed one each count under their result, so
+// that an alert can watch audit_chain_verifications_total{result!="valid"}.
+func TestVerificationsAreCountedByResult(t *testing.T) {
+	if got := verifyResult(store.ProblemNone); got != "valid" {
+		t.Fatalf("valid chain counted as %q", got)
+	}
+	for p, want := range map[store.Problem]string{
+		store.ProblemChanged: "changed", store.ProblemMissing: "missing", store.ProblemInserted: "inserted",
+		store.ProblemOutOfOrder: "out_of_order", store.ProblemCheckpointMismatch: "checkpoint_mismatch",
+	} {
+		if got := verifyResult(p); got != want {
+			t.Errorf("problem %v counted as %q, want %q", p, got, want)
+		}
+	}
+}
