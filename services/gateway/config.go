@@ -35,6 +35,12 @@ type Config struct {
 	// Development (SERGAS_ENV=development) only changes what is logged at start: there the services believe
 	// a loopback gateway without CLIENT_ADDR_SECRET.
 	Development bool
+	// WebhookCredential returns the API key the gateway presents to WebhookService.Ingest, which needs
+	// webhook:ingest (GATEWAY_WEBHOOK_API_KEY, or GATEWAY_WEBHOOK_API_KEY_FILE re-read when it changes; in
+	// development without either, the development key in DATA_DIR/dev-api-key). It returns "" when there
+	// is none: the gateway then relies on its client certificate being mapped to webhook:ingest
+	// (AUTH_TLS_IDENTITIES). nil (a Config not made by LoadConfig) is the same as "".
+	WebhookCredential func() string
 	// MethodOverride lets a form POST be served as the method in X-HTTP-Method-Override (or as GET), as
 	// grpc-gateway does by default. Off, because it turns a request a browser sends across sites without
 	// asking into a GET, PUT or DELETE.
@@ -60,5 +66,6 @@ func LoadConfig(env *config.Env) Config {
 		Development:         env.OneOf("SERGAS_ENV", "production", "production", "development") == "development",
 	}
 	c.ClientAddrSecret, c.ClientAddrSecretSet = clientaddr.LoadSecret(env)
+	c.WebhookCredential = loadWebhookCredential(env, c.Development)
 	return c
 }

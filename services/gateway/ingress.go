@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -52,12 +53,25 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Headers = append(req.Headers, &webhookv1.Header{Name: name, Values: values})
 	}
-	resp, err := g.webhook.Ingest(r.Context(), req)
+	ctx := r.Context()
+	if g.cfg.WebhookCredential != nil {
+		// The gateway's own credential, never the sender's Authorization header (that one is only stored
+		// with the delivery, if the deny list lets it).
+		if key := g.cfg.WebhookCredential(); key != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+		}
+	}
+	resp, err := g.webhook.Ingest(ctx, req)
 	if err != nil {
 		g.ingestError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"eventId": resp.GetEventId(), "duplicate": resp.GetDuplicate()})
+	// 202 for a new event, 200 for a repeat of one already stored: both say the sender may stop retrying.
+	code := http.StatusAccepted
+	if resp.GetDuplicate() {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, map[string]any{"eventId": resp.GetEventId(), "duplicate": resp.GetDuplicate()})
 }
 
 // The webhook service marks its own refusals with an ErrorInfo of this domain (services/webhook:

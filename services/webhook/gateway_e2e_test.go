@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
@@ -39,7 +41,9 @@ const e2eSecret = "gateway-e2e-shared-secret-0123"
 // e2e is the webhook service behind the real gateway: its guard, its database (SQLite file or a
 // PostgreSQL schema), and the gateway's HTTP handler on loopback.
 type e2e struct {
-	base string
+	base        string
+	webhookAddr string // the service's gRPC address
+	gatewayKey  string // a key with webhook:ingest
 }
 
 func startE2E(t *testing.T, d db.Dialect, extra map[string]string) *e2e {
@@ -55,6 +59,7 @@ func startE2E(t *testing.T, d db.Dialect, extra map[string]string) *e2e {
 		"AUTH_API_KEYS": authtest.JSON(gw), "TLS_DISABLED": "true", "DATA_DIR": dir, "WEBHOOK_GRPC_ADDR": "127.0.0.1:0",
 		"WEBHOOK_SOURCES_FILE": sources, "GH_SECRET": e2eSecret, "SHUTDOWN_TIMEOUT": "5s",
 		"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+		"GATEWAY_WEBHOOK_API_KEY": gw.Key,
 	}
 	if d == db.Postgres {
 		url := dbtest.PostgresURL(t)
@@ -108,7 +113,7 @@ func startE2E(t *testing.T, d db.Dialect, extra map[string]string) *e2e {
 	t.Cleanup(func() { g.Close() })
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
-	return &e2e{base: srv.URL}
+	return &e2e{base: srv.URL, webhookAddr: gwCfg.WebhookEndpoint, gatewayKey: gw.Key}
 }
 
 func (e *e2e) post(t *testing.T, body string, headers ...string) (int, http.Header, map[string]any) {
@@ -136,8 +141,8 @@ func ghSig(secret, body string) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// A signed delivery through the real gateway and the service's guard: stored (202), repeated
-// (duplicate), forged (401), unsigned (401), too large for its source (413), unknown source (404).
+// A signed delivery through the real gateway, which presents its own key to the service's guard: stored
+// (202), repeated (200, duplicate), forged (401), unsigned (401), too large for its source (413).
 func TestSignedDeliveryThroughTheGateway(t *testing.T) {
 	for _, d := range dbtest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -150,7 +155,7 @@ func TestSignedDeliveryThroughTheGateway(t *testing.T) {
 			}
 			id := out["eventId"]
 			code, _, out = e.post(t, body, "X-Hub-Signature-256", ghSig(e2eSecret, body), "X-GitHub-Delivery", "d-1")
-			if code/100 != 2 || out["duplicate"] != true || out["eventId"] != id {
+			if code != 200 || out["duplicate"] != true || out["eventId"] != id {
 				t.Fatalf("repeat: %d %v", code, out)
 			}
 			code, h, out := e.post(t, body, "X-Hub-Signature-256", ghSig("forged-secret-0123456789", body), "X-GitHub-Delivery", "d-2")
@@ -237,5 +242,62 @@ func TestForgedDeliveriesReachTheAuditLog(t *testing.T) {
 		if strings.Contains(got.String(), "secret-marker") || strings.Contains(got.String(), "forged-secret") {
 			t.Fatalf("audit event holds the delivery: %v", got)
 		}
+	}
+}
+
+// Without a credential the service takes, the gateway answers 503 with Retry-After (the sender keeps the
+// delivery and retries), never 401: the sender did nothing wrong.
+func TestGatewayWithoutItsCredential(t *testing.T) {
+	reader := authtest.NewKey(t, "reader", auth.ScopeWebhookRead)
+	for name, extra := range map[string]map[string]string{
+		"no key":      {"GATEWAY_WEBHOOK_API_KEY": ""},
+		"wrong scope": {"GATEWAY_WEBHOOK_API_KEY": reader.Key, "AUTH_API_KEYS": authtest.JSON(reader)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := startE2E(t, db.SQLite, extra)
+			body := `{"action":"opened"}`
+			code, h, out := e.post(t, body, "X-Hub-Signature-256", ghSig(e2eSecret, body))
+			if code != 503 || h.Get("Retry-After") == "" {
+				t.Fatalf("%d Retry-After=%q %v", code, h.Get("Retry-After"), out)
+			}
+		})
+	}
+}
+
+// Ingest over gRPC needs webhook:ingest: without a credential it is refused (UNAUTHENTICATED), with a
+// key lacking the scope too (PERMISSION_DENIED), and nothing is stored; with the scope it is served.
+func TestIngestNeedsTheIngestScope(t *testing.T) {
+	reader := authtest.NewKey(t, "reader", auth.ScopeWebhookRead)
+	ingester := authtest.NewKey(t, "gateway", auth.ScopeWebhookIngest)
+	e := startE2E(t, db.SQLite, map[string]string{"AUTH_API_KEYS": authtest.JSON(reader, ingester), "WEBHOOK_SOURCES_FILE": "",
+		"WEBHOOK_SOURCES": "raw:none", "GATEWAY_WEBHOOK_API_KEY": ingester.Key})
+	req := &webhookv1.IngestRequest{Source: "raw", Body: []byte("{}")}
+	for _, c := range []struct {
+		name string
+		opts []grpc.DialOption
+		want codes.Code
+	}{
+		{"no credential", nil, codes.Unauthenticated},
+		{"webhook:read only", []grpc.DialOption{authtest.Bearer(reader.Key)}, codes.PermissionDenied},
+		{"webhook:ingest", []grpc.DialOption{authtest.Bearer(ingester.Key)}, codes.OK},
+	} {
+		conn, err := grpc.NewClient(e.webhookAddr, append(c.opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = webhookv1.NewWebhookServiceClient(conn).Ingest(t.Context(), req)
+		if status.Code(err) != c.want {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	conn, err := grpc.NewClient(e.webhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(reader.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	list, err := webhookv1.NewWebhookServiceClient(conn).ListEvents(t.Context(), &webhookv1.ListEventsRequest{})
+	if err != nil || len(list.GetEvents()) != 1 {
+		t.Fatalf("stored %v %v, want only the authorised delivery", list, err)
 	}
 }

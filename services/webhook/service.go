@@ -126,14 +126,15 @@ func (c *Config) loadSources(env *config.Env) {
 	c.Sources, c.sources = cfgs, &sourceProvider{static: set}
 }
 
-// Policy is the scope each WebhookService RPC needs. Ingest is public: webhook senders cannot hold our
-// credentials, and the delivery's signature is what gets checked.
+// Policy is the scope each WebhookService RPC needs. Ingest needs webhook:ingest, the gateway's own
+// credential: webhook senders cannot hold ours (their signature is what Ingest checks), and without it
+// anyone reaching the gRPC port could store events as any source and skip the gateway's limits.
 var Policy = auth.Policy{
 	Scopes: map[string]string{
+		webhookv1.WebhookService_Ingest_FullMethodName:     auth.ScopeWebhookIngest,
 		webhookv1.WebhookService_GetEvent_FullMethodName:   auth.ScopeWebhookRead,
 		webhookv1.WebhookService_ListEvents_FullMethodName: auth.ScopeWebhookRead,
 	},
-	Public: []string{webhookv1.WebhookService_Ingest_FullMethodName},
 }
 
 // Denials is the option that sends deliveries failing verification to rt's denial log, when it has one.

@@ -123,6 +123,12 @@ func TestSourcesFromEnvironment(t *testing.T) {
 	if err != nil || dev.sources.get()["zoho"].scheme != SchemeNone {
 		t.Errorf("bare name in development: %v", err)
 	}
+	if c, err := loadErr(map[string]string{}); err != nil || len(c.sources.get()) != 0 {
+		t.Errorf("production without sources: %v %v, want none (every delivery 404)", err, c.sources.get())
+	}
+	if c, err := loadErr(map[string]string{"SERGAS_ENV": "development"}); err != nil || c.sources.get()["zoho"].scheme != SchemeNone {
+		t.Errorf("development default: %v", err)
+	}
 	explicit, err := loadErr(map[string]string{"WEBHOOK_SOURCES": "test:none"})
 	if err != nil || explicit.sources.get()["test"].scheme != SchemeNone {
 		t.Errorf("explicit none in production: %v", err)

@@ -15,12 +15,14 @@ import (
 // envHMACDefaults are the hmac options of the environment form.
 var envHMACDefaults = HMACOptions{Header: "X-Zoho-Signature", Algorithm: "sha256", Encoding: "hex", EventIDHeader: "X-Zoho-Event-Id"}
 
-// defaultSources is WEBHOOK_SOURCES when it is not set: the one source `make run` has always offered,
-// unverified, and warned about at start. (Production keeps it only until the gateway presents its own
-// credential to Ingest; then production's default becomes no source at all, so that nothing is accepted
-// until an operator says how each source is verified.)
+// defaultSources is WEBHOOK_SOURCES when it is not set: in development the one source `make run` has
+// always offered, unverified (and warned about at start); in production none, so that nothing is
+// accepted until an operator says how each source is verified.
 func defaultSources(development bool) []string {
-	return []string{"zoho:" + SchemeNone}
+	if development {
+		return []string{"zoho:" + SchemeNone}
+	}
+	return nil
 }
 
 // sourcesFromEnv reads the environment form. A bare name (no scheme) means none in development and is
