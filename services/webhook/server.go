@@ -106,7 +106,7 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 		return nil, errs.Invalid("status is not a known value")
 	}
 	p := store.EventListParams{Source: req.GetSource(), Status: store.Status(req.GetStatus()), Limit: size + 1}
-	if p.After, _, err = pagetoken.DecodeInt(req.GetPageToken()); err != nil {
+	if p.After, err = decodeCursor(req.GetPageToken()); err != nil {
 		return nil, err
 	}
 	es, err := s.store.EventList(ctx, p)
@@ -114,7 +114,10 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 		return nil, err
 	}
 	resp := &webhookv1.ListEventsResponse{}
-	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Seq) })
+	es, next, more := store.Page(es, size, p.After)
+	if more {
+		resp.NextPageToken = encodeCursor(next)
+	}
 	for _, e := range es {
 		resp.Events = append(resp.Events, s.toProto(e))
 	}

@@ -2,16 +2,41 @@ package store
 
 import "github.com/sergas/core/internal/sqlq"
 
-// ListQuery returns the SQL (valid on both backends) and arguments that select one page of events for p;
-// columns is the backend's select list. Its shape (equality on the filtered columns, a seq range, ORDER BY
-// seq) is what the (source, seq), (status, seq) and (source, status, seq) indexes serve; each backend's
-// explain_test.go keeps it that way.
-func ListQuery(columns string, p EventListParams) (string, []any) {
+// Order says how a backend orders and bounds a list (see Cursor).
+type Order int
+
+// List orders.
+const (
+	// BySeq orders by seq alone: right where transactions commit in seq order (SQLite's single writer).
+	BySeq Order = iota
+	// ByCommitHorizon orders by (txid, seq) and marks the events below the oldest running transaction
+	// settled (PostgreSQL).
+	ByCommitHorizon
+)
+
+// commitHorizon is the oldest transaction still running when the statement's snapshot was taken: every
+// transaction below it has committed or aborted, and no new one can be numbered below it. xid8 has no
+// cast to bigint; through text it fits (epoch and xid, 64 bits, never wrapping).
+const commitHorizon = `(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint`
+
+// ListQuery returns the SQL and arguments that select one page of events for p; columns is the backend's
+// select list. Its shape (equality on the filtered columns, a range on the order columns, ORDER BY them)
+// is what the indexes ending in the order columns serve; each backend's explain_test.go keeps it that way.
+func ListQuery(columns string, order Order, p EventListParams) (string, []any) {
 	var w sqlq.Where
 	w.AddIf(p.Source != "", "source = ?", p.Source)
 	w.AddIf(p.Status != 0, "status = ?", int16(p.Status)) // a SMALLINT on PostgreSQL
-	w.AddIf(p.After > 0, "seq > ?", p.After)
+	orderBy := " ORDER BY seq"
+	if order == ByCommitHorizon {
+		// Listed whether settled or not (Page decides what a cursor may point at), so that a list
+		// shows what was just committed.
+		columns += ", txid < " + commitHorizon + " AS settled"
+		w.AddIf(p.After != Cursor{}, "(txid, seq) > (?, ?)", p.After.Tx, p.After.Seq)
+		orderBy = " ORDER BY txid, seq"
+	} else {
+		w.AddIf(p.After.Seq > 0, "seq > ?", p.After.Seq)
+	}
 	// The LIMIT placeholder is added before w.Args is read.
-	q := `SELECT ` + columns + ` FROM events` + w.String() + " ORDER BY seq LIMIT " + w.Arg(p.Limit)
+	q := `SELECT ` + columns + ` FROM events` + w.String() + orderBy + " LIMIT " + w.Arg(p.Limit)
 	return q, w.Args
 }

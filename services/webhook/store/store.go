@@ -27,7 +27,10 @@ type Header struct {
 
 // Event is one stored inbound webhook. Times are UTC with microsecond precision.
 type Event struct {
-	Seq          int64
+	Seq int64
+	// Tx is the id of the PostgreSQL transaction that stored the event (0 on SQLite, and for events
+	// stored before it was kept): with Seq, the event's place in list order (see Cursor).
+	Tx           int64
 	ID           string
 	Source       string
 	DedupeKey    string
@@ -40,14 +43,36 @@ type Event struct {
 	AttemptCount int32
 	// SenderAddress is the IP address the delivery came from ('' for events stored before it was kept).
 	SenderAddress string
+	// Settled is set by EventList on an event no uncommitted event can precede in list order: its
+	// Cursor is safe to page from (see Cursor).
+	Settled bool
 }
 
+// Cursor is a place in list order: events are listed by (Tx, Seq), and a page token never points past an
+// event whose transaction may still commit.
+//
+// Why not Seq alone: on PostgreSQL seq is taken from an identity when the row is inserted, and
+// transactions commit in any order, so event 10 can become visible after a reader has paged past 11, and
+// a cursor of 11 then never lists 10. The list on PostgreSQL therefore orders by the inserting
+// transaction's id (Tx, pg_current_xact_id()) and then Seq, and marks as Settled the events whose Tx is
+// below the oldest transaction still running when the list's snapshot was taken (pg_snapshot_xmin).
+// Every transaction below that horizon has ended and no new one is ever numbered below it, so nothing can
+// appear at or before a settled event's cursor: only those are handed out as cursors (see Page). SQLite's
+// single writer commits in seq order: there Tx is 0 and every listed event is settled.
+type Cursor struct {
+	Tx  int64
+	Seq int64
+}
+
+// Cursor is e's place in list order.
+func (e *Event) Cursor() Cursor { return Cursor{Tx: e.Tx, Seq: e.Seq} }
+
 // EventListParams filters and pages events, oldest first. Every combination of filters has an index that
-// serves it in seq order (the backends' tests check the query plans).
+// serves it in list order (the backends' tests check the query plans).
 type EventListParams struct {
 	Source string
 	Status Status
-	After  int64 // Seq of the last event of the previous page, 0 for none
+	After  Cursor // the last event of the previous page; the zero Cursor for the first page
 	Limit  int
 }
 
@@ -58,7 +83,8 @@ type Store interface {
 	EventInsert(ctx context.Context, e *Event) (stored *Event, duplicate bool, err error)
 	// EventGet returns errs.ErrNotFound when there is no event with that id.
 	EventGet(ctx context.Context, id string) (*Event, error)
-	// EventList returns at most p.Limit events without payloads and headers.
+	// EventList returns at most p.Limit committed events after p.After in list order, without payloads
+	// and headers, with Settled set (see Cursor); Page makes a page of them.
 	EventList(ctx context.Context, p EventListParams) ([]*Event, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

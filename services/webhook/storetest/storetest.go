@@ -26,13 +26,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ListEveryFilterShape", func(t *testing.T) { t.Parallel(); testListShapes(t, newStore(t)) })
 }
 
-// ListShapes are the filter combinations ListEvents accepts, each on a later page (After > 0). The
+// ListShapes are the filter combinations ListEvents accepts, each on a later page (After set). The
 // backends' query-plan tests check that every one is served by an index in seq order.
 var ListShapes = map[string]store.EventListParams{
-	"none":          {After: 1, Limit: 10},
-	"source":        {Source: "zoho", After: 1, Limit: 10},
-	"status":        {Status: store.StatusPending, After: 1, Limit: 10},
-	"source+status": {Source: "zoho", Status: store.StatusPending, After: 1, Limit: 10},
+	"none":          {After: store.Cursor{Tx: 1, Seq: 1}, Limit: 10},
+	"source":        {Source: "zoho", After: store.Cursor{Tx: 1, Seq: 1}, Limit: 10},
+	"status":        {Status: store.StatusPending, After: store.Cursor{Tx: 1, Seq: 1}, Limit: 10},
+	"source+status": {Source: "zoho", Status: store.StatusPending, After: store.Cursor{Tx: 1, Seq: 1}, Limit: 10},
 }
 
 // Fill stores n events spread over three sources, for tests that need a table worth planning for.
@@ -157,7 +157,7 @@ func testList(t *testing.T, s store.Store) {
 		if len(page) < p.Limit {
 			break
 		}
-		p.After = page[len(page)-1].Seq
+		p.After = page[len(page)-1].Cursor()
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("listed %v\nwant %v", got, want)
@@ -184,7 +184,7 @@ func testListShapes(t *testing.T, s store.Store) {
 			}
 		}
 		p := shape
-		p.After, p.Limit = 0, 3
+		p.After, p.Limit = store.Cursor{}, 3
 		for pages := 0; pages < 10; pages++ {
 			page, err := s.EventList(ctx, p)
 			if err != nil {
@@ -199,7 +199,7 @@ func testListShapes(t *testing.T, s store.Store) {
 			if len(page) < p.Limit {
 				break
 			}
-			p.After = page[len(page)-1].Seq
+			p.After = page[len(page)-1].Cursor()
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: listed %v\nwant %v", name, got, want)

@@ -13,20 +13,20 @@ import (
 	"github.com/sergas/core/services/webhook/storetest"
 )
 
-// Every filter ListEvents accepts is read from an index in seq order: a page costs its own rows, not a
+// Every filter ListEvents accepts is read from an index in list order (txid, seq): a page costs its own rows, not a
 // sort of every event that matches the filter. Sequential scans are switched off so that the small test
 // table shows which index the planner would use on a large one.
-func TestListPlansUseIndexesInSeqOrder(t *testing.T) {
+func TestListPlansUseIndexesInListOrder(t *testing.T) {
 	s := New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
 	storetest.Fill(t, s, 300)
 	for name, p := range storetest.ListShapes {
-		q, args := store.ListQuery(listColumns, p)
+		q, args := store.ListQuery(listColumns, store.ByCommitHorizon, p)
 		plan := explain(t, s, q, args)
 		if strings.Contains(plan, "Sort") {
 			t.Errorf("%s: plan sorts:\n%s", name, plan)
 		}
-		want := map[string]string{"none": "events_pkey", "source": "events_source_seq", "status": "events_status",
-			"source+status": "events_source_status_seq"}[name]
+		want := map[string]string{"none": "events_txid_seq", "source": "events_source_txid_seq", "status": "events_status_txid_seq",
+			"source+status": "events_source_status_txid_seq"}[name]
 		if !strings.Contains(plan, "Index Scan using "+want+" ") {
 			t.Errorf("%s: plan does not scan %s:\n%s", name, want, plan)
 		}

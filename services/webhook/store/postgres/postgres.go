@@ -22,7 +22,7 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.PostgresDB) *Store { return &Store{db: d} }
 
 const (
-	listColumns = `seq, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address`
+	listColumns = `seq, txid, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address`
 	allColumns  = listColumns + `, payload, headers::text`
 )
 
@@ -41,9 +41,9 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 	err = s.db.Tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
 				receive_time, update_time, attempt_count, sender_address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9)
-			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq`,
+			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq, txid`,
 			e.ID, e.Source, e.DedupeKey, int16(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime, e.SenderAddress,
-		).Scan(&out.Seq)
+		).Scan(&out.Seq, &out.Tx)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup, err = scan(tx.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
 				e.Source, e.DedupeKey), true)
@@ -71,8 +71,14 @@ func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
 
 // EventList implements store.Store.
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
-	q, args := store.ListQuery(listColumns, p)
-	return db.PostgresQueryAll(ctx, s.db, q, args, scanList)
+	q, args := store.ListQuery(listColumns, store.ByCommitHorizon, p)
+	return db.PostgresQueryAll(ctx, s.db, q, args, func(row db.Scanner) (*store.Event, error) {
+		var e store.Event
+		if err := scanInto(row, &e, false, &e.Settled); err != nil {
+			return nil, err
+		}
+		return &e, nil
+	})
 }
 
 // Ping implements store.Store.
@@ -83,27 +89,33 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func scan(row db.Scanner, full bool) (*store.Event, error) {
 	var e store.Event
+	if err := scanInto(row, &e, full); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// scanInto reads the list columns into e, then the payload and headers when full, then extra.
+func scanInto(row db.Scanner, e *store.Event, full bool, extra ...any) error {
 	var status int16
 	var headers string
-	dest := []any{&e.Seq, &e.ID, &e.Source, &e.DedupeKey, &status, &e.ContentType, &e.ReceiveTime, &e.UpdateTime, &e.AttemptCount, &e.SenderAddress}
+	dest := []any{&e.Seq, &e.Tx, &e.ID, &e.Source, &e.DedupeKey, &status, &e.ContentType, &e.ReceiveTime, &e.UpdateTime, &e.AttemptCount, &e.SenderAddress}
 	if full {
 		dest = append(dest, &e.Payload, &headers)
 	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, err
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return err
 	}
 	if full {
 		if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
-			return nil, err
+			return err
 		}
 		if e.Payload == nil {
 			e.Payload = []byte{}
 		}
 	}
 	e.Status, e.ReceiveTime, e.UpdateTime = store.Status(status), e.ReceiveTime.UTC(), e.UpdateTime.UTC()
-	return &e, nil
+	return nil
 }
-
-func scanList(row db.Scanner) (*store.Event, error) { return scan(row, false) }
 
 func scanFull(row db.Scanner) (*store.Event, error) { return scan(row, true) }

@@ -17,7 +17,7 @@ func TestListPlansUseIndexesInSeqOrder(t *testing.T) {
 	s := New(dbtest.Open(t, db.SQLite, "webhook").SQLite)
 	storetest.Fill(t, s, 300)
 	for name, p := range storetest.ListShapes {
-		q, args := store.ListQuery(listColumns, p)
+		q, args := store.ListQuery(listColumns, store.BySeq, p)
 		plan := explain(t, s, q, args)
 		if strings.Contains(plan, "TEMP B-TREE") {
 			t.Errorf("%s: sorts in a temporary B-tree:\n%s", name, plan)

@@ -69,7 +69,7 @@ func (s *Store) EventGet(ctx context.Context, id string) (*store.Event, error) {
 
 // EventList implements store.Store.
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
-	q, args := store.ListQuery(listColumns, p)
+	q, args := store.ListQuery(listColumns, store.BySeq, p)
 	return db.SQLiteQueryAll(ctx, s.db, q, args, scanList)
 }
 
@@ -102,4 +102,11 @@ func scan(row db.Scanner, full bool) (*store.Event, error) {
 	return &e, nil
 }
 
-func scanList(row db.Scanner) (*store.Event, error) { return scan(row, false) }
+// scanList reads a listed event: every one is settled, since SQLite's single writer commits in seq order.
+func scanList(row db.Scanner) (*store.Event, error) {
+	e, err := scan(row, false)
+	if e != nil {
+		e.Settled = true
+	}
+	return e, err
+}
