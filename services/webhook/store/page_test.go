@@ -10,7 +10,9 @@ import (
 // A cursor is handed on only from a settled event: a full page stops before its first unsettled event,
 // and the last page is returned whole with no cursor.
 func TestPageHandsOnOnlySettledCursors(t *testing.T) {
-	ev := func(seq int64, settled bool) *store.Event { return &store.Event{Tx: 100 + seq, Seq: seq, Settled: settled} }
+	ev := func(seq int64, settled bool) *store.Event {
+		return &store.Event{Tx: 100 + seq, Seq: seq, Settled: settled}
+	}
 	after := store.Cursor{Tx: 7, Seq: 3}
 	for name, c := range map[string]struct {
 		in       []*store.Event
