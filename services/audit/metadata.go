@@ -144,3 +144,63 @@ func jsonDepth(text string) int {
 	}
 	return deepest
 }
+
+// responseMetadata returns the metadata RecordEvent answers with: what decodeMetadata makes of the text
+// canonicalJSON stores for m under r, built from m directly instead of parsing that text again (decoding
+// the JSON just encoded was about 7.5 % of the server's CPU per append). The JSON round trip changes
+// nothing a Struct can hold once canonicalJSON has accepted it: strings are valid UTF-8, numbers finite
+// float64 (Go encodes the shortest text that parses back to the same bits, -0 included), and an unset
+// Value is JSON null, so it becomes NullValue here too. A fresh copy, never the request's messages, so
+// that unknown fields in the request are not echoed. Only valid for metadata canonicalJSON accepted.
+func responseMetadata(m *structpb.Struct, r *redactor) *structpb.Struct {
+	out, redacted := r.copyStruct(m)
+	if redacted {
+		out.Fields[redactedKey] = structpb.NewBoolValue(true)
+	}
+	return out
+}
+
+// copyStruct copies s, replacing the values of secret keys at any depth as redactValue does, and reports
+// whether it replaced any.
+func (r *redactor) copyStruct(s *structpb.Struct) (*structpb.Struct, bool) {
+	fields := s.GetFields()
+	out := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(fields)+1)}
+	found := false
+	for k, v := range fields {
+		if len(r.suffixes) > 0 && r.secret(k) {
+			out.Fields[k] = structpb.NewStringValue(redactedMarker)
+			found = true
+			continue
+		}
+		c, f := r.copyValue(v)
+		out.Fields[k] = c
+		found = found || f
+	}
+	return out, found
+}
+
+func (r *redactor) copyValue(v *structpb.Value) (*structpb.Value, bool) {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		return structpb.NewNumberValue(k.NumberValue), false
+	case *structpb.Value_StringValue:
+		return structpb.NewStringValue(k.StringValue), false
+	case *structpb.Value_BoolValue:
+		return structpb.NewBoolValue(k.BoolValue), false
+	case *structpb.Value_StructValue:
+		s, f := r.copyStruct(k.StructValue)
+		return structpb.NewStructValue(s), f
+	case *structpb.Value_ListValue:
+		vs := k.ListValue.GetValues()
+		l := &structpb.ListValue{Values: make([]*structpb.Value, len(vs))}
+		found := false
+		for i, e := range vs {
+			c, f := r.copyValue(e)
+			l.Values[i] = c
+			found = found || f
+		}
+		return structpb.NewListValue(l), found
+	default: // NullValue, or a Value with nothing set: JSON null either way
+		return structpb.NewNullValue(), false
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
@@ -20,6 +21,11 @@ func toProto(e *store.Event) *auditv1.Event {
 	if !ok {
 		m = unreadableMetadata(e.Metadata)
 	}
+	return eventProto(e, m)
+}
+
+// eventProto is toProto with the metadata already made into a Struct.
+func eventProto(e *store.Event, m *structpb.Struct) *auditv1.Event {
 	return &auditv1.Event{
 		Id: text(e.ID), Sequence: e.Sequence,
 		OccurTime: timestamp(e.OccurTime), RecordTime: timestamp(e.RecordTime),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
@@ -69,7 +70,18 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	return &auditv1.RecordEventResponse{Event: toProto(res.Event), Duplicate: res.Duplicate}, nil
+	return &auditv1.RecordEventResponse{Event: s.recordedProto(res.Event, e.Metadata, req.GetMetadata()), Duplicate: res.Duplicate}, nil
+}
+
+// recordedProto is toProto for the event RecordEvent stored (or found stored) for a request whose
+// metadata, m, canonicalJSON encoded as text: when the stored event holds that text (a new event, or a
+// duplicate, whose content must be the same), its metadata is built from m instead of parsing the text
+// back (responseMetadata); the answer is the same as GetEvent's.
+func (s *Server) recordedProto(stored *store.Event, text string, m *structpb.Struct) *auditv1.Event {
+	if stored.Metadata != text {
+		return toProto(stored)
+	}
+	return eventProto(stored, responseMetadata(m, s.redact))
 }
 
 // GetEvent implements auditv1.AuditServiceServer.
