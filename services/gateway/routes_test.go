@@ -36,6 +36,9 @@ func TestRouteTableCoversEveryOperation(t *testing.T) {
 	if q := rt.routes[routeKey("GET", "/v1/audit/events")].query; !q["page_size"] || !q["start_time"] || !q["session_id"] || !q["actor_type"] || len(q) != 13 {
 		t.Errorf("audit ListEvents query parameters: %v", q)
 	}
+	if q := rt.routes[routeKey("GET", "/v1/webhook/events")].query; !q["module"] || !q["operation"] || !q["event_type"] || !q["page_token"] || len(q) != 7 {
+		t.Errorf("webhook ListEvents query parameters: %v", q)
+	}
 	if q := rt.routes[routeKey("GET", "/v1/audit/events:export")].query; !q["start_sequence"] || !q["end_time"] || len(q) != 4 {
 		t.Errorf("audit ExportEvents query parameters: %v", q)
 	}

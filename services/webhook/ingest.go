@@ -108,6 +108,8 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		Headers:       storedHeaders(headers, s.cfg.HeaderDenylist),
 		ReceiveTime:   now.UTC().Truncate(time.Microsecond),
 		SenderAddress: sender,
+		// Read only now, from a delivery about to be stored: refused ones never pay for it.
+		Normalised: src.normaliser.normalise(req.GetBody()),
 	}
 	stored, dup, err := s.store.EventInsert(ctx, e)
 	if err != nil {

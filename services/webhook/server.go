@@ -105,7 +105,15 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 	if _, ok := webhookv1.EventStatus_name[int32(req.GetStatus())]; !ok {
 		return nil, errs.Invalid("status is not a known value")
 	}
-	p := store.EventListParams{Source: req.GetSource(), Status: store.Status(req.GetStatus()), Limit: size + 1}
+	// Filters must be text both backends compare alike: NUL or invalid UTF-8 would fail only on
+	// PostgreSQL (500) and match nothing on SQLite.
+	for _, f := range []struct{ name, v string }{{"module", req.GetModule()}, {"operation", req.GetOperation()}, {"event_type", req.GetEventType()}} {
+		if err := validate.Text(f.name, f.v, maxNormalisedText, false); err != nil {
+			return nil, err
+		}
+	}
+	p := store.EventListParams{Source: req.GetSource(), Status: store.Status(req.GetStatus()), Module: req.GetModule(),
+		Operation: req.GetOperation(), EventType: req.GetEventType(), Limit: size + 1}
 	if p.After, err = decodeCursor(req.GetPageToken()); err != nil {
 		return nil, err
 	}
@@ -130,6 +138,10 @@ func (s *Server) toProto(e *store.Event) *webhookv1.Event {
 		ContentType: e.ContentType, Payload: e.Payload,
 		ReceiveTime: timestamppb.New(e.ReceiveTime), UpdateTime: timestamppb.New(e.UpdateTime),
 		AttemptCount: e.AttemptCount, SenderAddress: e.SenderAddress,
+		Module: e.Module, Operation: e.Operation, RecordIds: e.RecordIDs, AffectedFields: e.AffectedFields, EventType: e.EventType,
+	}
+	if !e.ServerTime.IsZero() {
+		out.ServerTime = timestamppb.New(e.ServerTime)
 	}
 	for _, h := range visibleHeaders(e.Headers, s.cfg.HeaderDenylist) {
 		out.Headers = append(out.Headers, &webhookv1.Header{Name: h.Name, Values: h.Values})

@@ -41,6 +41,9 @@ type SourceConfig struct {
 	StandardWebhooks *StandardWebhooksOptions `json:"standard_webhooks,omitempty"`
 	// ZohoCRM holds the zoho-crm scheme's options.
 	ZohoCRM *ZohoCRMOptions `json:"zoho_crm,omitempty"`
+	// EventTypePointer is an RFC 6901 JSON pointer into the body ("/type") whose value is stored as the
+	// event's type (normalise.go).
+	EventTypePointer string `json:"event_type_pointer,omitempty"`
 }
 
 // RateConfig is a source's own rate limit.

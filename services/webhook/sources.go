@@ -26,6 +26,8 @@ type source struct {
 	bodyLimit int
 	rate      RateConfig
 	limit     *ratelimit.Keyed // one bucket, keyed by name
+	// normaliser reads what a delivery is about (normalise.go).
+	normaliser normaliser
 }
 
 // sourceSet is one version of the configuration: every source by name.
@@ -71,6 +73,14 @@ func buildSource(c SourceConfig, def sourceDefaults, lookup secretResolver) (*so
 		return nil, err
 	}
 	s := &source{name: c.Name, scheme: c.Scheme, bodyLimit: def.bodyLimit, rate: def.rate}
+	s.normaliser.zoho = c.Scheme == SchemeZohoCRM
+	if c.EventTypePointer != "" {
+		tokens, err := parsePointer(c.EventTypePointer)
+		if err != nil {
+			return nil, err
+		}
+		s.normaliser.eventType = tokens
+	}
 	if c.BodyLimit != 0 {
 		if c.BodyLimit < 0 || c.BodyLimit > def.bodyLimit {
 			return nil, fmt.Errorf("body_limit must be between 1 and WEBHOOK_MAX_BODY_BYTES (%d)", def.bodyLimit)

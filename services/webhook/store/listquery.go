@@ -26,6 +26,11 @@ func ListQuery(columns string, order Order, p EventListParams) (string, []any) {
 	var w sqlq.Where
 	w.AddIf(p.Source != "", "source = ?", p.Source)
 	w.AddIf(p.Status != 0, "status = ?", int16(p.Status)) // a SMALLINT on PostgreSQL
+	// The indexes on module, operation and event_type are partial (WHERE … <> ''): the predicate is repeated so that
+	// the planner can use them for any value (the service refuses an empty filter value as "no filter").
+	w.AddIf(p.Module != "", "module = ? AND module <> ''", p.Module)
+	w.AddIf(p.Operation != "", "operation = ? AND operation <> ''", p.Operation)
+	w.AddIf(p.EventType != "", "event_type = ? AND event_type <> ''", p.EventType)
 	orderBy := " ORDER BY seq"
 	if order == ByCommitHorizon {
 		// Listed whether settled or not (Page decides what a cursor may point at), so that a list

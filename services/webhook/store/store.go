@@ -43,9 +43,23 @@ type Event struct {
 	AttemptCount int32
 	// SenderAddress is the IP address the delivery came from ('' for events stored before it was kept).
 	SenderAddress string
+	Normalised
 	// Settled is set by EventList on an event no uncommitted event can precede in list order: its
 	// Cursor is safe to page from (see Cursor).
 	Settled bool
+}
+
+// Normalised is what an event is about, read from its body at ingest (the raw bytes stay as received).
+// Every string is text both backends store alike (valid UTF-8, no NUL); empty when not read.
+type Normalised struct {
+	// Module, Operation, RecordIDs, AffectedFields and ServerTime come from a Zoho CRM notification.
+	Module         string
+	Operation      string
+	RecordIDs      []string // nil for none
+	AffectedFields []string // nil for none
+	ServerTime     time.Time
+	// EventType is the value at the source's configured JSON pointer.
+	EventType string
 }
 
 // Cursor is a place in list order: events are listed by (Tx, Seq), and a page token never points past an
@@ -70,10 +84,13 @@ func (e *Event) Cursor() Cursor { return Cursor{Tx: e.Tx, Seq: e.Seq} }
 // EventListParams filters and pages events, oldest first. Every combination of filters has an index that
 // serves it in list order (the backends' tests check the query plans).
 type EventListParams struct {
-	Source string
-	Status Status
-	After  Cursor // the last event of the previous page; the zero Cursor for the first page
-	Limit  int
+	Source    string
+	Status    Status
+	Module    string
+	Operation string
+	EventType string
+	After     Cursor // the last event of the previous page; the zero Cursor for the first page
+	Limit     int
 }
 
 // Store persists inbound webhooks.

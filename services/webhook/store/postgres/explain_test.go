@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,8 +27,11 @@ func TestListPlansUseIndexesInListOrder(t *testing.T) {
 			t.Errorf("%s: plan sorts:\n%s", name, plan)
 		}
 		want := map[string]string{"none": "events_txid_seq", "source": "events_source_txid_seq", "status": "events_status_txid_seq",
-			"source+status": "events_source_status_txid_seq"}[name]
-		if !strings.Contains(plan, "Index Scan using "+want+" ") {
+			"source+status": "events_source_status_txid_seq", "module": "events_module_txid_seq",
+			"module+operation": "events_module_txid_seq|events_operation_txid_seq", "event_type": "events_event_type_txid_seq",
+			"operation": "events_operation_txid_seq"}[name]
+		// Some shapes may be served by either of two indexes ("a|b"): both read in list order.
+		if !slices.ContainsFunc(strings.Split(want, "|"), func(w string) bool { return strings.Contains(plan, "Index Scan using "+w+" ") }) {
 			t.Errorf("%s: plan does not scan %s:\n%s", name, want, plan)
 		}
 	}

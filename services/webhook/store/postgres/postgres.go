@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,8 +23,9 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.PostgresDB) *Store { return &Store{db: d} }
 
 const (
-	listColumns = `seq, txid, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address`
-	allColumns  = listColumns + `, payload, headers::text`
+	listColumns = `seq, txid, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address,
+		module, operation, record_ids::text, affected_fields::text, server_time, event_type`
+	allColumns = listColumns + `, payload, headers::text`
 )
 
 // EventInsert implements store.Store. ON CONFLICT DO NOTHING makes concurrent deliveries of one
@@ -40,9 +42,12 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 	var dup *store.Event
 	err = s.db.Tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
-				receive_time, update_time, attempt_count, sender_address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9)
+				receive_time, update_time, attempt_count, sender_address, module, operation, record_ids, affected_fields,
+				server_time, event_type)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq, txid`,
 			e.ID, e.Source, e.DedupeKey, int16(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime, e.SenderAddress,
+			e.Module, e.Operation, store.StringsJSON(e.RecordIDs), store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType,
 		).Scan(&out.Seq, &out.Tx)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup, err = scan(tx.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
@@ -98,8 +103,10 @@ func scan(row db.Scanner, full bool) (*store.Event, error) {
 // scanInto reads the list columns into e, then the payload and headers when full, then extra.
 func scanInto(row db.Scanner, e *store.Event, full bool, extra ...any) error {
 	var status int16
-	var headers string
-	dest := []any{&e.Seq, &e.Tx, &e.ID, &e.Source, &e.DedupeKey, &status, &e.ContentType, &e.ReceiveTime, &e.UpdateTime, &e.AttemptCount, &e.SenderAddress}
+	var headers, recordIDs, affected string
+	var serverTime *time.Time
+	dest := []any{&e.Seq, &e.Tx, &e.ID, &e.Source, &e.DedupeKey, &status, &e.ContentType, &e.ReceiveTime, &e.UpdateTime, &e.AttemptCount, &e.SenderAddress,
+		&e.Module, &e.Operation, &recordIDs, &affected, &serverTime, &e.EventType}
 	if full {
 		dest = append(dest, &e.Payload, &headers)
 	}
@@ -114,8 +121,26 @@ func scanInto(row db.Scanner, e *store.Event, full bool, extra ...any) error {
 			e.Payload = []byte{}
 		}
 	}
+	var err error
+	if e.RecordIDs, err = store.ParseStrings(recordIDs); err != nil {
+		return err
+	}
+	if e.AffectedFields, err = store.ParseStrings(affected); err != nil {
+		return err
+	}
+	if serverTime != nil {
+		e.ServerTime = serverTime.UTC()
+	}
 	e.Status, e.ReceiveTime, e.UpdateTime = store.Status(status), e.ReceiveTime.UTC(), e.UpdateTime.UTC()
 	return nil
+}
+
+// serverTime is the column value of a notification's server time: NULL when there is none.
+func serverTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func scanFull(row db.Scanner) (*store.Event, error) { return scan(row, true) }

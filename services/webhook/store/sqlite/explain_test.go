@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,8 +25,12 @@ func TestListPlansUseIndexesInSeqOrder(t *testing.T) {
 		}
 		// The unfiltered list walks the table itself in rowid (seq) order; every filter needs an index.
 		want := map[string]string{"none": "SEARCH events USING INTEGER PRIMARY KEY", "source": "USING INDEX events_source_seq",
-			"status": "USING INDEX events_status", "source+status": "USING INDEX events_source_status_seq"}[name]
-		if !strings.Contains(plan, want) {
+			"status": "USING INDEX events_status", "source+status": "USING INDEX events_source_status_seq",
+			"module": "USING INDEX events_module_seq", "module+operation": "USING INDEX events_module_seq|USING INDEX events_operation_seq",
+			"event_type": "USING INDEX events_event_type_seq",
+			"operation":  "USING INDEX events_operation_seq"}[name]
+		// Some shapes may be served by either of two indexes ("a|b"): both read in seq order.
+		if !slices.ContainsFunc(strings.Split(want, "|"), func(w string) bool { return strings.Contains(plan, w) }) {
 			t.Errorf("%s: plan does not use %q:\n%s", name, want, plan)
 		}
 	}

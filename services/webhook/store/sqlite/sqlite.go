@@ -21,8 +21,9 @@ var _ store.Store = (*Store)(nil)
 func New(d *db.SQLiteDB) *Store { return &Store{db: d} }
 
 const (
-	listColumns = `seq, id, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address`
-	allColumns  = listColumns + `, payload, headers`
+	listColumns = `seq, id, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address,
+		module, operation, record_ids, affected_fields, server_time, event_type`
+	allColumns = listColumns + `, payload, headers`
 )
 
 // EventInsert implements store.Store.
@@ -38,9 +39,12 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 	var dup *store.Event
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
-				receive_time, update_time, attempt_count, sender_address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9)
+				receive_time, update_time, attempt_count, sender_address, module, operation, record_ids, affected_fields,
+				server_time, event_type)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING seq`,
 			e.ID, e.Source, e.DedupeKey, int32(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime.UnixMicro(), e.SenderAddress,
+			e.Module, e.Operation, store.StringsJSON(e.RecordIDs), store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType,
 		).Scan(&out.Seq)
 		if err == sql.ErrNoRows {
 			dup, err = scan(tx.QueryRowContext(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
@@ -82,8 +86,10 @@ func (s *Store) Close() error { return s.db.Close() }
 func scan(row db.Scanner, full bool) (*store.Event, error) {
 	var e store.Event
 	var received, updated int64
-	var headers string
-	dest := []any{&e.Seq, &e.ID, &e.Source, &e.DedupeKey, &e.Status, &e.ContentType, &received, &updated, &e.AttemptCount, &e.SenderAddress}
+	var headers, recordIDs, affected string
+	var serverTime sql.NullInt64
+	dest := []any{&e.Seq, &e.ID, &e.Source, &e.DedupeKey, &e.Status, &e.ContentType, &received, &updated, &e.AttemptCount, &e.SenderAddress,
+		&e.Module, &e.Operation, &recordIDs, &affected, &serverTime, &e.EventType}
 	if full {
 		dest = append(dest, &e.Payload, &headers)
 	}
@@ -98,8 +104,26 @@ func scan(row db.Scanner, full bool) (*store.Event, error) {
 			e.Payload = []byte{}
 		}
 	}
+	var err error
+	if e.RecordIDs, err = store.ParseStrings(recordIDs); err != nil {
+		return nil, err
+	}
+	if e.AffectedFields, err = store.ParseStrings(affected); err != nil {
+		return nil, err
+	}
+	if serverTime.Valid {
+		e.ServerTime = time.UnixMicro(serverTime.Int64).UTC()
+	}
 	e.ReceiveTime, e.UpdateTime = time.UnixMicro(received).UTC(), time.UnixMicro(updated).UTC()
 	return &e, nil
+}
+
+// serverTime is the column value of a notification's server time: NULL when there is none.
+func serverTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
 }
 
 // scanList reads a listed event: every one is settled, since SQLite's single writer commits in seq order.

@@ -171,6 +171,21 @@ type Event struct {
 	// for the gateway in front of the service, GATEWAY_TRUSTED_PROXIES for a load balancer in front of
 	// the gateway). Empty for events stored before it was recorded.
 	SenderAddress string `protobuf:"bytes,11,opt,name=sender_address,json=senderAddress,proto3" json:"sender_address,omitempty"`
+	// What the notification is about, read from the body when it was received (zoho-crm sources; empty
+	// otherwise, for events stored before it was read, and for a value that is not text both databases
+	// can store): the CRM module, for example "Deals".
+	Module string `protobuf:"bytes,12,opt,name=module,proto3" json:"module,omitempty"`
+	// The CRM operation, as Zoho names it: "insert", "update", "delete", "restore" and so on.
+	Operation string `protobuf:"bytes,13,opt,name=operation,proto3" json:"operation,omitempty"`
+	// The ids of the records the notification is about (Zoho's "ids"), in the order sent.
+	RecordIds []string `protobuf:"bytes,14,rep,name=record_ids,json=recordIds,proto3" json:"record_ids,omitempty"`
+	// The fields the change touched (Zoho's "affected_fields"), each named once, in the order first sent.
+	AffectedFields []string `protobuf:"bytes,15,rep,name=affected_fields,json=affectedFields,proto3" json:"affected_fields,omitempty"`
+	// When Zoho says the change happened (its "server_time"); unset when not sent.
+	ServerTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	// The event type read at the source's event_type_pointer (an RFC 6901 JSON pointer into the body, for
+	// example "/type"), when the source configures one and the body has a string or number there.
+	EventType     string `protobuf:"bytes,17,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,6 +293,48 @@ func (x *Event) GetAttemptCount() int32 {
 func (x *Event) GetSenderAddress() string {
 	if x != nil {
 		return x.SenderAddress
+	}
+	return ""
+}
+
+func (x *Event) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *Event) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *Event) GetRecordIds() []string {
+	if x != nil {
+		return x.RecordIds
+	}
+	return nil
+}
+
+func (x *Event) GetAffectedFields() []string {
+	if x != nil {
+		return x.AffectedFields
+	}
+	return nil
+}
+
+func (x *Event) GetServerTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ServerTime
+	}
+	return nil
+}
+
+func (x *Event) GetEventType() string {
+	if x != nil {
+		return x.EventType
 	}
 	return ""
 }
@@ -503,7 +560,13 @@ type ListEventsRequest struct {
 	// At most this many events (1-1000); 100 when zero.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous response with the same filters.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only events about this CRM module when set (exact, case-sensitive: "Deals").
+	Module string `protobuf:"bytes,5,opt,name=module,proto3" json:"module,omitempty"`
+	// Only events of this CRM operation when set ("insert", "update", "delete" …).
+	Operation string `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	// Only events of this event type when set (exact).
+	EventType     string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,7 +629,30 @@ func (x *ListEventsRequest) GetPageToken() string {
 	return ""
 }
 
-// ListEventsResponse is one page of events, oldest first, without payloads.
+func (x *ListEventsRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+// ListEventsResponse is one page of events, oldest first, without payloads. A page can hold fewer events
+// than page_size, even none, and still have a next_page_token: events are handed on only once no event
+// stored before them can still commit, so paging on never skips one.
 type ListEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events; payload and headers are left out, GetEvent returns them.
@@ -628,7 +714,7 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x1fsergas/webhook/v1/webhook.proto\x12\x11sergas.webhook.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xc0\x03\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x9a\x05\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1d\n" +
@@ -643,7 +729,16 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"updateTime\x12#\n" +
 	"\rattempt_count\x18\n" +
 	" \x01(\x05R\fattemptCount\x12%\n" +
-	"\x0esender_address\x18\v \x01(\tR\rsenderAddress\"p\n" +
+	"\x0esender_address\x18\v \x01(\tR\rsenderAddress\x12\x16\n" +
+	"\x06module\x18\f \x01(\tR\x06module\x12\x1c\n" +
+	"\toperation\x18\r \x01(\tR\toperation\x12\x1d\n" +
+	"\n" +
+	"record_ids\x18\x0e \x03(\tR\trecordIds\x12'\n" +
+	"\x0faffected_fields\x18\x0f \x03(\tR\x0eaffectedFields\x12;\n" +
+	"\vserver_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"serverTime\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x11 \x01(\tR\teventType\"p\n" +
 	"\rIngestRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x123\n" +
@@ -654,13 +749,17 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x0fGetEventRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"B\n" +
 	"\x10GetEventResponse\x12.\n" +
-	"\x05event\x18\x01 \x01(\v2\x18.sergas.webhook.v1.EventR\x05event\"\x9f\x01\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.sergas.webhook.v1.EventR\x05event\"\xf4\x01\n" +
 	"\x11ListEventsRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x126\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1e.sergas.webhook.v1.EventStatusR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06module\x18\x05 \x01(\tR\x06module\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\tR\toperation\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\a \x01(\tR\teventType\"n\n" +
 	"\x12ListEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.sergas.webhook.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xb5\x01\n" +
@@ -709,21 +808,22 @@ var file_sergas_webhook_v1_webhook_proto_depIdxs = []int32{
 	1,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
 	9,  // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
 	9,  // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
-	2,  // 5: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
-	0,  // 6: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
-	2,  // 7: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
-	3,  // 8: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
-	5,  // 9: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
-	7,  // 10: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
-	4,  // 11: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
-	6,  // 12: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
-	8,  // 13: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
+	1,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
+	2,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
+	0,  // 7: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
+	2,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
+	3,  // 9: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
+	5,  // 10: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
+	7,  // 11: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
+	4,  // 12: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
+	6,  // 13: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
+	8,  // 14: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sergas_webhook_v1_webhook_proto_init() }
