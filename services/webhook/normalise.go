@@ -35,8 +35,10 @@ type normaliser struct {
 // "ids": ["4150868000001"], "affected_fields": […], "operation": "update", "query_params": {…}}.
 // affected_fields is a list of field names, or (with several records) a list of {record id: [names]}.
 type zohoNotificationBody struct {
-	Module         json.RawMessage   `json:"module"`
-	Operation      json.RawMessage   `json:"operation"`
+	// Strings decode directly (a value of another type is skipped, leaving ""): cheaper than a raw
+	// message decoded again.
+	Module         string            `json:"module"`
+	Operation      string            `json:"operation"`
 	IDs            []json.RawMessage `json:"ids"`
 	AffectedFields []json.RawMessage `json:"affected_fields"`
 	ServerTime     json.RawMessage   `json:"server_time"`
@@ -50,8 +52,8 @@ func (n normaliser) normalise(body []byte) store.Normalised {
 		// The error is ignored on purpose: a field of the wrong type (ids as an object) is skipped and the
 		// others are still decoded; a body that is not JSON decodes nothing (the verifier refused it anyway).
 		_ = json.Unmarshal(body, &z)
-		out.Module = storableScalar(z.Module)
-		out.Operation = storableScalar(z.Operation)
+		out.Module = storableText(z.Module)
+		out.Operation = storableText(z.Operation)
 		for _, raw := range z.IDs {
 			if id := storableScalar(raw); id != "" && len(out.RecordIDs) < maxNormalisedList {
 				out.RecordIDs = append(out.RecordIDs, id)
@@ -119,7 +121,15 @@ func zohoServerTime(raw json.RawMessage) time.Time {
 // alike and within maxNormalisedText; "" otherwise.
 func storableScalar(raw json.RawMessage) string {
 	s, ok := jsonScalar(raw)
-	if !ok || len(s) > maxNormalisedText || !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+	if !ok {
+		return ""
+	}
+	return storableText(s)
+}
+
+// storableText is s when it is text both backends store alike and within maxNormalisedText, else "".
+func storableText(s string) string {
+	if len(s) > maxNormalisedText || !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
 		return ""
 	}
 	return s
