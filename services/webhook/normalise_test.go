@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -81,4 +82,33 @@ func BenchmarkNormaliseZoho(b *testing.B) {
 	for b.Loop() {
 		n.normalise(body)
 	}
+}
+
+// Whatever the body and pointer, normalisation never panics and yields only text both backends store
+// alike, within its bounds (so that storing it can never fail where the delivery verified).
+func FuzzNormalise(f *testing.F) {
+	f.Add([]byte(zohoBody(1000000068001, "tok-1", 1700000000000, "1", "2")), "/type")
+	f.Add([]byte(`{"module":"De\u0000als","affected_fields":[{"1":["a","\u0000"]}],"ids":[1e400]}`), "/a~1b/0")
+	f.Add([]byte(`{"type":{"x":["\ud800"]}}`), "/type/x/0")
+	f.Add([]byte(`[[[[["deep"]]]]]`), "/0/0/0/0/0")
+	f.Fuzz(func(t *testing.T, body []byte, ptr string) {
+		n := normaliser{zoho: true}
+		if tokens, err := parsePointer(ptr); err == nil {
+			n.eventType = tokens
+		}
+		out := n.normalise(body)
+		texts := append([]string{out.Module, out.Operation, out.EventType}, out.RecordIDs...)
+		texts = append(texts, out.AffectedFields...)
+		for _, s := range texts {
+			if len(s) > maxNormalisedText || !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+				t.Fatalf("unstorable value %q from %q", s, body)
+			}
+		}
+		if len(out.RecordIDs) > maxNormalisedList || len(out.AffectedFields) > maxNormalisedList {
+			t.Fatalf("lists over their bound: %d, %d", len(out.RecordIDs), len(out.AffectedFields))
+		}
+		if !out.ServerTime.IsZero() && (out.ServerTime.Year() < 1970 || out.ServerTime.Year() > 9999) {
+			t.Fatalf("server time %v", out.ServerTime)
+		}
+	})
 }
