@@ -39,7 +39,10 @@ func (s *Server) RecordEvents(ctx context.Context, req *auditv1.RecordEventsRequ
 	}
 	resp := &auditv1.RecordEventsResponse{Results: make([]*auditv1.RecordEventResponse, n)}
 	for i, r := range res {
-		resp.Results[i] = &auditv1.RecordEventResponse{Event: toProto(r.Event), Duplicate: r.Duplicate}
+		resp.Results[i] = &auditv1.RecordEventResponse{
+			Event:     s.recordedProto(r.Event, ps[i].Event.Metadata, req.GetEvents()[i].GetMetadata()),
+			Duplicate: r.Duplicate,
+		}
 	}
 	return resp, nil
 }

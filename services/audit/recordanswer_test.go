@@ -100,6 +100,23 @@ func TestRecordEventAnswersWhatGetEventReturns(t *testing.T) {
 						t.Errorf("metadata %d: RecordEvent answered\n%v\nGetEvent returns\n%v", i, answer, got.GetEvent())
 					}
 				}
+				// The same event in a batch (a duplicate of the first) and a new one beside it answer as
+				// GetEvent does too.
+				fresh := proto.Clone(req).(*auditv1.RecordEventRequest)
+				fresh.IdempotencyKey = "batch-" + req.IdempotencyKey
+				batch, err := client.RecordEvents(ctx, &auditv1.RecordEventsRequest{Events: []*auditv1.RecordEventRequest{req, fresh}})
+				if err != nil {
+					t.Fatalf("metadata %d: batch %v", i, err)
+				}
+				for j, r := range batch.GetResults() {
+					g, err := client.GetEvent(ctx, &auditv1.GetEventRequest{Id: r.GetEvent().GetId()})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !proto.Equal(r.GetEvent(), g.GetEvent()) {
+						t.Errorf("metadata %d: RecordEvents result %d answered\n%v\nGetEvent returns\n%v", i, j, r.GetEvent(), g.GetEvent())
+					}
+				}
 				if wantRedacted := i == 5; got.GetEvent().GetRedacted() != wantRedacted {
 					t.Errorf("metadata %d: redacted %v", i, got.GetEvent().GetRedacted())
 				}
