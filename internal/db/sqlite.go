@@ -26,6 +26,8 @@ type SQLiteDB struct {
 	Write *sql.DB
 	Read  *sql.DB
 	Path  string
+	// ckpt copies the WAL into the database file in the background (nil for in-memory databases).
+	ckpt *checkpointer
 }
 
 // OpenSQLite opens (creating when needed) the file in c.SQLitePath.
@@ -64,10 +66,9 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		} else {
 			// The commit that takes the WAL past this many pages runs the checkpoint itself, holding the
 			// write lock: two fsyncs and a copy of every page changed since the last one. SQLite's 1,000
-			// pages (4 MB) made that every few hundred appends and it was the p99 of a lone writer;
-			// 10,000 runs it a tenth as often and copies a page changed many times in between once. The
-			// WAL then grows to about 40 MB before it is rewound (it keeps that size on disk), and the
-			// shared-memory index readers search grows with it (a few more hash blocks).
+			// pages (4 MB) made that every few hundred appends and it was the p99 of a lone writer. The
+			// background checkpointer (sqlite_checkpoint.go) now does that work off the commit path;
+			// this is its backstop, reached only if it falls behind by about 40 MB.
 			q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", sqliteWALAutocheckpoint))
 		}
 		if memory {
@@ -120,7 +121,20 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 			return nil, err
 		}
 	}
-	return &SQLiteDB{Write: w, Read: r, Path: c.SQLitePath}, nil
+	h := &SQLiteDB{Write: w, Read: r, Path: c.SQLitePath}
+	if !memory {
+		ck, err := sql.Open("sqlite3", dsn("deferred", false))
+		if err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("open sqlite checkpointer: %w", err)
+		}
+		ck.SetMaxOpenConns(1)
+		ck.SetMaxIdleConns(1)
+		ck.SetConnMaxIdleTime(0)
+		h.ckpt = startCheckpointer(ck)
+	}
+	return h, nil
 }
 
 const memoryPrefix = "memory:"
@@ -164,9 +178,13 @@ func privateFiles(path string) error {
 // is gone when the last connection closes.
 func MemoryPath(name string) string { return memoryPrefix + name }
 
-// Close closes both pools; the writer last, so that it can checkpoint the WAL.
+// Close stops the checkpointer and closes the pools; the writer last, so that it can checkpoint the WAL.
 func (s *SQLiteDB) Close() error {
-	return errors.Join(s.Read.Close(), s.Write.Close())
+	var ck error
+	if s.ckpt != nil {
+		ck = s.ckpt.close()
+	}
+	return errors.Join(ck, s.Read.Close(), s.Write.Close())
 }
 
 // Ping checks that the file is still readable.

@@ -17,8 +17,7 @@ func TestSQLiteWriterCheckpointsEvery10000Pages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Write.Close()
-	defer h.Read.Close()
+	defer h.Close()
 	var pages int
 	var mode string
 	if err := h.Write.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&pages); err != nil {
