@@ -1,33 +1,19 @@
 package webhook
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
 )
-
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // What the service logs about sources and refusals names sources, schemes and reasons, never a secret,
 // a signature or a body: at start, on refusals of every kind, and on a bad reload of a file that holds
 // secrets inline.
 func TestLogsHoldNoSecretOrBody(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testutil.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, _ := startWithSources(t, db.SQLite, map[string]string{}, WithLogger(log))
 	h.srv.logSources()
