@@ -124,9 +124,13 @@ func (v *hmacVerifier) verify(_ context.Context, d *incoming) (string, error) {
 	if v.timestamped && !timestampOK(t, d.now, v.tolerance) {
 		return "", refuse(reasonStaleTimestamp, "signed timestamp is outside the tolerance of "+v.tolerance.String())
 	}
+	// The signature covers the body (and Stripe's time), not the id header: keyed by the id alone, a
+	// copy of one signed delivery sent with another id would be stored again, or, sent with the id of a
+	// delivery still to come, would make that delivery a "duplicate" and lose it. The key therefore
+	// holds the body's hash too: a sender's retry (same id, same body) is still a repeat.
 	if v.eventIDHeader != "" {
 		if id := strings.TrimSpace(d.headers.Get(v.eventIDHeader)); id != "" {
-			return idKey(id), nil
+			return idKey(id) + "+sha256:" + bodyHash(d.body), nil
 		}
 	}
 	return "", nil

@@ -65,12 +65,33 @@ func runCases(t *testing.T, src *source, cases []verifyCase) {
 	}
 }
 
+// TestHMACIdHeaderIsNotTrustedAlone: the id header is not signed, so a copy of a signed delivery sent
+// under another id, or under the id of a delivery still to come, has its own key: it cannot make the
+// real delivery a "duplicate" and lose it.
+func TestHMACIdHeaderIsNotTrustedAlone(t *testing.T) {
+	src := mustSource(t, SourceConfig{Name: "github", Scheme: SchemeHMAC, Secrets: []string{hmacSecretNew},
+		HMAC: &HMACOptions{Header: "x-hub-signature-256", Prefix: "sha256=", EventIDHeader: "X-GitHub-Delivery"}})
+	copied, real := `{"action":"opened"}`, `{"action":"closed"}`
+	replayed, reason := check(src, copied, verifyNow, "X-Hub-Signature-256", githubSig(hmacSecretNew, copied), "X-Github-Delivery", "d-2")
+	if reason != "" {
+		t.Fatalf("replayed copy refused: %s", reason)
+	}
+	genuine, reason := check(src, real, verifyNow, "X-Hub-Signature-256", githubSig(hmacSecretNew, real), "X-Github-Delivery", "d-2")
+	if reason != "" || genuine == replayed {
+		t.Fatalf("the real delivery d-2 shares the replayed copy's key %q (%s)", genuine, reason)
+	}
+	retry, _ := check(src, real, verifyNow, "X-Hub-Signature-256", githubSig(hmacSecretNew, real), "X-Github-Delivery", "d-2")
+	if retry != genuine {
+		t.Fatalf("the sender's retry has key %q, want %q", retry, genuine)
+	}
+}
+
 func TestHMACGitHubStyle(t *testing.T) {
 	src := mustSource(t, SourceConfig{Name: "github", Scheme: SchemeHMAC, Secrets: []string{hmacSecretOld, "env:GITHUB_SECRET"},
 		HMAC: &HMACOptions{Header: "x-hub-signature-256", Prefix: "sha256=", EventIDHeader: "X-GitHub-Delivery"}})
 	body := `{"action":"opened"}`
 	runCases(t, src, []verifyCase{
-		{"valid, new secret", body, []string{"X-Hub-Signature-256", githubSig(hmacSecretNew, body), "X-Github-Delivery", "d-1"}, "", "id:d-1"},
+		{"valid, new secret", body, []string{"X-Hub-Signature-256", githubSig(hmacSecretNew, body), "X-Github-Delivery", "d-1"}, "", "id:d-1+sha256:" + bodyHash([]byte(body))},
 		{"valid, old secret during rotation", body, []string{"X-Hub-Signature-256", githubSig(hmacSecretOld, body)}, "", ""},
 		{"upper-case hex", body, []string{"X-Hub-Signature-256", strings.ToUpper(githubSig(hmacSecretNew, body)[7:]), "X-Github-Delivery", "d-1"}, reasonBadSignature, ""},
 		{"upper-case hex with prefix", body, []string{"X-Hub-Signature-256", "sha256=" + strings.ToUpper(githubSig(hmacSecretNew, body)[7:])}, "", ""},
@@ -88,7 +109,7 @@ func TestHMACZohoOriginalAndSHA1Base64(t *testing.T) {
 	zoho := mustSource(t, SourceConfig{Name: "zoho", Scheme: SchemeHMAC, Secrets: []string{hmacSecretNew}, HMAC: &envHMACDefaults})
 	body := `{"module":"Deals"}`
 	runCases(t, zoho, []verifyCase{
-		{"valid", body, []string{"X-Zoho-Signature", zohoSig(hmacSecretNew, body), "X-Zoho-Event-Id", "ev-9"}, "", "id:ev-9"},
+		{"valid", body, []string{"X-Zoho-Signature", zohoSig(hmacSecretNew, body), "X-Zoho-Event-Id", "ev-9"}, "", "id:ev-9+sha256:" + bodyHash([]byte(body))},
 		{"old secret no longer configured", body, []string{"X-Zoho-Signature", zohoSig(hmacSecretOld, body)}, reasonBadSignature, ""},
 	})
 	legacy := mustSource(t, SourceConfig{Name: "legacy", Scheme: SchemeHMAC, Secrets: []string{hmacSecretOld},
