@@ -2,10 +2,14 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/ratelimit"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -14,6 +18,9 @@ import (
 // holds is one page (at most 256 events of 64 KiB metadata), whatever the range.
 const exportPageEvents = 256
 
+// maxConcurrentExports bounds the exports one server runs at once.
+const maxConcurrentExports = 4
+
 // ExportEvents implements auditv1.AuditServiceServer: the events of the range in sequence order, each with
 // the exact hash input (hash_version, metadata_json), then the checkpoints signed within the range.
 //
@@ -21,6 +28,15 @@ const exportPageEvents = 256
 // meanwhile do not make it run forever. A failure after the first message ends the stream with an error
 // status (over REST, a last line {"error": ...}); a complete export ends with OK.
 func (s *Server) ExportEvents(req *auditv1.ExportEventsRequest, stream auditv1.AuditService_ExportEventsServer) error {
+	// Each export reads the whole range, and audit:read is the only gate: a few run at once per server,
+	// and a call beyond them is told when to retry rather than queued behind exports that may be held
+	// open by slow readers.
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		return ratelimit.RetryError(codes.ResourceExhausted, fmt.Sprintf("%d exports are running, the most this service runs at once", maxConcurrentExports), 5*time.Second)
+	}
 	ctx := stream.Context()
 	from, to, err := s.exportRange(ctx, req)
 	if err != nil {

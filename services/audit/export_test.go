@@ -21,6 +21,8 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
+	"github.com/sergas/core/internal/ratelimit"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
 )
@@ -379,6 +381,51 @@ func TestExportCheckpointsAndRetention(t *testing.T) {
 		_, _, err = exported(ctx, client, &auditv1.ExportEventsRequest{StartSequence: 3})
 		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "first retained event is 16") {
 			t.Errorf("a range below the anchor: %v", err)
+		}
+	})
+}
+
+// TestExportsAreBounded: with maxConcurrentExports exports open (held by clients that stopped reading
+// after their first page), one more is refused with RESOURCE_EXHAUSTED and a retry delay, not queued; once
+// one ends, an export is accepted again.
+func TestExportsAreBounded(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, s *Server, st store.Store, _ db.Dialect) {
+		c := &clock{}
+		s.now = c.now
+		record(t, s, c, exportPageEvents+10, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) })
+		b := &blockingStore{Store: st, release: make(chan struct{}), pages: make(chan int64, 100), ended: make(chan error, 100)}
+		s.store = b
+		client := grpcClient(t, s)
+		cancels := make([]context.CancelFunc, 0, maxConcurrentExports)
+		for i := 0; i < maxConcurrentExports; i++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels = append(cancels, cancel)
+			stream, err := client.ExportEvents(ctx, &auditv1.ExportEventsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatalf("export %d: %v", i, err)
+			}
+		}
+		stream, err := client.ExportEvents(context.Background(), &auditv1.ExportEventsRequest{})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if wait, ok := ratelimit.RetryAfter(err); status.Code(err) != codes.ResourceExhausted || !ok || wait <= 0 {
+			t.Fatalf("export beyond the bound: %v, want RESOURCE_EXHAUSTED with a retry delay", err)
+		}
+		cancels[0]()
+		testutil.Eventually(t, 10*time.Second, "an export accepted once one ended", func() bool {
+			st, err := client.ExportEvents(context.Background(), &auditv1.ExportEventsRequest{EndSequence: 1})
+			if err != nil {
+				return false
+			}
+			_, err = st.Recv()
+			return err == nil
+		})
+		for _, cancel := range cancels[1:] {
+			cancel()
 		}
 	})
 }

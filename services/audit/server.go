@@ -45,13 +45,16 @@ type Server struct {
 	keys *knownKeys
 	// append stores one checked event: the group committer in the service, the store directly here.
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
+	// exports bounds the exports this server runs at once (export.go).
+	exports chan struct{}
 }
 
 var _ auditv1.AuditServiceServer = (*Server)(nil)
 
 // NewServer returns a server over s.
 func NewServer(s store.Store, limits Limits) *Server {
-	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now, keys: newKnownKeys()}
+	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now, keys: newKnownKeys(),
+		exports: make(chan struct{}, maxConcurrentExports)}
 	srv.append = func(ctx context.Context, p store.Pending) (store.Result, error) { return appendOne(ctx, s, p) }
 	return srv
 }
