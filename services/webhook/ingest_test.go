@@ -152,6 +152,20 @@ func TestIngestEachScheme(t *testing.T) {
 			if err != nil || len(list.GetEvents()) != 1 {
 				t.Fatalf("%s: stored %v %v, want exactly the one valid event", c.name, list, err)
 			}
+			// Reads never show a Zoho channel token (it would let a reader forge notifications); the
+			// other schemes' payloads come back exactly as sent.
+			got, err := h.client.GetEvent(t.Context(), &webhookv1.GetEventRequest{Id: first.GetEventId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := string(got.GetEvent().GetPayload())
+			if c.good.Source == "zoho" {
+				if strings.Contains(payload, "tok-1") || !strings.Contains(payload, `"token":"[REDACTED]"`) {
+					t.Fatalf("%s: GetEvent shows %s, want the channel token redacted", c.name, payload)
+				}
+			} else if payload != string(c.good.GetBody()) {
+				t.Fatalf("%s: GetEvent payload %q, want the body as sent", c.name, payload)
+			}
 		}
 		// A server_time PostgreSQL could not store as text is left out of the key, not a 500.
 		odd := `{"channel_id":1000000068001,"token":"tok-1","server_time":"1\u0000\ud800"}`

@@ -132,6 +132,17 @@ func (s *Server) ListEvents(ctx context.Context, req *webhookv1.ListEventsReques
 	return resp, nil
 }
 
+// zohoEvent reports whether e is a Zoho CRM notification, whose body holds its channel's token: its
+// source is zoho-crm now, or it was normalised as one when stored (module or operation set), so that
+// removing or re-configuring the source does not expose the tokens of events stored before.
+func (s *Server) zohoEvent(e *store.Event) bool {
+	if e.Module != "" || e.Operation != "" {
+		return true
+	}
+	src := s.sources.get()[e.Source]
+	return src != nil && src.scheme == SchemeZohoCRM
+}
+
 func (s *Server) toProto(e *store.Event) *webhookv1.Event {
 	out := &webhookv1.Event{
 		Id: e.ID, Source: e.Source, DedupeKey: e.DedupeKey, Status: webhookv1.EventStatus(e.Status),
@@ -142,6 +153,9 @@ func (s *Server) toProto(e *store.Event) *webhookv1.Event {
 	}
 	if !e.ServerTime.IsZero() {
 		out.ServerTime = timestamppb.New(e.ServerTime)
+	}
+	if len(out.Payload) > 0 && s.zohoEvent(e) {
+		out.Payload = maskChannelToken(out.Payload)
 	}
 	for _, h := range visibleHeaders(e.Headers, s.cfg.HeaderDenylist) {
 		out.Headers = append(out.Headers, &webhookv1.Header{Name: h.Name, Values: h.Values})

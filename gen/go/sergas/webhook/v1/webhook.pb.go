@@ -156,7 +156,8 @@ type Event struct {
 	Status EventStatus `protobuf:"varint,4,opt,name=status,proto3,enum=sergas.webhook.v1.EventStatus" json:"status,omitempty"`
 	// The request's Content-Type.
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	// The exact request body.
+	// The exact request body, except that a Zoho CRM notification's channel token is shown as "[REDACTED]"
+	// (it is what the zoho-crm check accepts; the stored bytes keep it).
 	Payload []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
 	// The request headers with valid names, less those of WEBHOOK_HEADER_DENYLIST (credentials such as
 	// Authorization, Cookie and X-Api-Key), which are never stored.
