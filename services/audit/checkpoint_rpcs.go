@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"sync"
 
 	"golang.org/x/time/rate"
@@ -48,6 +49,11 @@ func (k *knownKeys) get(ctx context.Context, st store.Store, id string) ([]byte,
 	pub, err := st.SigningKeyGet(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	// A key stored under an id that is not its own (a row changed in the database) is not served as that
+	// id's key: verifiers fetch keys by the id a checkpoint names.
+	if len(pub) != ed25519.PublicKeySize || KeyID(ed25519.PublicKey(pub)) != id {
+		return nil, errs.NotFound("no signing key with id %q", id)
 	}
 	k.mu.Lock()
 	k.keys[id] = pub // bounded: only ids of stored checkpoints get here
