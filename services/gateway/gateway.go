@@ -53,6 +53,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	if !cfg.ClientAddrSecretSet && !cfg.Development {
 		log.Warn(clientaddr.GatewayWarning, "service", "gateway")
 	}
+	if cfg.WebhookCredential == nil && !cfg.Development {
+		// Ingest needs webhook:ingest: without a key only a client certificate mapped to that scope gets
+		// deliveries through, and otherwise every one answers 503 (the sender retries, nothing is lost).
+		log.Warn("GATEWAY_WEBHOOK_API_KEY is not set: webhook deliveries are stored only if this gateway's client certificate is mapped to webhook:ingest in AUTH_TLS_IDENTITIES; otherwise each answers 503",
+			"service", "gateway")
+	}
 	endpoints := []struct {
 		name     string
 		addr     string
