@@ -47,6 +47,10 @@ type Server struct {
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
 	// exports bounds the exports this server runs at once (export.go).
 	exports chan struct{}
+	// trustedKeys are the key ids whose checkpoints VerifyChain accepts (the signing key's and
+	// AUDIT_PREVIOUS_SIGNING_KEY_IDS); nil, for a server without a signing key, accepts each checkpoint's
+	// own stored key.
+	trustedKeys map[string]bool
 }
 
 var _ auditv1.AuditServiceServer = (*Server)(nil)

@@ -116,6 +116,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		server: srv, elector: elector, cfg: cfg}
 	if key != nil {
 		srv.checkpoints = newCheckpointer(st, key, cfg.Signing.Interval, log)
+		srv.trustedKeys = trustedKeyIDs(key, cfg.Signing.PreviousKeyIDs)
 		svc.retainer = &retainer{st: st, cfg: cfg.Retention, cp: srv.checkpoints, now: time.Now, log: log}
 	}
 	return svc, nil

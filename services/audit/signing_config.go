@@ -18,6 +18,9 @@ type Signing struct {
 	DevKeyFile string
 	// Interval is AUDIT_CHECKPOINT_INTERVAL; 0 signs on demand only.
 	Interval time.Duration
+	// PreviousKeyIDs is AUDIT_PREVIOUS_SIGNING_KEY_IDS: the ids of keys rotated away, whose checkpoints
+	// VerifyChain still accepts beside the current key's.
+	PreviousKeyIDs []string
 }
 
 // loadSigning reads the signing settings. Outside development mode a key is required: checkpoints are
@@ -25,8 +28,14 @@ type Signing struct {
 // anyone who had not seen it.
 func loadSigning(env *config.Env) Signing {
 	s := Signing{
-		KeyFile:  env.String("AUDIT_SIGNING_KEY", ""),
-		Interval: env.Duration("AUDIT_CHECKPOINT_INTERVAL", DefaultCheckpointInterval, 0, 7*24*time.Hour),
+		KeyFile:        env.String("AUDIT_SIGNING_KEY", ""),
+		Interval:       env.Duration("AUDIT_CHECKPOINT_INTERVAL", DefaultCheckpointInterval, 0, 7*24*time.Hour),
+		PreviousKeyIDs: env.List("AUDIT_PREVIOUS_SIGNING_KEY_IDS", nil),
+	}
+	for _, id := range s.PreviousKeyIDs {
+		if !validKeyID(id) {
+			env.Fail("AUDIT_PREVIOUS_SIGNING_KEY_IDS", "each id must be 16 lower-case hex digits, as the service logs a key id at start")
+		}
 	}
 	if s.KeyFile == "" {
 		if app.Development(env) {

@@ -419,9 +419,9 @@ func TestVerifyChainLongLog(t *testing.T) {
 
 // TestVerifyChainLimits shows what verification cannot see, so that a change that closes a gap updates
 // this test and the README together: a rewrite of the events after the last checkpoint (re-hashed to
-// the end, head moved), and a checkpoint re-signed by a key of the attacker's (the service checks each
-// checkpoint against the key stored with it, as keys rotated away are only known from there). Against
-// both, copies of the checkpoints kept outside the database are the proof.
+// the end, head moved) verifies; copies of checkpoints kept outside the database are the proof against
+// it. A checkpoint re-signed by a key of the attacker's is caught: only the service's own key and those
+// in AUDIT_PREVIOUS_SIGNING_KEY_IDS vouch for the chain.
 func TestVerifyChainLimits(t *testing.T) {
 	for _, d := range dbtest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -449,8 +449,11 @@ func TestVerifyChainLimits(t *testing.T) {
 			c.SignedText = audit.SignedText(c)
 			a.exec(`UPDATE checkpoints SET hash = $1, public_key = $2, key_id = $3, signed_text = $4, signature = $5`,
 				c.Hash, c.PublicKey, c.KeyID, c.SignedText, ed25519.Sign(priv, []byte(c.SignedText)))
-			if v := verify(t, client, 0, 0); !v.GetValid() {
-				t.Fatalf("a checkpoint re-signed by another key is expected to verify: %v", v)
+			// A key the service does not trust (neither its own nor in AUDIT_PREVIOUS_SIGNING_KEY_IDS)
+			// vouches for nothing.
+			if v := verify(t, client, 0, 0); v.GetFirstBadSequence() != 10 || v.GetProblem() != auditv1.ChainProblem_CHAIN_PROBLEM_CHECKPOINT_MISMATCH ||
+				!strings.Contains(v.GetDetail(), "AUDIT_PREVIOUS_SIGNING_KEY_IDS") {
+				t.Fatalf("a checkpoint re-signed by another key: %v", v)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +50,7 @@ func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainReques
 		return nil, ctx.Err() // mapped to CANCELLED or DEADLINE_EXCEEDED
 	}
 	v, err := store.Verify(ctx, s.store, store.VerifyParams{
-		Start: req.GetStartSequence(), End: req.GetEndSequence(), CheckCheckpoint: VerifyCheckpoint,
+		Start: req.GetStartSequence(), End: req.GetEndSequence(), CheckCheckpoint: s.checkCheckpoint,
 	})
 	if err != nil {
 		return nil, err
@@ -70,4 +71,26 @@ func verifyResult(p store.Problem) string {
 	}
 	name := auditv1.ChainProblem_name[int32(chainProblems[p])]
 	return strings.ToLower(strings.TrimPrefix(name, "CHAIN_PROBLEM_"))
+}
+
+// checkCheckpoint is VerifyCheckpoint, and that a key this service trusts signed it: the checkpoint's
+// stored public key alone proves nothing against whoever can write the database, who could re-sign
+// checkpoints over a rewritten chain with a key of their own.
+func (s *Server) checkCheckpoint(c *store.Checkpoint) error {
+	if err := VerifyCheckpoint(c); err != nil {
+		return err
+	}
+	if s.trustedKeys != nil && !s.trustedKeys[c.KeyID] {
+		return fmt.Errorf("it is signed by key %s, which is neither this service's signing key nor in AUDIT_PREVIOUS_SIGNING_KEY_IDS", c.KeyID)
+	}
+	return nil
+}
+
+// trustedKeyIDs is the set of key ids VerifyChain accepts: the signing key's and those rotated away.
+func trustedKeyIDs(key *signingKey, previous []string) map[string]bool {
+	ids := map[string]bool{key.keyID: true}
+	for _, id := range previous {
+		ids[id] = true
+	}
+	return ids
 }
