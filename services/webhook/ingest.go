@@ -84,7 +84,7 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		if !r.unauthenticated() {
 			return refuse(r.reason, errs.Invalid("%s", r.msg))
 		}
-		return refuse(r.reason, withInfo(codes.Unauthenticated, r.msg, ErrorUnverified, r.reason))
+		return refuse(r.reason, withInfo(codes.Unauthenticated, r.msg, ErrorUnverified, senderReason(r.reason)))
 	}
 	if s.backlog.full(ctx, now) {
 		return refuse(reasonBacklogFull, withRetry(codes.Unavailable, "undelivered backlog is full", ErrorBacklogFull, backlogRetryAfter))
@@ -164,3 +164,12 @@ func (s *Server) sender(ctx context.Context) string {
 
 // senderBucket is the rate-limit key of a sender address (clientaddr.Bucket: an IPv6 host's /64).
 func senderBucket(addr string) string { return clientaddr.Bucket(addr) }
+
+// senderReason is the refusal reason a sender reads: an unknown Zoho channel reads as a bad token, so
+// that channel ids cannot be found by trying them (the metric and the audit log keep the true reason).
+func senderReason(reason string) string {
+	if reason == reasonUnknownChannel {
+		return reasonBadSignature
+	}
+	return reason
+}
