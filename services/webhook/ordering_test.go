@@ -9,6 +9,7 @@ import (
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/internal/dbtest"
 	"github.com/sergas/core/services/webhook/store/postgres"
 )
@@ -83,9 +84,8 @@ func TestListNeverSkipsALateCommit(t *testing.T) {
 	}
 	// Now page on from the last token until everything is listed; a page can come back empty while an
 	// older transaction elsewhere on the server is still running, so this waits, with a deadline.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(listed) < 4 && time.Now().Before(deadline) {
-		before := len(listed)
+	lastPage := false
+	testutil.Eventually(t, 20*time.Second, "every event listed once the late one committed", func() bool {
 		resp, err := hs.client.ListEvents(ctx, &webhookv1.ListEventsRequest{Source: "zoho", PageSize: 1, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
@@ -96,12 +96,10 @@ func TestListNeverSkipsALateCommit(t *testing.T) {
 		if resp.GetNextPageToken() != "" {
 			token = resp.GetNextPageToken()
 		} else if len(resp.GetEvents()) > 0 {
-			break // the last page: everything committed has been listed
+			lastPage = true // everything committed has been listed
 		}
-		if len(listed) == before {
-			time.Sleep(10 * time.Millisecond) // an older transaction elsewhere is still running
-		}
-	}
+		return len(listed) >= 4 || lastPage
+	})
 	want := []string{first, lateID, b1, b2}
 	if len(listed) != len(want) {
 		t.Fatalf("listed %v\nwant %v", listed, want)
