@@ -89,10 +89,14 @@ func (s *Log) SigningKeyGet(ctx context.Context, keyID string) ([]byte, error) {
 	return s.d.SigningKeyGet(ctx, keyID)
 }
 
+// CheckpointColumns is the select list of a checkpoint, in the order the drivers scan it (the columns
+// are named alike on both backends; their types differ, so each driver scans them itself).
+const CheckpointColumns = `id, sequence, hash, time, kind, anchor_sequence, anchor_hash, key_id, public_key, signed_text, signature`
+
 // CheckpointListQuery returns the SQL (valid on both backends) and arguments that select one page of
-// checkpoints for p; columns is the backend's select list. A sequence range is read through
-// checkpoints_sequence, anything else from the primary key in id order.
-func CheckpointListQuery(columns string, p CheckpointListParams) (string, []any) {
+// checkpoints for p, CheckpointColumns each. A sequence range is read through checkpoints_sequence,
+// anything else from the primary key in id order.
+func CheckpointListQuery(p CheckpointListParams) (string, []any) {
 	var w sqlq.Where
 	w.AddIf(p.BeforeID > 0, "id < ?", p.BeforeID)
 	w.AddIf(p.AfterID > 0, "id > ?", p.AfterID)
@@ -101,6 +105,6 @@ func CheckpointListQuery(columns string, p CheckpointListParams) (string, []any)
 	if p.Ascending {
 		order = " ORDER BY id"
 	}
-	q := `SELECT ` + columns + ` FROM checkpoints` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
+	q := `SELECT ` + CheckpointColumns + ` FROM checkpoints` + w.String() + order + " LIMIT " + w.Arg(p.Limit)
 	return q, w.Args
 }

@@ -10,19 +10,9 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-const checkpointColumns = `id, sequence, hash, time, kind, anchor_sequence, anchor_hash, key_id, public_key, signed_text, signature`
-
-const chainStateQuery = `SELECT sequence, hash, anchor_sequence, anchor_hash FROM chain_head WHERE id = 1`
-
 // ChainState implements store.Driver: one row, so head and anchor are read together.
 func (d *Driver) ChainState(ctx context.Context) (store.ChainState, error) {
-	return db.PostgresQueryRow(ctx, d.db, chainStateQuery, nil, scanChainState)
-}
-
-func scanChainState(row db.Scanner) (store.ChainState, error) {
-	var st store.ChainState
-	err := row.Scan(&st.HeadSeq, &st.HeadHash, &st.AnchorSeq, &st.AnchorHash)
-	return st, err
+	return db.PostgresQueryRow(ctx, d.db, store.ChainStateQuery, nil, store.ScanChainState)
 }
 
 // CheckpointTx implements store.Driver. The transaction first locks the checkpoints table against other
@@ -42,7 +32,7 @@ func (d *Driver) CheckpointTx(ctx context.Context, fn func(store.CheckpointTx) e
 type checkpointTx struct{ tx pgx.Tx }
 
 func (c checkpointTx) ChainState(ctx context.Context) (store.ChainState, error) {
-	return scanChainState(c.tx.QueryRow(ctx, chainStateQuery))
+	return store.ScanChainState(c.tx.QueryRow(ctx, store.ChainStateQuery))
 }
 
 func (c checkpointTx) InsertCheckpoint(ctx context.Context, cp *store.Checkpoint) (int64, error) {
@@ -56,7 +46,7 @@ func (c checkpointTx) InsertCheckpoint(ctx context.Context, cp *store.Checkpoint
 
 // CheckpointGet implements store.Driver.
 func (d *Driver) CheckpointGet(ctx context.Context, id int64) (*store.Checkpoint, error) {
-	c, err := db.PostgresQueryRow(ctx, d.db, `SELECT `+checkpointColumns+` FROM checkpoints WHERE id = $1`, []any{id}, scanCheckpoint)
+	c, err := db.PostgresQueryRow(ctx, d.db, `SELECT `+store.CheckpointColumns+` FROM checkpoints WHERE id = $1`, []any{id}, scanCheckpoint)
 	if errs.KindOf(err) == errs.KindNotFound {
 		return nil, errs.NotFound("checkpoint %d not found", id)
 	}
@@ -65,7 +55,7 @@ func (d *Driver) CheckpointGet(ctx context.Context, id int64) (*store.Checkpoint
 
 // CheckpointList implements store.Driver.
 func (d *Driver) CheckpointList(ctx context.Context, p store.CheckpointListParams) ([]*store.Checkpoint, error) {
-	q, args := store.CheckpointListQuery(checkpointColumns, p)
+	q, args := store.CheckpointListQuery(p)
 	return db.PostgresQueryAll(ctx, d.db, q, args, scanCheckpoint)
 }
 

@@ -22,7 +22,7 @@ func (d *Driver) RetentionTx(ctx context.Context, fn func(store.RetentionTx) err
 type retentionTx struct{ tx pgx.Tx }
 
 func (r retentionTx) ChainStateForUpdate(ctx context.Context) (store.ChainState, error) {
-	return scanChainState(r.tx.QueryRow(ctx, chainStateQuery+` FOR UPDATE`))
+	return store.ScanChainState(r.tx.QueryRow(ctx, store.ChainStateQuery+` FOR UPDATE`))
 }
 
 // PrefixEnd reads the range from the primary key and filters on record_time, which has no index of its

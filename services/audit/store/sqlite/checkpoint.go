@@ -10,20 +10,10 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-const checkpointColumns = `id, sequence, hash, time, kind, anchor_sequence, anchor_hash, key_id, public_key, signed_text, signature`
-
-const chainStateQuery = `SELECT sequence, hash, anchor_sequence, anchor_hash FROM chain_head WHERE id = 1`
-
 // ChainState implements store.Driver: one row, read on a reader connection (a WAL snapshot).
 func (d *Driver) ChainState(ctx context.Context) (store.ChainState, error) {
-	st, err := scanChainState(d.db.Read.QueryRowContext(ctx, chainStateQuery))
+	st, err := store.ScanChainState(d.db.Read.QueryRowContext(ctx, store.ChainStateQuery))
 	return st, db.SQLiteError(err)
-}
-
-func scanChainState(row db.Scanner) (store.ChainState, error) {
-	var st store.ChainState
-	err := row.Scan(&st.HeadSeq, &st.HeadHash, &st.AnchorSeq, &st.AnchorHash)
-	return st, err
 }
 
 // CheckpointTx implements store.Driver. The writer's immediate transaction is the lock: checkpoints
@@ -35,7 +25,7 @@ func (d *Driver) CheckpointTx(ctx context.Context, fn func(store.CheckpointTx) e
 type checkpointTx struct{ tx *sql.Tx }
 
 func (c checkpointTx) ChainState(ctx context.Context) (store.ChainState, error) {
-	return scanChainState(c.tx.QueryRowContext(ctx, chainStateQuery))
+	return store.ScanChainState(c.tx.QueryRowContext(ctx, store.ChainStateQuery))
 }
 
 func (c checkpointTx) InsertCheckpoint(ctx context.Context, cp *store.Checkpoint) (int64, error) {
@@ -49,7 +39,7 @@ func (c checkpointTx) InsertCheckpoint(ctx context.Context, cp *store.Checkpoint
 
 // CheckpointGet implements store.Driver.
 func (d *Driver) CheckpointGet(ctx context.Context, id int64) (*store.Checkpoint, error) {
-	c, err := scanCheckpoint(d.db.Read.QueryRowContext(ctx, `SELECT `+checkpointColumns+` FROM checkpoints WHERE id = ?`, id))
+	c, err := scanCheckpoint(d.db.Read.QueryRowContext(ctx, `SELECT `+store.CheckpointColumns+` FROM checkpoints WHERE id = ?`, id))
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("checkpoint %d not found", id)
 	}
@@ -58,7 +48,7 @@ func (d *Driver) CheckpointGet(ctx context.Context, id int64) (*store.Checkpoint
 
 // CheckpointList implements store.Driver.
 func (d *Driver) CheckpointList(ctx context.Context, p store.CheckpointListParams) ([]*store.Checkpoint, error) {
-	q, args := store.CheckpointListQuery(checkpointColumns, p)
+	q, args := store.CheckpointListQuery(p)
 	return db.SQLiteQueryAll(ctx, d.db, q, args, scanCheckpoint)
 }
 

@@ -19,7 +19,7 @@ func (d *Driver) RetentionTx(ctx context.Context, fn func(store.RetentionTx) err
 type retentionTx struct{ tx *sql.Tx }
 
 func (r retentionTx) ChainStateForUpdate(ctx context.Context) (store.ChainState, error) {
-	return scanChainState(r.tx.QueryRowContext(ctx, chainStateQuery))
+	return store.ScanChainState(r.tx.QueryRowContext(ctx, store.ChainStateQuery))
 }
 
 // PrefixEnd reads the range from the primary key (sequence is the rowid) and filters on record_time,
