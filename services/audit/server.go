@@ -45,8 +45,9 @@ type Server struct {
 	keys *knownKeys
 	// append stores one checked event: the group committer in the service, the store directly here.
 	append func(ctx context.Context, p store.Pending) (store.Result, error)
-	// exports bounds the exports this server runs at once (export.go).
-	exports chan struct{}
+	// verifications and exports bound the whole-range reads this server runs at once (verify.go,
+	// export.go).
+	verifications, exports chan struct{}
 	// trustedKeys are the key ids whose checkpoints VerifyChain accepts (the signing key's and
 	// AUDIT_PREVIOUS_SIGNING_KEY_IDS); nil, for a server without a signing key, accepts each checkpoint's
 	// own stored key.
@@ -58,7 +59,7 @@ var _ auditv1.AuditServiceServer = (*Server)(nil)
 // NewServer returns a server over s.
 func NewServer(s store.Store, limits Limits) *Server {
 	srv := &Server{store: s, limits: limits, redact: newRedactor(DefaultRedactKeys), now: time.Now, keys: newKnownKeys(),
-		exports: make(chan struct{}, maxConcurrentExports)}
+		verifications: make(chan struct{}, maxConcurrentVerifications), exports: make(chan struct{}, maxConcurrentExports)}
 	srv.append = func(ctx context.Context, p store.Pending) (store.Result, error) { return appendOne(ctx, s, p) }
 	return srv
 }

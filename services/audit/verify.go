@@ -12,15 +12,14 @@ import (
 	"github.com/sergas/core/services/audit/store"
 )
 
-// maxConcurrentVerifications bounds the verifications a process runs at once: each reads the whole range
+// maxConcurrentVerifications bounds the verifications a server runs at once: each reads the whole range
 // from the database, and audit:read is the only gate, so a few callers could otherwise keep the
 // database busy reading. Further calls wait their turn (within their deadline).
 const maxConcurrentVerifications = 2
 
 var (
-	verifySlots = make(chan struct{}, maxConcurrentVerifications)
-	// verifications counts finished verifications by result, so that an alert can fire on a broken chain.
-	verifications = promauto.NewCounterVec(prometheus.CounterOpts{
+	// verificationsTotal counts finished verifications by result, so that an alert can fire on a broken chain.
+	verificationsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "audit_chain_verifications_total",
 		Help: "VerifyChain calls that finished, by result: valid, or the problem found (changed, missing, inserted, out_of_order, checkpoint_mismatch).",
 	}, []string{"result"})
@@ -44,8 +43,8 @@ var chainProblems = map[store.Problem]auditv1.ChainProblem{
 // error.
 func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
 	select {
-	case verifySlots <- struct{}{}:
-		defer func() { <-verifySlots }()
+	case s.verifications <- struct{}{}:
+		defer func() { <-s.verifications }()
 	case <-ctx.Done():
 		return nil, ctx.Err() // mapped to CANCELLED or DEADLINE_EXCEEDED
 	}
@@ -55,7 +54,7 @@ func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainReques
 	if err != nil {
 		return nil, err
 	}
-	verifications.WithLabelValues(verifyResult(v.Problem)).Inc()
+	verificationsTotal.WithLabelValues(verifyResult(v.Problem)).Inc()
 	return &auditv1.VerifyChainResponse{
 		Valid: v.Valid, StartSequence: v.Start, EndSequence: v.End,
 		EventsChecked: v.EventsChecked, CheckpointsChecked: v.CheckpointsChecked,
