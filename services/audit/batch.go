@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
@@ -26,12 +27,13 @@ func (s *Server) RecordEvents(ctx context.Context, req *auditv1.RecordEventsRequ
 		return nil, errs.Invalid("events must hold 1 to %d events, not %d", maxBatchEvents, n)
 	}
 	ps := make([]store.Pending, n)
+	answers := make([]*structpb.Struct, n)
 	for i, r := range req.GetEvents() {
-		e, err := s.eventFromRequest(ctx, r)
+		e, answer, err := s.eventFromRequest(ctx, r)
 		if err != nil {
 			return nil, atIndex(i, err)
 		}
-		ps[i] = store.Pending{Event: e, OccurGiven: r.GetOccurTime() != nil}
+		ps[i], answers[i] = store.Pending{Event: e, OccurGiven: r.GetOccurTime() != nil}, answer
 	}
 	res, err := s.store.AppendAll(ctx, ps)
 	if err != nil {
@@ -40,7 +42,7 @@ func (s *Server) RecordEvents(ctx context.Context, req *auditv1.RecordEventsRequ
 	resp := &auditv1.RecordEventsResponse{Results: make([]*auditv1.RecordEventResponse, n)}
 	for i, r := range res {
 		resp.Results[i] = &auditv1.RecordEventResponse{
-			Event:     s.recordedProto(r.Event, ps[i].Event.Metadata, req.GetEvents()[i].GetMetadata()),
+			Event:     recordedProto(r.Event, ps[i].Event.Metadata, answers[i]),
 			Duplicate: r.Duplicate,
 		}
 	}

@@ -60,35 +60,3 @@ func (r *redactor) secret(key string) bool {
 	}
 	return false
 }
-
-// redact replaces, in place, the value of every secret key of m at any depth (objects inside arrays
-// included) with redactedMarker, and reports whether it replaced any. m comes from structpb's AsMap, so
-// its depth has been checked and it holds only maps, slices and scalars.
-func (r *redactor) redact(m map[string]any) bool {
-	if len(r.suffixes) == 0 {
-		return false
-	}
-	return r.redactValue(m)
-}
-
-func (r *redactor) redactValue(v any) bool {
-	found := false
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if r.secret(k) {
-				v[k] = redactedMarker
-				found = true
-			} else if r.redactValue(e) {
-				found = true
-			}
-		}
-	case []any:
-		for _, e := range v {
-			if r.redactValue(e) {
-				found = true
-			}
-		}
-	}
-	return found
-}

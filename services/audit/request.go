@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"google.golang.org/protobuf/types/known/structpb"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +31,7 @@ const (
 const anonymous = "anonymous"
 
 // eventFromRequest checks req and builds the event to append, written by the caller of ctx.
-func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventRequest) (*store.Event, error) {
+func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventRequest) (*store.Event, *structpb.Struct, error) {
 	// Actor, action and resource are shown to people in lists and logs: no control characters, which
 	// could forge line breaks or terminal escapes.
 	if err := validate.First(
@@ -42,14 +43,14 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 		validate.Label("request_id", req.GetRequestId(), maxContextBytes, false),
 		validate.Label("source_service", req.GetSourceService(), maxContextBytes, false),
 	); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Unspecified is allowed: callers written before actor types existed do not set it.
 	if _, ok := auditv1.ActorType_name[int32(req.GetActorType())]; !ok {
-		return nil, errs.Invalid("actor_type is not a known value: AGENT, USER, SERVICE or unspecified")
+		return nil, nil, errs.Invalid("actor_type is not a known value: AGENT, USER, SERVICE or unspecified")
 	}
 	if _, ok := auditv1.Outcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == auditv1.Outcome_OUTCOME_UNSPECIFIED {
-		return nil, errs.Invalid("outcome is required: SUCCESS, FAILURE or DENIED")
+		return nil, nil, errs.Invalid("outcome is required: SUCCESS, FAILURE or DENIED")
 	}
 	principal := anonymous
 	if p := auth.FromContext(ctx); p != nil {
@@ -57,16 +58,16 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 	}
 	if validate.Text("principal", principal, maxPrincipalBytes, true) != nil {
 		// The credential names itself; the caller cannot fix it by changing the request.
-		return nil, errs.New(errs.KindFailedPrecondition, "the caller's identity cannot be recorded (at most %d bytes of UTF-8 without NUL)", maxPrincipalBytes)
+		return nil, nil, errs.New(errs.KindFailedPrecondition, "the caller's identity cannot be recorded (at most %d bytes of UTF-8 without NUL)", maxPrincipalBytes)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	occur, err := s.occurTime(req.GetOccurTime(), now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	meta, err := canonicalJSON(req.GetMetadata(), s.redact)
+	meta, answer, err := encodeMetadata(req.GetMetadata(), s.redact)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &store.Event{
 		ID: uuid.Must(uuid.NewV7()).String(), OccurTime: occur, RecordTime: now,
@@ -74,7 +75,7 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 		Outcome: int32(req.GetOutcome()), Metadata: meta, IdempotencyKey: req.GetIdempotencyKey(),
 		Principal: principal, ActorType: int32(req.GetActorType()), SessionID: req.GetSessionId(),
 		RequestID: req.GetRequestId(), SourceService: req.GetSourceService(),
-	}, nil
+	}, answer, nil
 }
 
 // occurTime returns the caller's occur_time, or now without one. It must lie in

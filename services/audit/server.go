@@ -66,7 +66,7 @@ func NewServer(s store.Store, limits Limits) *Server {
 
 // RecordEvent implements auditv1.AuditServiceServer.
 func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventRequest) (*auditv1.RecordEventResponse, error) {
-	e, err := s.eventFromRequest(ctx, req)
+	e, answer, err := s.eventFromRequest(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -78,18 +78,18 @@ func (s *Server) RecordEvent(ctx context.Context, req *auditv1.RecordEventReques
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	return &auditv1.RecordEventResponse{Event: s.recordedProto(res.Event, e.Metadata, req.GetMetadata()), Duplicate: res.Duplicate}, nil
+	return &auditv1.RecordEventResponse{Event: recordedProto(res.Event, e.Metadata, answer), Duplicate: res.Duplicate}, nil
 }
 
 // recordedProto is toProto for the event RecordEvent stored (or found stored) for a request whose
-// metadata, m, canonicalJSON encoded as text: when the stored event holds that text (a new event, or a
-// duplicate, whose content must be the same), its metadata is built from m instead of parsing the text
-// back (responseMetadata); the answer is the same as GetEvent's.
-func (s *Server) recordedProto(stored *store.Event, text string, m *structpb.Struct) *auditv1.Event {
+// metadata encodeMetadata encoded as text from answer: when the stored event holds that text (a new
+// event, or a duplicate, whose content must be the same), answer is its metadata, without parsing the
+// text back; the answer is the same as GetEvent's.
+func recordedProto(stored *store.Event, text string, answer *structpb.Struct) *auditv1.Event {
 	if stored.Metadata != text {
 		return toProto(stored)
 	}
-	return eventProto(stored, responseMetadata(m, s.redact))
+	return eventProto(stored, answer)
 }
 
 // GetEvent implements auditv1.AuditServiceServer.
