@@ -3,15 +3,10 @@ package benchserver_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -40,32 +35,7 @@ func TestAuditNoopPaysForTheSameGuardAsRecordEvent(t *testing.T) {
 			auth.HashAPIKey(writer), auth.HashAPIKey(reader)),
 		"RATE_LIMIT_PER_SECOND": "1", "RATE_LIMIT_BURST": "3",
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srvCtx, stop := context.WithCancel(ctx)
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() {
-		done <- benchserver.RunAudit(srvCtx, env, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { ready <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("bench server: %v", err)
-	case <-ctx.Done():
-		t.Fatal("bench server not listening within a minute")
-	}
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("bench server stopped with %v", err)
-		}
-	}()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := startBench(t, env, benchserver.RunAudit)
 	as := func(key string) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 	}

@@ -3,14 +3,10 @@ package benchserver_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -35,32 +31,7 @@ func TestNoopPaysForTheSameGuardAsGetAccessToken(t *testing.T) {
 		"RATE_LIMIT_READ_PER_SECOND": "1", "RATE_LIMIT_READ_BURST": "3",
 		"TOKEN_ENCRYPTION_KEYS": "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "TOKEN_REFRESHER_INTERVAL": "0",
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srvCtx, stop := context.WithCancel(ctx)
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() {
-		done <- benchserver.Run(srvCtx, env, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { ready <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("bench server: %v", err)
-	case <-ctx.Done():
-		t.Fatal("bench server not listening within a minute")
-	}
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("bench server stopped with %v", err)
-		}
-	}()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := startBench(t, env, benchserver.Run)
 	as := func(key string) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 	}
