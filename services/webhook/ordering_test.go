@@ -9,8 +9,8 @@ import (
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/webhook/store/postgres"
 )
 
