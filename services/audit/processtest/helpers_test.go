@@ -1,28 +1,21 @@
 package processtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
-	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/authtest"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/proctest"
 	"github.com/sergas/core/services/audit"
 	"github.com/sergas/core/services/audit/chain"
 	"github.com/sergas/core/services/audit/store"
@@ -30,181 +23,36 @@ import (
 	"github.com/sergas/core/services/audit/store/sqlite"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+func TestMain(m *testing.M) { proctest.Main(m) }
 
-// auditBinary builds sergas-audit once per test binary, into a directory removed at the end.
-func auditBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sergas-processtest-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sergas-audit")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/sergas/core/services/audit/cmd/sergas-audit")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build sergas-audit: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+var auditService = proctest.Service{Name: "audit", Package: "github.com/sergas/core/services/audit/cmd/sergas-audit"}
 
 // writerKey is an API key with audit:write and audit:read, and the AUTH_API_KEYS value that holds it.
 func writerKey(t *testing.T) (key, keys string) {
 	t.Helper()
-	key, err := auth.NewAPIKey("writer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, fmt.Sprintf(`{"keys":[{"id":"writer","sha256":%q,"scopes":["audit:write","audit:read"]}]}`, auth.HashAPIKey(key))
+	k := authtest.NewKey(t, "writer", "audit:write", "audit:read")
+	return k.Key, authtest.JSON(k)
 }
 
-// dbEnv is the environment that points sergas-audit at c's database.
-func dbEnv(c db.Config) map[string]string {
-	if c.Dialect == db.SQLite {
-		return map[string]string{"AUDIT_DATABASE_URL": "sqlite://" + c.SQLitePath}
-	}
-	return map[string]string{"AUDIT_DATABASE_URL": c.PostgresURL, "AUDIT_DATABASE_SCHEMA": c.Schema}
-}
-
-// proc is a running sergas-audit process.
-type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-	err  error // set once done is closed
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-// startAudit runs sergas-audit in production mode (API-key authentication with keys, plaintext
-// loopback, group commit at its defaults) with env on top, and waits until it serves gRPC. The process
-// is killed when the test ends, if it still runs.
-func startAudit(t *testing.T, keys string, env map[string]string) *proc {
+// startAudit runs sergas-audit (proctest.Service.Start: production mode, plaintext loopback) with
+// API-key authentication with keys, a fresh signing key, group commit at its defaults and the database
+// c, and waits until it serves gRPC.
+func startAudit(t *testing.T, keys string, c db.Config) *proctest.Proc {
 	t.Helper()
-	cmd := exec.Command(auditBinary(t))
 	signingKey := filepath.Join(t.TempDir(), "audit-signing-key.pem")
 	if _, err := audit.WriteSigningKeyFile(signingKey); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "AUDIT_SIGNING_KEY=" + signingKey,
-		"SERGAS_ENV=production", "TLS_DISABLED=true", "AUDIT_GRPC_ADDR=127.0.0.1:0", "AUTH_API_KEYS=" + keys,
-		"LOG_FORMAT=json", "LOG_LEVEL=info", "DATA_DIR=" + t.TempDir(),
-		// Far above what a test sends, so that the limiter never refuses a call.
-		"RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000",
-		"RATE_LIMIT_READ_PER_SECOND=1000000", "RATE_LIMIT_READ_BURST=1000000"}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.mu.Lock()
-			if p.logs.Len() < 1<<20 {
-				p.logs.Write(line)
-				p.logs.WriteByte('\n')
-			}
-			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "serving gRPC" && rec.Addr != "" {
-				select {
-				case ready <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	select {
-	case p.addr = <-ready:
-		return p
-	case <-p.done:
-		t.Fatalf("sergas-audit exited before serving: %v\n%s", p.err, p.log())
-	case <-time.After(time.Minute):
-		t.Fatalf("sergas-audit not serving within a minute\n%s", p.log())
-	}
-	return nil
+	env := auditService.DatabaseEnv(c)
+	env["AUDIT_SIGNING_KEY"] = signingKey
+	env["AUTH_API_KEYS"] = keys
+	return auditService.Start(t, env)
 }
 
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// kill sends SIGKILL and waits (bounded) until the process is gone.
-func (p *proc) kill(t *testing.T) {
+// auditClient connects to p; the connection closes when the test ends.
+func auditClient(t *testing.T, p *proctest.Proc) auditv1.AuditServiceClient {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("sergas-audit still running 30s after SIGKILL")
-	}
-}
-
-// stop sends SIGTERM and waits (bounded) for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Errorf("sergas-audit stopped with %v\n%s", p.err, p.log())
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("sergas-audit did not stop within a minute of SIGTERM")
-	}
-}
-
-// client connects to p with key; the connection closes when the test ends.
-func (p *proc) client(t *testing.T) auditv1.AuditServiceClient {
-	t.Helper()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return auditv1.NewAuditServiceClient(conn)
+	return auditv1.NewAuditServiceClient(p.Conn(t))
 }
 
 func withKey(ctx context.Context, key string) context.Context {

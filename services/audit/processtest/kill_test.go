@@ -27,8 +27,8 @@ func TestKillDuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 			ctx, cancel := context.WithTimeout(withKey(context.Background(), key), 3*time.Minute)
 			defer cancel()
 
-			p := startAudit(t, keys, dbEnv(c))
-			client := p.client(t)
+			p := startAudit(t, keys, c)
+			client := auditClient(t, p)
 			var (
 				mu     sync.Mutex
 				acks   []acked
@@ -77,7 +77,7 @@ func TestKillDuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 			}
 			// Kill once appends are well under way (and certainly before the writers run out of calls).
 			testutil.Eventually(t, time.Minute, "500 acknowledged events", func() bool { return count.Load() >= 500 })
-			p.kill(t)
+			p.Kill(t)
 			done := make(chan struct{})
 			go func() { wg.Wait(); close(done) }()
 			select {
@@ -90,8 +90,8 @@ func TestKillDuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 			}
 
 			// Restart on the same database: everything acknowledged is there, the chain verifies.
-			p = startAudit(t, keys, dbEnv(c))
-			client = p.client(t)
+			p = startAudit(t, keys, c)
+			client = auditClient(t, p)
 			stored := storedChain(t, c)
 			checkAcked(t, stored, acks)
 			t.Logf("%d events acknowledged before the kill, %d stored", len(acks), len(stored))
@@ -110,7 +110,7 @@ func TestKillDuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 					acks = append(acks, ackOf(r.GetEvent()))
 				}
 			}
-			p.stop(t)
+			p.Stop(t)
 			stored = storedChain(t, c)
 			checkAcked(t, stored, acks)
 			if len(stored) != sent {

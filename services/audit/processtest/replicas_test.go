@@ -10,6 +10,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/proctest"
 )
 
 // TestThreeProcessesAppendOneChain: three sergas-audit processes on one PostgreSQL schema (replicas),
@@ -21,11 +22,11 @@ func TestThreeProcessesAppendOneChain(t *testing.T) {
 	c := dbtest.Config(t, db.Postgres)
 	key, keys := writerKey(t)
 	// The three start together, so that they also migrate the new schema at the same time.
-	procs := make([]*proc, 3)
+	procs := make([]*proctest.Proc, 3)
 	var wg sync.WaitGroup
 	for i := range procs {
 		wg.Add(1)
-		go func() { defer wg.Done(); procs[i] = startAudit(t, keys, dbEnv(c)) }()
+		go func() { defer wg.Done(); procs[i] = startAudit(t, keys, c) }()
 	}
 	wg.Wait()
 	if t.Failed() {
@@ -41,7 +42,7 @@ func TestThreeProcessesAppendOneChain(t *testing.T) {
 		errs []error
 	)
 	for p, pr := range procs {
-		client := pr.client(t)
+		client := auditClient(t, pr)
 		for w := range writers {
 			wg.Add(1)
 			go func() {
@@ -98,7 +99,7 @@ func TestThreeProcessesAppendOneChain(t *testing.T) {
 
 	// Idempotency holds across replicas: the first writer's first event, sent again to the third process.
 	first := request("p0w0", 0)
-	again, err := procs[2].client(t).RecordEvent(ctx, first)
+	again, err := auditClient(t, procs[2]).RecordEvent(ctx, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +113,6 @@ func TestThreeProcessesAppendOneChain(t *testing.T) {
 		t.Fatalf("resent to another replica: duplicate=%v sequence %d, want the first event's %d", again.GetDuplicate(), again.GetEvent().GetSequence(), orig.sequence)
 	}
 	for _, p := range procs {
-		p.stop(t)
+		p.Stop(t)
 	}
 }
