@@ -1,0 +1,266 @@
+// Package groupcommit gathers concurrent calls into batches that one function commits together: one
+// transaction (one fsync on SQLite, one commit round trip on PostgreSQL) for many callers, each answered
+// with its own result only after that commit.
+//
+// A Committer runs as a background worker (Run). While it does not run (before the platform starts it,
+// after it stopped, or in a process that serves without workers) each call is committed on its own, by
+// the same function, so callers never depend on the worker for correctness, only for throughput.
+package groupcommit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sergas/core/internal/errs"
+)
+
+// Config bounds how calls are gathered.
+type Config struct {
+	// MaxBatch is the most calls one commit carries; 1 (or less) commits each call on its own.
+	MaxBatch int
+	// Window is how long the committer waits for a batch to fill while calls arrive together, that is
+	// after a batch of more than one, until a window passes with no call; calls that come one at a time
+	// are committed at once.
+	Window time.Duration
+	// Timeout bounds one commit, whoever waits on it (default 30 s). The commit does not run on any
+	// caller's context: one caller going away must not fail the others' commit.
+	Timeout time.Duration
+}
+
+// Func commits a batch and returns one result per input, in order, or one error for the whole batch
+// (then nothing of it may be committed: the batch is one transaction).
+type Func[In, Out any] func(ctx context.Context, batch []In) ([]Out, error)
+
+// Committer gathers calls to one Func.
+type Committer[In, Out any] struct {
+	name   string
+	cfg    Config
+	commit Func[In, Out]
+	// split reports whether a failed batch is worth committing again in halves, so that the one input
+	// the database refuses fails alone; not for an outage, which smaller batches would only repeat.
+	split func(error) bool
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	running bool
+	// queue holds accepted calls in arrival order. It is not bounded here: each call is a request
+	// waiting for its answer, so the server's limits on concurrent requests bound it.
+	queue []*call[In, Out]
+	wake  chan struct{} // the queue became non-empty
+	full  chan struct{} // the queue reached MaxBatch
+}
+
+type call[In, Out any] struct {
+	ctx  context.Context
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+// New returns a committer of commit named name (in log lines). split decides which failed batches are
+// split in halves and retried (see Committer.split); nil never splits.
+func New[In, Out any](name string, cfg Config, commit Func[In, Out], split func(error) bool, log *slog.Logger) *Committer[In, Out] {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if split == nil {
+		split = func(error) bool { return false }
+	}
+	return &Committer[In, Out]{name: name, cfg: cfg, commit: commit, split: split, log: log,
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1)}
+}
+
+// Do commits in, with others gathered at the same time when the committer runs, and returns its result
+// once that commit is done. When ctx ends first the caller gets ctx's error and in may or may not be
+// committed (it may already be in a transaction); a result is never returned unless its commit
+// succeeded.
+func (c *Committer[In, Out]) Do(ctx context.Context, in In) (Out, error) {
+	c.mu.Lock()
+	if !c.running || c.cfg.MaxBatch <= 1 {
+		c.mu.Unlock()
+		return c.one(ctx, in)
+	}
+	cl := &call[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
+	c.queue = append(c.queue, cl)
+	signal(c.wake)
+	if len(c.queue) >= c.cfg.MaxBatch {
+		signal(c.full)
+	}
+	c.mu.Unlock()
+	select {
+	case <-cl.done:
+		return cl.out, cl.err
+	case <-ctx.Done():
+		var zero Out
+		return zero, ctx.Err()
+	}
+}
+
+// Queued is how many accepted calls wait for a batch (for tests and metrics).
+func (c *Committer[In, Out]) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// one commits in alone, on the caller's context (no one else shares the transaction).
+func (c *Committer[In, Out]) one(ctx context.Context, in In) (Out, error) {
+	var zero Out
+	out, err := c.commit(ctx, []In{in})
+	if err != nil {
+		return zero, err
+	}
+	if len(out) != 1 {
+		return zero, errs.New(errs.KindInternal, "%s: commit returned %d results for 1 input", c.name, len(out))
+	}
+	return out[0], nil
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run commits gathered batches until ctx ends, then commits everything it accepted before returning
+// (the drain), after which calls are committed one by one.
+func (c *Committer[In, Out]) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.running = true
+	c.mu.Unlock()
+	defer c.drain()
+	gathered := false // the last batch held more than one call: callers are arriving together
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wake:
+		}
+		for range 1 << 20 { // bounded: each round takes at least one call, or ends the loop
+			if ctx.Err() != nil {
+				return nil
+			}
+			if gathered && c.cfg.Window > 0 {
+				c.waitFull(ctx)
+			}
+			batch := c.take()
+			if len(batch) == 0 {
+				gathered = false // nothing came within the window: the next call, alone, goes at once
+				break
+			}
+			gathered = len(batch) > 1
+			c.commitBatch(batch)
+		}
+	}
+}
+
+// waitFull waits until the queue holds a full batch, the window has passed, or ctx ends.
+func (c *Committer[In, Out]) waitFull(ctx context.Context) {
+	c.mu.Lock()
+	n := len(c.queue)
+	c.mu.Unlock()
+	if n >= c.cfg.MaxBatch {
+		return
+	}
+	t := time.NewTimer(c.cfg.Window)
+	defer t.Stop()
+	select {
+	case <-c.full:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// take removes up to MaxBatch calls from the head of the queue.
+func (c *Committer[In, Out]) take() []*call[In, Out] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.queue), c.cfg.MaxBatch)
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil // let the backing array go
+	}
+	// A stale signal would end the next wait early; the queue's state is read again anyway.
+	select {
+	case <-c.full:
+	default:
+	}
+	return batch
+}
+
+// drain stops accepting calls and commits those accepted.
+func (c *Committer[In, Out]) drain() {
+	c.mu.Lock()
+	c.running = false
+	rest := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for len(rest) > 0 {
+		n := min(len(rest), c.cfg.MaxBatch)
+		c.commitBatch(rest[:n])
+		rest = rest[n:]
+	}
+}
+
+// commitBatch commits batch and answers every call. A call whose caller has gone is left out (it was
+// answered with its context's error and never committed). When the commit fails and split allows, the
+// batch is split in halves and each half tried on its own, down to single calls, so that an input the
+// database refuses fails alone; an outage fails the whole batch at once instead of retrying each input
+// against a database that is not there.
+func (c *Committer[In, Out]) commitBatch(batch []*call[In, Out]) {
+	live := batch[:0:0]
+	for _, cl := range batch {
+		if err := cl.ctx.Err(); err != nil {
+			cl.err = err
+			close(cl.done)
+			continue
+		}
+		live = append(live, cl)
+	}
+	if len(live) == 0 {
+		return
+	}
+	answered := false
+	defer func() {
+		// A panic in the commit must not leave callers waiting: they learn it failed, then the panic goes
+		// on to the worker's supervisor, which restarts the worker.
+		if !answered {
+			for _, cl := range live {
+				cl.err = errs.New(errs.KindInternal, "%s: the commit failed", c.name)
+				close(cl.done)
+			}
+		}
+	}()
+	ins := make([]In, len(live))
+	for i, cl := range live {
+		ins[i] = cl.in
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	outs, err := c.commit(ctx, ins)
+	cancel()
+	if err == nil && len(outs) != len(live) {
+		err = errs.New(errs.KindInternal, "%s: commit returned %d results for %d inputs", c.name, len(outs), len(live))
+	}
+	if err != nil && len(live) > 1 && c.split(err) {
+		c.log.Warn("group commit failed; retrying the batch in halves", "committer", c.name, "calls", len(live), "error", err.Error())
+		answered = true
+		half := len(live) / 2
+		c.commitBatch(live[:half])
+		c.commitBatch(live[half:])
+		return
+	}
+	for i, cl := range live {
+		if err != nil {
+			cl.err = err
+		} else {
+			cl.out = outs[i]
+		}
+		close(cl.done)
+	}
+	answered = true
+}
