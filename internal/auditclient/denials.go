@@ -20,10 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -31,6 +28,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/clientaddr"
+	"github.com/sergas/core/internal/lazyconn"
 )
 
 var (
@@ -41,56 +39,19 @@ var (
 // Client is a connection to the audit service that authenticates with an API key (which needs
 // audit:write; empty when the client certificate is mapped to that scope instead). It can be created
 // before the audit service's address is known and connected later.
-type Client struct {
-	apiKey string
-	mu     sync.Mutex
-	client auditv1.AuditServiceClient
-	conn   *grpc.ClientConn
-	ready  chan struct{}
-}
+type Client struct{ *lazyconn.Conn }
 
 // NewClient returns an unconnected client.
-func NewClient(apiKey string) *Client { return &Client{apiKey: apiKey, ready: make(chan struct{})} }
-
-// Connect dials the audit service; calls made before it wait or fail as Unavailable.
-func (c *Client) Connect(endpoint string, creds credentials.TransportCredentials) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.conn, c.client = conn, auditv1.NewAuditServiceClient(conn)
-	c.mu.Unlock()
-	close(c.ready)
-	return nil
-}
-
-// Ready is closed once Connect has been called.
-func (c *Client) Ready() <-chan struct{} { return c.ready }
+func NewClient(apiKey string) *Client { return &Client{lazyconn.New("audit", apiKey)} }
 
 // Record appends one event.
 func (c *Client) Record(ctx context.Context, req *auditv1.RecordEventRequest) error {
-	c.mu.Lock()
-	client := c.client
-	c.mu.Unlock()
-	if client == nil {
-		return status.Error(codes.Unavailable, "audit service not connected yet")
+	conn, ctx, err := c.Get(ctx)
+	if err != nil {
+		return err
 	}
-	if c.apiKey != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.apiKey)
-	}
-	_, err := client.RecordEvent(ctx, req)
+	_, err = auditv1.NewAuditServiceClient(conn).RecordEvent(ctx, req)
 	return err
-}
-
-// Close closes the connection.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn != nil {
-		return c.conn.Close()
-	}
-	return nil
 }
 
 // DefaultInterval is how often summed-up refusals are sent.

@@ -1,11 +1,7 @@
 package token
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/keyring"
@@ -41,28 +37,5 @@ func (s sealer) open(k store.Key, column string, sealed []byte) (string, error) 
 
 // loadKeyring parses the spec, or reads (creating once, mode 0600) the development key file.
 func loadKeyring(spec, devFile string) (*keyring.Keyring, error) {
-	if spec == "" && devFile != "" {
-		raw, err := os.ReadFile(devFile)
-		switch {
-		case err == nil:
-			spec = strings.TrimSpace(string(raw))
-		case errors.Is(err, os.ErrNotExist):
-			if spec, err = keyring.NewKeySpec("dev"); err != nil {
-				return nil, err
-			}
-			if err := os.MkdirAll(filepath.Dir(devFile), 0o700); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(devFile, []byte(spec+"\n"), 0o600); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, err
-		}
-	}
-	ring, err := keyring.Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("TOKEN_ENCRYPTION_KEYS: %w", err)
-	}
-	return ring, nil
+	return keyring.Load("TOKEN_ENCRYPTION_KEYS", spec, devFile)
 }
