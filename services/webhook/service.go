@@ -134,6 +134,13 @@ var Policy = auth.Policy{
 		webhookv1.WebhookService_Ingest_FullMethodName:     auth.ScopeWebhookIngest,
 		webhookv1.WebhookService_GetEvent_FullMethodName:   auth.ScopeWebhookRead,
 		webhookv1.WebhookService_ListEvents_FullMethodName: auth.ScopeWebhookRead,
+		// Channels: reading them needs webhook:read; enabling, renewing and disabling act at Zoho with a
+		// connection's token, so they need webhook:admin.
+		webhookv1.WebhookService_CreateChannel_FullMethodName:  auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_GetChannel_FullMethodName:     auth.ScopeWebhookRead,
+		webhookv1.WebhookService_ListChannels_FullMethodName:   auth.ScopeWebhookRead,
+		webhookv1.WebhookService_RenewChannel_FullMethodName:   auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_DisableChannel_FullMethodName: auth.ScopeWebhookAdmin,
 	},
 }
 

@@ -87,6 +87,67 @@ func (EventStatus) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{0}
 }
 
+// ChannelState is where a Zoho CRM notification channel stands.
+type ChannelState int32
+
+const (
+	// Not set; used in filters to mean "any state".
+	ChannelState_CHANNEL_STATE_UNSPECIFIED ChannelState = 0
+	// Enabled at Zoho and renewed in time.
+	ChannelState_CHANNEL_STATE_ACTIVE ChannelState = 1
+	// The last renewal failed and the channel has not expired yet; renewal is retried.
+	ChannelState_CHANNEL_STATE_FAILING ChannelState = 2
+	// The expiry passed without a successful renewal: Zoho sends nothing until a renewal succeeds.
+	ChannelState_CHANNEL_STATE_EXPIRED ChannelState = 3
+	// Disabled by DisableChannel: its notifications are refused and it is not renewed.
+	ChannelState_CHANNEL_STATE_DISABLED ChannelState = 4
+)
+
+// Enum value maps for ChannelState.
+var (
+	ChannelState_name = map[int32]string{
+		0: "CHANNEL_STATE_UNSPECIFIED",
+		1: "CHANNEL_STATE_ACTIVE",
+		2: "CHANNEL_STATE_FAILING",
+		3: "CHANNEL_STATE_EXPIRED",
+		4: "CHANNEL_STATE_DISABLED",
+	}
+	ChannelState_value = map[string]int32{
+		"CHANNEL_STATE_UNSPECIFIED": 0,
+		"CHANNEL_STATE_ACTIVE":      1,
+		"CHANNEL_STATE_FAILING":     2,
+		"CHANNEL_STATE_EXPIRED":     3,
+		"CHANNEL_STATE_DISABLED":    4,
+	}
+)
+
+func (x ChannelState) Enum() *ChannelState {
+	p := new(ChannelState)
+	*p = x
+	return p
+}
+
+func (x ChannelState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChannelState) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_webhook_v1_webhook_proto_enumTypes[1].Descriptor()
+}
+
+func (ChannelState) Type() protoreflect.EnumType {
+	return &file_sergas_webhook_v1_webhook_proto_enumTypes[1]
+}
+
+func (x ChannelState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChannelState.Descriptor instead.
+func (ChannelState) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{1}
+}
+
 // Header is one HTTP request header as the sender sent it.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -708,6 +769,702 @@ func (x *ListEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Channel is a Zoho CRM notification channel the service manages. Its token is never returned.
+type Channel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zoho's channel id: digits, chosen by the service unless given at creation.
+	ChannelId string `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// The zoho-crm source whose URL receives the notifications.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// The token-service connection (provider "zoho") whose access token manages the channel at Zoho.
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// What Zoho notifies: "<Module>.<operation>" with operation all, create, edit or delete, for example
+	// "Deals.all" or "Contacts.create".
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// Where Zoho sends the notifications.
+	NotifyUrl string `protobuf:"bytes,5,opt,name=notify_url,json=notifyUrl,proto3" json:"notify_url,omitempty"`
+	// Whether Zoho sends the new values of the affected fields.
+	ReturnAffectedFieldValues bool `protobuf:"varint,6,opt,name=return_affected_field_values,json=returnAffectedFieldValues,proto3" json:"return_affected_field_values,omitempty"`
+	// Where the channel stands.
+	State ChannelState `protobuf:"varint,7,opt,name=state,proto3,enum=sergas.webhook.v1.ChannelState" json:"state,omitempty"`
+	// When Zoho stops notifying unless the channel is renewed.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// When the channel was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the channel last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When the channel was last renewed at Zoho; unset before the first renewal.
+	RenewTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=renew_time,json=renewTime,proto3" json:"renew_time,omitempty"`
+	// Renewals that failed since the last success.
+	FailedRenewals int32 `protobuf:"varint,12,opt,name=failed_renewals,json=failedRenewals,proto3" json:"failed_renewals,omitempty"`
+	// Why the last renewal failed; empty after a success. Never holds a token or secret.
+	LastError     string `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Channel) Reset() {
+	*x = Channel{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Channel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Channel) ProtoMessage() {}
+
+func (x *Channel) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Channel.ProtoReflect.Descriptor instead.
+func (*Channel) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Channel) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *Channel) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Channel) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *Channel) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Channel) GetNotifyUrl() string {
+	if x != nil {
+		return x.NotifyUrl
+	}
+	return ""
+}
+
+func (x *Channel) GetReturnAffectedFieldValues() bool {
+	if x != nil {
+		return x.ReturnAffectedFieldValues
+	}
+	return false
+}
+
+func (x *Channel) GetState() ChannelState {
+	if x != nil {
+		return x.State
+	}
+	return ChannelState_CHANNEL_STATE_UNSPECIFIED
+}
+
+func (x *Channel) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Channel) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Channel) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Channel) GetRenewTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RenewTime
+	}
+	return nil
+}
+
+func (x *Channel) GetFailedRenewals() int32 {
+	if x != nil {
+		return x.FailedRenewals
+	}
+	return 0
+}
+
+func (x *Channel) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// CreateChannelRequest describes a channel to enable.
+type CreateChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zoho's channel id (1-18 digits); the service chooses one when empty.
+	ChannelId string `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// A configured source with scheme zoho-crm.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// The token-service connection (provider "zoho") to manage the channel with.
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// "<Module>.<operation>" entries (1-50), operation all, create, edit or delete.
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// Where Zoho sends notifications (http or https); when empty, WEBHOOK_PUBLIC_URL + "/webhooks/" + source.
+	NotifyUrl string `protobuf:"bytes,5,opt,name=notify_url,json=notifyUrl,proto3" json:"notify_url,omitempty"`
+	// Ask Zoho for the new values of affected fields.
+	ReturnAffectedFieldValues bool `protobuf:"varint,6,opt,name=return_affected_field_values,json=returnAffectedFieldValues,proto3" json:"return_affected_field_values,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *CreateChannelRequest) Reset() {
+	*x = CreateChannelRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateChannelRequest) ProtoMessage() {}
+
+func (x *CreateChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateChannelRequest.ProtoReflect.Descriptor instead.
+func (*CreateChannelRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *CreateChannelRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *CreateChannelRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *CreateChannelRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *CreateChannelRequest) GetNotifyUrl() string {
+	if x != nil {
+		return x.NotifyUrl
+	}
+	return ""
+}
+
+func (x *CreateChannelRequest) GetReturnAffectedFieldValues() bool {
+	if x != nil {
+		return x.ReturnAffectedFieldValues
+	}
+	return false
+}
+
+// CreateChannelResponse returns the enabled channel.
+type CreateChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel as stored.
+	Channel       *Channel `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateChannelResponse) Reset() {
+	*x = CreateChannelResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateChannelResponse) ProtoMessage() {}
+
+func (x *CreateChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateChannelResponse.ProtoReflect.Descriptor instead.
+func (*CreateChannelResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+// GetChannelRequest names one channel.
+type GetChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel id.
+	ChannelId     string `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChannelRequest) Reset() {
+	*x = GetChannelRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChannelRequest) ProtoMessage() {}
+
+func (x *GetChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChannelRequest.ProtoReflect.Descriptor instead.
+func (*GetChannelRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// GetChannelResponse returns one channel.
+type GetChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel.
+	Channel       *Channel `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChannelResponse) Reset() {
+	*x = GetChannelResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChannelResponse) ProtoMessage() {}
+
+func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChannelResponse.ProtoReflect.Descriptor instead.
+func (*GetChannelResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+// ListChannelsRequest filters and pages channels.
+type ListChannelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only channels of this source when set.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Only channels in this state when set.
+	State ChannelState `protobuf:"varint,2,opt,name=state,proto3,enum=sergas.webhook.v1.ChannelState" json:"state,omitempty"`
+	// At most this many channels (1-1000); 100 when zero.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous response with the same filters.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsRequest) Reset() {
+	*x = ListChannelsRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsRequest) ProtoMessage() {}
+
+func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListChannelsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListChannelsRequest) GetState() ChannelState {
+	if x != nil {
+		return x.State
+	}
+	return ChannelState_CHANNEL_STATE_UNSPECIFIED
+}
+
+func (x *ListChannelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListChannelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListChannelsResponse is one page of channels.
+type ListChannelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channels.
+	Channels []*Channel `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsResponse) Reset() {
+	*x = ListChannelsResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsResponse) ProtoMessage() {}
+
+func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListChannelsResponse) GetChannels() []*Channel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *ListChannelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RenewChannelRequest names a channel to renew now.
+type RenewChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel id.
+	ChannelId     string `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewChannelRequest) Reset() {
+	*x = RenewChannelRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewChannelRequest) ProtoMessage() {}
+
+func (x *RenewChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewChannelRequest.ProtoReflect.Descriptor instead.
+func (*RenewChannelRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RenewChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// RenewChannelResponse returns the renewed channel.
+type RenewChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel after the renewal.
+	Channel       *Channel `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewChannelResponse) Reset() {
+	*x = RenewChannelResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewChannelResponse) ProtoMessage() {}
+
+func (x *RenewChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewChannelResponse.ProtoReflect.Descriptor instead.
+func (*RenewChannelResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RenewChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+// DisableChannelRequest names a channel to disable.
+type DisableChannelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel id.
+	ChannelId     string `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableChannelRequest) Reset() {
+	*x = DisableChannelRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableChannelRequest) ProtoMessage() {}
+
+func (x *DisableChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableChannelRequest.ProtoReflect.Descriptor instead.
+func (*DisableChannelRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DisableChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// DisableChannelResponse returns the disabled channel.
+type DisableChannelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel after disabling.
+	Channel       *Channel `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableChannelResponse) Reset() {
+	*x = DisableChannelResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableChannelResponse) ProtoMessage() {}
+
+func (x *DisableChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableChannelResponse.ProtoReflect.Descriptor instead.
+func (*DisableChannelResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DisableChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
 var File_sergas_webhook_v1_webhook_proto protoreflect.FileDescriptor
 
 const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
@@ -763,19 +1520,88 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"event_type\x18\a \x01(\tR\teventType\"n\n" +
 	"\x12ListEventsResponse\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.sergas.webhook.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xb5\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xce\x04\n" +
+	"\aChannel\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x1d\n" +
+	"\n" +
+	"notify_url\x18\x05 \x01(\tR\tnotifyUrl\x12?\n" +
+	"\x1creturn_affected_field_values\x18\x06 \x01(\bR\x19returnAffectedFieldValues\x125\n" +
+	"\x05state\x18\a \x01(\x0e2\x1f.sergas.webhook.v1.ChannelStateR\x05state\x12;\n" +
+	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x129\n" +
+	"\n" +
+	"renew_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\trenewTime\x12'\n" +
+	"\x0ffailed_renewals\x18\f \x01(\x05R\x0efailedRenewals\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\r \x01(\tR\tlastError\"\xea\x01\n" +
+	"\x14CreateChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x1d\n" +
+	"\n" +
+	"notify_url\x18\x05 \x01(\tR\tnotifyUrl\x12?\n" +
+	"\x1creturn_affected_field_values\x18\x06 \x01(\bR\x19returnAffectedFieldValues\"M\n" +
+	"\x15CreateChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel\"2\n" +
+	"\x11GetChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"J\n" +
+	"\x12GetChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel\"\xa0\x01\n" +
+	"\x13ListChannelsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x125\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1f.sergas.webhook.v1.ChannelStateR\x05state\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"v\n" +
+	"\x14ListChannelsResponse\x126\n" +
+	"\bchannels\x18\x01 \x03(\v2\x1a.sergas.webhook.v1.ChannelR\bchannels\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"4\n" +
+	"\x13RenewChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"L\n" +
+	"\x14RenewChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel\"6\n" +
+	"\x15DisableChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"N\n" +
+	"\x16DisableChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel*\xb5\x01\n" +
 	"\vEventStatus\x12\x1c\n" +
 	"\x18EVENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14EVENT_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17EVENT_STATUS_PROCESSING\x10\x02\x12\x1a\n" +
 	"\x16EVENT_STATUS_DELIVERED\x10\x03\x12\x17\n" +
 	"\x13EVENT_STATUS_FAILED\x10\x04\x12\x1c\n" +
-	"\x18EVENT_STATUS_DEAD_LETTER\x10\x052\x8f\x02\n" +
+	"\x18EVENT_STATUS_DEAD_LETTER\x10\x05*\x99\x01\n" +
+	"\fChannelState\x12\x1d\n" +
+	"\x19CHANNEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CHANNEL_STATE_ACTIVE\x10\x01\x12\x19\n" +
+	"\x15CHANNEL_STATE_FAILING\x10\x02\x12\x19\n" +
+	"\x15CHANNEL_STATE_EXPIRED\x10\x03\x12\x1a\n" +
+	"\x16CHANNEL_STATE_DISABLED\x10\x042\xf7\x05\n" +
 	"\x0eWebhookService\x12M\n" +
 	"\x06Ingest\x12 .sergas.webhook.v1.IngestRequest\x1a!.sergas.webhook.v1.IngestResponse\x12S\n" +
 	"\bGetEvent\x12\".sergas.webhook.v1.GetEventRequest\x1a#.sergas.webhook.v1.GetEventResponse\x12Y\n" +
 	"\n" +
-	"ListEvents\x12$.sergas.webhook.v1.ListEventsRequest\x1a%.sergas.webhook.v1.ListEventsResponseB\xc6\x01\n" +
+	"ListEvents\x12$.sergas.webhook.v1.ListEventsRequest\x1a%.sergas.webhook.v1.ListEventsResponse\x12b\n" +
+	"\rCreateChannel\x12'.sergas.webhook.v1.CreateChannelRequest\x1a(.sergas.webhook.v1.CreateChannelResponse\x12Y\n" +
+	"\n" +
+	"GetChannel\x12$.sergas.webhook.v1.GetChannelRequest\x1a%.sergas.webhook.v1.GetChannelResponse\x12_\n" +
+	"\fListChannels\x12&.sergas.webhook.v1.ListChannelsRequest\x1a'.sergas.webhook.v1.ListChannelsResponse\x12_\n" +
+	"\fRenewChannel\x12&.sergas.webhook.v1.RenewChannelRequest\x1a'.sergas.webhook.v1.RenewChannelResponse\x12e\n" +
+	"\x0eDisableChannel\x12(.sergas.webhook.v1.DisableChannelRequest\x1a).sergas.webhook.v1.DisableChannelResponseB\xc6\x01\n" +
 	"\x15com.sergas.webhook.v1B\fWebhookProtoP\x01Z9github.com/sergas/core/gen/go/sergas/webhook/v1;webhookv1\xa2\x02\x03SWX\xaa\x02\x11Sergas.Webhook.V1\xca\x02\x11Sergas\\Webhook\\V1\xe2\x02\x1dSergas\\Webhook\\V1\\GPBMetadata\xea\x02\x13Sergas::Webhook::V1b\x06proto3"
 
 var (
@@ -790,41 +1616,74 @@ func file_sergas_webhook_v1_webhook_proto_rawDescGZIP() []byte {
 	return file_sergas_webhook_v1_webhook_proto_rawDescData
 }
 
-var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_sergas_webhook_v1_webhook_proto_goTypes = []any{
-	(EventStatus)(0),              // 0: sergas.webhook.v1.EventStatus
-	(*Header)(nil),                // 1: sergas.webhook.v1.Header
-	(*Event)(nil),                 // 2: sergas.webhook.v1.Event
-	(*IngestRequest)(nil),         // 3: sergas.webhook.v1.IngestRequest
-	(*IngestResponse)(nil),        // 4: sergas.webhook.v1.IngestResponse
-	(*GetEventRequest)(nil),       // 5: sergas.webhook.v1.GetEventRequest
-	(*GetEventResponse)(nil),      // 6: sergas.webhook.v1.GetEventResponse
-	(*ListEventsRequest)(nil),     // 7: sergas.webhook.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 8: sergas.webhook.v1.ListEventsResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(EventStatus)(0),               // 0: sergas.webhook.v1.EventStatus
+	(ChannelState)(0),              // 1: sergas.webhook.v1.ChannelState
+	(*Header)(nil),                 // 2: sergas.webhook.v1.Header
+	(*Event)(nil),                  // 3: sergas.webhook.v1.Event
+	(*IngestRequest)(nil),          // 4: sergas.webhook.v1.IngestRequest
+	(*IngestResponse)(nil),         // 5: sergas.webhook.v1.IngestResponse
+	(*GetEventRequest)(nil),        // 6: sergas.webhook.v1.GetEventRequest
+	(*GetEventResponse)(nil),       // 7: sergas.webhook.v1.GetEventResponse
+	(*ListEventsRequest)(nil),      // 8: sergas.webhook.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 9: sergas.webhook.v1.ListEventsResponse
+	(*Channel)(nil),                // 10: sergas.webhook.v1.Channel
+	(*CreateChannelRequest)(nil),   // 11: sergas.webhook.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),  // 12: sergas.webhook.v1.CreateChannelResponse
+	(*GetChannelRequest)(nil),      // 13: sergas.webhook.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),     // 14: sergas.webhook.v1.GetChannelResponse
+	(*ListChannelsRequest)(nil),    // 15: sergas.webhook.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),   // 16: sergas.webhook.v1.ListChannelsResponse
+	(*RenewChannelRequest)(nil),    // 17: sergas.webhook.v1.RenewChannelRequest
+	(*RenewChannelResponse)(nil),   // 18: sergas.webhook.v1.RenewChannelResponse
+	(*DisableChannelRequest)(nil),  // 19: sergas.webhook.v1.DisableChannelRequest
+	(*DisableChannelResponse)(nil), // 20: sergas.webhook.v1.DisableChannelResponse
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
 }
 var file_sergas_webhook_v1_webhook_proto_depIdxs = []int32{
 	0,  // 0: sergas.webhook.v1.Event.status:type_name -> sergas.webhook.v1.EventStatus
-	1,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
-	9,  // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	9,  // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
-	1,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
-	2,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
+	2,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
+	21, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	21, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
+	21, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
+	3,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
 	0,  // 7: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
-	2,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
-	3,  // 9: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
-	5,  // 10: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
-	7,  // 11: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
-	4,  // 12: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
-	6,  // 13: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
-	8,  // 14: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
+	1,  // 9: sergas.webhook.v1.Channel.state:type_name -> sergas.webhook.v1.ChannelState
+	21, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
+	21, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
+	21, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
+	10, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	10, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	1,  // 16: sergas.webhook.v1.ListChannelsRequest.state:type_name -> sergas.webhook.v1.ChannelState
+	10, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
+	10, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	10, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	4,  // 20: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
+	6,  // 21: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
+	8,  // 22: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
+	11, // 23: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
+	13, // 24: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
+	15, // 25: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
+	17, // 26: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
+	19, // 27: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
+	5,  // 28: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
+	7,  // 29: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
+	9,  // 30: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
+	12, // 31: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
+	14, // 32: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
+	16, // 33: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
+	18, // 34: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
+	20, // 35: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_sergas_webhook_v1_webhook_proto_init() }
@@ -837,8 +1696,8 @@ func file_sergas_webhook_v1_webhook_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_webhook_v1_webhook_proto_rawDesc), len(file_sergas_webhook_v1_webhook_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

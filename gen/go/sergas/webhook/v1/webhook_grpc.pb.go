@@ -19,9 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_Ingest_FullMethodName     = "/sergas.webhook.v1.WebhookService/Ingest"
-	WebhookService_GetEvent_FullMethodName   = "/sergas.webhook.v1.WebhookService/GetEvent"
-	WebhookService_ListEvents_FullMethodName = "/sergas.webhook.v1.WebhookService/ListEvents"
+	WebhookService_Ingest_FullMethodName         = "/sergas.webhook.v1.WebhookService/Ingest"
+	WebhookService_GetEvent_FullMethodName       = "/sergas.webhook.v1.WebhookService/GetEvent"
+	WebhookService_ListEvents_FullMethodName     = "/sergas.webhook.v1.WebhookService/ListEvents"
+	WebhookService_CreateChannel_FullMethodName  = "/sergas.webhook.v1.WebhookService/CreateChannel"
+	WebhookService_GetChannel_FullMethodName     = "/sergas.webhook.v1.WebhookService/GetChannel"
+	WebhookService_ListChannels_FullMethodName   = "/sergas.webhook.v1.WebhookService/ListChannels"
+	WebhookService_RenewChannel_FullMethodName   = "/sergas.webhook.v1.WebhookService/RenewChannel"
+	WebhookService_DisableChannel_FullMethodName = "/sergas.webhook.v1.WebhookService/DisableChannel"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -38,6 +43,19 @@ type WebhookServiceClient interface {
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
 	// ListEvents pages through stored events, oldest first.
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// CreateChannel enables a Zoho CRM notification channel through Zoho's Notification API, with the
+	// access token of a token-service connection, and keeps it alive: the service generates the channel's
+	// token (stored sealed, never returned) and renews the channel before it expires.
+	CreateChannel(ctx context.Context, in *CreateChannelRequest, opts ...grpc.CallOption) (*CreateChannelResponse, error)
+	// GetChannel returns one channel.
+	GetChannel(ctx context.Context, in *GetChannelRequest, opts ...grpc.CallOption) (*GetChannelResponse, error)
+	// ListChannels pages through channels, ordered by channel id.
+	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
+	// RenewChannel extends a channel's expiry at Zoho now (the service also does so on its own before it
+	// expires), re-enabling it at Zoho if Zoho no longer knows it.
+	RenewChannel(ctx context.Context, in *RenewChannelRequest, opts ...grpc.CallOption) (*RenewChannelResponse, error)
+	// DisableChannel disables the channel at Zoho and stops accepting its notifications.
+	DisableChannel(ctx context.Context, in *DisableChannelRequest, opts ...grpc.CallOption) (*DisableChannelResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -78,6 +96,56 @@ func (c *webhookServiceClient) ListEvents(ctx context.Context, in *ListEventsReq
 	return out, nil
 }
 
+func (c *webhookServiceClient) CreateChannel(ctx context.Context, in *CreateChannelRequest, opts ...grpc.CallOption) (*CreateChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateChannelResponse)
+	err := c.cc.Invoke(ctx, WebhookService_CreateChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) GetChannel(ctx context.Context, in *GetChannelRequest, opts ...grpc.CallOption) (*GetChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetChannelResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChannelsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RenewChannel(ctx context.Context, in *RenewChannelRequest, opts ...grpc.CallOption) (*RenewChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewChannelResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RenewChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) DisableChannel(ctx context.Context, in *DisableChannelRequest, opts ...grpc.CallOption) (*DisableChannelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableChannelResponse)
+	err := c.cc.Invoke(ctx, WebhookService_DisableChannel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -92,6 +160,19 @@ type WebhookServiceServer interface {
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
 	// ListEvents pages through stored events, oldest first.
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// CreateChannel enables a Zoho CRM notification channel through Zoho's Notification API, with the
+	// access token of a token-service connection, and keeps it alive: the service generates the channel's
+	// token (stored sealed, never returned) and renews the channel before it expires.
+	CreateChannel(context.Context, *CreateChannelRequest) (*CreateChannelResponse, error)
+	// GetChannel returns one channel.
+	GetChannel(context.Context, *GetChannelRequest) (*GetChannelResponse, error)
+	// ListChannels pages through channels, ordered by channel id.
+	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
+	// RenewChannel extends a channel's expiry at Zoho now (the service also does so on its own before it
+	// expires), re-enabling it at Zoho if Zoho no longer knows it.
+	RenewChannel(context.Context, *RenewChannelRequest) (*RenewChannelResponse, error)
+	// DisableChannel disables the channel at Zoho and stops accepting its notifications.
+	DisableChannel(context.Context, *DisableChannelRequest) (*DisableChannelResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -110,6 +191,21 @@ func (UnimplementedWebhookServiceServer) GetEvent(context.Context, *GetEventRequ
 }
 func (UnimplementedWebhookServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedWebhookServiceServer) CreateChannel(context.Context, *CreateChannelRequest) (*CreateChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateChannel not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetChannel(context.Context, *GetChannelRequest) (*GetChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetChannel not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChannels not implemented")
+}
+func (UnimplementedWebhookServiceServer) RenewChannel(context.Context, *RenewChannelRequest) (*RenewChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewChannel not implemented")
+}
+func (UnimplementedWebhookServiceServer) DisableChannel(context.Context, *DisableChannelRequest) (*DisableChannelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableChannel not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -186,6 +282,96 @@ func _WebhookService_ListEvents_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_CreateChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).CreateChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_CreateChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).CreateChannel(ctx, req.(*CreateChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_GetChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetChannel(ctx, req.(*GetChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListChannels(ctx, req.(*ListChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RenewChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RenewChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RenewChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RenewChannel(ctx, req.(*RenewChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_DisableChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableChannelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).DisableChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_DisableChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).DisableChannel(ctx, req.(*DisableChannelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +390,26 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEvents",
 			Handler:    _WebhookService_ListEvents_Handler,
+		},
+		{
+			MethodName: "CreateChannel",
+			Handler:    _WebhookService_CreateChannel_Handler,
+		},
+		{
+			MethodName: "GetChannel",
+			Handler:    _WebhookService_GetChannel_Handler,
+		},
+		{
+			MethodName: "ListChannels",
+			Handler:    _WebhookService_ListChannels_Handler,
+		},
+		{
+			MethodName: "RenewChannel",
+			Handler:    _WebhookService_RenewChannel_Handler,
+		},
+		{
+			MethodName: "DisableChannel",
+			Handler:    _WebhookService_DisableChannel_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
