@@ -1,0 +1,163 @@
+package processtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/testutil"
+)
+
+// senders is how many concurrent gRPC clients deliver: enough to keep several commits in flight.
+const senders = 16
+
+// killAfter is how many new deliveries are acknowledged before the kill.
+const killAfter = 600
+
+// cut is a delivery whose answer the kill hid; orig is the event id it was acknowledged with before
+// when it was a repeat, "" when it was new.
+type cut struct {
+	d    delivery
+	orig string
+}
+
+// TestKillDuringSignedIngestsLosesNoAcknowledgedEvent: sergas-webhook killed with SIGKILL while
+// concurrent senders ingest signed deliveries (each body unique; every fourth call a repeat of an
+// acknowledged delivery, which must be answered as a duplicate of its event) loses nothing it
+// acknowledged: after a restart on the same database every acknowledged event is stored under the id
+// it was acknowledged with, with the exact bytes sent, and nothing is stored twice or stored that was
+// not sent. The calls the kill cut off are sent again, as a sender that got no answer does: a delivery
+// committed before the kill is answered as a duplicate of its event, one that was not is stored, once;
+// sent a second time, each is a duplicate.
+func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
+	for _, d := range dbtest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			c := dbtest.Config(t, d)
+			k := newKeys(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+
+			p := startWebhook(t, k, c)
+			ingest := client(t, p, k.ingest)
+			var (
+				mu       sync.Mutex
+				sent     = map[string]delivery{} // every new delivery, by id, before it is sent
+				acks     []acked                 // new deliveries acknowledged
+				cutOff   []cut
+				failures []error // answers that must never happen
+				count    atomic.Int64
+				killed   atomic.Bool
+				wg       sync.WaitGroup
+			)
+			for w := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := range 100_000 { // bounded; ends at the first failure (the kill)
+						var next cut
+						mu.Lock()
+						if n%4 == 3 && len(acks) > 0 {
+							a := acks[(w*7919+n*31)%len(acks)] // often another sender's
+							next = cut{d: a.d, orig: a.eventID}
+						}
+						mu.Unlock()
+						if next.orig == "" {
+							next.d = newDelivery(t, w, n)
+							mu.Lock()
+							sent[next.d.id] = next.d
+							mu.Unlock()
+						}
+						resp, err := ingest.Ingest(ctx, next.d.request())
+						mu.Lock()
+						switch {
+						case err != nil:
+							cutOff = append(cutOff, next)
+							if !killed.Load() {
+								failures = append(failures, fmt.Errorf("delivery %s before the kill: %w", next.d.id, err))
+							}
+						case next.orig != "" && (!resp.GetDuplicate() || resp.GetEventId() != next.orig):
+							failures = append(failures, fmt.Errorf("repeat of delivery %s answered duplicate=%v event %s, want a duplicate of %s",
+								next.d.id, resp.GetDuplicate(), resp.GetEventId(), next.orig))
+						case next.orig == "" && resp.GetDuplicate():
+							failures = append(failures, fmt.Errorf("new delivery %s answered as a duplicate of %s", next.d.id, resp.GetEventId()))
+						case next.orig == "":
+							acks = append(acks, acked{d: next.d, eventID: resp.GetEventId()})
+							count.Add(1)
+						}
+						mu.Unlock()
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+			// Kill once ingests are well under way (and certainly before the senders run out of calls).
+			_, loaded := testutil.Wait(time.Minute, func() bool { return count.Load() >= killAfter })
+			killed.Store(true)
+			p.Kill(t)
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.Fatal("senders still running after the kill")
+			}
+			if len(failures) > 0 {
+				t.Fatalf("%d wrong answers, first: %v", len(failures), errors.Join(failures[:min(len(failures), 5)]...))
+			}
+			if !loaded {
+				t.Fatalf("only %d deliveries acknowledged within a minute, want %d", count.Load(), killAfter)
+			}
+			if len(cutOff) != senders {
+				t.Fatalf("%d senders saw the kill, want all %d", len(cutOff), senders)
+			}
+
+			// Restart on the same database: everything acknowledged is there, exactly as sent, once.
+			p = startWebhook(t, k, c)
+			ingest = client(t, p, k.ingest)
+			read := client(t, p, k.read)
+			before := storedEvents(t, ctx, read, sent)
+			checkAcked(t, before, acks)
+
+			// The deliveries the kill cut off, sent again: one committed before the kill is a duplicate of
+			// its event; one that was not is stored now. A second retry is a duplicate either way.
+			var committed, storedNow int
+			for _, cu := range cutOff {
+				resp, err := ingest.Ingest(ctx, cu.d.request())
+				if err != nil {
+					t.Fatalf("retrying delivery %s after the restart: %v", cu.d.id, err)
+				}
+				prev := before.byDelivery[cu.d.id]
+				switch {
+				case prev != nil && (!resp.GetDuplicate() || resp.GetEventId() != prev.GetId()):
+					t.Fatalf("delivery %s was stored before the kill as %s; its retry answered duplicate=%v event %s", cu.d.id, prev.GetId(), resp.GetDuplicate(), resp.GetEventId())
+				case prev == nil && resp.GetDuplicate():
+					t.Fatalf("delivery %s was not stored, yet its retry answered as a duplicate of %s", cu.d.id, resp.GetEventId())
+				case prev == nil:
+					storedNow++
+				case cu.orig == "":
+					committed++
+				}
+				acks = append(acks, acked{d: cu.d, eventID: resp.GetEventId()})
+				again, err := ingest.Ingest(ctx, cu.d.request())
+				if err != nil || !again.GetDuplicate() || again.GetEventId() != resp.GetEventId() {
+					t.Fatalf("delivery %s sent a second time after the restart: duplicate=%v event %s (err %v), want a duplicate of %s",
+						cu.d.id, again.GetDuplicate(), again.GetEventId(), err, resp.GetEventId())
+				}
+			}
+			after := storedEvents(t, ctx, read, sent)
+			checkAcked(t, after, acks)
+			if len(after.byID) != len(before.byID)+storedNow {
+				t.Fatalf("%d events stored after the retries, want %d before and %d new", len(after.byID), len(before.byID), storedNow)
+			}
+			t.Logf("%d new deliveries acknowledged before the kill, %d stored; of %d cut off, %d new ones had committed unanswered, %d were stored on retry",
+				count.Load(), len(before.byID), len(cutOff), committed, storedNow)
+			p.Stop(t)
+		})
+	}
+}
