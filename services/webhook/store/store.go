@@ -93,11 +93,23 @@ type EventListParams struct {
 	Limit     int
 }
 
+// Inserted is what EventInsertBatch did with one event: Event is the one stored, or for a duplicate the
+// one stored before.
+type Inserted struct {
+	Event     *Event
+	Duplicate bool
+}
+
 // Store persists inbound webhooks.
 type Store interface {
 	// EventInsert stores e durably and returns it with its Seq. When (source, dedupe key) is already
 	// stored, it stores nothing and returns the earlier event with duplicate=true.
 	EventInsert(ctx context.Context, e *Event) (stored *Event, duplicate bool, err error)
+	// EventInsertBatch stores es in one transaction, as EventInsert stores each, and returns one Inserted
+	// per event in order. An event whose (source, dedupe key) is already stored, or comes earlier in es,
+	// stores nothing and answers with the first one stored and Duplicate set. On an error nothing of the
+	// batch is stored.
+	EventInsertBatch(ctx context.Context, es []*Event) ([]Inserted, error)
 	// EventGet returns errs.ErrNotFound when there is no event with that id.
 	EventGet(ctx context.Context, id string) (*Event, error)
 	// EventList returns at most p.Limit committed events after p.After in list order, without payloads
