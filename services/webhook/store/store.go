@@ -119,4 +119,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error
+	// ChannelStore keeps the Zoho CRM notification channels the service manages.
+	ChannelStore
 }

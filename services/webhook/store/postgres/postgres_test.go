@@ -15,3 +15,9 @@ func TestConformance(t *testing.T) {
 		return postgres.New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
 	})
 }
+
+func TestChannelConformance(t *testing.T) {
+	storetest.RunChannels(t, func(t *testing.T) store.ChannelStore {
+		return postgres.New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
+	})
+}

@@ -15,3 +15,9 @@ func TestConformance(t *testing.T) {
 		return sqlite.New(dbtest.Open(t, db.SQLite, "webhook").SQLite)
 	})
 }
+
+func TestChannelConformance(t *testing.T) {
+	storetest.RunChannels(t, func(t *testing.T) store.ChannelStore {
+		return sqlite.New(dbtest.Open(t, db.SQLite, "webhook").SQLite)
+	})
+}

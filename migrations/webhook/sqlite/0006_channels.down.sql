@@ -1,0 +1,3 @@
+DROP INDEX channels_due;
+DROP INDEX channels_source_id;
+DROP TABLE channels;
