@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/dbtest"
-	"github.com/sergas/core/internal/testutil"
 )
 
 // TestKillDuringAppendsLosesNoAcknowledgedEvent: sergas-audit killed with SIGKILL while concurrent
@@ -33,58 +31,40 @@ func TestKillDuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 				mu     sync.Mutex
 				acks   []acked
 				cutOff []*auditv1.RecordEventsRequest // calls whose outcome the kill hid
-				count  atomic.Int64
-				wg     sync.WaitGroup
 			)
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					name := fmt.Sprintf("w%d", w)
-					for n := range 100_000 { // bounded; ends at the first failure (the kill)
-						req := &auditv1.RecordEventsRequest{Events: []*auditv1.RecordEventRequest{request(name, n)}}
-						var got []*auditv1.Event
-						var err error
-						if n%10 == 9 {
-							for j := 1; j < 10; j++ {
-								req.Events = append(req.Events, request(name, 1000_000+10*n+j))
-							}
-							var resp *auditv1.RecordEventsResponse
-							if resp, err = client.RecordEvents(ctx, req); err == nil {
-								for _, r := range resp.GetResults() {
-									got = append(got, r.GetEvent())
-								}
-							}
-						} else {
-							var resp *auditv1.RecordEventResponse
-							if resp, err = client.RecordEvent(ctx, req.Events[0]); err == nil {
-								got = append(got, resp.GetEvent())
-							}
-						}
-						mu.Lock()
-						if err != nil {
-							cutOff = append(cutOff, req)
-							mu.Unlock()
-							return
-						}
-						for _, e := range got {
-							acks = append(acks, ackOf(e))
-						}
-						mu.Unlock()
-						count.Add(int64(len(got)))
+			// Killed once appends are well under way.
+			p.KillDuringLoad(t, writers, 500, func(w, n int) (int, error) {
+				name := fmt.Sprintf("w%d", w)
+				req := &auditv1.RecordEventsRequest{Events: []*auditv1.RecordEventRequest{request(name, n)}}
+				var got []*auditv1.Event
+				var err error
+				if n%10 == 9 {
+					for j := 1; j < 10; j++ {
+						req.Events = append(req.Events, request(name, 1000_000+10*n+j))
 					}
-				}()
-			}
-			// Kill once appends are well under way (and certainly before the writers run out of calls).
-			testutil.Eventually(t, time.Minute, "500 acknowledged events", func() bool { return count.Load() >= 500 })
-			p.Kill(t)
-			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				t.Fatal("writers still running after the kill")
-			}
+					var resp *auditv1.RecordEventsResponse
+					if resp, err = client.RecordEvents(ctx, req); err == nil {
+						for _, r := range resp.GetResults() {
+							got = append(got, r.GetEvent())
+						}
+					}
+				} else {
+					var resp *auditv1.RecordEventResponse
+					if resp, err = client.RecordEvent(ctx, req.Events[0]); err == nil {
+						got = append(got, resp.GetEvent())
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					cutOff = append(cutOff, req)
+					return 0, err
+				}
+				for _, e := range got {
+					acks = append(acks, ackOf(e))
+				}
+				return len(got), nil
+			})
 			if len(cutOff) != writers {
 				t.Fatalf("%d writers saw the kill, want all %d", len(cutOff), writers)
 			}

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sergas/core/internal/dbtest"
-	"github.com/sergas/core/internal/testutil"
 )
 
 // senders is how many concurrent gRPC clients deliver: enough to keep several commits in flight.
@@ -50,72 +48,46 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 				acks     []acked                 // new deliveries acknowledged
 				cutOff   []cut
 				failures []error // answers that must never happen
-				count    atomic.Int64
-				killed   atomic.Bool
-				wg       sync.WaitGroup
 			)
-			for w := range senders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for n := range 100_000 { // bounded; ends at the first failure (the kill)
-						var next cut
-						mu.Lock()
-						if n%4 == 3 && len(acks) > 0 {
-							a := acks[(w*7919+n*31)%len(acks)] // often another sender's
-							next = cut{d: a.d, orig: a.eventID}
-						}
-						mu.Unlock()
-						if next.orig == "" {
-							next.d = newDelivery(t, w, n)
-							mu.Lock()
-							sent[next.d.id] = next.d
-							mu.Unlock()
-						}
-						resp, err := ingest.Ingest(ctx, next.d.request())
-						mu.Lock()
-						switch {
-						case err != nil:
-							cutOff = append(cutOff, next)
-							if !killed.Load() {
-								failures = append(failures, fmt.Errorf("delivery %s before the kill: %w", next.d.id, err))
-							}
-						case next.orig != "" && (!resp.GetDuplicate() || resp.GetEventId() != next.orig):
-							failures = append(failures, fmt.Errorf("repeat of delivery %s answered duplicate=%v event %s, want a duplicate of %s",
-								next.d.id, resp.GetDuplicate(), resp.GetEventId(), next.orig))
-						case next.orig == "" && resp.GetDuplicate():
-							failures = append(failures, fmt.Errorf("new delivery %s answered as a duplicate of %s", next.d.id, resp.GetEventId()))
-						case next.orig == "":
-							acks = append(acks, acked{d: next.d, eventID: resp.GetEventId()})
-							count.Add(1)
-						}
-						mu.Unlock()
-						if err != nil {
-							return
-						}
-					}
-				}()
-			}
-			// Kill once ingests are well under way (and certainly before the senders run out of calls).
-			_, loaded := testutil.Wait(time.Minute, func() bool { return count.Load() >= killAfter })
-			killed.Store(true)
-			p.Kill(t)
-			done := make(chan struct{})
-			go func() { wg.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				t.Fatal("senders still running after the kill")
-			}
+			p.KillDuringLoad(t, senders, killAfter, func(w, n int) (int, error) {
+				var next cut
+				mu.Lock()
+				if n%4 == 3 && len(acks) > 0 {
+					a := acks[(w*7919+n*31)%len(acks)] // often another sender's
+					next = cut{d: a.d, orig: a.eventID}
+				}
+				mu.Unlock()
+				if next.orig == "" {
+					next.d = newDelivery(t, w, n)
+					mu.Lock()
+					sent[next.d.id] = next.d
+					mu.Unlock()
+				}
+				resp, err := ingest.Ingest(ctx, next.d.request())
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					cutOff = append(cutOff, next)
+					return 0, fmt.Errorf("delivery %s: %w", next.d.id, err)
+				case next.orig != "" && (!resp.GetDuplicate() || resp.GetEventId() != next.orig):
+					failures = append(failures, fmt.Errorf("repeat of delivery %s answered duplicate=%v event %s, want a duplicate of %s",
+						next.d.id, resp.GetDuplicate(), resp.GetEventId(), next.orig))
+				case next.orig == "" && resp.GetDuplicate():
+					failures = append(failures, fmt.Errorf("new delivery %s answered as a duplicate of %s", next.d.id, resp.GetEventId()))
+				case next.orig == "":
+					acks = append(acks, acked{d: next.d, eventID: resp.GetEventId()})
+					return 1, nil
+				}
+				return 0, nil
+			})
 			if len(failures) > 0 {
 				t.Fatalf("%d wrong answers, first: %v", len(failures), errors.Join(failures[:min(len(failures), 5)]...))
-			}
-			if !loaded {
-				t.Fatalf("only %d deliveries acknowledged within a minute, want %d", count.Load(), killAfter)
 			}
 			if len(cutOff) != senders {
 				t.Fatalf("%d senders saw the kill, want all %d", len(cutOff), senders)
 			}
+			ackedBeforeKill := len(acks)
 
 			// Restart on the same database: everything acknowledged is there, exactly as sent, once.
 			p = startWebhook(t, k, c)
@@ -156,7 +128,7 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 				t.Fatalf("%d events stored after the retries, want %d before and %d new", len(after.byID), len(before.byID), storedNow)
 			}
 			t.Logf("%d new deliveries acknowledged before the kill, %d stored; of %d cut off, %d new ones had committed unanswered, %d were stored on retry",
-				count.Load(), len(before.byID), len(cutOff), committed, storedNow)
+				ackedBeforeKill, len(before.byID), len(cutOff), committed, storedNow)
 			p.Stop(t)
 		})
 	}
