@@ -13,6 +13,7 @@ import (
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/tlsconf"
+	"github.com/sergas/core/internal/tokenclient"
 )
 
 // Platform is the process-wide security configuration shared by every service a process hosts.
@@ -26,6 +27,10 @@ type Platform struct {
 	// AuditEndpoint and AuditClientKey are how services deliver auth.denied events to the audit service.
 	AuditEndpoint  string
 	AuditClientKey string
+	// TokenEndpoint and TokenClientKey are how a service reaches the token service for a connection's
+	// access token (the webhook service, for Zoho CRM notification channels).
+	TokenEndpoint  string
+	TokenClientKey string
 	// TrustedProxies are the peers (the gateway) whose x-sergas-client-ip report the services believe.
 	TrustedProxies clientaddr.Trusted
 	// DenialInterval is how often anonymous and rate-limit refusals are summed up into audit events.
@@ -41,10 +46,12 @@ func LoadPlatform(env *config.Env) Platform {
 		TLS:            tlsconf.LoadConfig(env, dev),
 		AuditEndpoint:  env.String("AUDIT_GRPC_ENDPOINT", "localhost:50052"),
 		AuditClientKey: env.String("AUDIT_CLIENT_API_KEY", ""),
+		TokenEndpoint:  env.String("TOKEN_GRPC_ENDPOINT", "localhost:50051"),
+		TokenClientKey: env.String("TOKEN_CLIENT_API_KEY", ""),
 		TrustedProxies: clientaddr.LoadProxies(env, dev),
 		DenialInterval: env.Duration("AUDIT_DENIAL_INTERVAL", auditclient.DefaultInterval, 10*time.Millisecond, time.Hour),
 	}
-	p.Auth.InternalKeys = []string{p.AuditClientKey}
+	p.Auth.InternalKeys = []string{p.AuditClientKey, p.TokenClientKey}
 	return p
 }
 
@@ -65,6 +72,8 @@ type Runtime struct {
 	Audit *auditclient.Client
 	// Denials delivers refused calls to the audit service; nil when Audit is.
 	Denials *auditclient.Denials
+	// Tokens reaches the token service (connected once its address is known); nil without a credential.
+	Tokens *tokenclient.Client
 	// TrustedProxies are the peers whose report of the client's address is believed.
 	TrustedProxies clientaddr.Trusted
 }
@@ -100,11 +109,31 @@ func (p Platform) Start(ctx context.Context, log *slog.Logger) (*Runtime, error)
 	} else {
 		log.Info("no audit credential: refused calls and token events are not sent to the audit log: set AUDIT_CLIENT_API_KEY (a key with audit:write)")
 	}
+	tokenKey := p.TokenClientKey
+	if tokenKey == "" {
+		tokenKey = sec.InternalKey
+	}
+	if tokenKey != "" || p.TLS.ClientCertFile != "" || p.Auth.Disabled {
+		rt.Tokens = tokenclient.New(tokenKey)
+	}
 	if !p.Development && !p.Auth.Disabled && p.AuditClientKey == "" && p.TLS.ClientCertFile == "" {
 		// In production the audit trail is the point: say so at the level operators alert on.
 		log.Error("AUDIT IS INCOMPLETE: AUDIT_CLIENT_API_KEY is not set, so refused calls (auth.denied) and token events will NOT reach the audit log; set it to a key with audit:write")
 	}
 	return rt, nil
+}
+
+// Connect dials the audit and token services, for the clients the runtime has.
+func (rt *Runtime) Connect(auditEndpoint, tokenEndpoint string) error {
+	if rt.Audit != nil {
+		if err := rt.Audit.Connect(auditEndpoint, rt.ClientCreds); err != nil {
+			return err
+		}
+	}
+	if rt.Tokens != nil {
+		return rt.Tokens.Connect(tokenEndpoint, rt.ClientCreds)
+	}
+	return nil
 }
 
 // sink returns the denial sink as an interface, nil when there is none.
@@ -130,11 +159,9 @@ func RunStandalone(ctx context.Context, env *config.Env, log *slog.Logger, cfg S
 	if err != nil {
 		return err
 	}
-	if rt.Audit != nil {
-		if err := rt.Audit.Connect(platform.AuditEndpoint, rt.ClientCreds); err != nil {
-			svc.Close()
-			return err
-		}
+	if err := rt.Connect(platform.AuditEndpoint, platform.TokenEndpoint); err != nil {
+		svc.Close()
+		return err
 	}
 	return Serve(ctx, cfg, rt, log, svc, nil)
 }

@@ -123,10 +123,11 @@ func (c Config) Build(log *slog.Logger) (*Security, error) {
 			static = APIKeySet{}
 		}
 		static["dev"] = APIKey{ID: "dev", SHA256: HashAPIKey(key), Scopes: AllScopes}
-		// The services' own audit writes use a key of their own, so that a developer's calls with the
-		// development key and the denial log never spend one budget.
+		// The services' own calls (audit writes; the webhook service's access tokens for Zoho channels)
+		// use a key of their own, so that a developer's calls with the development key and the denial
+		// log never spend one budget.
 		s.InternalKey = DevInternalKey(key)
-		static[devInternalID] = APIKey{ID: devInternalID, SHA256: HashAPIKey(s.InternalKey), Scopes: []string{ScopeAuditWrite}}
+		static[devInternalID] = APIKey{ID: devInternalID, SHA256: HashAPIKey(s.InternalKey), Scopes: []string{ScopeAuditWrite, ScopeTokenRead}}
 		s.Limits = NewLimiters(c.Limits, append(internal, "apikey:"+devInternalID)...)
 	}
 	switch {

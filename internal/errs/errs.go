@@ -92,3 +92,13 @@ func KindOf(err error) Kind {
 	}
 	return KindInternal
 }
+
+// Message is what a caller may read of err: a domain error's own message (never its cause), "internal
+// error" for anything else.
+func Message(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Msg
+	}
+	return "internal error"
+}

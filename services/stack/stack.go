@@ -90,12 +90,10 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 	// The gateway and the denial log dial what the services actually bound, so overriding a service
 	// address is enough.
 	gwCfg.TokenEndpoint, gwCfg.AuditEndpoint, gwCfg.WebhookEndpoint = dialable(addrs.Token), dialable(addrs.Audit), dialable(addrs.Webhook)
-	if rt.Audit != nil {
-		if err := rt.Audit.Connect(gwCfg.AuditEndpoint, rt.ClientCreds); err != nil {
-			stopServices()
-			wg.Wait()
-			return err
-		}
+	if err := rt.Connect(gwCfg.AuditEndpoint, gwCfg.TokenEndpoint); err != nil {
+		stopServices()
+		wg.Wait()
+		return err
 	}
 	gw, err := gateway.New(svcCtx, gwCfg, log, rt.ClientCreds, rt.HTTPTLS)
 	if err == nil {
