@@ -23,9 +23,10 @@ CREATE TABLE channels (
     version                      bigint      NOT NULL CHECK (version >= 1)
 );
 
--- ChannelList filtered by source pages by id within it (a filter on state alone reads the primary key in
--- id order and skips rows: channels are few).
+-- ChannelList pages by id: unfiltered it reads the primary key in id order; filtered by source, or by
+-- state, it reads the index on that column and id (with both filters, either one, skipping rows).
 CREATE INDEX channels_source_id ON channels (source, id);
+CREATE INDEX channels_state_id ON channels (state, id);
 -- ChannelsDue: channels not disabled, soonest expiry first. Partial, so disabled channels cost nothing;
 -- the query repeats "state <> 4" literally so that the planner can prove it uses this index.
 CREATE INDEX channels_due ON channels (expire_time, id) WHERE state <> 4;

@@ -396,3 +396,28 @@ func testChannelInvalid(t *testing.T, s store.ChannelStore) {
 		t.Fatalf("a refused update changed the row: %+v", got)
 	}
 }
+
+// FillChannels stores n channels over three sources and every state, expiring over the next n minutes,
+// for tests that need a table worth planning for.
+func FillChannels(t testing.TB, s store.ChannelStore, n int) {
+	t.Helper()
+	for i := range n {
+		c := NewChannel(fmt.Sprint(1000000+i), []string{"zoho-a", "zoho-b", "zoho-c"}[i%3], channelBase.Add(time.Duration(i)*time.Minute))
+		c.State = store.ChannelState(i%4 + 1)
+		if err := s.ChannelCreate(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ChannelListShapes are the filter combinations ChannelList accepts, each on a later page. The backends'
+// query-plan tests check that none sorts.
+var ChannelListShapes = map[string]store.ChannelListParams{
+	"none":         {AfterID: "1000010", Limit: 10},
+	"source":       {Source: "zoho-a", AfterID: "1000010", Limit: 10},
+	"state":        {State: store.ChannelFailing, AfterID: "1000010", Limit: 10},
+	"source+state": {Source: "zoho-a", State: store.ChannelFailing, AfterID: "1000010", Limit: 10},
+}
+
+// ChannelsDueAt is a time at which the channels FillChannels stores are partly due.
+var ChannelsDueAt = channelBase.Add(30 * time.Minute)
