@@ -111,6 +111,8 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		// Read only now, from a delivery about to be stored: refused ones never pay for it.
 		Normalised: src.normaliser.normalise(req.GetBody()),
 	}
+	// With group commit on (Open), this waits for the transaction that stores e with the deliveries
+	// gathered beside it (commit.go): the answer still comes only after e is committed.
 	stored, dup, err := s.store.EventInsert(ctx, e)
 	if err != nil {
 		return refuse(reasonStoreError, err)

@@ -48,6 +48,8 @@ type Config struct {
 	// Development is SERGAS_ENV=development: a source without a scheme means none (with a warning)
 	// instead of refusing to start.
 	Development bool
+	// Channels is how Zoho CRM notification channels are managed (channelcfg.go).
+	Channels ChannelConfig
 
 	// sources is what LoadConfig built and checked (and, for a file, keeps re-reading).
 	sources *sourceProvider
@@ -69,6 +71,7 @@ func LoadConfig(env *config.Env) Config {
 		MaxQueueSize:         env.Int("WEBHOOK_MAX_QUEUE_SIZE", 10_000, 0, 1_000_000_000),
 		TrustedProxies:       clientaddr.LoadProxies(env, app.Development(env)),
 		Development:          app.Development(env),
+		Channels:             loadChannelConfig(env, app.Development(env)),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
@@ -153,18 +156,38 @@ func Denials(rt *app.Runtime) Option {
 	}
 }
 
-// Open opens the service's database and returns the service ready to serve.
-func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*app.StoreService, error) {
+// Service is the webhook service: its server over the store, and the background work (Server.workers)
+// that the platform runs beside it.
+type Service struct {
+	*app.StoreService
+	server  *Server
+	elector db.Elector
+}
+
+var (
+	_ app.Service           = (*Service)(nil)
+	_ app.BackgroundService = (*Service)(nil)
+)
+
+// Open opens the service's database and returns the service ready to serve. Deliveries are group
+// committed (commit.go) once the platform runs the service's workers.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Service, error) {
 	clientaddr.LogWarning(log, cfg.TrustedProxies)
-	st, err := app.OpenStore(ctx, cfg.ServiceConfig, log,
+	st, elector, err := app.OpenStoreElector(ctx, cfg.ServiceConfig, log,
 		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
 		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
 	if err != nil {
 		return nil, err
 	}
-	srv := NewServer(st, cfg, append([]Option{WithLogger(log)}, opts...)...)
+	srv := NewServer(st, cfg, append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit)}, opts...)...)
 	srv.logSources()
-	return app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), nil
+	return &Service{StoreService: app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), server: srv, elector: elector}, nil
+}
+
+// Background implements app.BackgroundService: the server's workers; the elector picks the replica
+// that runs the single-replica ones.
+func (s *Service) Background() app.Background {
+	return app.Background{Workers: s.server.workers(), Elector: s.elector}
 }
 
 // logSources says at start which sources are served, and warns about each unverified one.

@@ -1,0 +1,69 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/groupcommit"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// defaultGroupCommit gathers up to 128 concurrent deliveries into one transaction. After a batch of more
+// than one it waits up to a millisecond for the next to fill (deliveries are arriving together); a
+// delivery that comes alone is committed at once.
+var defaultGroupCommit = groupcommit.Config{MaxBatch: 128, Window: time.Millisecond}
+
+// groupCommitWorker names the committer's worker (logs, restart metric).
+const groupCommitWorker = "webhook.group_commit"
+
+// groupStore is the store the server writes through once group commit is on: EventInsert of concurrent
+// deliveries are gathered into one EventInsertBatch (one transaction, one fsync on SQLite, one commit
+// round trip on PostgreSQL), and each delivery is answered only after that commit, with its own event,
+// or the earlier one as a duplicate. Reads go to the store itself.
+type groupStore struct {
+	store.Store
+	c *groupcommit.Committer[*store.Event, store.Inserted]
+}
+
+func (g *groupStore) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	r, err := g.c.Do(ctx, e)
+	if err != nil {
+		return nil, false, err
+	}
+	return r.Event, r.Duplicate, nil
+}
+
+// withGroupCommit is the Option that turns group commit on (Open does, with defaultGroupCommit). Its
+// committer runs as one of the server's workers; without it running, each delivery commits on its own.
+func withGroupCommit(cfg groupcommit.Config) Option {
+	return func(s *Server) {
+		if _, on := s.store.(*groupStore); on {
+			return
+		}
+		st := s.store
+		s.store = &groupStore{Store: st, c: groupcommit.New(groupCommitWorker, cfg, st.EventInsertBatch, splitBatch, s.log)}
+	}
+}
+
+// splitBatch reports whether a failed batch is retried in halves, so that a delivery the database
+// refuses fails alone: not when the database is unavailable (down or busy) or the transaction ran out
+// of time, which smaller batches would only repeat.
+func splitBatch(err error) bool {
+	return errs.KindOf(err) != errs.KindUnavailable && !db.Down(err) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// workers is the server's background work, every replica's and single-replica jobs alike (Service's
+// Background runs them): append a job here.
+func (s *Server) workers() []app.Worker {
+	var ws []app.Worker
+	if g, on := s.store.(*groupStore); on {
+		// On every replica: each gathers its own deliveries; batches of several replicas take turns on
+		// the unique index as single inserts do.
+		ws = append(ws, app.Worker{Name: groupCommitWorker, Run: g.c.Run})
+	}
+	return ws
+}
