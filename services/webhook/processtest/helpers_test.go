@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -66,16 +66,17 @@ type delivery struct {
 	body []byte
 }
 
-// newDelivery is sender w's n-th delivery: a JSON line naming it, then 0.5-1.5 KiB of random bytes
-// (any byte value, NUL included), so that bodies are unique and only an exact copy compares equal.
-func newDelivery(t *testing.T, w, n int) delivery {
-	id := fmt.Sprintf("w%d-%d", w, n)
-	head := fmt.Sprintf(`{"delivery":%q}`+"\n", id)
-	tail := make([]byte, 512+(w*131+n*71)%1024)
-	if _, err := rand.Read(tail); err != nil {
-		t.Error(err)
+// newDelivery is the delivery with id: a JSON line naming it, then 0.5-1.5 KiB of bytes drawn from a
+// generator seeded with the id (any byte value, NUL included), so that bodies are unique, only an exact
+// copy compares equal, and two senders of one id send the same bytes.
+func newDelivery(id string) delivery {
+	seed := sha256.Sum256([]byte(id))
+	r := mrand.New(mrand.NewChaCha8(seed))
+	tail := make([]byte, 512+r.IntN(1024))
+	for i := range tail {
+		tail[i] = byte(r.Uint32())
 	}
-	return delivery{id: id, body: append([]byte(head), tail...)}
+	return delivery{id: id, body: append(fmt.Appendf(nil, `{"delivery":%q}`+"\n", id), tail...)}
 }
 
 // request is d as the gateway hands it to Ingest, signed with the source's secret.
@@ -89,10 +90,11 @@ func (d delivery) request() *webhookv1.IngestRequest {
 	}}
 }
 
-// acked is a delivery and the event id the service acknowledged it with.
+// acked is a delivery and the event id the service acknowledged it with, as new or as a duplicate.
 type acked struct {
-	d       delivery
-	eventID string
+	d         delivery
+	eventID   string
+	duplicate bool
 }
 
 // stored is what the service holds after a restart: every event of the source, payload included, by

@@ -26,12 +26,13 @@ type cut struct {
 
 // TestKillDuringSignedIngestsLosesNoAcknowledgedEvent: sergas-webhook killed with SIGKILL while
 // concurrent senders ingest signed deliveries (each body unique; every fourth call a repeat of an
-// acknowledged delivery, which must be answered as a duplicate of its event) loses nothing it
-// acknowledged: after a restart on the same database every acknowledged event is stored under the id
-// it was acknowledged with, with the exact bytes sent, and nothing is stored twice or stored that was
-// not sent. The calls the kill cut off are sent again, as a sender that got no answer does: a delivery
-// committed before the kill is answered as a duplicate of its event, one that was not is stored, once;
-// sent a second time, each is a duplicate.
+// acknowledged delivery, which must be answered as a duplicate of its event; every eighth a delivery
+// that two senders send at about the same time, answered with one event, as new at most once) loses
+// nothing it acknowledged: after a restart on the same database every acknowledged event is stored
+// under the id it was acknowledged with, with the exact bytes sent, and nothing is stored twice or
+// stored that was not sent. The calls the kill cut off are sent again, as a sender that got no answer
+// does: a delivery committed before the kill is answered as a duplicate of its event, one that was not
+// is stored, once; sent a second time, each is a duplicate.
 func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 	for _, d := range dbtest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -44,8 +45,9 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 			ingest := client(t, p, k.ingest)
 			var (
 				mu       sync.Mutex
-				sent     = map[string]delivery{} // every new delivery, by id, before it is sent
-				acks     []acked                 // new deliveries acknowledged
+				sent     = map[string]delivery{} // every delivery, by id, before it is first sent
+				acks     []acked                 // every answer that is not a repeat's
+				shared   = map[string][]acked{}  // the answers to deliveries two senders send
 				cutOff   []cut
 				failures []error // answers that must never happen
 			)
@@ -57,8 +59,13 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 					next = cut{d: a.d, orig: a.eventID}
 				}
 				mu.Unlock()
+				both := n%8 == 5 // sent by senders w and w^1 at about the same time
 				if next.orig == "" {
-					next.d = newDelivery(t, w, n)
+					if both {
+						next.d = newDelivery(fmt.Sprintf("p%d-%d", w/2, n))
+					} else {
+						next.d = newDelivery(fmt.Sprintf("w%d-%d", w, n))
+					}
 					mu.Lock()
 					sent[next.d.id] = next.d
 					mu.Unlock()
@@ -66,28 +73,51 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 				resp, err := ingest.Ingest(ctx, next.d.request())
 				mu.Lock()
 				defer mu.Unlock()
+				a := acked{d: next.d, eventID: resp.GetEventId(), duplicate: resp.GetDuplicate()}
 				switch {
 				case err != nil:
 					cutOff = append(cutOff, next)
 					return 0, fmt.Errorf("delivery %s: %w", next.d.id, err)
-				case next.orig != "" && (!resp.GetDuplicate() || resp.GetEventId() != next.orig):
+				case next.orig != "" && (!a.duplicate || a.eventID != next.orig):
 					failures = append(failures, fmt.Errorf("repeat of delivery %s answered duplicate=%v event %s, want a duplicate of %s",
-						next.d.id, resp.GetDuplicate(), resp.GetEventId(), next.orig))
-				case next.orig == "" && resp.GetDuplicate():
-					failures = append(failures, fmt.Errorf("new delivery %s answered as a duplicate of %s", next.d.id, resp.GetEventId()))
-				case next.orig == "":
-					acks = append(acks, acked{d: next.d, eventID: resp.GetEventId()})
+						next.d.id, a.duplicate, a.eventID, next.orig))
+				case next.orig != "":
+				case both:
+					shared[next.d.id] = append(shared[next.d.id], a) // the pair's answers are compared below
+					acks = append(acks, a)
+					if !a.duplicate {
+						return 1, nil
+					}
+				case a.duplicate:
+					failures = append(failures, fmt.Errorf("new delivery %s answered as a duplicate of %s", next.d.id, a.eventID))
+				default:
+					acks = append(acks, a)
 					return 1, nil
 				}
 				return 0, nil
 			})
+			// Both senders of a delivery are answered with one event, as new at most once.
+			for id, as := range shared {
+				news := 0
+				for _, a := range as {
+					if a.eventID != as[0].eventID {
+						failures = append(failures, fmt.Errorf("delivery %s sent by two senders answered with events %s and %s", id, as[0].eventID, a.eventID))
+					}
+					if !a.duplicate {
+						news++
+					}
+				}
+				if news > 1 {
+					failures = append(failures, fmt.Errorf("delivery %s sent by two senders answered as new %d times", id, news))
+				}
+			}
 			if len(failures) > 0 {
 				t.Fatalf("%d wrong answers, first: %v", len(failures), errors.Join(failures[:min(len(failures), 5)]...))
 			}
 			if len(cutOff) != senders {
 				t.Fatalf("%d senders saw the kill, want all %d", len(cutOff), senders)
 			}
-			ackedBeforeKill := len(acks)
+			answered := len(acks)
 
 			// Restart on the same database: everything acknowledged is there, exactly as sent, once.
 			p = startWebhook(t, k, c)
@@ -98,7 +128,7 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 
 			// The deliveries the kill cut off, sent again: one committed before the kill is a duplicate of
 			// its event; one that was not is stored now. A second retry is a duplicate either way.
-			var committed, storedNow int
+			var storedBefore, storedNow, repeats int
 			for _, cu := range cutOff {
 				resp, err := ingest.Ingest(ctx, cu.d.request())
 				if err != nil {
@@ -112,8 +142,10 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 					t.Fatalf("delivery %s was not stored, yet its retry answered as a duplicate of %s", cu.d.id, resp.GetEventId())
 				case prev == nil:
 					storedNow++
-				case cu.orig == "":
-					committed++
+				case cu.orig != "":
+					repeats++
+				default:
+					storedBefore++
 				}
 				acks = append(acks, acked{d: cu.d, eventID: resp.GetEventId()})
 				again, err := ingest.Ingest(ctx, cu.d.request())
@@ -127,8 +159,8 @@ func TestKillDuringSignedIngestsLosesNoAcknowledgedEvent(t *testing.T) {
 			if len(after.byID) != len(before.byID)+storedNow {
 				t.Fatalf("%d events stored after the retries, want %d before and %d new", len(after.byID), len(before.byID), storedNow)
 			}
-			t.Logf("%d new deliveries acknowledged before the kill, %d stored; of %d cut off, %d new ones had committed unanswered, %d were stored on retry",
-				ackedBeforeKill, len(before.byID), len(cutOff), committed, storedNow)
+			t.Logf("%d deliveries acknowledged before the kill (%d shared by two senders), %d stored; of %d cut off, %d were repeats, %d had been stored unanswered, %d were stored on retry",
+				answered, len(shared), len(before.byID), len(cutOff), repeats, storedBefore, storedNow)
 			p.Stop(t)
 		})
 	}
