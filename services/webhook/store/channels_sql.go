@@ -14,20 +14,21 @@ import (
 // scan types differ: SQLite keeps times as Unix microseconds and PostgreSQL as timestamptz, and
 // PostgreSQL reads the jsonb events through a text cast (see ChannelSelect).
 
-// ChannelInsert stores a channel at version 1; its arguments are those of ChannelColumns but version.
-const ChannelInsert = `INSERT INTO channels (id, source, connection_id, events, notify_url, return_affected_field_values,
+// ChannelInsertSQL stores a channel at version 1; its arguments are the columns of ChannelSelect in order,
+// but version.
+const ChannelInsertSQL = `INSERT INTO channels (id, source, connection_id, events, notify_url, return_affected_field_values,
 		sealed_token, state, expire_time, create_time, update_time, renew_time, failed_renewals, last_error, version)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)`
 
 // ChannelUpdateSQL changes the mutable fields of channel $1 when its version is still $2: $3 state,
 // $4 expire_time, $5 update_time, $6 renew_time, $7 failed_renewals, $8 last_error. No row changed means
-// the channel is gone or another change came first; ChannelVersion tells which.
+// the channel is gone or another change came first; ChannelVersionSQL tells which.
 const ChannelUpdateSQL = `UPDATE channels SET state = $3, expire_time = $4, update_time = $5, renew_time = $6,
 		failed_renewals = $7, last_error = $8, version = version + 1
 	WHERE id = $1 AND version = $2`
 
-// ChannelVersion reads the stored version of channel $1.
-const ChannelVersion = `SELECT version FROM channels WHERE id = $1`
+// ChannelVersionSQL reads the stored version of channel $1.
+const ChannelVersionSQL = `SELECT version FROM channels WHERE id = $1`
 
 // ChannelDeleteSQL removes channel $1.
 const ChannelDeleteSQL = `DELETE FROM channels WHERE id = $1`

@@ -17,6 +17,7 @@ import (
 func RunChannels(t *testing.T, newStore func(t *testing.T) store.ChannelStore) {
 	t.Run("CreateGetEveryField", func(t *testing.T) { t.Parallel(); testChannelRoundTrip(t, newStore(t)) })
 	t.Run("CreateTakenID", func(t *testing.T) { t.Parallel(); testChannelTaken(t, newStore(t)) })
+	t.Run("ConcurrentCreatesOneWins", func(t *testing.T) { t.Parallel(); testChannelConcurrentCreate(t, newStore(t)) })
 	t.Run("UnknownID", func(t *testing.T) { t.Parallel(); testChannelUnknown(t, newStore(t)) })
 	t.Run("UpdateVersions", func(t *testing.T) { t.Parallel(); testChannelUpdate(t, newStore(t)) })
 	t.Run("ConcurrentUpdatesOneWins", func(t *testing.T) { t.Parallel(); testChannelConcurrentUpdate(t, newStore(t)) })
@@ -112,6 +113,41 @@ func testChannelTaken(t *testing.T, s store.ChannelStore) {
 	}
 	// Ids are text: "042" is another channel than "42".
 	createChannel(t, s, NewChannel("042", "a", channelBase))
+}
+
+// Of several creates of one id at once exactly one stores its channel; the others get KindAlreadyExists.
+func testChannelConcurrentCreate(t *testing.T, s store.ChannelStore) {
+	const n = 8
+	results := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = s.ChannelCreate(context.Background(), NewChannel("31", fmt.Sprint("source-", i), channelBase))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range results {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			t.Fatalf("creates %d and %d both stored", winner, i)
+		case !errors.Is(err, errs.ErrAlreadyExists):
+			t.Fatalf("create %d: %v, want already exists", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no create stored")
+	}
+	if got := getChannel(t, s, "31"); got.Source != fmt.Sprint("source-", winner) {
+		t.Fatalf("stored %+v, want create %d's", got, winner)
+	}
 }
 
 func testChannelUnknown(t *testing.T, s store.ChannelStore) {

@@ -28,7 +28,7 @@ func (s *Store) ChannelCreate(ctx context.Context, c *store.Channel) error {
 		return err
 	}
 	err := s.db.TxWith(ctx, writeTx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, store.ChannelInsert, c.ID, c.Source, c.ConnectionID, store.StringsJSON(c.Events), c.NotifyURL,
+		_, err := tx.Exec(ctx, store.ChannelInsertSQL, c.ID, c.Source, c.ConnectionID, store.StringsJSON(c.Events), c.NotifyURL,
 			c.ReturnAffectedFieldValues, c.SealedToken, int16(c.State), c.ExpireTime, c.CreateTime, c.UpdateTime,
 			optionalTime(c.RenewTime), c.FailedRenewals, c.LastError)
 		return err
@@ -74,7 +74,7 @@ func (s *Store) ChannelUpdate(ctx context.Context, c *store.Channel) error {
 			return err
 		}
 		var v int64
-		switch err := tx.QueryRow(ctx, store.ChannelVersion, c.ID).Scan(&v); {
+		switch err := tx.QueryRow(ctx, store.ChannelVersionSQL, c.ID).Scan(&v); {
 		case errors.Is(err, pgx.ErrNoRows):
 			return errs.NotFound("channel %s not found", c.ID)
 		case err != nil:

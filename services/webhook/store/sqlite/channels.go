@@ -22,7 +22,7 @@ func (s *Store) ChannelCreate(ctx context.Context, c *store.Channel) error {
 		return err
 	}
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlq.Rebind(store.ChannelInsert), c.ID, c.Source, c.ConnectionID, store.StringsJSON(c.Events),
+		_, err := tx.ExecContext(ctx, sqlq.Rebind(store.ChannelInsertSQL), c.ID, c.Source, c.ConnectionID, store.StringsJSON(c.Events),
 			c.NotifyURL, c.ReturnAffectedFieldValues, c.SealedToken, int32(c.State), c.ExpireTime.UnixMicro(), c.CreateTime.UnixMicro(),
 			c.UpdateTime.UnixMicro(), micros(c.RenewTime), c.FailedRenewals, c.LastError)
 		return err
@@ -72,7 +72,7 @@ func (s *Store) ChannelUpdate(ctx context.Context, c *store.Channel) error {
 			return err
 		}
 		var v int64
-		switch err := tx.QueryRowContext(ctx, sqlq.Rebind(store.ChannelVersion), c.ID).Scan(&v); {
+		switch err := tx.QueryRowContext(ctx, sqlq.Rebind(store.ChannelVersionSQL), c.ID).Scan(&v); {
 		case err == sql.ErrNoRows:
 			return errs.NotFound("channel %s not found", c.ID)
 		case err != nil:
