@@ -53,6 +53,7 @@ type options struct {
 	profileC   int
 	bareD      time.Duration
 	audit      auditOptions
+	webhook    webhookOptions
 }
 
 func main() {
@@ -65,10 +66,11 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the server processes, one per call, into this directory")
 	flag.IntVar(&o.profileC, "profile-c", 16, "callers for the profiled runs")
 	flag.DurationVar(&o.bareD, "bare", 2*time.Second, "duration of the bare store read measurement")
-	suite := flag.String("suite", "token", "token (GetAccessToken) or audit (RecordEvent, RecordEvents, ListEvents)")
+	suite := flag.String("suite", "token", "token (GetAccessToken), audit (RecordEvent, RecordEvents, ListEvents) or webhook (signed ingests through the gateway)")
 	auditC := flag.String("audit-c", "1,16,64", "audit suite: concurrent RecordEvent callers")
 	batchC := flag.String("batch-c", "4,16", "audit suite: concurrent RecordEvents callers")
 	listC := flag.String("list-c", "1,16", "audit suite: concurrent ListEvents callers")
+	webhookC := flag.String("webhook-c", "1,16,64", "webhook suite: concurrent senders")
 	flag.IntVar(&o.audit.batch, "batch", 100, "audit suite: events per RecordEvents call")
 	flag.Int64Var(&o.audit.events, "events", 10_000_000, "audit suite: events in the ListEvents store")
 	flag.StringVar(&o.audit.seedDir, "seed-dir", "./data/bench", "audit suite: where the seeded SQLite store is kept between runs")
@@ -81,7 +83,7 @@ func main() {
 	for _, l := range []struct {
 		s   string
 		out *[]int
-	}{{*auditC, &o.audit.callers}, {*batchC, &o.audit.batchCallers}, {*listC, &o.audit.listCallers}} {
+	}{{*auditC, &o.audit.callers}, {*batchC, &o.audit.batchCallers}, {*listC, &o.audit.listCallers}, {*webhookC, &o.webhook.callers}} {
 		if *l.out, err = splitInts(l.s); err != nil {
 			fail(err)
 		}
@@ -99,6 +101,8 @@ func main() {
 		err = run(o)
 	case "audit":
 		err = runAudit(o)
+	case "webhook":
+		err = runWebhook(o)
 	default:
 		err = fmt.Errorf("unknown -suite %q", *suite)
 	}

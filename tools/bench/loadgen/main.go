@@ -51,7 +51,7 @@ type Result struct {
 
 func main() {
 	addr := flag.String("addr", "", "bench server address (host:port)")
-	call := flag.String("call", "noop", "noop, token (GetAccessToken of zoho/bench), or an audit call: record, records, list-actor, list-session, list-all")
+	call := flag.String("call", "noop", "noop, token (GetAccessToken of zoho/bench), an audit call (record, records, list-actor, list-session, list-all), or over HTTP to the gateway webhook or healthz")
 	callers := flag.Int("c", 1, "concurrent callers")
 	d := flag.Duration("d", 5*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before the measurement")
@@ -85,6 +85,10 @@ func run(addr, call string, callers int, d, warm time.Duration) error {
 		tc := tokenv1.NewTokenServiceClient(conn)
 		req := &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "bench"}
 		fn = func(ctx context.Context) error { _, err := tc.GetAccessToken(ctx, req); return err }
+	case "webhook", "healthz":
+		if fn, err = webhookCall(call, addr, callers); err != nil {
+			return err
+		}
 	default:
 		if fn, perCall, err = auditCall(call, conn, batch, storeSize); err != nil {
 			return err

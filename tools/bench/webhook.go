@@ -1,0 +1,194 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sergas/core/internal/auth"
+)
+
+// webhookOptions are the webhook suite's flags.
+type webhookOptions struct {
+	callers []int // concurrent senders
+}
+
+// The webhook suite's calls, as the table names them, and the load generator's names for them.
+const (
+	callIngest  = "signed ingest, 1 KiB"
+	callHealthz = "GET /healthz"
+)
+
+var webhookLoadgenCall = map[string]string{callIngest: "webhook", callHealthz: "healthz"}
+
+// runWebhook measures signed webhook deliveries through the gateway against the gateway's /healthz, on
+// each backend: the webhook service and the gateway each in their own process (tools/bench/internal/
+// webhookserver), the load generator in a third.
+func runWebhook(o options) error {
+	bin, err := os.MkdirTemp("", "sergas-bench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+	if err := buildTools(bin); err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "webhookserver"), "./tools/bench/internal/webhookserver")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build webhookserver: %w", err)
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	started := time.Now()
+	rep := &webhookReport{o: o}
+	for _, b := range o.backends {
+		if err := benchWebhook(o, bin, b, rep); err != nil {
+			return fmt.Errorf("%s webhook: %w", b, err)
+		}
+	}
+	rep.print(os.Stdout, time.Since(started))
+	return nil
+}
+
+// webhookSetup is one backend's configuration: the gateway's key (webhook:ingest), the bench source's
+// hmac secret and the secret that proves the sender's address from the gateway to the service.
+type webhookSetup struct {
+	key, keys, sourceSecret, addrSecret string
+}
+
+func newWebhookSetup() (webhookSetup, error) {
+	key, err := auth.NewAPIKey("gateway")
+	if err != nil {
+		return webhookSetup{}, err
+	}
+	s := webhookSetup{key: key,
+		keys: fmt.Sprintf(`{"keys":[{"id":"gateway","sha256":%q,"scopes":[%q]}]}`, auth.HashAPIKey(key), auth.ScopeWebhookIngest)}
+	for _, out := range []*string{&s.sourceSecret, &s.addrSecret} {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return webhookSetup{}, err
+		}
+		*out = hex.EncodeToString(raw)
+	}
+	return s, nil
+}
+
+// webhookServiceEnv is the bench webhook service's configuration: production mode, the gateway's key,
+// one hmac source "bench" (the environment form: X-Zoho-Signature, hex HMAC-SHA256), plaintext loopback.
+// Every budget a delivery passes through is on but set at benchRate, never reached: the gateway key's
+// write class (RATE_LIMIT_*), the sender address's (WEBHOOK_ADDRESS_RATE_LIMIT_*: every sender here is
+// 127.0.0.1) and the source's (WEBHOOK_RATE_LIMIT_*). Backpressure is off (WEBHOOK_MAX_QUEUE_SIZE=0): no
+// consumer drains the backlog here, so any limit would be reached within seconds.
+func webhookServiceEnv(backend string, s webhookSetup, dataDir, schema string) (map[string]string, error) {
+	rate := strconv.Itoa(benchRate)
+	env := map[string]string{
+		"SERGAS_ENV": "production", "DATA_DIR": dataDir, "TLS_DISABLED": "true", "WEBHOOK_GRPC_ADDR": "127.0.0.1:0",
+		"AUTH_API_KEYS": s.keys, "LOG_LEVEL": "error", "CLIENT_ADDR_SECRET": s.addrSecret,
+		"RATE_LIMIT_PER_SECOND": rate, "RATE_LIMIT_BURST": rate,
+		"WEBHOOK_SOURCES": "bench:hmac", "WEBHOOK_SOURCE_BENCH_SECRETS": s.sourceSecret,
+		"WEBHOOK_RATE_LIMIT_PER_SECOND": rate, "WEBHOOK_RATE_LIMIT_BURST": rate,
+		"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": rate, "WEBHOOK_ADDRESS_RATE_LIMIT_BURST": rate,
+		"WEBHOOK_MAX_QUEUE_SIZE": "0",
+	}
+	if backend == "postgres" {
+		url := os.Getenv("TEST_DATABASE_URL")
+		if url == "" {
+			return nil, fmt.Errorf("TEST_DATABASE_URL is not set")
+		}
+		env["DATABASE_URL"] = url
+		env["WEBHOOK_DATABASE_SCHEMA"] = schema
+	}
+	return env, nil
+}
+
+// gatewayEnv is the bench gateway's configuration: production mode, plaintext, the webhook service at
+// webhookAddr under the gateway's key (the token and audit services are not dialled by these routes).
+func gatewayEnv(s webhookSetup, dataDir, webhookAddr string) map[string]string {
+	return map[string]string{
+		"SERGAS_ENV": "production", "DATA_DIR": dataDir, "TLS_DISABLED": "true", "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+		"WEBHOOK_GRPC_ENDPOINT": webhookAddr, "TOKEN_GRPC_ENDPOINT": "127.0.0.1:1", "AUDIT_GRPC_ENDPOINT": "127.0.0.1:1",
+		"GATEWAY_WEBHOOK_API_KEY": s.key, "CLIENT_ADDR_SECRET": s.addrSecret, "LOG_LEVEL": "error",
+	}
+}
+
+// benchWebhook starts the service and the gateway on a new store and measures each sender count,
+// alternating signed ingests with /healthz.
+func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
+	setup, err := newWebhookSetup()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sergas-bench-webhook-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	schema := fmt.Sprintf("bench_webhook_%d", time.Now().UnixNano())
+	env, err := webhookServiceEnv(backend, setup, dir, schema)
+	if err != nil {
+		return err
+	}
+	pprofAddr := ""
+	if o.profileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	svc, err := startServer(bin+"/webhookserver", env, pprofAddr, "-role", "webhook")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := svc.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		if backend == "postgres" {
+			dropSchema(env["DATABASE_URL"], schema)
+		}
+	}()
+	gw, err := startServer(bin+"/webhookserver", gatewayEnv(setup, dir, svc.addr), "", "-role", "gateway")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := gw.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}()
+	// The load generator sends to the gateway; the CPU it reports as the server's is the webhook
+	// service's.
+	target := &serverProc{cmd: svc.cmd, addr: gw.addr}
+	os.Setenv("BENCH_WEBHOOK_SECRET", setup.sourceSecret) // for the load generator, which inherits it (the servers ignore it)
+	extra := dbFlags(backend)
+	if o.profileDir != "" {
+		if err := profileRun(o, bin, backend, &serverProc{cmd: svc.cmd, addr: gw.addr, pprof: svc.pprof}, "", webhookLoadgenCall[callIngest], "webhook-ingest", extra...); err != nil {
+			return err
+		}
+	}
+	calls := []string{callIngest, callHealthz}
+	for _, c := range o.webhook.callers {
+		for i := range o.reps {
+			for j := range calls {
+				// Alternate which goes first, so that drift in the machine's load favours neither.
+				call := calls[(i+j)%len(calls)]
+				r, err := load(bin+"/loadgen", target, "", webhookLoadgenCall[call], c, o.d, o.warmup, extra...)
+				if err != nil {
+					return err
+				}
+				rep.add(backend, call, c, r)
+				fmt.Fprintf(os.Stderr, "%s | %s | %d senders | run %d: %.0f/s, p50 %.3f ms, p99 %.3f ms, CPU µs/call: webhook service %.0f, client %.0f, database %.0f\n",
+					backend, call, c, i+1, r.PerSecond, r.P50ms, r.P99ms, r.ServerCPU, r.ClientCPU, r.DBCPU)
+			}
+		}
+	}
+	return nil
+}
