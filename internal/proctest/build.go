@@ -37,8 +37,8 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary builds the command pkg once per test binary (concurrent callers wait for the one build) and
-// returns the executable's path.
+// binary builds the command pkg once per test binary (concurrent callers wait for the one build), with
+// the race detector when the tests have it, and returns the executable's path.
 func binary(t testing.TB, pkg string) string {
 	t.Helper()
 	built.Lock()
@@ -59,7 +59,11 @@ func binary(t testing.TB, pkg string) string {
 	r.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", r.path, pkg).CombinedOutput(); err != nil {
+		args := []string{"build", "-o", r.path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.CommandContext(ctx, "go", append(args, pkg)...).CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})

@@ -46,7 +46,11 @@ type Proc struct {
 	err  error // set once done is closed
 	mu   sync.Mutex
 	logs bytes.Buffer
+	race bool // the race detector reported a race (counted beyond maxLog too)
 }
+
+// raceReport starts each report of the race detector.
+const raceReport = "WARNING: DATA RACE"
 
 // maxLog bounds the log a Proc keeps for failure messages.
 const maxLog = 1 << 20
@@ -88,6 +92,9 @@ func (s Service) Start(t testing.TB, env map[string]string) *Proc {
 			_ = cmd.Process.Kill()
 			<-p.done
 		}
+		if p.raced() {
+			t.Errorf("%s reported a data race\n%s", s.Name, p.Log())
+		}
 	})
 	select {
 	case p.Addr = <-ready:
@@ -107,6 +114,7 @@ func (p *Proc) readLog(stderr io.Reader, ready chan<- string) {
 	for sc.Scan() {
 		line := sc.Bytes()
 		p.mu.Lock()
+		p.race = p.race || bytes.Contains(line, []byte(raceReport))
 		if p.logs.Len() < maxLog {
 			p.logs.Write(line)
 			p.logs.WriteByte('\n')
@@ -120,6 +128,12 @@ func (p *Proc) readLog(stderr io.Reader, ready chan<- string) {
 			}
 		}
 	}
+}
+
+func (p *Proc) raced() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.race
 }
 
 // Log returns what the process has logged so far.
