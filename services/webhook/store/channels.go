@@ -49,6 +49,15 @@ type ChannelListParams struct {
 	Limit   int
 }
 
+// DueCursor is a place in ChannelsDue's order: the last channel of the previous page.
+type DueCursor struct {
+	ExpireTime time.Time
+	ID         string
+}
+
+// Due is c's place in ChannelsDue's order.
+func (c *Channel) Due() DueCursor { return DueCursor{ExpireTime: c.ExpireTime, ID: c.ID} }
+
 // ChannelStore persists notification channels. Both backends return the same errors: errs.KindNotFound
 // for an unknown id, errs.KindAlreadyExists for a taken one, errs.KindConflict for a stale Version.
 type ChannelStore interface {
@@ -64,8 +73,9 @@ type ChannelStore interface {
 	ChannelUpdate(ctx context.Context, c *Channel) error
 	// ChannelDelete removes the channel (a creation that Zoho refused); KindNotFound when it is gone.
 	ChannelDelete(ctx context.Context, id string) error
-	// ChannelsDue returns at most limit channels that are not disabled and expire before t, soonest first.
-	ChannelsDue(ctx context.Context, t time.Time, limit int) ([]*Channel, error)
+	// ChannelsDue returns at most limit channels that are not disabled and expire before t, soonest first
+	// (ties by id), after the channel that after names (the zero DueCursor for the first page).
+	ChannelsDue(ctx context.Context, t time.Time, after DueCursor, limit int) ([]*Channel, error)
 	// ChannelCounts counts channels by state (states without channels are absent).
 	ChannelCounts(ctx context.Context) (map[ChannelState]int, error)
 }

@@ -57,12 +57,13 @@ func ChannelListQuery(sel string, p ChannelListParams) (string, []any) {
 	return q, w.Args
 }
 
-// ChannelsDueQuery reads, with sel, at most $2 channels that are not disabled and expire before $1,
-// soonest first (ties by id, so that a page is the same on both backends). The disabled state is written
+// ChannelsDueQuery reads, with sel, at most $4 channels that are not disabled and expire before $1,
+// soonest first (ties by id, so that a page is the same on both backends), after the channel that
+// expires at $2 with id $3. The disabled state is written
 // as a literal: the channels_due index is partial on exactly "state <> 4", and a planner uses a partial
 // index only for a query whose WHERE implies its predicate, which a parameter cannot.
 func ChannelsDueQuery(sel string) string {
-	return sel + ` WHERE state <> ` + strconv.Itoa(int(ChannelDisabled)) + ` AND expire_time < $1 ORDER BY expire_time, id LIMIT $2`
+	return sel + ` WHERE state <> ` + strconv.Itoa(int(ChannelDisabled)) + ` AND expire_time < $1 AND (expire_time, id) > ($2, $3) ORDER BY expire_time, id LIMIT $4`
 }
 
 // ValidChannelID reports whether id is a Zoho channel id as stored: 1-18 ASCII digits.

@@ -333,7 +333,7 @@ func testChannelsDue(t *testing.T, s store.ChannelStore) {
 	add("8", 2*time.Hour, store.ChannelActive)
 	due := func(at time.Time, limit int) []string {
 		t.Helper()
-		cs, err := s.ChannelsDue(ctx, at, limit)
+		cs, err := s.ChannelsDue(ctx, at, store.DueCursor{}, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,11 +357,31 @@ func testChannelsDue(t *testing.T, s store.ChannelStore) {
 	if got, want := due(hour.Add(time.Microsecond), 10), []string{"3", "2", "6", "5", "1", "7"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("due a microsecond past the hour: %v, want %v", got, want)
 	}
-	cs, err := s.ChannelsDue(ctx, hour, 1)
+	// Paging from the last channel of a page goes on where it stopped, ties by id included.
+	add("9", 10*time.Minute, store.ChannelExpired) // expires with "6"
+	var paged []string
+	var after store.DueCursor
+	for range 10 {
+		page, err := s.ChannelsDue(ctx, hour.Add(time.Microsecond), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, c := range page {
+			paged = append(paged, c.ID)
+		}
+		after = page[len(page)-1].Due()
+	}
+	if want := []string{"3", "2", "6", "9", "5", "1", "7"}; !reflect.DeepEqual(paged, want) {
+		t.Errorf("paged due channels %v, want %v", paged, want)
+	}
+	cs, err := s.ChannelsDue(ctx, hour, store.DueCursor{}, 1)
 	if err != nil || len(cs) != 1 || !reflect.DeepEqual(cs[0], getChannel(t, s, "3")) {
 		t.Fatalf("a due channel is read whole: %v %+v", err, cs)
 	}
-	if _, err := s.ChannelsDue(ctx, hour, 0); !errors.Is(err, errs.ErrInvalid) {
+	if _, err := s.ChannelsDue(ctx, hour, store.DueCursor{}, 0); !errors.Is(err, errs.ErrInvalid) {
 		t.Errorf("due without a limit: %v", err)
 	}
 }

@@ -102,11 +102,11 @@ func (s *Store) ChannelDelete(ctx context.Context, id string) error {
 }
 
 // ChannelsDue implements store.ChannelStore.
-func (s *Store) ChannelsDue(ctx context.Context, t time.Time, limit int) ([]*store.Channel, error) {
+func (s *Store) ChannelsDue(ctx context.Context, t time.Time, after store.DueCursor, limit int) ([]*store.Channel, error) {
 	if limit <= 0 {
 		return nil, errs.Invalid("due channel limit must be positive")
 	}
-	return db.PostgresQueryAll(ctx, s.db, store.ChannelsDueQuery(channelSelect), []any{t, limit}, scanChannel)
+	return db.PostgresQueryAll(ctx, s.db, store.ChannelsDueQuery(channelSelect), []any{t, after.ExpireTime, after.ID, limit}, scanChannel)
 }
 
 // ChannelCounts implements store.ChannelStore.

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"time"
+
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +20,7 @@ import (
 func TestChannelPlansUseIndexes(t *testing.T) {
 	s := New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
 	storetest.FillChannels(t, s, 200)
-	plan := explain(t, s, store.ChannelsDueQuery(channelSelect), []any{storetest.ChannelsDueAt, 10})
+	plan := explain(t, s, store.ChannelsDueQuery(channelSelect), []any{storetest.ChannelsDueAt, time.Time{}, "", 10})
 	if !strings.Contains(plan, "Index Scan using channels_due ") || strings.Contains(plan, "Sort") {
 		t.Errorf("ChannelsDue does not read channels_due in order:\n%s", plan)
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"math"
 	"time"
 
 	"github.com/sergas/core/internal/db"
@@ -103,11 +104,11 @@ func (s *Store) ChannelDelete(ctx context.Context, id string) error {
 }
 
 // ChannelsDue implements store.ChannelStore.
-func (s *Store) ChannelsDue(ctx context.Context, t time.Time, limit int) ([]*store.Channel, error) {
+func (s *Store) ChannelsDue(ctx context.Context, t time.Time, after store.DueCursor, limit int) ([]*store.Channel, error) {
 	if limit <= 0 {
 		return nil, errs.Invalid("due channel limit must be positive")
 	}
-	return db.SQLiteQueryAll(ctx, s.db, store.ChannelsDueQuery(channelSelect), []any{t.UnixMicro(), limit}, scanChannel)
+	return db.SQLiteQueryAll(ctx, s.db, store.ChannelsDueQuery(channelSelect), []any{t.UnixMicro(), afterMicros(after.ExpireTime), after.ID, limit}, scanChannel)
 }
 
 // ChannelCounts implements store.ChannelStore.
@@ -154,6 +155,15 @@ func scanChannel(row db.Scanner) (*store.Channel, error) {
 func micros(t time.Time) any {
 	if t.IsZero() {
 		return nil
+	}
+	return t.UnixMicro()
+}
+
+// afterMicros is a DueCursor's time as stored: the zero time (the first page) as the smallest value, so
+// that every channel sorts after it.
+func afterMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
 	}
 	return t.UnixMicro()
 }

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"time"
+
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +22,7 @@ func TestChannelPlansUseIndexes(t *testing.T) {
 	if _, err := s.db.Write.Exec(`ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
-	plan := explain(t, s, store.ChannelsDueQuery(channelSelect), []any{storetest.ChannelsDueAt.UnixMicro(), 10})
+	plan := explain(t, s, store.ChannelsDueQuery(channelSelect), []any{storetest.ChannelsDueAt.UnixMicro(), afterMicros(time.Time{}), "", 10})
 	if !strings.Contains(plan, "USING INDEX channels_due") || strings.Contains(plan, "TEMP B-TREE") {
 		t.Errorf("ChannelsDue does not read channels_due in order:\n%s", plan)
 	}
