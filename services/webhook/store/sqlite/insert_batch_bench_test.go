@@ -29,7 +29,7 @@ func BenchmarkInsertBatch(b *testing.B) {
 					n++
 					es[i] = &store.Event{ID: uuid.Must(uuid.NewV7()).String(), Source: "bench", DedupeKey: fmt.Sprintf("id:%d\nsha256:%x", n, n*7919),
 						Status: store.StatusPending, ContentType: "application/json", Payload: []byte(`{"id":"` + fmt.Sprint(n) + `","pad":"` + pad + `"}`),
-						Headers: []store.Header{{Name: "Content-Type", Values: []string{"application/json"}}, {Name: "X-Zoho-Event-Id", Values: []string{fmt.Sprint(n)}}},
+						Headers:     []store.Header{{Name: "Content-Type", Values: []string{"application/json"}}, {Name: "X-Zoho-Event-Id", Values: []string{fmt.Sprint(n)}}},
 						ReceiveTime: time.Now().UTC().Truncate(time.Microsecond), SenderAddress: "127.0.0.1"}
 				}
 				if _, err := s.EventInsertBatch(context.Background(), es); err != nil {
