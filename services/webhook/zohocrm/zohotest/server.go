@@ -50,7 +50,8 @@ type Server struct {
 	// fallback to DefaultExpiry.
 	RefuseOverMax bool
 	// Now is the stand-in's clock (time.Now when nil); tests move it to make channels expire. It must be
-	// safe to call from several goroutines.
+	// safe to call from several goroutines. Set it before anything calls the stand-in, or use SetNow
+	// once something may already be calling it.
 	Now func() time.Time
 	// Zone is the offset Zoho answers times in (the CRM user's zone); +05:30 by default, so that a
 	// client that ignores offsets is caught.
@@ -61,6 +62,7 @@ type Server struct {
 	ts *httptest.Server
 
 	mu       sync.Mutex
+	nowFunc  func() time.Time // set by SetNow; wins over Now
 	tokens   map[string]bool
 	channels map[string]*channel
 	requests map[string]int
@@ -161,11 +163,24 @@ func copyWatch(w zohocrm.Watch) zohocrm.Watch {
 	return w
 }
 
+// SetNow replaces the clock, safely while requests are being served (unlike setting Now).
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nowFunc = now
+}
+
 func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+	s.mu.Lock()
+	f := s.nowFunc
+	s.mu.Unlock()
+	if f == nil {
+		f = s.Now
 	}
-	return time.Now()
+	if f == nil {
+		f = time.Now
+	}
+	return f()
 }
 
 // liveChannels returns copies of the channels that have not expired at now, by id.
