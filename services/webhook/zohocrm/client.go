@@ -198,10 +198,14 @@ func (c *Client) do(ctx context.Context, op, method string, u *url.URL, a Auth, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	// Zoho's API does not redirect; following one could carry the channel token (in the body) to
+	// another host, so the 3xx itself is the answer (a refusal). The copy shares the caller's transport
+	// and its connection pool.
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -217,42 +221,52 @@ func (c *Client) do(ctx context.Context, op, method string, u *url.URL, a Auth, 
 		}
 		return 0, nil, networkError(op, err)
 	}
-	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return interpret(op, resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), raw)
+}
+
+// interpret reads Zoho's answer to one call: the watch items of a 2xx (or of a 400 that carries them),
+// or the error for a refusal. raw is at most maxResponseBytes+1 bytes, more meaning the answer was
+// larger than any Zoho sends.
+func interpret(op string, status int, retryAfter time.Duration, raw []byte) (int, []watchResult, error) {
 	if len(raw) > maxResponseBytes {
-		return resp.StatusCode, nil, &APIError{Status: resp.StatusCode, Code: codeInvalidResponse,
+		return status, nil, &APIError{Status: status, Code: codeInvalidResponse,
 			Message: fmt.Sprintf("%s: answer larger than %d bytes", op, maxResponseBytes), RetryAfter: retryAfter}
 	}
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok && resp.StatusCode == http.StatusNoContent {
-		return resp.StatusCode, nil, nil
+	ok := status >= 200 && status < 300
+	if status == http.StatusNoContent {
+		return status, nil, nil
 	}
 	var ans answer
 	decErr := json.Unmarshal(raw, &ans)
 	switch {
-	case decErr == nil && len(ans.Watch) > 0 && (ok || resp.StatusCode == http.StatusBadRequest):
+	case decErr == nil && len(ans.Watch) > 0 && (ok || status == http.StatusBadRequest):
 		// Per-item answers: a 2xx (each item may still be an error) or a 400 whose items say which
 		// channel failed and why (Zoho's INVALID_DATA for a channel it does not have).
 		if !ok {
 			for _, it := range ans.Watch {
-				if err := it.err(op, resp.StatusCode); err != nil {
-					return resp.StatusCode, nil, err
+				if err := it.err(op, status); err != nil {
+					return status, nil, err
 				}
 			}
-			return resp.StatusCode, nil, invalidResponse(op, resp.StatusCode, "400 without an error item")
+			return status, nil, invalidResponse(op, status, "400 without an error item")
 		}
-		return resp.StatusCode, ans.Watch, nil
+		return status, ans.Watch, nil
 	case ok && decErr != nil:
-		return resp.StatusCode, nil, invalidResponse(op, resp.StatusCode, "answer is not JSON")
+		return status, nil, invalidResponse(op, status, "answer is not JSON")
 	case ok && ans.Code != "" && !strings.EqualFold(ans.Status, "success"):
 		// A whole-request error inside a 2xx: still an error.
-		return resp.StatusCode, nil, apiError(resp.StatusCode, ans.Code, ans.Message, retryAfter, ans.Details)
+		return status, nil, apiError(status, ans.Code, ans.Message, retryAfter, ans.Details)
 	case ok:
-		return resp.StatusCode, nil, nil
+		return status, nil, nil
 	}
 	// A refusal: Zoho's {"code","message","status":"error"} when the body is Zoho's, the HTTP status
 	// text otherwise (a proxy's page is never copied into the error).
 	if decErr == nil && ans.Code != "" {
-		return resp.StatusCode, nil, apiError(resp.StatusCode, ans.Code, ans.Message, retryAfter, ans.Details)
+		return status, nil, apiError(status, ans.Code, ans.Message, retryAfter, ans.Details)
 	}
-	return resp.StatusCode, nil, &APIError{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode), RetryAfter: retryAfter}
+	msg := http.StatusText(status)
+	if msg == "" {
+		msg = "unexpected HTTP status"
+	}
+	return status, nil, &APIError{Status: status, Message: msg, RetryAfter: retryAfter}
 }

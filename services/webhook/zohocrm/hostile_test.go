@@ -177,3 +177,20 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 		t.Fatalf("error holds the start of the access token: %v", err)
 	}
 }
+
+// A redirect is not followed (it could carry the channel token elsewhere): the 3xx is the answer.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	redirect := func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/crm/v6/actions/watch", http.StatusTemporaryRedirect)
+	}
+	_, err := (&zohocrm.Client{HTTP: &http.Client{}}).Enable(context.Background(), fake(t, redirect), watch("1", soon))
+	if e := apiErr(t, err); e.Status != http.StatusTemporaryRedirect || e.Temporary() {
+		t.Fatalf("redirect: %+v", e)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("redirect followed %d times", n)
+	}
+}
