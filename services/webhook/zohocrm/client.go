@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -149,9 +150,40 @@ func (c *Client) subscribe(ctx context.Context, method, op string, a Auth, w Wat
 		}
 	}
 	if expiry.IsZero() {
-		expiry = w.Expiry.Truncate(time.Second)
+		expiry = c.unconfirmedExpiry(w.Expiry, time.Now())
 	}
 	return expiry.UTC(), nil
+}
+
+// unconfirmedExpiry is the expiry to assume when Zoho's answer does not state one: the requested one,
+// unless it lies beyond the version's maximum, where Zoho documents that it applies its default of one
+// hour instead. Assuming too early costs a renewal; assuming too late loses notifications.
+func (c *Client) unconfirmedExpiry(requested, now time.Time) time.Time {
+	requested = requested.Truncate(time.Second)
+	if requested.Sub(now) > maxExpiry(c.Version) {
+		return now.Add(zohoDefaultExpiry).Truncate(time.Second)
+	}
+	return requested
+}
+
+// Zoho's channel expiry limits (enable.html; Kaizen FAQ on the Notification APIs): at most one day ahead
+// for v2 to v3, one week from v4; one hour when absent or beyond the maximum.
+const (
+	zohoDefaultExpiry = time.Hour
+	maxExpiryBeforeV4 = 24 * time.Hour
+	maxExpiryFromV4   = 7 * 24 * time.Hour
+)
+
+// maxExpiry is Zoho's limit on channel_expiry for an API version ("" is the default version).
+func maxExpiry(version string) time.Duration {
+	if version == "" {
+		version = defaultVersion
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), ".")
+	if n, err := strconv.Atoi(major); err == nil && n < 4 {
+		return maxExpiryBeforeV4
+	}
+	return maxExpiryFromV4
 }
 
 // expiryLayout is RFC 3339 in whole seconds with a numeric offset.

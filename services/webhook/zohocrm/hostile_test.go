@@ -194,3 +194,20 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		t.Fatalf("redirect followed %d times", n)
 	}
 }
+
+// An answer without channel_expiry (or with one that cannot be read) gives back the requested expiry,
+// in UTC and whole seconds; several modules' expiries give the earliest.
+func TestExpiryFromAnswer(t *testing.T) {
+	c := &zohocrm.Client{}
+	req := time.Now().Add(2*time.Hour + 300*time.Millisecond)
+	for body, want := range map[string]time.Time{
+		`{"watch":[{"code":"SUCCESS","details":{},"status":"success"}]}`:                                                                                                                                           req.Truncate(time.Second).UTC(),
+		`{"watch":[{"code":"SUCCESS","details":{"events":[{"channel_id":1,"channel_expiry":"soon"}]},"status":"success"}]}`:                                                                                        req.Truncate(time.Second).UTC(),
+		`{"watch":[{"code":"SUCCESS","details":{"events":[{"channel_id":"1","channel_expiry":"2030-01-02T10:00:00+05:30"},{"channel_id":"1","channel_expiry":"2030-01-02T09:00:00+05:30"}]},"status":"success"}]}`: time.Date(2030, 1, 2, 3, 30, 0, 0, time.UTC),
+	} {
+		got, err := c.Update(context.Background(), fake(t, answer(200, body)), watch("1", req))
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%s: %v %v, want %v", body, got, err, want)
+		}
+	}
+}

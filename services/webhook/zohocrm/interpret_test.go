@@ -67,3 +67,25 @@ func FuzzInterpret(f *testing.F) {
 		}
 	})
 }
+
+// Without an expiry in Zoho's answer, the requested one is assumed only within Zoho's maximum for the
+// version; beyond it Zoho applies one hour, and so does the assumption.
+func TestUnconfirmedExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		version   string
+		requested time.Duration
+		want      time.Duration
+	}{
+		{"", 7 * 24 * time.Hour, 7 * 24 * time.Hour},
+		{"v6", 7*24*time.Hour + time.Second, time.Hour},
+		{"v2.1", 24 * time.Hour, 24 * time.Hour},
+		{"v3", 25 * time.Hour, time.Hour},
+		{"v8", 2 * time.Hour, 2 * time.Hour},
+	} {
+		c := &Client{Version: tc.version}
+		if got := c.unconfirmedExpiry(now.Add(tc.requested), now); !got.Equal(now.Add(tc.want)) {
+			t.Errorf("%q %v: %v, want now+%v", tc.version, tc.requested, got.Sub(now), tc.want)
+		}
+	}
+}
