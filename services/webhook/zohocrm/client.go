@@ -114,7 +114,7 @@ func (c *Client) subscribe(ctx context.Context, method, op string, a Auth, w Wat
 		ChannelID: w.ChannelID,
 		Events:    w.Events,
 		// Zoho's examples give the offset explicitly ("2023-02-02T10:30:00+05:30") and answer in whole
-		// seconds; RFC 3339 with "+00:00" rather than "Z" is the form its documentation shows.
+		// seconds; integrators report that it refuses the "Z" of UTC (INVALID_DATA), hence "+00:00".
 		ChannelExpiry:             w.Expiry.UTC().Format(expiryLayout),
 		Token:                     w.Token,
 		NotifyURL:                 w.NotifyURL,

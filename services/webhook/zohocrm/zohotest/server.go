@@ -11,6 +11,9 @@
 //     Zoho sets its default of one hour, which the stand-in does too (RefuseOverMax refuses instead);
 //   - answers {"watch":[{"code":"SUCCESS","details":{"events":[…]},"message":…,"status":"success"}]}.
 //
+// What integrators report and the stand-in does: a subscription is answered 201, an empty list 204;
+// channel_expiry with "Z" instead of a numeric offset is refused with INVALID_DATA.
+//
 // What Zoho does not document and the stand-in chooses: an expiry in the past is refused with
 // INVALID_DATA on channel_expiry; updating or disabling a channel Zoho does not have (never enabled,
 // expired, disabled) is an error item INVALID_DATA whose details name channel_id, with HTTP 400.

@@ -208,7 +208,7 @@ func TestNotifyFailsOnRefusal(t *testing.T) {
 // The stand-in refuses what Zoho refuses, with Zoho's codes.
 func TestRefusals(t *testing.T) {
 	s, clk := newStandIn(t)
-	exp := func(d time.Duration) string { return clk.now().Add(d).Format(time.RFC3339) }
+	exp := func(d time.Duration) string { return clk.now().Add(d).Format("2006-01-02T15:04:05-07:00") }
 	item := func(fields string) string {
 		return `{"watch":[{` + fields + `}]}`
 	}
@@ -233,13 +233,14 @@ func TestRefusals(t *testing.T) {
 		{"no notify url", "POST", "/crm/v6/actions/watch", auth, item(`"channel_id":"10","events":["Deals.all"]`), 400, "MANDATORY_NOT_FOUND"},
 		{"token 51", "POST", "/crm/v6/actions/watch", auth, item(good + `,"token":"` + strings.Repeat("t", 51) + `"`), 400, "INVALID_DATA"},
 		{"expiry past", "POST", "/crm/v6/actions/watch", auth, item(strings.Replace(good, exp(time.Hour), exp(-time.Second), 1)), 400, "INVALID_DATA"},
+		{"expiry zulu", "POST", "/crm/v6/actions/watch", auth, item(strings.Replace(good, exp(time.Hour), clk.now().Add(time.Hour).Format("2006-01-02T15:04:05Z"), 1)), 400, "INVALID_DATA"},
 		{"expiry garbage", "POST", "/crm/v6/actions/watch", auth, item(strings.Replace(good, exp(time.Hour), "tomorrow", 1)), 400, "INVALID_DATA"},
 		{"update unknown", "PUT", "/crm/v6/actions/watch", auth, item(good), 400, "INVALID_DATA"},
 		{"disable unknown", "DELETE", "/crm/v6/actions/watch?channel_ids=10", auth, "", 400, "INVALID_DATA"},
 		{"disable no ids", "DELETE", "/crm/v6/actions/watch", auth, "", 400, "MANDATORY_NOT_FOUND"},
 		{"patch", "PATCH", "/crm/v6/actions/watch", auth, item(good), 405, "INVALID_REQUEST_METHOD"},
-		{"token 50 ok", "POST", "/crm/v6/actions/watch", auth, item(good + `,"token":"` + strings.Repeat("ü", 50) + `"`), 200, "SUCCESS"},
-		{"numeric channel ok", "POST", "/crm/v6/actions/watch", auth, item(strings.Replace(good, `"10"`, `11`, 1)), 200, "SUCCESS"},
+		{"token 50 ok", "POST", "/crm/v6/actions/watch", auth, item(good + `,"token":"` + strings.Repeat("ü", 50) + `"`), 201, "SUCCESS"},
+		{"numeric channel ok", "POST", "/crm/v6/actions/watch", auth, item(strings.Replace(good, `"10"`, `11`, 1)), 201, "SUCCESS"},
 	}
 	for _, tc := range cases {
 		status, ans := call(t, s, tc.method, tc.path, tc.auth, tc.body)
@@ -262,7 +263,7 @@ func TestRefusals(t *testing.T) {
 		if tc.ask > 0 {
 			body = item(`"channel_id":"20","events":["Deals.all"],"notify_url":"https://h.example/x","channel_expiry":"` + exp(tc.ask) + `"`)
 		}
-		if status, ans := call(t, s, "POST", "/crm/"+tc.version+"/actions/watch", auth, body); status != 200 {
+		if status, ans := call(t, s, "POST", "/crm/"+tc.version+"/actions/watch", auth, body); status != http.StatusCreated {
 			t.Fatalf("%s %v: %d %v", tc.version, tc.ask, status, ans)
 		}
 		if w, _ := s.Channel("20"); !w.Expiry.Equal(clk.now().Add(tc.want)) {

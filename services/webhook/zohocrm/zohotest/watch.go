@@ -3,6 +3,7 @@ package zohotest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -132,7 +133,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, version strin
 		}
 		results = append(results, res)
 	}
-	writeJSON(w, itemsStatus(failed, len(results)), map[string]any{"watch": results})
+	status := itemsStatus(failed, len(results))
+	if status == http.StatusOK && r.Method == http.MethodPost {
+		status = http.StatusCreated // what Zoho answers a subscription, as integrators observe
+	}
+	writeJSON(w, status, map[string]any{"watch": results})
 }
 
 func (s *Server) subscribeOne(update bool, version string, now time.Time, i int, raw json.RawMessage) (any, bool) {
@@ -186,7 +191,13 @@ func (s *Server) subscribeOne(update bool, version string, now time.Time, i int,
 		var es string
 		t, err := time.Time{}, error(nil)
 		if err = json.Unmarshal(it.ChannelExpiry, &es); err == nil {
-			t, err = time.Parse(time.RFC3339, es)
+			// Zoho wants a numeric offset ("+00:00"); it refuses the "Z" of UTC with INVALID_DATA, as
+			// integrators report.
+			if strings.HasSuffix(es, "Z") || strings.HasSuffix(es, "z") {
+				err = errors.New("expected datetime with offset")
+			} else {
+				t, err = time.Parse("2006-01-02T15:04:05-07:00", es)
+			}
 		}
 		switch {
 		case err != nil || !t.After(now):
