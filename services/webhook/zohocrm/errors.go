@@ -56,10 +56,10 @@ func (e *APIError) Error() string {
 // Unwrap returns the network error behind a Status 0 APIError.
 func (e *APIError) Unwrap() error { return e.cause }
 
-// Temporary reports whether the same call may succeed later: rate limits (429), Zoho's server errors
-// (5xx) and network failures. Everything else (bad token, invalid data) needs a change first.
+// Temporary reports whether the same call may succeed later: rate limits (429), timeouts (408), Zoho's
+// server errors (5xx) and network failures. Everything else (bad token, invalid data) needs a change first.
 func (e *APIError) Temporary() bool {
-	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status >= 500 ||
+	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500 ||
 		strings.EqualFold(e.Code, "TOO_MANY_REQUESTS")
 }
 
