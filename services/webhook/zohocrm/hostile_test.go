@@ -211,3 +211,15 @@ func TestExpiryFromAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Nobody listening: a temporary network error (Status 0) that says nothing of the request.
+func TestNetworkError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	a := zohocrm.Auth{APIDomain: srv.URL, AccessToken: accessToken}
+	srv.Close()
+	err := (&zohocrm.Client{}).Disable(context.Background(), a, "123")
+	e := apiErr(t, err)
+	if e.Status != 0 || !e.Temporary() || strings.Contains(err.Error(), "123") || strings.Contains(err.Error(), accessToken) {
+		t.Fatalf("network: %v", err)
+	}
+}
