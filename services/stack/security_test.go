@@ -244,6 +244,8 @@ func restScope(method, path string) string {
 		return auth.ScopeAuditWrite
 	case strings.HasPrefix(path, "/v1/audit/"):
 		return auth.ScopeAuditRead
+	case strings.HasPrefix(path, "/v1/webhook/channels") && write:
+		return auth.ScopeWebhookAdmin // enabling, renewing, disabling act at Zoho
 	}
 	return auth.ScopeWebhookRead
 }

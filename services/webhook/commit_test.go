@@ -235,7 +235,7 @@ func TestOpenRunsTheGroupCommitter(t *testing.T) {
 	for _, w := range svc.Background().Workers {
 		names = append(names, w.Name)
 	}
-	if len(names) != 1 || names[0] != groupCommitWorker {
-		t.Fatalf("workers %v, want %s", names, groupCommitWorker)
+	if len(names) != 2 || names[0] != groupCommitWorker || names[1] != "webhook.channel_renewer" {
+		t.Fatalf("workers %v, want %s and the channel renewer", names, groupCommitWorker)
 	}
 }

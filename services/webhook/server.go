@@ -13,6 +13,7 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/keyring"
 	"github.com/sergas/core/internal/pagetoken"
 	"github.com/sergas/core/internal/ratelimit"
 	"github.com/sergas/core/internal/validate"
@@ -29,10 +30,15 @@ type Server struct {
 	backlog  *backlog
 	refusals *refusals
 	log      *slog.Logger
-	// channels are notification channels known besides the configured ones (the service's own, once it
-	// stores them); nil for none.
+	// channels are notification channels known besides the configured ones (the service's own: chans);
+	// nil for none.
 	channels channelTokens
-	now      func() time.Time
+	// chans manages Zoho CRM notification channels with ring (sealing their tokens) and tokens (the
+	// token service); nil when the store keeps no channels.
+	chans  *channels
+	ring   *keyring.Keyring
+	tokens accessTokens
+	now    func() time.Time
 }
 
 var _ webhookv1.WebhookServiceServer = (*Server)(nil)
@@ -66,6 +72,10 @@ func NewServer(s store.Store, cfg Config, opts ...Option) *Server {
 		o(srv)
 	}
 	srv.refusals.log = srv.log
+	if cs, ok := s.(store.ChannelStore); ok {
+		srv.chans = newChannels(cs, srv.ring, srv.tokens, cfg.Channels, srv.log, func() time.Time { return srv.now() })
+		srv.channels = srv.chans
+	}
 	if srv.sources == nil {
 		set, err := buildSources(cfg.Sources, cfg.defaults(), secretResolver(func(string) (string, bool) { return "", false }), nil)
 		if err != nil {

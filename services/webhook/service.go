@@ -179,15 +179,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 	if err != nil {
 		return nil, err
 	}
-	srv := NewServer(st, cfg, append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit)}, opts...)...)
+	chOpts, err := channelOptions(ctx, cfg.Channels, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	srv := NewServer(st, cfg, append(append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit)}, chOpts...), opts...)...)
 	srv.logSources()
 	return &Service{StoreService: app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), server: srv, elector: elector}, nil
 }
 
-// Background implements app.BackgroundService: the server's workers; the elector picks the replica
-// that runs the single-replica ones.
+// Background implements app.BackgroundService: the server's workers and the channel renewer; the
+// elector picks the replica that runs the single-replica ones.
 func (s *Service) Background() app.Background {
-	return app.Background{Workers: s.server.workers(), Elector: s.elector}
+	return app.Background{Workers: append(s.server.workers(), s.server.channelWorkers()...), Elector: s.elector}
 }
 
 // logSources says at start which sources are served, and warns about each unverified one.

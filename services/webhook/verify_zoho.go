@@ -11,9 +11,9 @@ import (
 	"strings"
 )
 
-// channelTokens finds the token a Zoho CRM notification channel was enabled with. Today the tokens come
-// from the sources file (fileChannels); channels the service creates and stores itself plug in here as
-// another implementation.
+// channelTokens finds the token a Zoho CRM notification channel was enabled with: channels enabled by
+// hand come from the source's configuration (fileChannels), channels the service manages from its store
+// (channels, in channels.go).
 type channelTokens interface {
 	// channelToken returns the channel's token and whether the channel is known to source; err is for
 	// a lookup that failed (the delivery is then refused as unavailable, never as forged).
