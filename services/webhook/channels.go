@@ -224,6 +224,10 @@ func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel,
 	next.UpdateTime = now
 	if err == nil {
 		next.State, next.ExpireTime, next.RenewTime, next.FailedRenewals, next.LastError = store.ChannelActive, expiry.UTC().Truncate(time.Microsecond), now, 0, ""
+		if asked := now.Add(m.cfg.TTL); expiry.Before(asked.Add(-time.Minute)) {
+			m.log.Warn("zoho confirmed a shorter channel expiry than asked (beyond its maximum it sets one hour); check WEBHOOK_ZOHO_CHANNEL_TTL",
+				"service", "webhook", "channel_id", c.ID, "expire_time", expiry, "asked", asked)
+		}
 	} else {
 		next.State, next.FailedRenewals, next.LastError = store.ChannelFailing, c.FailedRenewals+1, renewalError(err)
 		if !next.ExpireTime.After(now) {

@@ -91,6 +91,9 @@ func (m *channels) renewDue(ctx context.Context) error {
 				m.markExpired(ctx, c, now)
 				continue
 			}
+			if renewedRecently(c, now) {
+				continue
+			}
 			// Failures are recorded on the channel and logged by renew; the pass goes on with the others.
 			_, _ = m.renew(ctx, c)
 		}
@@ -101,6 +104,16 @@ func (m *channels) renewDue(ctx context.Context) error {
 		after = due[len(due)-1].Due()
 	}
 	return m.count(ctx, now)
+}
+
+// renewedRecently reports whether c, healthy, has not yet lived half the lifetime Zoho confirmed at
+// its last renewal. Zoho silently gives one hour to an expiry beyond its maximum, so a channel can be
+// due (within RenewBefore) straight after a renewal; without this it would be renewed at every check.
+func renewedRecently(c *store.Channel, now time.Time) bool {
+	if c.FailedRenewals > 0 || c.RenewTime.IsZero() || !c.ExpireTime.After(c.RenewTime) {
+		return false
+	}
+	return now.Before(c.RenewTime.Add(c.ExpireTime.Sub(c.RenewTime) / 2))
 }
 
 // retryDelay is how long after its n-th failure in a row a channel's renewal is tried again.

@@ -1,0 +1,42 @@
+package webhook
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+)
+
+// Zoho silently sets an expiry beyond its maximum to one hour. A channel whose confirmed expiry is
+// nearer than RenewBefore is due at every check; the renewer must not renew it at each of them (one PUT
+// a minute per channel), but once half its confirmed lifetime has passed.
+func TestShortConfirmedExpiryIsNotRenewedEveryCheck(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		r.zoho.MaxExpiry = 2 * time.Hour // below the 24 h TTL asked: Zoho confirms one hour
+		c := r.create(t, "Deals.all")
+		if got := c.GetExpireTime().AsTime().Sub(r.clock.now()); got > time.Hour {
+			t.Fatalf("confirmed expiry %v ahead, want at most 1h", got)
+		}
+		before := r.zoho.Requests()["PUT"]
+		for range 10 {
+			r.clock.advance(time.Minute)
+			if err := r.srv.chans.renewDue(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := r.zoho.Requests()["PUT"] - before; n != 0 {
+			t.Fatalf("%d renewals in the first 10 minutes of a one-hour channel", n)
+		}
+		r.clock.advance(25 * time.Minute)
+		if err := r.srv.chans.renewDue(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.zoho.Requests()["PUT"] - before; n != 1 {
+			t.Fatalf("%d renewals past half the channel's lifetime, want 1", n)
+		}
+		if got := r.get(t, c.GetChannelId()); !got.GetExpireTime().AsTime().After(c.GetExpireTime().AsTime()) {
+			t.Fatalf("not extended: %v", got)
+		}
+	})
+}
