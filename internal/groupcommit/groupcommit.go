@@ -27,6 +27,9 @@ type Config struct {
 	// Timeout bounds one commit, whoever waits on it (default 30 s). The commit does not run on any
 	// caller's context: one caller going away must not fail the others' commit.
 	Timeout time.Duration
+	// Concurrency is how many batches may commit at once (default 1). More than one suits a database
+	// whose commit waits on a round trip and a log flush (PostgreSQL), not one with a single writer.
+	Concurrency int
 }
 
 // Func commits a batch and returns one result per input, in order, or one error for the whole batch
@@ -127,22 +130,58 @@ func signal(ch chan struct{}) {
 }
 
 // Run commits gathered batches until ctx ends, then commits everything it accepted before returning
-// (the drain), after which calls are committed one by one.
+// (the drain), after which calls are committed one by one. With Concurrency above 1, that many batches
+// commit at once, each gathered while the others commit.
 func (c *Committer[In, Out]) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.running = true
 	c.mu.Unlock()
 	defer c.drain()
+	n := max(1, c.cfg.Concurrency)
+	if n == 1 {
+		c.loop(ctx)
+		return nil
+	}
+	// A panic in one loop stops them all and goes on from Run, to the worker's supervisor, after the
+	// drain: no loop may die alone and leave its callers waiting.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	panics := make(chan any, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					panics <- r
+					cancel()
+				}
+			}()
+			c.loop(ctx)
+		}()
+	}
+	wg.Wait()
+	select {
+	case r := <-panics:
+		panic(r)
+	default:
+	}
+	return nil
+}
+
+// loop takes and commits batches until ctx ends.
+func (c *Committer[In, Out]) loop(ctx context.Context) {
 	gathered := false // the last batch held more than one call: callers are arriving together
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-c.wake:
 		}
 		for range 1 << 20 { // bounded: each round takes at least one call, or ends the loop
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			if gathered && c.cfg.Window > 0 {
 				c.waitFull(ctx)
@@ -153,6 +192,9 @@ func (c *Committer[In, Out]) Run(ctx context.Context) error {
 				break
 			}
 			gathered = len(batch) > 1
+			if len(c.wake) == 0 && c.Queued() > 0 {
+				signal(c.wake) // calls left behind: another loop may take them while this one commits
+			}
 			c.commitBatch(batch)
 		}
 	}

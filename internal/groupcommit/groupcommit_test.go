@@ -344,3 +344,59 @@ func TestAPanickingCommitAnswersItsCallers(t *testing.T) {
 		t.Fatalf("caller of a panicking commit: %v", err)
 	}
 }
+
+// With Concurrency 2 a second batch commits while the first is still committing (a database whose
+// commit waits on a round trip and a flush does two at once), and every call gets its own result.
+func TestConcurrentBatchesCommitAtOnce(t *testing.T) {
+	r := &recorder{}
+	c := New("test", Config{MaxBatch: 64, Concurrency: 2}, r.commit, splitUnlessUnavailable, quiet())
+	running(t, c)
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.gate = gate
+	r.mu.Unlock()
+	results := make(chan answer, 2)
+	go func() { v, err := c.Do(context.Background(), 1); results <- answer{v, err} }()
+	testutil.Eventually(t, 5*time.Second, "the first batch is committing", func() bool { return len(r.seen()) == 1 })
+	go func() { v, err := c.Do(context.Background(), 2); results <- answer{v, err} }()
+	testutil.Eventually(t, 5*time.Second, "a second batch commits beside the first", func() bool { return len(r.seen()) == 2 })
+	r.mu.Lock()
+	r.gate = nil
+	r.mu.Unlock()
+	close(gate)
+	got := map[int]bool{}
+	for range 2 {
+		a := <-results
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		got[a.out] = true
+	}
+	if !got[2] || !got[4] {
+		t.Fatalf("answers %v, want 2 and 4", got)
+	}
+}
+
+// A panic in one of several loops stops Run with that panic (for the supervisor to restart it) after
+// answering every caller.
+func TestAPanicInAConcurrentLoopStopsRun(t *testing.T) {
+	commit := func(ctx context.Context, in []int) ([]int, error) { panic("boom") }
+	c := New("test", Config{MaxBatch: 64, Concurrency: 3}, commit, nil, quiet())
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		_ = c.Run(context.Background())
+	}()
+	testutil.Eventually(t, 5*time.Second, "the committer runs", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.running })
+	if _, err := c.Do(context.Background(), 1); errs.KindOf(err) != errs.KindInternal {
+		t.Fatalf("caller of a panicking commit: %v", err)
+	}
+	select {
+	case r := <-recovered:
+		if r == nil {
+			t.Fatal("Run returned without the panic")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after a loop panicked")
+	}
+}

@@ -14,7 +14,8 @@ import (
 
 // defaultGroupCommit gathers up to 128 concurrent deliveries into one transaction. After a batch of more
 // than one it waits up to a millisecond for the next to fill (deliveries are arriving together); a
-// delivery that comes alone is committed at once.
+// delivery that comes alone is committed at once. Batches commit one at a time, or as many at once as
+// the store says it profits from (store.BatchConcurrent: PostgreSQL).
 var defaultGroupCommit = groupcommit.Config{MaxBatch: 128, Window: time.Millisecond}
 
 // groupCommitWorker names the committer's worker (logs, restart metric).
@@ -45,6 +46,9 @@ func withGroupCommit(cfg groupcommit.Config) Option {
 			return
 		}
 		st := s.store
+		if bc, ok := st.(store.BatchConcurrent); ok && cfg.Concurrency == 0 {
+			cfg.Concurrency = bc.BatchConcurrency()
+		}
 		s.store = &groupStore{Store: st, c: groupcommit.New(groupCommitWorker, cfg, st.EventInsertBatch, splitBatch, s.log)}
 	}
 }
