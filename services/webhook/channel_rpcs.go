@@ -21,8 +21,12 @@ const (
 )
 
 var (
-	// channelIDRequest is a channel id a caller may choose: Zoho's ids are longs, 18 digits fit.
+	// channelIDRequest is a channel id as the RPCs that read one take it: 1-18 digits.
 	channelIDRequest = regexp.MustCompile(`^[0-9]{1,18}$`)
+	// newChannelIDRequest is a channel id a caller may choose: Zoho's ids are positive longs (18 digits
+	// fit), written without leading zeros, since Zoho's notifications carry the number it parsed ("007"
+	// comes back as 7, a channel we would not know).
+	newChannelIDRequest = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
 	// channelEvent is "<Module API name>.<operation>" as Zoho's Notification API takes it.
 	channelEvent = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,99}\.(all|create|edit|delete)$`)
 )
@@ -54,8 +58,8 @@ func (s *Server) CreateChannel(ctx context.Context, req *webhookv1.CreateChannel
 // newChannel checks a creation request and returns the channel it describes.
 func (s *Server) newChannel(req *webhookv1.CreateChannelRequest) (*store.Channel, error) {
 	id := req.GetChannelId()
-	if id != "" && !channelIDRequest.MatchString(id) {
-		return nil, errs.Invalid("channel_id must be 1-18 digits")
+	if id != "" && !newChannelIDRequest.MatchString(id) {
+		return nil, errs.Invalid("channel_id must be a positive number of 1-18 digits without leading zeros")
 	}
 	if err := validate.Name("source", req.GetSource()); err != nil {
 		return nil, err
