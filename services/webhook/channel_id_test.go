@@ -28,3 +28,18 @@ func TestChannelIDMustBeZohosForm(t *testing.T) {
 		}
 	})
 }
+
+// A notify URL the Zoho client would refuse to send (user information, a fragment) is the caller's
+// mistake, INVALID_ARGUMENT, not UNAVAILABLE as if Zoho were down (which invites retries forever).
+func TestNotifyURLZohoCannotTakeIsInvalid(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		for _, u := range []string{"https://user:secret@x.example/webhooks/crm", "https://x.example/webhooks/crm#frag"} {
+			_, err := r.client.CreateChannel(t.Context(), &webhookv1.CreateChannelRequest{Source: "crm", ConnectionId: "crm-1",
+				Events: []string{"Deals.all"}, NotifyUrl: u})
+			if status.Code(err) != codes.InvalidArgument {
+				t.Errorf("notify_url %q: %v, want InvalidArgument", u, err)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	neturl "net/url"
 	"regexp"
 	"slices"
 
@@ -91,6 +92,11 @@ func (s *Server) newChannel(req *webhookv1.CreateChannelRequest) (*store.Channel
 	}
 	if err := validate.First(validate.Text("notify_url", url, maxNotifyURL, true), validate.HTTPURL("notify_url", url)); err != nil {
 		return nil, err
+	}
+	// The Zoho client refuses to send these (credentials in the URL Zoho would keep; a fragment it
+	// cannot post to): refused here as the caller's mistake.
+	if u, err := neturl.Parse(url); err != nil || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return nil, errs.Invalid("notify_url must be an absolute http(s) URL without user information or fragment")
 	}
 	if id == "" {
 		var err error

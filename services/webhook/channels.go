@@ -133,6 +133,10 @@ func zohoError(what string, err error) error {
 	if errors.Is(err, zohocrm.ErrChannelNotFound) {
 		return errs.Wrap(errs.KindFailedPrecondition, err, "Zoho does not know the channel")
 	}
+	if errs.KindOf(err) == errs.KindInvalid {
+		// Refused before sending (the client's checks of what we would send): retrying cannot help.
+		return errs.Wrap(errs.KindFailedPrecondition, err, fmt.Sprintf("cannot %s the channel at Zoho: %s", what, errs.Message(err)))
+	}
 	return errs.Wrap(errs.KindUnavailable, err, "cannot reach Zoho to "+what+" the channel")
 }
 
