@@ -199,6 +199,10 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 		if expiry, err = m.zoho.Enable(ctx, a, w); err == nil {
 			c.ExpireTime, c.RenewTime = expiry.UTC().Truncate(time.Microsecond), now
 			if err = m.store.ChannelUpdate(ctx, c); err != nil {
+				if errs.KindOf(err) == errs.KindConflict {
+					// Disabled meanwhile (its Zoho call came before ours): disable it at Zoho again.
+					m.afterConflict(ctx, c.ID)
+				}
 				return nil, err
 			}
 			return c, nil
@@ -277,6 +281,9 @@ func (m *channels) extend(ctx context.Context, c *store.Channel, expiry time.Tim
 // afterConflict runs when a renewal's outcome could not be stored because the channel changed meanwhile:
 // if it was disabled, the renewal may have enabled it at Zoho again, so it is disabled there once more.
 func (m *channels) afterConflict(ctx context.Context, id string) {
+	// Its own context: a caller who went away must not leave the channel enabled at Zoho.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*m.cfg.Timeout)
+	defer cancel()
 	c, err := m.store.ChannelGet(ctx, id)
 	if err != nil || c.State != store.ChannelDisabled {
 		return
