@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,9 +10,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/services/webhook/store"
+	"github.com/sergas/core/services/webhook/zohocrm"
 )
 
 // zohoHook puts a proxy before the Zoho stand-in that runs before(method, channel id) ahead of each
@@ -65,6 +69,52 @@ func TestDisableDuringCreateLeavesNothingAtZoho(t *testing.T) {
 		}
 		if st := r.get(t, id).GetState(); st != webhookv1.ChannelState_CHANNEL_STATE_DISABLED {
 			t.Fatalf("state %v, want DISABLED", st)
+		}
+	})
+}
+
+// A process that dies after storing a channel and before Zoho enabled it leaves a stored channel that
+// Zoho does not have: the renewer must enable it within minutes, not once it comes due a whole
+// TTL-RenewBefore later (12 hours by default, all of them without a notification).
+func TestCrashDuringCreateIsEnabledSoon(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		const id = "5000000000002"
+		var left *store.Channel // the row as a crash before Zoho's answer leaves it
+		r.zohoHook(t, func(method, got string) {
+			if method == http.MethodPost && got == id && left == nil {
+				c, err := r.srv.chans.store.ChannelGet(context.Background(), id)
+				if err != nil {
+					t.Errorf("read during create: %v", err)
+					return
+				}
+				left = c
+			}
+		})
+		if _, err := r.client.CreateChannel(t.Context(), &webhookv1.CreateChannelRequest{ChannelId: id, Source: "crm",
+			ConnectionId: "crm-1", Events: []string{"Deals.all"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Undo what happened after the crash point: Zoho never had it, the row is as stored first.
+		zc := &zohocrm.Client{}
+		if err := zc.Disable(t.Context(), zohocrm.Auth{APIDomain: r.zoho.URL, AccessToken: "1000.access.crm-1", TokenType: "Bearer"}, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.chans.store.ChannelDelete(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.chans.store.ChannelCreate(t.Context(), left); err != nil {
+			t.Fatal(err)
+		}
+		r.clock.advance(5 * time.Minute)
+		if err := r.srv.chans.renewDue(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !r.zoho.Live(id) {
+			t.Fatalf("5 minutes after a crash during its creation, the channel (expiring %v) is not enabled at Zoho", left.ExpireTime)
+		}
+		if r.notify(t) != 1 {
+			t.Fatal("its notification was not stored")
 		}
 	})
 }

@@ -171,8 +171,9 @@ func (m *channels) watch(c *store.Channel, expiry time.Time) (zohocrm.Watch, err
 
 // create stores c with a new sealed token and enables it at Zoho. The row is stored first, so that a
 // notification Zoho sends as soon as the channel is enabled is already accepted; a channel Zoho refuses
-// is deleted again. Should the process die between the two, the renewer enables the stored channel when
-// it comes due (a renewal re-enables a channel Zoho does not know).
+// is deleted again. Should the process die between the two, the renewer enables the stored channel a
+// few minutes later, when its provisional expiry brings it due (a renewal re-enables a channel Zoho
+// does not know).
 func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel, error) {
 	if err := m.ready(); err != nil {
 		return nil, err
@@ -189,11 +190,15 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 		return nil, err
 	}
 	now := m.now().UTC().Truncate(time.Microsecond)
-	c.State, c.CreateTime, c.UpdateTime, c.ExpireTime = store.ChannelActive, now, now, now.Add(m.cfg.TTL)
+	// Until Zoho confirms an expiry the row carries a provisional one that brings it due for renewal
+	// a short while after Zoho's answer was due: should the process die before that answer, the renewer
+	// enables the channel within minutes instead of TTL-RenewBefore later.
+	c.State, c.CreateTime, c.UpdateTime = store.ChannelActive, now, now
+	c.ExpireTime = now.Add(min(m.cfg.TTL, m.cfg.RenewBefore+2*m.cfg.Timeout+time.Minute))
 	if err := m.store.ChannelCreate(ctx, c); err != nil {
 		return nil, err
 	}
-	w, err := m.watch(c, c.ExpireTime)
+	w, err := m.watch(c, now.Add(m.cfg.TTL))
 	if err == nil {
 		var expiry time.Time
 		if expiry, err = m.zoho.Enable(ctx, a, w); err == nil {
