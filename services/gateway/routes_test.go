@@ -42,8 +42,8 @@ func TestRouteTableCoversEveryOperation(t *testing.T) {
 	if q := rt.routes[routeKey("GET", "/v1/audit/events:export")].query; !q["start_sequence"] || !q["end_time"] || len(q) != 4 {
 		t.Errorf("audit ExportEvents query parameters: %v", q)
 	}
-	// Only the export streams, and so only it bypasses the request timeout.
-	if len(rt.streams) != 1 || !rt.streams[routeKey("GET", "/v1/audit/events:export")] {
+	// Only the audit export and the webhook Receive stream, and so only they bypass the request timeout.
+	if len(rt.streams) != 2 || !rt.streams[routeKey("GET", "/v1/audit/events:export")] || !rt.streams[routeKey("POST", "/v1/webhook/deliveries:receive")] {
 		t.Errorf("streaming routes: %v", rt.streams)
 	}
 }

@@ -246,6 +246,11 @@ func restScope(method, path string) string {
 		return auth.ScopeAuditRead
 	case strings.HasPrefix(path, "/v1/webhook/channels") && write:
 		return auth.ScopeWebhookAdmin // enabling, renewing, disabling act at Zoho
+	case strings.HasSuffix(path, ":receive") || strings.HasSuffix(path, ":poll") || strings.HasSuffix(path, ":ack") ||
+		strings.HasSuffix(path, ":nack") || strings.HasSuffix(path, ":extendLease"):
+		return auth.ScopeWebhookConsume
+	case strings.HasPrefix(path, "/v1/webhook/") && write:
+		return auth.ScopeWebhookAdmin // subscriptions, redrive
 	}
 	return auth.ScopeWebhookRead
 }

@@ -144,6 +144,22 @@ var Policy = auth.Policy{
 		webhookv1.WebhookService_ListChannels_FullMethodName:   auth.ScopeWebhookRead,
 		webhookv1.WebhookService_RenewChannel_FullMethodName:   auth.ScopeWebhookAdmin,
 		webhookv1.WebhookService_DisableChannel_FullMethodName: auth.ScopeWebhookAdmin,
+		// Subscriptions are configured by admins and read by readers; consumers (agents) hold
+		// webhook:consume, which leases, acknowledges and gives back deliveries and nothing else.
+		webhookv1.WebhookService_CreateSubscription_FullMethodName: auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_GetSubscription_FullMethodName:    auth.ScopeWebhookRead,
+		webhookv1.WebhookService_ListSubscriptions_FullMethodName:  auth.ScopeWebhookRead,
+		webhookv1.WebhookService_PauseSubscription_FullMethodName:  auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_ResumeSubscription_FullMethodName: auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_DeleteSubscription_FullMethodName: auth.ScopeWebhookAdmin,
+		webhookv1.WebhookService_Receive_FullMethodName:            auth.ScopeWebhookConsume,
+		webhookv1.WebhookService_Poll_FullMethodName:               auth.ScopeWebhookConsume,
+		webhookv1.WebhookService_Ack_FullMethodName:                auth.ScopeWebhookConsume,
+		webhookv1.WebhookService_Nack_FullMethodName:               auth.ScopeWebhookConsume,
+		webhookv1.WebhookService_ExtendLease_FullMethodName:        auth.ScopeWebhookConsume,
+		webhookv1.WebhookService_GetDelivery_FullMethodName:        auth.ScopeWebhookRead,
+		webhookv1.WebhookService_ListDeliveries_FullMethodName:     auth.ScopeWebhookRead,
+		webhookv1.WebhookService_RedriveDeliveries_FullMethodName:  auth.ScopeWebhookAdmin,
 	},
 }
 

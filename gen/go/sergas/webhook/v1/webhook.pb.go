@@ -9,6 +9,7 @@ package webhookv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -146,6 +147,124 @@ func (x ChannelState) Number() protoreflect.EnumNumber {
 // Deprecated: Use ChannelState.Descriptor instead.
 func (ChannelState) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{1}
+}
+
+// SubscriptionState says whether a subscription's deliveries are handed out.
+type SubscriptionState int32
+
+const (
+	// Not set; used in filters to mean "any state".
+	SubscriptionState_SUBSCRIPTION_STATE_UNSPECIFIED SubscriptionState = 0
+	// Deliveries are handed out.
+	SubscriptionState_SUBSCRIPTION_STATE_ACTIVE SubscriptionState = 1
+	// Deliveries are created but not handed out.
+	SubscriptionState_SUBSCRIPTION_STATE_PAUSED SubscriptionState = 2
+)
+
+// Enum value maps for SubscriptionState.
+var (
+	SubscriptionState_name = map[int32]string{
+		0: "SUBSCRIPTION_STATE_UNSPECIFIED",
+		1: "SUBSCRIPTION_STATE_ACTIVE",
+		2: "SUBSCRIPTION_STATE_PAUSED",
+	}
+	SubscriptionState_value = map[string]int32{
+		"SUBSCRIPTION_STATE_UNSPECIFIED": 0,
+		"SUBSCRIPTION_STATE_ACTIVE":      1,
+		"SUBSCRIPTION_STATE_PAUSED":      2,
+	}
+)
+
+func (x SubscriptionState) Enum() *SubscriptionState {
+	p := new(SubscriptionState)
+	*p = x
+	return p
+}
+
+func (x SubscriptionState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SubscriptionState) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_webhook_v1_webhook_proto_enumTypes[2].Descriptor()
+}
+
+func (SubscriptionState) Type() protoreflect.EnumType {
+	return &file_sergas_webhook_v1_webhook_proto_enumTypes[2]
+}
+
+func (x SubscriptionState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SubscriptionState.Descriptor instead.
+func (SubscriptionState) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{2}
+}
+
+// DeliveryStatus is where one delivery of an event to a subscription stands.
+type DeliveryStatus int32
+
+const (
+	// Not set; used in filters to mean "any status".
+	DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED DeliveryStatus = 0
+	// Waiting to be handed out.
+	DeliveryStatus_DELIVERY_STATUS_PENDING DeliveryStatus = 1
+	// Leased to a consumer until lease_expire_time.
+	DeliveryStatus_DELIVERY_STATUS_LEASED DeliveryStatus = 2
+	// Acknowledged.
+	DeliveryStatus_DELIVERY_STATUS_DELIVERED DeliveryStatus = 3
+	// The last attempt failed; handed out again at next_attempt_time.
+	DeliveryStatus_DELIVERY_STATUS_FAILED DeliveryStatus = 4
+	// Out of attempts; kept for inspection and RedriveDeliveries.
+	DeliveryStatus_DELIVERY_STATUS_DEAD_LETTER DeliveryStatus = 5
+)
+
+// Enum value maps for DeliveryStatus.
+var (
+	DeliveryStatus_name = map[int32]string{
+		0: "DELIVERY_STATUS_UNSPECIFIED",
+		1: "DELIVERY_STATUS_PENDING",
+		2: "DELIVERY_STATUS_LEASED",
+		3: "DELIVERY_STATUS_DELIVERED",
+		4: "DELIVERY_STATUS_FAILED",
+		5: "DELIVERY_STATUS_DEAD_LETTER",
+	}
+	DeliveryStatus_value = map[string]int32{
+		"DELIVERY_STATUS_UNSPECIFIED": 0,
+		"DELIVERY_STATUS_PENDING":     1,
+		"DELIVERY_STATUS_LEASED":      2,
+		"DELIVERY_STATUS_DELIVERED":   3,
+		"DELIVERY_STATUS_FAILED":      4,
+		"DELIVERY_STATUS_DEAD_LETTER": 5,
+	}
+)
+
+func (x DeliveryStatus) Enum() *DeliveryStatus {
+	p := new(DeliveryStatus)
+	*p = x
+	return p
+}
+
+func (x DeliveryStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_webhook_v1_webhook_proto_enumTypes[3].Descriptor()
+}
+
+func (DeliveryStatus) Type() protoreflect.EnumType {
+	return &file_sergas_webhook_v1_webhook_proto_enumTypes[3]
+}
+
+func (x DeliveryStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryStatus.Descriptor instead.
+func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{3}
 }
 
 // Header is one HTTP request header as the sender sent it.
@@ -1465,11 +1584,2057 @@ func (x *DisableChannelResponse) GetChannel() *Channel {
 	return nil
 }
 
+// EventFilter chooses events. Each list, when not empty, must contain the event's value; empty lists
+// match every event.
+type EventFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source names.
+	Sources []string `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	// Zoho CRM modules ("Deals"), exact.
+	Modules []string `protobuf:"bytes,2,rep,name=modules,proto3" json:"modules,omitempty"`
+	// Zoho CRM operations ("insert", "update" …), exact.
+	Operations []string `protobuf:"bytes,3,rep,name=operations,proto3" json:"operations,omitempty"`
+	// Event types read at a source's event_type_pointer, exact.
+	EventTypes    []string `protobuf:"bytes,4,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventFilter) Reset() {
+	*x = EventFilter{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventFilter) ProtoMessage() {}
+
+func (x *EventFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
+func (*EventFilter) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EventFilter) GetSources() []string {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *EventFilter) GetModules() []string {
+	if x != nil {
+		return x.Modules
+	}
+	return nil
+}
+
+func (x *EventFilter) GetOperations() []string {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *EventFilter) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+// RetryPolicy says how often and when a failed delivery is tried again.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Attempts after the first before the delivery becomes a dead letter (0-100); WEBHOOK_MAX_RETRIES
+	// (5) when unset.
+	MaxRetries *int32 `protobuf:"varint,1,opt,name=max_retries,json=maxRetries,proto3,oneof" json:"max_retries,omitempty"`
+	// The delay before the first retry; each next one doubles, with jitter, up to backoff_cap. 1 s when
+	// unset (at least 10 ms).
+	BackoffBase *durationpb.Duration `protobuf:"bytes,2,opt,name=backoff_base,json=backoffBase,proto3" json:"backoff_base,omitempty"`
+	// The longest delay between attempts. 10 min when unset (at most 24 h).
+	BackoffCap    *durationpb.Duration `protobuf:"bytes,3,opt,name=backoff_cap,json=backoffCap,proto3" json:"backoff_cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RetryPolicy) GetMaxRetries() int32 {
+	if x != nil && x.MaxRetries != nil {
+		return *x.MaxRetries
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetBackoffBase() *durationpb.Duration {
+	if x != nil {
+		return x.BackoffBase
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBackoffCap() *durationpb.Duration {
+	if x != nil {
+		return x.BackoffCap
+	}
+	return nil
+}
+
+// Subscription is a consumer's standing order for events.
+type Subscription struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-assigned identifier (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Unique name (lower-case letters, digits, '-', '_').
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Which events it receives.
+	Filter *EventFilter `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	// When and how often failed deliveries are retried, as in force (defaults filled in).
+	RetryPolicy *RetryPolicy `protobuf:"bytes,4,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// How long a consumer holds a delivery before it is handed out again (1 s to 12 h; 30 s by default).
+	LeaseDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
+	// Whether deliveries are handed out.
+	State SubscriptionState `protobuf:"varint,6,opt,name=state,proto3,enum=sergas.webhook.v1.SubscriptionState" json:"state,omitempty"`
+	// When it was created: events stored before are not delivered to it.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Subscription) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Subscription) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Subscription) GetFilter() *EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *Subscription) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *Subscription) GetLeaseDuration() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseDuration
+	}
+	return nil
+}
+
+func (x *Subscription) GetState() SubscriptionState {
+	if x != nil {
+		return x.State
+	}
+	return SubscriptionState_SUBSCRIPTION_STATE_UNSPECIFIED
+}
+
+func (x *Subscription) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Subscription) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateSubscriptionRequest describes a subscription.
+type CreateSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Which events it receives; all when unset.
+	Filter *EventFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Retry policy; defaults when unset.
+	RetryPolicy *RetryPolicy `protobuf:"bytes,3,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// Lease duration; 30 s when unset.
+	LeaseDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
+	// Created paused when true.
+	Paused        bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateSubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetFilter() *EventFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetLeaseDuration() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseDuration
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// CreateSubscriptionResponse returns the stored subscription.
+type CreateSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionResponse) Reset() {
+	*x = CreateSubscriptionResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionResponse) ProtoMessage() {}
+
+func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+// GetSubscriptionRequest names a subscription.
+type GetSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionRequest) Reset() {
+	*x = GetSubscriptionRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionRequest) ProtoMessage() {}
+
+func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetSubscriptionResponse returns one subscription.
+type GetSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionResponse) Reset() {
+	*x = GetSubscriptionResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionResponse) ProtoMessage() {}
+
+func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+// ListSubscriptionsRequest pages subscriptions.
+type ListSubscriptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (1-1000); 100 when zero.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListSubscriptionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSubscriptionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSubscriptionsResponse is one page of subscriptions.
+type ListSubscriptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscriptions, oldest first.
+	Subscriptions []*Subscription `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+func (x *ListSubscriptionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// PauseSubscriptionRequest names a subscription.
+type PauseSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSubscriptionRequest) Reset() {
+	*x = PauseSubscriptionRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSubscriptionRequest) ProtoMessage() {}
+
+func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*PauseSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PauseSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// PauseSubscriptionResponse returns the paused subscription.
+type PauseSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSubscriptionResponse) Reset() {
+	*x = PauseSubscriptionResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSubscriptionResponse) ProtoMessage() {}
+
+func (x *PauseSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*PauseSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PauseSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+// ResumeSubscriptionRequest names a subscription.
+type ResumeSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSubscriptionRequest) Reset() {
+	*x = ResumeSubscriptionRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSubscriptionRequest) ProtoMessage() {}
+
+func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*ResumeSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ResumeSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResumeSubscriptionResponse returns the resumed subscription.
+type ResumeSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSubscriptionResponse) Reset() {
+	*x = ResumeSubscriptionResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSubscriptionResponse) ProtoMessage() {}
+
+func (x *ResumeSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*ResumeSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ResumeSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+// DeleteSubscriptionRequest names a subscription.
+type DeleteSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteSubscriptionResponse is empty.
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{33}
+}
+
+// Attempt is one try of a delivery.
+type Attempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 for the first.
+	Number int32 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// When the delivery was handed out for it.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// From hand-out to outcome.
+	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	// "acked", "nacked" or "lease_expired".
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The consumer's reason (Nack) or what went wrong; empty on success.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// The consumer that held it.
+	Consumer      string `protobuf:"bytes,6,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attempt) Reset() {
+	*x = Attempt{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attempt) ProtoMessage() {}
+
+func (x *Attempt) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
+func (*Attempt) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Attempt) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *Attempt) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *Attempt) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *Attempt) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Attempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Attempt) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+// Delivery is one event owed to one subscription.
+type Delivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-assigned identifier.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The subscription.
+	SubscriptionId string `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// The event.
+	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The event's source.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// Where it stands.
+	Status DeliveryStatus `protobuf:"varint,5,opt,name=status,proto3,enum=sergas.webhook.v1.DeliveryStatus" json:"status,omitempty"`
+	// Attempts so far.
+	AttemptCount int32 `protobuf:"varint,6,opt,name=attempt_count,json=attemptCount,proto3" json:"attempt_count,omitempty"`
+	// When it is next handed out (pending, failed); unset otherwise.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// Who holds it and until when (leased).
+	Consumer string `protobuf:"bytes,8,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// When the lease ends (leased).
+	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
+	// The last attempt's error.
+	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When it was created (with the event, or by a redrive of a dead letter: then unchanged).
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Its attempts, oldest first (GetDelivery only).
+	Attempts      []*Attempt `protobuf:"bytes,13,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delivery) Reset() {
+	*x = Delivery{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delivery) ProtoMessage() {}
+
+func (x *Delivery) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
+func (*Delivery) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Delivery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Delivery) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *Delivery) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Delivery) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Delivery) GetStatus() DeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *Delivery) GetAttemptCount() int32 {
+	if x != nil {
+		return x.AttemptCount
+	}
+	return 0
+}
+
+func (x *Delivery) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *Delivery) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *Delivery) GetLeaseExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpireTime
+	}
+	return nil
+}
+
+func (x *Delivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Delivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Delivery) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Delivery) GetAttempts() []*Attempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+// LeasedDelivery is a delivery handed to a consumer, with its event.
+type LeasedDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pass to Ack, Nack or ExtendLease; valid while this lease lasts.
+	AckId string `protobuf:"bytes,1,opt,name=ack_id,json=ackId,proto3" json:"ack_id,omitempty"`
+	// The delivery.
+	Delivery *Delivery `protobuf:"bytes,2,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	// The event, payload and headers included.
+	Event         *Event `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeasedDelivery) Reset() {
+	*x = LeasedDelivery{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeasedDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeasedDelivery) ProtoMessage() {}
+
+func (x *LeasedDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeasedDelivery.ProtoReflect.Descriptor instead.
+func (*LeasedDelivery) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LeasedDelivery) GetAckId() string {
+	if x != nil {
+		return x.AckId
+	}
+	return ""
+}
+
+func (x *LeasedDelivery) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+func (x *LeasedDelivery) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// ReceiveRequest opens a stream of deliveries.
+type ReceiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription to consume.
+	SubscriptionId string `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Names this consumer in leases and attempt history (1-128 printable characters); a random one when
+	// empty.
+	Consumer string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// Most deliveries leased to this consumer at once (1-1000); 10 when zero.
+	MaxInFlight   int32 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveRequest) Reset() {
+	*x = ReceiveRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveRequest) ProtoMessage() {}
+
+func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReceiveRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *ReceiveRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *ReceiveRequest) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+// ReceiveResponse carries deliveries as they are leased.
+type ReceiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One or more leased deliveries.
+	Deliveries    []*LeasedDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveResponse) Reset() {
+	*x = ReceiveResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveResponse) ProtoMessage() {}
+
+func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReceiveResponse) GetDeliveries() []*LeasedDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+// PollRequest asks for deliveries once.
+type PollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription to consume.
+	SubscriptionId string `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Names this consumer; a random one when empty.
+	Consumer string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// At most this many (1-1000); 10 when zero.
+	MaxDeliveries int32 `protobuf:"varint,3,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
+	// How long to wait for a first delivery (0 to 30 s; 0 returns at once).
+	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollRequest) Reset() {
+	*x = PollRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollRequest) ProtoMessage() {}
+
+func (x *PollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollRequest.ProtoReflect.Descriptor instead.
+func (*PollRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PollRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *PollRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *PollRequest) GetMaxDeliveries() int32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *PollRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+// PollResponse returns what was leased.
+type PollResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leased deliveries; empty when none came in time.
+	Deliveries    []*LeasedDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollResponse) Reset() {
+	*x = PollResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollResponse) ProtoMessage() {}
+
+func (x *PollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollResponse.ProtoReflect.Descriptor instead.
+func (*PollResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *PollResponse) GetDeliveries() []*LeasedDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+// AckRequest acknowledges deliveries.
+type AckRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ack_ids of leased deliveries (1-1000).
+	AckIds        []string `protobuf:"bytes,1,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckRequest) Reset() {
+	*x = AckRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckRequest) ProtoMessage() {}
+
+func (x *AckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
+func (*AckRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AckRequest) GetAckIds() []string {
+	if x != nil {
+		return x.AckIds
+	}
+	return nil
+}
+
+// AckResponse says which acks were refused.
+type AckResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ack_ids whose lease had ended and passed on, or that were already settled: not acknowledged by
+	// this call. Empty when all were.
+	RefusedAckIds []string `protobuf:"bytes,1,rep,name=refused_ack_ids,json=refusedAckIds,proto3" json:"refused_ack_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckResponse) Reset() {
+	*x = AckResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckResponse) ProtoMessage() {}
+
+func (x *AckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
+func (*AckResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AckResponse) GetRefusedAckIds() []string {
+	if x != nil {
+		return x.RefusedAckIds
+	}
+	return nil
+}
+
+// NackRequest gives deliveries back.
+type NackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ack_ids of leased deliveries (1-1000).
+	AckIds []string `protobuf:"bytes,1,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
+	// Retry after this long instead of the subscription's backoff (0 to 24 h).
+	Delay *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	// Why (kept in the attempt history; at most 1,000 bytes).
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NackRequest) Reset() {
+	*x = NackRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NackRequest) ProtoMessage() {}
+
+func (x *NackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NackRequest.ProtoReflect.Descriptor instead.
+func (*NackRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *NackRequest) GetAckIds() []string {
+	if x != nil {
+		return x.AckIds
+	}
+	return nil
+}
+
+func (x *NackRequest) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *NackRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// NackResponse says which were refused.
+type NackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As AckResponse.refused_ack_ids.
+	RefusedAckIds []string `protobuf:"bytes,1,rep,name=refused_ack_ids,json=refusedAckIds,proto3" json:"refused_ack_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NackResponse) Reset() {
+	*x = NackResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NackResponse) ProtoMessage() {}
+
+func (x *NackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NackResponse.ProtoReflect.Descriptor instead.
+func (*NackResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *NackResponse) GetRefusedAckIds() []string {
+	if x != nil {
+		return x.RefusedAckIds
+	}
+	return nil
+}
+
+// ExtendLeaseRequest extends leases.
+type ExtendLeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ack_ids of leased deliveries (1-1000).
+	AckIds []string `protobuf:"bytes,1,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
+	// The new lease, from now (1 s to 12 h); the subscription's lease duration when unset.
+	LeaseDuration *durationpb.Duration `protobuf:"bytes,2,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendLeaseRequest) Reset() {
+	*x = ExtendLeaseRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendLeaseRequest) ProtoMessage() {}
+
+func (x *ExtendLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendLeaseRequest.ProtoReflect.Descriptor instead.
+func (*ExtendLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExtendLeaseRequest) GetAckIds() []string {
+	if x != nil {
+		return x.AckIds
+	}
+	return nil
+}
+
+func (x *ExtendLeaseRequest) GetLeaseDuration() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseDuration
+	}
+	return nil
+}
+
+// ExtendLeaseResponse says which were refused.
+type ExtendLeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As AckResponse.refused_ack_ids.
+	RefusedAckIds []string `protobuf:"bytes,1,rep,name=refused_ack_ids,json=refusedAckIds,proto3" json:"refused_ack_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendLeaseResponse) Reset() {
+	*x = ExtendLeaseResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendLeaseResponse) ProtoMessage() {}
+
+func (x *ExtendLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendLeaseResponse.ProtoReflect.Descriptor instead.
+func (*ExtendLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExtendLeaseResponse) GetRefusedAckIds() []string {
+	if x != nil {
+		return x.RefusedAckIds
+	}
+	return nil
+}
+
+// GetDeliveryRequest names a delivery.
+type GetDeliveryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryRequest) Reset() {
+	*x = GetDeliveryRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryRequest) ProtoMessage() {}
+
+func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetDeliveryResponse returns one delivery with its attempts.
+type GetDeliveryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delivery.
+	Delivery      *Delivery `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryResponse) Reset() {
+	*x = GetDeliveryResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryResponse) ProtoMessage() {}
+
+func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetDeliveryResponse) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+// ListDeliveriesRequest filters and pages deliveries.
+type ListDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this subscription's when set.
+	SubscriptionId string `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Only in this status when set.
+	Status DeliveryStatus `protobuf:"varint,2,opt,name=status,proto3,enum=sergas.webhook.v1.DeliveryStatus" json:"status,omitempty"`
+	// Only this event's when set.
+	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// At most this many (1-1000); 100 when zero.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous response with the same filters.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveriesRequest) Reset() {
+	*x = ListDeliveriesRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListDeliveriesRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *ListDeliveriesRequest) GetStatus() DeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *ListDeliveriesRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ListDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeliveriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDeliveriesResponse is one page of deliveries, oldest first.
+type ListDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries, without attempts.
+	Deliveries []*Delivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveriesResponse) Reset() {
+	*x = ListDeliveriesResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListDeliveriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RedriveDeliveriesRequest chooses dead letters to retry. At least subscription_id is required.
+type RedriveDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	SubscriptionId string `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// Only of this source when set.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// Only dead letters whose event was received at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only those received before this time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only those whose last error contains this text (case-sensitive).
+	ErrorContains string `protobuf:"bytes,5,opt,name=error_contains,json=errorContains,proto3" json:"error_contains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeliveriesRequest) Reset() {
+	*x = RedriveDeliveriesRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeliveriesRequest) ProtoMessage() {}
+
+func (x *RedriveDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*RedriveDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RedriveDeliveriesRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *RedriveDeliveriesRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *RedriveDeliveriesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *RedriveDeliveriesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *RedriveDeliveriesRequest) GetErrorContains() string {
+	if x != nil {
+		return x.ErrorContains
+	}
+	return ""
+}
+
+// RedriveDeliveriesResponse says how many were redriven.
+type RedriveDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dead letters made pending again.
+	Redriven      int64 `protobuf:"varint,1,opt,name=redriven,proto3" json:"redriven,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeliveriesResponse) Reset() {
+	*x = RedriveDeliveriesResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeliveriesResponse) ProtoMessage() {}
+
+func (x *RedriveDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*RedriveDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RedriveDeliveriesResponse) GetRedriven() int64 {
+	if x != nil {
+		return x.Redriven
+	}
+	return 0
+}
+
 var File_sergas_webhook_v1_webhook_proto protoreflect.FileDescriptor
 
 const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\n" +
-	"\x1fsergas/webhook/v1/webhook.proto\x12\x11sergas.webhook.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
+	"\x1fsergas/webhook/v1/webhook.proto\x12\x11sergas.webhook.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"\x9a\x05\n" +
@@ -1577,7 +3742,151 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\n" +
 	"channel_id\x18\x01 \x01(\tR\tchannelId\"N\n" +
 	"\x16DisableChannelResponse\x124\n" +
-	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel*\xb5\x01\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.sergas.webhook.v1.ChannelR\achannel\"\x82\x01\n" +
+	"\vEventFilter\x12\x18\n" +
+	"\asources\x18\x01 \x03(\tR\asources\x12\x18\n" +
+	"\amodules\x18\x02 \x03(\tR\amodules\x12\x1e\n" +
+	"\n" +
+	"operations\x18\x03 \x03(\tR\n" +
+	"operations\x12\x1f\n" +
+	"\vevent_types\x18\x04 \x03(\tR\n" +
+	"eventTypes\"\xbd\x01\n" +
+	"\vRetryPolicy\x12$\n" +
+	"\vmax_retries\x18\x01 \x01(\x05H\x00R\n" +
+	"maxRetries\x88\x01\x01\x12<\n" +
+	"\fbackoff_base\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vbackoffBase\x12:\n" +
+	"\vbackoff_cap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"backoffCapB\x0e\n" +
+	"\f_max_retries\"\xa5\x03\n" +
+	"\fSubscription\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
+	"\x06filter\x18\x03 \x01(\v2\x1e.sergas.webhook.v1.EventFilterR\x06filter\x12A\n" +
+	"\fretry_policy\x18\x04 \x01(\v2\x1e.sergas.webhook.v1.RetryPolicyR\vretryPolicy\x12@\n" +
+	"\x0elease_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12:\n" +
+	"\x05state\x18\x06 \x01(\x0e2$.sergas.webhook.v1.SubscriptionStateR\x05state\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\x84\x02\n" +
+	"\x19CreateSubscriptionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1e.sergas.webhook.v1.EventFilterR\x06filter\x12A\n" +
+	"\fretry_policy\x18\x03 \x01(\v2\x1e.sergas.webhook.v1.RetryPolicyR\vretryPolicy\x12@\n" +
+	"\x0elease_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12\x16\n" +
+	"\x06paused\x18\x05 \x01(\bR\x06paused\"a\n" +
+	"\x1aCreateSubscriptionResponse\x12C\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"(\n" +
+	"\x16GetSubscriptionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"^\n" +
+	"\x17GetSubscriptionResponse\x12C\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"V\n" +
+	"\x18ListSubscriptionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x8a\x01\n" +
+	"\x19ListSubscriptionsResponse\x12E\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2\x1f.sergas.webhook.v1.SubscriptionR\rsubscriptions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
+	"\x18PauseSubscriptionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"`\n" +
+	"\x19PauseSubscriptionResponse\x12C\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"+\n" +
+	"\x19ResumeSubscriptionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"a\n" +
+	"\x1aResumeSubscriptionResponse\x12C\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"+\n" +
+	"\x19DeleteSubscriptionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
+	"\x1aDeleteSubscriptionResponse\"\xdf\x01\n" +
+	"\aAttempt\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
+	"\bconsumer\x18\x06 \x01(\tR\bconsumer\"\xd3\x04\n" +
+	"\bDelivery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x129\n" +
+	"\x06status\x18\x05 \x01(\x0e2!.sergas.webhook.v1.DeliveryStatusR\x06status\x12#\n" +
+	"\rattempt_count\x18\x06 \x01(\x05R\fattemptCount\x12F\n" +
+	"\x11next_attempt_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x1a\n" +
+	"\bconsumer\x18\b \x01(\tR\bconsumer\x12F\n" +
+	"\x11lease_expire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12;\n" +
+	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x126\n" +
+	"\battempts\x18\r \x03(\v2\x1a.sergas.webhook.v1.AttemptR\battempts\"\x90\x01\n" +
+	"\x0eLeasedDelivery\x12\x15\n" +
+	"\x06ack_id\x18\x01 \x01(\tR\x05ackId\x127\n" +
+	"\bdelivery\x18\x02 \x01(\v2\x1b.sergas.webhook.v1.DeliveryR\bdelivery\x12.\n" +
+	"\x05event\x18\x03 \x01(\v2\x18.sergas.webhook.v1.EventR\x05event\"y\n" +
+	"\x0eReceiveRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x1a\n" +
+	"\bconsumer\x18\x02 \x01(\tR\bconsumer\x12\"\n" +
+	"\rmax_in_flight\x18\x03 \x01(\x05R\vmaxInFlight\"T\n" +
+	"\x0fReceiveResponse\x12A\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2!.sergas.webhook.v1.LeasedDeliveryR\n" +
+	"deliveries\"\xa8\x01\n" +
+	"\vPollRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x1a\n" +
+	"\bconsumer\x18\x02 \x01(\tR\bconsumer\x12%\n" +
+	"\x0emax_deliveries\x18\x03 \x01(\x05R\rmaxDeliveries\x12-\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"Q\n" +
+	"\fPollResponse\x12A\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2!.sergas.webhook.v1.LeasedDeliveryR\n" +
+	"deliveries\"%\n" +
+	"\n" +
+	"AckRequest\x12\x17\n" +
+	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\"5\n" +
+	"\vAckResponse\x12&\n" +
+	"\x0frefused_ack_ids\x18\x01 \x03(\tR\rrefusedAckIds\"m\n" +
+	"\vNackRequest\x12\x17\n" +
+	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"6\n" +
+	"\fNackResponse\x12&\n" +
+	"\x0frefused_ack_ids\x18\x01 \x03(\tR\rrefusedAckIds\"o\n" +
+	"\x12ExtendLeaseRequest\x12\x17\n" +
+	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\x12@\n" +
+	"\x0elease_duration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\"=\n" +
+	"\x13ExtendLeaseResponse\x12&\n" +
+	"\x0frefused_ack_ids\x18\x01 \x03(\tR\rrefusedAckIds\"$\n" +
+	"\x12GetDeliveryRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
+	"\x13GetDeliveryResponse\x127\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x1b.sergas.webhook.v1.DeliveryR\bdelivery\"\xd2\x01\n" +
+	"\x15ListDeliveriesRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x129\n" +
+	"\x06status\x18\x02 \x01(\x0e2!.sergas.webhook.v1.DeliveryStatusR\x06status\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"}\n" +
+	"\x16ListDeliveriesResponse\x12;\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1b.sergas.webhook.v1.DeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf4\x01\n" +
+	"\x18RedriveDeliveriesRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
+	"\x0eerror_contains\x18\x05 \x01(\tR\rerrorContains\"7\n" +
+	"\x19RedriveDeliveriesResponse\x12\x1a\n" +
+	"\bredriven\x18\x01 \x01(\x03R\bredriven*\xb5\x01\n" +
 	"\vEventStatus\x12\x1c\n" +
 	"\x18EVENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14EVENT_STATUS_PENDING\x10\x01\x12\x1b\n" +
@@ -1590,7 +3899,18 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x14CHANNEL_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15CHANNEL_STATE_FAILING\x10\x02\x12\x19\n" +
 	"\x15CHANNEL_STATE_EXPIRED\x10\x03\x12\x1a\n" +
-	"\x16CHANNEL_STATE_DISABLED\x10\x042\xf7\x05\n" +
+	"\x16CHANNEL_STATE_DISABLED\x10\x04*u\n" +
+	"\x11SubscriptionState\x12\"\n" +
+	"\x1eSUBSCRIPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19SUBSCRIPTION_STATE_ACTIVE\x10\x01\x12\x1d\n" +
+	"\x19SUBSCRIPTION_STATE_PAUSED\x10\x02*\xc6\x01\n" +
+	"\x0eDeliveryStatus\x12\x1f\n" +
+	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1a\n" +
+	"\x16DELIVERY_STATUS_LEASED\x10\x02\x12\x1d\n" +
+	"\x19DELIVERY_STATUS_DELIVERED\x10\x03\x12\x1a\n" +
+	"\x16DELIVERY_STATUS_FAILED\x10\x04\x12\x1f\n" +
+	"\x1bDELIVERY_STATUS_DEAD_LETTER\x10\x052\xd9\x10\n" +
 	"\x0eWebhookService\x12M\n" +
 	"\x06Ingest\x12 .sergas.webhook.v1.IngestRequest\x1a!.sergas.webhook.v1.IngestResponse\x12S\n" +
 	"\bGetEvent\x12\".sergas.webhook.v1.GetEventRequest\x1a#.sergas.webhook.v1.GetEventResponse\x12Y\n" +
@@ -1601,7 +3921,21 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"GetChannel\x12$.sergas.webhook.v1.GetChannelRequest\x1a%.sergas.webhook.v1.GetChannelResponse\x12_\n" +
 	"\fListChannels\x12&.sergas.webhook.v1.ListChannelsRequest\x1a'.sergas.webhook.v1.ListChannelsResponse\x12_\n" +
 	"\fRenewChannel\x12&.sergas.webhook.v1.RenewChannelRequest\x1a'.sergas.webhook.v1.RenewChannelResponse\x12e\n" +
-	"\x0eDisableChannel\x12(.sergas.webhook.v1.DisableChannelRequest\x1a).sergas.webhook.v1.DisableChannelResponseB\xc6\x01\n" +
+	"\x0eDisableChannel\x12(.sergas.webhook.v1.DisableChannelRequest\x1a).sergas.webhook.v1.DisableChannelResponse\x12q\n" +
+	"\x12CreateSubscription\x12,.sergas.webhook.v1.CreateSubscriptionRequest\x1a-.sergas.webhook.v1.CreateSubscriptionResponse\x12h\n" +
+	"\x0fGetSubscription\x12).sergas.webhook.v1.GetSubscriptionRequest\x1a*.sergas.webhook.v1.GetSubscriptionResponse\x12n\n" +
+	"\x11ListSubscriptions\x12+.sergas.webhook.v1.ListSubscriptionsRequest\x1a,.sergas.webhook.v1.ListSubscriptionsResponse\x12n\n" +
+	"\x11PauseSubscription\x12+.sergas.webhook.v1.PauseSubscriptionRequest\x1a,.sergas.webhook.v1.PauseSubscriptionResponse\x12q\n" +
+	"\x12ResumeSubscription\x12,.sergas.webhook.v1.ResumeSubscriptionRequest\x1a-.sergas.webhook.v1.ResumeSubscriptionResponse\x12q\n" +
+	"\x12DeleteSubscription\x12,.sergas.webhook.v1.DeleteSubscriptionRequest\x1a-.sergas.webhook.v1.DeleteSubscriptionResponse\x12R\n" +
+	"\aReceive\x12!.sergas.webhook.v1.ReceiveRequest\x1a\".sergas.webhook.v1.ReceiveResponse0\x01\x12G\n" +
+	"\x04Poll\x12\x1e.sergas.webhook.v1.PollRequest\x1a\x1f.sergas.webhook.v1.PollResponse\x12D\n" +
+	"\x03Ack\x12\x1d.sergas.webhook.v1.AckRequest\x1a\x1e.sergas.webhook.v1.AckResponse\x12G\n" +
+	"\x04Nack\x12\x1e.sergas.webhook.v1.NackRequest\x1a\x1f.sergas.webhook.v1.NackResponse\x12\\\n" +
+	"\vExtendLease\x12%.sergas.webhook.v1.ExtendLeaseRequest\x1a&.sergas.webhook.v1.ExtendLeaseResponse\x12\\\n" +
+	"\vGetDelivery\x12%.sergas.webhook.v1.GetDeliveryRequest\x1a&.sergas.webhook.v1.GetDeliveryResponse\x12e\n" +
+	"\x0eListDeliveries\x12(.sergas.webhook.v1.ListDeliveriesRequest\x1a).sergas.webhook.v1.ListDeliveriesResponse\x12n\n" +
+	"\x11RedriveDeliveries\x12+.sergas.webhook.v1.RedriveDeliveriesRequest\x1a,.sergas.webhook.v1.RedriveDeliveriesResponseB\xc6\x01\n" +
 	"\x15com.sergas.webhook.v1B\fWebhookProtoP\x01Z9github.com/sergas/core/gen/go/sergas/webhook/v1;webhookv1\xa2\x02\x03SWX\xaa\x02\x11Sergas.Webhook.V1\xca\x02\x11Sergas\\Webhook\\V1\xe2\x02\x1dSergas\\Webhook\\V1\\GPBMetadata\xea\x02\x13Sergas::Webhook::V1b\x06proto3"
 
 var (
@@ -1616,74 +3950,175 @@ func file_sergas_webhook_v1_webhook_proto_rawDescGZIP() []byte {
 	return file_sergas_webhook_v1_webhook_proto_rawDescData
 }
 
-var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_sergas_webhook_v1_webhook_proto_goTypes = []any{
-	(EventStatus)(0),               // 0: sergas.webhook.v1.EventStatus
-	(ChannelState)(0),              // 1: sergas.webhook.v1.ChannelState
-	(*Header)(nil),                 // 2: sergas.webhook.v1.Header
-	(*Event)(nil),                  // 3: sergas.webhook.v1.Event
-	(*IngestRequest)(nil),          // 4: sergas.webhook.v1.IngestRequest
-	(*IngestResponse)(nil),         // 5: sergas.webhook.v1.IngestResponse
-	(*GetEventRequest)(nil),        // 6: sergas.webhook.v1.GetEventRequest
-	(*GetEventResponse)(nil),       // 7: sergas.webhook.v1.GetEventResponse
-	(*ListEventsRequest)(nil),      // 8: sergas.webhook.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 9: sergas.webhook.v1.ListEventsResponse
-	(*Channel)(nil),                // 10: sergas.webhook.v1.Channel
-	(*CreateChannelRequest)(nil),   // 11: sergas.webhook.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),  // 12: sergas.webhook.v1.CreateChannelResponse
-	(*GetChannelRequest)(nil),      // 13: sergas.webhook.v1.GetChannelRequest
-	(*GetChannelResponse)(nil),     // 14: sergas.webhook.v1.GetChannelResponse
-	(*ListChannelsRequest)(nil),    // 15: sergas.webhook.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),   // 16: sergas.webhook.v1.ListChannelsResponse
-	(*RenewChannelRequest)(nil),    // 17: sergas.webhook.v1.RenewChannelRequest
-	(*RenewChannelResponse)(nil),   // 18: sergas.webhook.v1.RenewChannelResponse
-	(*DisableChannelRequest)(nil),  // 19: sergas.webhook.v1.DisableChannelRequest
-	(*DisableChannelResponse)(nil), // 20: sergas.webhook.v1.DisableChannelResponse
-	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(EventStatus)(0),                   // 0: sergas.webhook.v1.EventStatus
+	(ChannelState)(0),                  // 1: sergas.webhook.v1.ChannelState
+	(SubscriptionState)(0),             // 2: sergas.webhook.v1.SubscriptionState
+	(DeliveryStatus)(0),                // 3: sergas.webhook.v1.DeliveryStatus
+	(*Header)(nil),                     // 4: sergas.webhook.v1.Header
+	(*Event)(nil),                      // 5: sergas.webhook.v1.Event
+	(*IngestRequest)(nil),              // 6: sergas.webhook.v1.IngestRequest
+	(*IngestResponse)(nil),             // 7: sergas.webhook.v1.IngestResponse
+	(*GetEventRequest)(nil),            // 8: sergas.webhook.v1.GetEventRequest
+	(*GetEventResponse)(nil),           // 9: sergas.webhook.v1.GetEventResponse
+	(*ListEventsRequest)(nil),          // 10: sergas.webhook.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),         // 11: sergas.webhook.v1.ListEventsResponse
+	(*Channel)(nil),                    // 12: sergas.webhook.v1.Channel
+	(*CreateChannelRequest)(nil),       // 13: sergas.webhook.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),      // 14: sergas.webhook.v1.CreateChannelResponse
+	(*GetChannelRequest)(nil),          // 15: sergas.webhook.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),         // 16: sergas.webhook.v1.GetChannelResponse
+	(*ListChannelsRequest)(nil),        // 17: sergas.webhook.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),       // 18: sergas.webhook.v1.ListChannelsResponse
+	(*RenewChannelRequest)(nil),        // 19: sergas.webhook.v1.RenewChannelRequest
+	(*RenewChannelResponse)(nil),       // 20: sergas.webhook.v1.RenewChannelResponse
+	(*DisableChannelRequest)(nil),      // 21: sergas.webhook.v1.DisableChannelRequest
+	(*DisableChannelResponse)(nil),     // 22: sergas.webhook.v1.DisableChannelResponse
+	(*EventFilter)(nil),                // 23: sergas.webhook.v1.EventFilter
+	(*RetryPolicy)(nil),                // 24: sergas.webhook.v1.RetryPolicy
+	(*Subscription)(nil),               // 25: sergas.webhook.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),  // 26: sergas.webhook.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil), // 27: sergas.webhook.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),     // 28: sergas.webhook.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),    // 29: sergas.webhook.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),   // 30: sergas.webhook.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),  // 31: sergas.webhook.v1.ListSubscriptionsResponse
+	(*PauseSubscriptionRequest)(nil),   // 32: sergas.webhook.v1.PauseSubscriptionRequest
+	(*PauseSubscriptionResponse)(nil),  // 33: sergas.webhook.v1.PauseSubscriptionResponse
+	(*ResumeSubscriptionRequest)(nil),  // 34: sergas.webhook.v1.ResumeSubscriptionRequest
+	(*ResumeSubscriptionResponse)(nil), // 35: sergas.webhook.v1.ResumeSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),  // 36: sergas.webhook.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 37: sergas.webhook.v1.DeleteSubscriptionResponse
+	(*Attempt)(nil),                    // 38: sergas.webhook.v1.Attempt
+	(*Delivery)(nil),                   // 39: sergas.webhook.v1.Delivery
+	(*LeasedDelivery)(nil),             // 40: sergas.webhook.v1.LeasedDelivery
+	(*ReceiveRequest)(nil),             // 41: sergas.webhook.v1.ReceiveRequest
+	(*ReceiveResponse)(nil),            // 42: sergas.webhook.v1.ReceiveResponse
+	(*PollRequest)(nil),                // 43: sergas.webhook.v1.PollRequest
+	(*PollResponse)(nil),               // 44: sergas.webhook.v1.PollResponse
+	(*AckRequest)(nil),                 // 45: sergas.webhook.v1.AckRequest
+	(*AckResponse)(nil),                // 46: sergas.webhook.v1.AckResponse
+	(*NackRequest)(nil),                // 47: sergas.webhook.v1.NackRequest
+	(*NackResponse)(nil),               // 48: sergas.webhook.v1.NackResponse
+	(*ExtendLeaseRequest)(nil),         // 49: sergas.webhook.v1.ExtendLeaseRequest
+	(*ExtendLeaseResponse)(nil),        // 50: sergas.webhook.v1.ExtendLeaseResponse
+	(*GetDeliveryRequest)(nil),         // 51: sergas.webhook.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),        // 52: sergas.webhook.v1.GetDeliveryResponse
+	(*ListDeliveriesRequest)(nil),      // 53: sergas.webhook.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),     // 54: sergas.webhook.v1.ListDeliveriesResponse
+	(*RedriveDeliveriesRequest)(nil),   // 55: sergas.webhook.v1.RedriveDeliveriesRequest
+	(*RedriveDeliveriesResponse)(nil),  // 56: sergas.webhook.v1.RedriveDeliveriesResponse
+	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 58: google.protobuf.Duration
 }
 var file_sergas_webhook_v1_webhook_proto_depIdxs = []int32{
 	0,  // 0: sergas.webhook.v1.Event.status:type_name -> sergas.webhook.v1.EventStatus
-	2,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
-	21, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	21, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
-	21, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
-	3,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
+	4,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
+	57, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	57, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
+	57, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
+	4,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
+	5,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
 	0,  // 7: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
-	3,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
+	5,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
 	1,  // 9: sergas.webhook.v1.Channel.state:type_name -> sergas.webhook.v1.ChannelState
-	21, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
-	21, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
-	21, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
-	10, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	10, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	57, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
+	57, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
+	57, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
+	57, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
+	12, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	12, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
 	1,  // 16: sergas.webhook.v1.ListChannelsRequest.state:type_name -> sergas.webhook.v1.ChannelState
-	10, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
-	10, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	10, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	4,  // 20: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
-	6,  // 21: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
-	8,  // 22: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
-	11, // 23: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
-	13, // 24: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
-	15, // 25: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
-	17, // 26: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
-	19, // 27: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
-	5,  // 28: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
-	7,  // 29: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
-	9,  // 30: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
-	12, // 31: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
-	14, // 32: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
-	16, // 33: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
-	18, // 34: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
-	20, // 35: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
+	12, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	12, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	58, // 20: sergas.webhook.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	58, // 21: sergas.webhook.v1.RetryPolicy.backoff_cap:type_name -> google.protobuf.Duration
+	23, // 22: sergas.webhook.v1.Subscription.filter:type_name -> sergas.webhook.v1.EventFilter
+	24, // 23: sergas.webhook.v1.Subscription.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	58, // 24: sergas.webhook.v1.Subscription.lease_duration:type_name -> google.protobuf.Duration
+	2,  // 25: sergas.webhook.v1.Subscription.state:type_name -> sergas.webhook.v1.SubscriptionState
+	57, // 26: sergas.webhook.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	57, // 27: sergas.webhook.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	23, // 28: sergas.webhook.v1.CreateSubscriptionRequest.filter:type_name -> sergas.webhook.v1.EventFilter
+	24, // 29: sergas.webhook.v1.CreateSubscriptionRequest.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	58, // 30: sergas.webhook.v1.CreateSubscriptionRequest.lease_duration:type_name -> google.protobuf.Duration
+	25, // 31: sergas.webhook.v1.CreateSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	25, // 32: sergas.webhook.v1.GetSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	25, // 33: sergas.webhook.v1.ListSubscriptionsResponse.subscriptions:type_name -> sergas.webhook.v1.Subscription
+	25, // 34: sergas.webhook.v1.PauseSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	25, // 35: sergas.webhook.v1.ResumeSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	57, // 36: sergas.webhook.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	58, // 37: sergas.webhook.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	3,  // 38: sergas.webhook.v1.Delivery.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	57, // 39: sergas.webhook.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	57, // 40: sergas.webhook.v1.Delivery.lease_expire_time:type_name -> google.protobuf.Timestamp
+	57, // 41: sergas.webhook.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	57, // 42: sergas.webhook.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	38, // 43: sergas.webhook.v1.Delivery.attempts:type_name -> sergas.webhook.v1.Attempt
+	39, // 44: sergas.webhook.v1.LeasedDelivery.delivery:type_name -> sergas.webhook.v1.Delivery
+	5,  // 45: sergas.webhook.v1.LeasedDelivery.event:type_name -> sergas.webhook.v1.Event
+	40, // 46: sergas.webhook.v1.ReceiveResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	58, // 47: sergas.webhook.v1.PollRequest.wait:type_name -> google.protobuf.Duration
+	40, // 48: sergas.webhook.v1.PollResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	58, // 49: sergas.webhook.v1.NackRequest.delay:type_name -> google.protobuf.Duration
+	58, // 50: sergas.webhook.v1.ExtendLeaseRequest.lease_duration:type_name -> google.protobuf.Duration
+	39, // 51: sergas.webhook.v1.GetDeliveryResponse.delivery:type_name -> sergas.webhook.v1.Delivery
+	3,  // 52: sergas.webhook.v1.ListDeliveriesRequest.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	39, // 53: sergas.webhook.v1.ListDeliveriesResponse.deliveries:type_name -> sergas.webhook.v1.Delivery
+	57, // 54: sergas.webhook.v1.RedriveDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	57, // 55: sergas.webhook.v1.RedriveDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 56: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
+	8,  // 57: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
+	10, // 58: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
+	13, // 59: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
+	15, // 60: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
+	17, // 61: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
+	19, // 62: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
+	21, // 63: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
+	26, // 64: sergas.webhook.v1.WebhookService.CreateSubscription:input_type -> sergas.webhook.v1.CreateSubscriptionRequest
+	28, // 65: sergas.webhook.v1.WebhookService.GetSubscription:input_type -> sergas.webhook.v1.GetSubscriptionRequest
+	30, // 66: sergas.webhook.v1.WebhookService.ListSubscriptions:input_type -> sergas.webhook.v1.ListSubscriptionsRequest
+	32, // 67: sergas.webhook.v1.WebhookService.PauseSubscription:input_type -> sergas.webhook.v1.PauseSubscriptionRequest
+	34, // 68: sergas.webhook.v1.WebhookService.ResumeSubscription:input_type -> sergas.webhook.v1.ResumeSubscriptionRequest
+	36, // 69: sergas.webhook.v1.WebhookService.DeleteSubscription:input_type -> sergas.webhook.v1.DeleteSubscriptionRequest
+	41, // 70: sergas.webhook.v1.WebhookService.Receive:input_type -> sergas.webhook.v1.ReceiveRequest
+	43, // 71: sergas.webhook.v1.WebhookService.Poll:input_type -> sergas.webhook.v1.PollRequest
+	45, // 72: sergas.webhook.v1.WebhookService.Ack:input_type -> sergas.webhook.v1.AckRequest
+	47, // 73: sergas.webhook.v1.WebhookService.Nack:input_type -> sergas.webhook.v1.NackRequest
+	49, // 74: sergas.webhook.v1.WebhookService.ExtendLease:input_type -> sergas.webhook.v1.ExtendLeaseRequest
+	51, // 75: sergas.webhook.v1.WebhookService.GetDelivery:input_type -> sergas.webhook.v1.GetDeliveryRequest
+	53, // 76: sergas.webhook.v1.WebhookService.ListDeliveries:input_type -> sergas.webhook.v1.ListDeliveriesRequest
+	55, // 77: sergas.webhook.v1.WebhookService.RedriveDeliveries:input_type -> sergas.webhook.v1.RedriveDeliveriesRequest
+	7,  // 78: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
+	9,  // 79: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
+	11, // 80: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
+	14, // 81: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
+	16, // 82: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
+	18, // 83: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
+	20, // 84: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
+	22, // 85: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
+	27, // 86: sergas.webhook.v1.WebhookService.CreateSubscription:output_type -> sergas.webhook.v1.CreateSubscriptionResponse
+	29, // 87: sergas.webhook.v1.WebhookService.GetSubscription:output_type -> sergas.webhook.v1.GetSubscriptionResponse
+	31, // 88: sergas.webhook.v1.WebhookService.ListSubscriptions:output_type -> sergas.webhook.v1.ListSubscriptionsResponse
+	33, // 89: sergas.webhook.v1.WebhookService.PauseSubscription:output_type -> sergas.webhook.v1.PauseSubscriptionResponse
+	35, // 90: sergas.webhook.v1.WebhookService.ResumeSubscription:output_type -> sergas.webhook.v1.ResumeSubscriptionResponse
+	37, // 91: sergas.webhook.v1.WebhookService.DeleteSubscription:output_type -> sergas.webhook.v1.DeleteSubscriptionResponse
+	42, // 92: sergas.webhook.v1.WebhookService.Receive:output_type -> sergas.webhook.v1.ReceiveResponse
+	44, // 93: sergas.webhook.v1.WebhookService.Poll:output_type -> sergas.webhook.v1.PollResponse
+	46, // 94: sergas.webhook.v1.WebhookService.Ack:output_type -> sergas.webhook.v1.AckResponse
+	48, // 95: sergas.webhook.v1.WebhookService.Nack:output_type -> sergas.webhook.v1.NackResponse
+	50, // 96: sergas.webhook.v1.WebhookService.ExtendLease:output_type -> sergas.webhook.v1.ExtendLeaseResponse
+	52, // 97: sergas.webhook.v1.WebhookService.GetDelivery:output_type -> sergas.webhook.v1.GetDeliveryResponse
+	54, // 98: sergas.webhook.v1.WebhookService.ListDeliveries:output_type -> sergas.webhook.v1.ListDeliveriesResponse
+	56, // 99: sergas.webhook.v1.WebhookService.RedriveDeliveries:output_type -> sergas.webhook.v1.RedriveDeliveriesResponse
+	78, // [78:100] is the sub-list for method output_type
+	56, // [56:78] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_sergas_webhook_v1_webhook_proto_init() }
@@ -1691,13 +4126,14 @@ func file_sergas_webhook_v1_webhook_proto_init() {
 	if File_sergas_webhook_v1_webhook_proto != nil {
 		return
 	}
+	file_sergas_webhook_v1_webhook_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_webhook_v1_webhook_proto_rawDesc), len(file_sergas_webhook_v1_webhook_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   19,
+			NumEnums:      4,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_Ingest_FullMethodName         = "/sergas.webhook.v1.WebhookService/Ingest"
-	WebhookService_GetEvent_FullMethodName       = "/sergas.webhook.v1.WebhookService/GetEvent"
-	WebhookService_ListEvents_FullMethodName     = "/sergas.webhook.v1.WebhookService/ListEvents"
-	WebhookService_CreateChannel_FullMethodName  = "/sergas.webhook.v1.WebhookService/CreateChannel"
-	WebhookService_GetChannel_FullMethodName     = "/sergas.webhook.v1.WebhookService/GetChannel"
-	WebhookService_ListChannels_FullMethodName   = "/sergas.webhook.v1.WebhookService/ListChannels"
-	WebhookService_RenewChannel_FullMethodName   = "/sergas.webhook.v1.WebhookService/RenewChannel"
-	WebhookService_DisableChannel_FullMethodName = "/sergas.webhook.v1.WebhookService/DisableChannel"
+	WebhookService_Ingest_FullMethodName             = "/sergas.webhook.v1.WebhookService/Ingest"
+	WebhookService_GetEvent_FullMethodName           = "/sergas.webhook.v1.WebhookService/GetEvent"
+	WebhookService_ListEvents_FullMethodName         = "/sergas.webhook.v1.WebhookService/ListEvents"
+	WebhookService_CreateChannel_FullMethodName      = "/sergas.webhook.v1.WebhookService/CreateChannel"
+	WebhookService_GetChannel_FullMethodName         = "/sergas.webhook.v1.WebhookService/GetChannel"
+	WebhookService_ListChannels_FullMethodName       = "/sergas.webhook.v1.WebhookService/ListChannels"
+	WebhookService_RenewChannel_FullMethodName       = "/sergas.webhook.v1.WebhookService/RenewChannel"
+	WebhookService_DisableChannel_FullMethodName     = "/sergas.webhook.v1.WebhookService/DisableChannel"
+	WebhookService_CreateSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/CreateSubscription"
+	WebhookService_GetSubscription_FullMethodName    = "/sergas.webhook.v1.WebhookService/GetSubscription"
+	WebhookService_ListSubscriptions_FullMethodName  = "/sergas.webhook.v1.WebhookService/ListSubscriptions"
+	WebhookService_PauseSubscription_FullMethodName  = "/sergas.webhook.v1.WebhookService/PauseSubscription"
+	WebhookService_ResumeSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/ResumeSubscription"
+	WebhookService_DeleteSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/DeleteSubscription"
+	WebhookService_Receive_FullMethodName            = "/sergas.webhook.v1.WebhookService/Receive"
+	WebhookService_Poll_FullMethodName               = "/sergas.webhook.v1.WebhookService/Poll"
+	WebhookService_Ack_FullMethodName                = "/sergas.webhook.v1.WebhookService/Ack"
+	WebhookService_Nack_FullMethodName               = "/sergas.webhook.v1.WebhookService/Nack"
+	WebhookService_ExtendLease_FullMethodName        = "/sergas.webhook.v1.WebhookService/ExtendLease"
+	WebhookService_GetDelivery_FullMethodName        = "/sergas.webhook.v1.WebhookService/GetDelivery"
+	WebhookService_ListDeliveries_FullMethodName     = "/sergas.webhook.v1.WebhookService/ListDeliveries"
+	WebhookService_RedriveDeliveries_FullMethodName  = "/sergas.webhook.v1.WebhookService/RedriveDeliveries"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -56,6 +70,43 @@ type WebhookServiceClient interface {
 	RenewChannel(ctx context.Context, in *RenewChannelRequest, opts ...grpc.CallOption) (*RenewChannelResponse, error)
 	// DisableChannel disables the channel at Zoho and stops accepting its notifications.
 	DisableChannel(ctx context.Context, in *DisableChannelRequest, opts ...grpc.CallOption) (*DisableChannelResponse, error)
+	// CreateSubscription adds a subscription: from then on every stored event its filter matches gets a
+	// delivery for it, in the transaction that stores the event. Needs webhook:admin.
+	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error)
+	// GetSubscription returns one subscription. Needs webhook:read.
+	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*GetSubscriptionResponse, error)
+	// ListSubscriptions pages through subscriptions, oldest first. Needs webhook:read.
+	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
+	// PauseSubscription stops handing out its deliveries; events matching it still get deliveries, handed
+	// out once it is resumed. Needs webhook:admin.
+	PauseSubscription(ctx context.Context, in *PauseSubscriptionRequest, opts ...grpc.CallOption) (*PauseSubscriptionResponse, error)
+	// ResumeSubscription hands out its deliveries again. Needs webhook:admin.
+	ResumeSubscription(ctx context.Context, in *ResumeSubscriptionRequest, opts ...grpc.CallOption) (*ResumeSubscriptionResponse, error)
+	// DeleteSubscription removes a subscription and its deliveries. Needs webhook:admin.
+	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
+	// Receive streams leased deliveries of a pull subscription to one consumer, keeping at most
+	// max_in_flight of them leased to it at once; each must be acknowledged (Ack), refused (Nack) or its
+	// lease extended (ExtendLease) before the lease ends, or it is handed out again. Over REST it is
+	// newline-delimited JSON, streamed. Needs webhook:consume.
+	Receive(ctx context.Context, in *ReceiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveResponse], error)
+	// Poll is Receive for clients that cannot stream: it waits up to wait for deliveries and returns those
+	// leased (possibly none). Needs webhook:consume.
+	Poll(ctx context.Context, in *PollRequest, opts ...grpc.CallOption) (*PollResponse, error)
+	// Ack marks leased deliveries delivered. A lease that has passed to another consumer is refused.
+	// Needs webhook:consume.
+	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
+	// Nack gives leased deliveries back: each is retried after delay (or the subscription's backoff), or
+	// becomes a dead letter once out of attempts. Needs webhook:consume.
+	Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error)
+	// ExtendLease keeps leased deliveries for another lease period. Needs webhook:consume.
+	ExtendLease(ctx context.Context, in *ExtendLeaseRequest, opts ...grpc.CallOption) (*ExtendLeaseResponse, error)
+	// GetDelivery returns one delivery with its attempt history. Needs webhook:read.
+	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error)
+	// ListDeliveries pages through deliveries, oldest first. Needs webhook:read.
+	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	// RedriveDeliveries makes matching dead letters pending again, with a fresh attempt budget. Needs
+	// webhook:admin.
+	RedriveDeliveries(ctx context.Context, in *RedriveDeliveriesRequest, opts ...grpc.CallOption) (*RedriveDeliveriesResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -146,6 +197,155 @@ func (c *webhookServiceClient) DisableChannel(ctx context.Context, in *DisableCh
 	return out, nil
 }
 
+func (c *webhookServiceClient) CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*CreateSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSubscriptionResponse)
+	err := c.cc.Invoke(ctx, WebhookService_CreateSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*GetSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSubscriptionResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) PauseSubscription(ctx context.Context, in *PauseSubscriptionRequest, opts ...grpc.CallOption) (*PauseSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseSubscriptionResponse)
+	err := c.cc.Invoke(ctx, WebhookService_PauseSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ResumeSubscription(ctx context.Context, in *ResumeSubscriptionRequest, opts ...grpc.CallOption) (*ResumeSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeSubscriptionResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ResumeSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSubscriptionResponse)
+	err := c.cc.Invoke(ctx, WebhookService_DeleteSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) Receive(ctx context.Context, in *ReceiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReceiveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WebhookService_ServiceDesc.Streams[0], WebhookService_Receive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReceiveRequest, ReceiveResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WebhookService_ReceiveClient = grpc.ServerStreamingClient[ReceiveResponse]
+
+func (c *webhookServiceClient) Poll(ctx context.Context, in *PollRequest, opts ...grpc.CallOption) (*PollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollResponse)
+	err := c.cc.Invoke(ctx, WebhookService_Poll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckResponse)
+	err := c.cc.Invoke(ctx, WebhookService_Ack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) Nack(ctx context.Context, in *NackRequest, opts ...grpc.CallOption) (*NackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NackResponse)
+	err := c.cc.Invoke(ctx, WebhookService_Nack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ExtendLease(ctx context.Context, in *ExtendLeaseRequest, opts ...grpc.CallOption) (*ExtendLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExtendLeaseResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ExtendLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*GetDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeliveryResponse)
+	err := c.cc.Invoke(ctx, WebhookService_GetDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeliveriesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RedriveDeliveries(ctx context.Context, in *RedriveDeliveriesRequest, opts ...grpc.CallOption) (*RedriveDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedriveDeliveriesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RedriveDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -173,6 +373,43 @@ type WebhookServiceServer interface {
 	RenewChannel(context.Context, *RenewChannelRequest) (*RenewChannelResponse, error)
 	// DisableChannel disables the channel at Zoho and stops accepting its notifications.
 	DisableChannel(context.Context, *DisableChannelRequest) (*DisableChannelResponse, error)
+	// CreateSubscription adds a subscription: from then on every stored event its filter matches gets a
+	// delivery for it, in the transaction that stores the event. Needs webhook:admin.
+	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error)
+	// GetSubscription returns one subscription. Needs webhook:read.
+	GetSubscription(context.Context, *GetSubscriptionRequest) (*GetSubscriptionResponse, error)
+	// ListSubscriptions pages through subscriptions, oldest first. Needs webhook:read.
+	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
+	// PauseSubscription stops handing out its deliveries; events matching it still get deliveries, handed
+	// out once it is resumed. Needs webhook:admin.
+	PauseSubscription(context.Context, *PauseSubscriptionRequest) (*PauseSubscriptionResponse, error)
+	// ResumeSubscription hands out its deliveries again. Needs webhook:admin.
+	ResumeSubscription(context.Context, *ResumeSubscriptionRequest) (*ResumeSubscriptionResponse, error)
+	// DeleteSubscription removes a subscription and its deliveries. Needs webhook:admin.
+	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
+	// Receive streams leased deliveries of a pull subscription to one consumer, keeping at most
+	// max_in_flight of them leased to it at once; each must be acknowledged (Ack), refused (Nack) or its
+	// lease extended (ExtendLease) before the lease ends, or it is handed out again. Over REST it is
+	// newline-delimited JSON, streamed. Needs webhook:consume.
+	Receive(*ReceiveRequest, grpc.ServerStreamingServer[ReceiveResponse]) error
+	// Poll is Receive for clients that cannot stream: it waits up to wait for deliveries and returns those
+	// leased (possibly none). Needs webhook:consume.
+	Poll(context.Context, *PollRequest) (*PollResponse, error)
+	// Ack marks leased deliveries delivered. A lease that has passed to another consumer is refused.
+	// Needs webhook:consume.
+	Ack(context.Context, *AckRequest) (*AckResponse, error)
+	// Nack gives leased deliveries back: each is retried after delay (or the subscription's backoff), or
+	// becomes a dead letter once out of attempts. Needs webhook:consume.
+	Nack(context.Context, *NackRequest) (*NackResponse, error)
+	// ExtendLease keeps leased deliveries for another lease period. Needs webhook:consume.
+	ExtendLease(context.Context, *ExtendLeaseRequest) (*ExtendLeaseResponse, error)
+	// GetDelivery returns one delivery with its attempt history. Needs webhook:read.
+	GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error)
+	// ListDeliveries pages through deliveries, oldest first. Needs webhook:read.
+	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
+	// RedriveDeliveries makes matching dead letters pending again, with a fresh attempt budget. Needs
+	// webhook:admin.
+	RedriveDeliveries(context.Context, *RedriveDeliveriesRequest) (*RedriveDeliveriesResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -206,6 +443,48 @@ func (UnimplementedWebhookServiceServer) RenewChannel(context.Context, *RenewCha
 }
 func (UnimplementedWebhookServiceServer) DisableChannel(context.Context, *DisableChannelRequest) (*DisableChannelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisableChannel not implemented")
+}
+func (UnimplementedWebhookServiceServer) CreateSubscription(context.Context, *CreateSubscriptionRequest) (*CreateSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSubscription not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetSubscription(context.Context, *GetSubscriptionRequest) (*GetSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSubscription not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubscriptions not implemented")
+}
+func (UnimplementedWebhookServiceServer) PauseSubscription(context.Context, *PauseSubscriptionRequest) (*PauseSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseSubscription not implemented")
+}
+func (UnimplementedWebhookServiceServer) ResumeSubscription(context.Context, *ResumeSubscriptionRequest) (*ResumeSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeSubscription not implemented")
+}
+func (UnimplementedWebhookServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
+}
+func (UnimplementedWebhookServiceServer) Receive(*ReceiveRequest, grpc.ServerStreamingServer[ReceiveResponse]) error {
+	return status.Error(codes.Unimplemented, "method Receive not implemented")
+}
+func (UnimplementedWebhookServiceServer) Poll(context.Context, *PollRequest) (*PollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Poll not implemented")
+}
+func (UnimplementedWebhookServiceServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
+}
+func (UnimplementedWebhookServiceServer) Nack(context.Context, *NackRequest) (*NackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Nack not implemented")
+}
+func (UnimplementedWebhookServiceServer) ExtendLease(context.Context, *ExtendLeaseRequest) (*ExtendLeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendLease not implemented")
+}
+func (UnimplementedWebhookServiceServer) GetDelivery(context.Context, *GetDeliveryRequest) (*GetDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDelivery not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) RedriveDeliveries(context.Context, *RedriveDeliveriesRequest) (*RedriveDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedriveDeliveries not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -372,6 +651,251 @@ func _WebhookService_DisableChannel_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_CreateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).CreateSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_CreateSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).CreateSubscription(ctx, req.(*CreateSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_GetSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetSubscription(ctx, req.(*GetSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListSubscriptions(ctx, req.(*ListSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_PauseSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).PauseSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_PauseSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).PauseSubscription(ctx, req.(*PauseSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ResumeSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ResumeSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ResumeSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ResumeSubscription(ctx, req.(*ResumeSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_DeleteSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).DeleteSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_DeleteSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).DeleteSubscription(ctx, req.(*DeleteSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_Receive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReceiveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WebhookServiceServer).Receive(m, &grpc.GenericServerStream[ReceiveRequest, ReceiveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WebhookService_ReceiveServer = grpc.ServerStreamingServer[ReceiveResponse]
+
+func _WebhookService_Poll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).Poll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_Poll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).Poll(ctx, req.(*PollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_Ack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).Ack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_Ack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).Ack(ctx, req.(*AckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_Nack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).Nack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_Nack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).Nack(ctx, req.(*NackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ExtendLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ExtendLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ExtendLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ExtendLease(ctx, req.(*ExtendLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_GetDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).GetDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_GetDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).GetDelivery(ctx, req.(*GetDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListDeliveries(ctx, req.(*ListDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RedriveDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedriveDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RedriveDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RedriveDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RedriveDeliveries(ctx, req.(*RedriveDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,7 +935,65 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DisableChannel",
 			Handler:    _WebhookService_DisableChannel_Handler,
 		},
+		{
+			MethodName: "CreateSubscription",
+			Handler:    _WebhookService_CreateSubscription_Handler,
+		},
+		{
+			MethodName: "GetSubscription",
+			Handler:    _WebhookService_GetSubscription_Handler,
+		},
+		{
+			MethodName: "ListSubscriptions",
+			Handler:    _WebhookService_ListSubscriptions_Handler,
+		},
+		{
+			MethodName: "PauseSubscription",
+			Handler:    _WebhookService_PauseSubscription_Handler,
+		},
+		{
+			MethodName: "ResumeSubscription",
+			Handler:    _WebhookService_ResumeSubscription_Handler,
+		},
+		{
+			MethodName: "DeleteSubscription",
+			Handler:    _WebhookService_DeleteSubscription_Handler,
+		},
+		{
+			MethodName: "Poll",
+			Handler:    _WebhookService_Poll_Handler,
+		},
+		{
+			MethodName: "Ack",
+			Handler:    _WebhookService_Ack_Handler,
+		},
+		{
+			MethodName: "Nack",
+			Handler:    _WebhookService_Nack_Handler,
+		},
+		{
+			MethodName: "ExtendLease",
+			Handler:    _WebhookService_ExtendLease_Handler,
+		},
+		{
+			MethodName: "GetDelivery",
+			Handler:    _WebhookService_GetDelivery_Handler,
+		},
+		{
+			MethodName: "ListDeliveries",
+			Handler:    _WebhookService_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "RedriveDeliveries",
+			Handler:    _WebhookService_RedriveDeliveries_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Receive",
+			Handler:       _WebhookService_Receive_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "sergas/webhook/v1/webhook.proto",
 }
