@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/webhook/store"
@@ -39,6 +42,12 @@ func (r *channelRig) zohoHook(t *testing.T, before func(method, id string)) {
 				before(req.Method, in.Watch[0].ChannelID)
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if r.loseAnswer != nil && r.loseAnswer(req.Method) {
+			// Zoho acts on the request, but its answer never arrives.
+			proxy.ServeHTTP(httptest.NewRecorder(), req)
+			w.WriteHeader(http.StatusBadGateway)
+			return
 		}
 		proxy.ServeHTTP(w, req)
 	}))
@@ -115,6 +124,29 @@ func TestCrashDuringCreateIsEnabledSoon(t *testing.T) {
 		}
 		if r.notify(t) != 1 {
 			t.Fatal("its notification was not stored")
+		}
+	})
+}
+
+// An enable whose answer is lost (Zoho acted, then a timeout or a 5xx from a proxy) is an unknown
+// outcome: the channel, deleted here, must not stay enabled at Zoho, posting notifications we refuse
+// until its expiry.
+func TestLostEnableAnswerLeavesNothingAtZoho(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		const id = "5000000000003"
+		r.loseAnswer = func(method string) bool { return method == http.MethodPost }
+		r.zohoHook(t, func(string, string) {})
+		_, err := r.client.CreateChannel(t.Context(), &webhookv1.CreateChannelRequest{ChannelId: id, Source: "crm",
+			ConnectionId: "crm-1", Events: []string{"Deals.all"}})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("create with Zoho's answer lost: %v, want Unavailable", err)
+		}
+		if r.zoho.Live(id) {
+			t.Fatal("a channel whose creation failed is live at Zoho")
+		}
+		if _, err := r.client.GetChannel(t.Context(), &webhookv1.GetChannelRequest{ChannelId: id}); status.Code(err) != codes.NotFound {
+			t.Fatalf("a failed channel was kept: %v", err)
 		}
 	})
 }

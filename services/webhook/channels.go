@@ -216,8 +216,16 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 	}
 	// Zoho did not take it: forget it, with a context of its own so that a caller who went away does
 	// not leave a channel behind.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Timeout+5*time.Second)
 	defer cancel()
+	if errs.KindOf(err) == errs.KindUnavailable {
+		// No answer (or a temporary one): Zoho may have enabled it all the same, and would post, until
+		// its expiry, notifications we refuse. Disable it there too, as far as Zoho can be reached.
+		if derr := m.zoho.Disable(dctx, a, c.ID); derr != nil && !errors.Is(derr, zohocrm.ErrChannelNotFound) {
+			m.log.Warn("cannot disable at Zoho a channel whose enabling failed; should Zoho have it, it lapses at its expiry",
+				"service", "webhook", "channel_id", c.ID)
+		}
+	}
 	if derr := m.store.ChannelDelete(dctx, c.ID); derr != nil && errs.KindOf(derr) != errs.KindNotFound {
 		m.log.Error("cannot delete a channel Zoho refused; the renewer retries enabling it", "service", "webhook", "channel_id", c.ID, "error", derr.Error())
 	}

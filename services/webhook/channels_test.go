@@ -49,6 +49,8 @@ type channelRig struct {
 	tokens *connectionTokens
 	mu     sync.Mutex
 	codes  []int
+	// loseAnswer, set before zohoHook, makes the proxy drop Zoho's answer to the requests it picks.
+	loseAnswer func(method string) bool
 }
 
 func newChannelRig(t *testing.T, d db.Dialect) *channelRig {
