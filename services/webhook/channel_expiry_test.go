@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/services/webhook/store"
 )
 
 // Zoho silently sets an expiry beyond its maximum to one hour. A channel whose confirmed expiry is
@@ -37,6 +39,35 @@ func TestShortConfirmedExpiryIsNotRenewedEveryCheck(t *testing.T) {
 		}
 		if got := r.get(t, c.GetChannelId()); !got.GetExpireTime().AsTime().After(c.GetExpireTime().AsTime()) {
 			t.Fatalf("not extended: %v", got)
+		}
+	})
+}
+
+// A renewal that cannot even start (the service restarted without TOKEN_CLIENT_API_KEY) is a failed
+// renewal like any other: recorded on the channel and counted, so that health and metrics show the
+// channels lapsing. It was returned unrecorded, and the stored state stayed ACTIVE past the expiry.
+func TestRenewalWithoutTokenServiceIsRecorded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		c := r.create(t, "Deals.all")
+		r.srv.chans.tokens = nil
+		r.clock.advance(13 * time.Hour)
+		if err := r.srv.chans.renewDue(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := r.srv.chans.store.ChannelGet(t.Context(), c.GetChannelId())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.State != store.ChannelFailing || sc.FailedRenewals != 1 || !strings.Contains(sc.LastError, "TOKEN_CLIENT_API_KEY") {
+			t.Fatalf("after a renewal without the token service: state %v, %d failures, last error %q", sc.State, sc.FailedRenewals, sc.LastError)
+		}
+		r.clock.advance(12 * time.Hour)
+		if err := r.srv.chans.renewDue(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if sc, _ = r.srv.chans.store.ChannelGet(t.Context(), c.GetChannelId()); sc.State != store.ChannelExpired {
+			t.Fatalf("stored state %v past the expiry, want expired", sc.State)
 		}
 	})
 }

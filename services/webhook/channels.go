@@ -236,9 +236,6 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 // outcome: a failure is recorded on the channel (failing, or expired once its expiry has passed) and
 // returned.
 func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel, error) {
-	if err := m.ready(); err != nil {
-		return nil, err
-	}
 	now := m.now().UTC().Truncate(time.Microsecond)
 	expiry, err := m.extend(ctx, c, now.Add(m.cfg.TTL))
 	next := *c
@@ -273,6 +270,10 @@ func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel,
 // extend asks Zoho for a new expiry, enabling the channel again when Zoho no longer has it (expired at
 // Zoho, or never enabled because the process died during create).
 func (m *channels) extend(ctx context.Context, c *store.Channel, expiry time.Time) (time.Time, error) {
+	// A renewal that cannot start is a failed one: recorded, so that the channel shows as failing.
+	if err := m.ready(); err != nil {
+		return time.Time{}, err
+	}
 	a, err := m.auth(ctx, c.ConnectionID)
 	if err != nil {
 		return time.Time{}, err
