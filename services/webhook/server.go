@@ -35,10 +35,12 @@ type Server struct {
 	channels channelTokens
 	// chans manages Zoho CRM notification channels with ring (sealing their tokens) and tokens (the
 	// token service); nil when the store keeps no channels.
-	chans  *channels
-	ring   *keyring.Keyring
-	tokens accessTokens
-	now    func() time.Time
+	chans *channels
+	// deliveries keeps subscriptions and deliveries (issue #10); nil on a store without them.
+	deliveries store.DeliveryStore
+	ring       *keyring.Keyring
+	tokens     accessTokens
+	now        func() time.Time
 }
 
 var _ webhookv1.WebhookServiceServer = (*Server)(nil)
@@ -72,6 +74,7 @@ func NewServer(s store.Store, cfg Config, opts ...Option) *Server {
 		o(srv)
 	}
 	srv.refusals.log = srv.log
+	srv.deliveries, _ = s.(store.DeliveryStore)
 	if cs, ok := s.(store.ChannelStore); ok {
 		srv.chans = newChannels(cs, srv.ring, srv.tokens, cfg.Channels, srv.log, func() time.Time { return srv.now() })
 		srv.channels = srv.chans
