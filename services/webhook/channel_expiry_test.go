@@ -1,9 +1,13 @@
 package webhook
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/webhook/store"
@@ -70,4 +74,30 @@ func TestRenewalWithoutTokenServiceIsRecorded(t *testing.T) {
 			t.Fatalf("stored state %v past the expiry, want expired", sc.State)
 		}
 	})
+}
+
+// The channel gauges are what the renewing replica counted: once its renewer stops (leadership lost)
+// they are withdrawn, or a former leader would report forever the failing channel the new one fixed.
+func TestRenewerWithdrawsItsGaugesWhenItStops(t *testing.T) {
+	r := newChannelRig(t, db.SQLite)
+	r.create(t, "Deals.all")
+	r.zoho.FailNext(1, http.StatusInternalServerError)
+	r.clock.advance(13 * time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.srv.chans.runRenewer(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(channelsGauge.WithLabelValues("failing")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewer did not count the failing channel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(channelsGauge) + testutil.CollectAndCount(nextExpiryGauge); n != 0 {
+		t.Fatalf("%d channel gauge series left by a stopped renewer", n)
+	}
 }

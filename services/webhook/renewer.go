@@ -20,10 +20,12 @@ var (
 		Name: "webhook_zoho_channels",
 		Help: "Zoho CRM notification channels by state (active, failing, expired, disabled), as the replica renewing them last counted.",
 	}, []string{"state"})
-	nextExpiryGauge = promauto.NewGauge(prometheus.GaugeOpts{
+	// A vector without labels, so that a replica not renewing exports no value rather than a 0 that
+	// reads as "expires now".
+	nextExpiryGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "webhook_zoho_channel_next_expiry_seconds",
-		Help: "Seconds until the soonest expiry of a channel that is not disabled (negative once it has passed); 0 without channels.",
-	})
+		Help: "Seconds until the soonest expiry of a channel that is not disabled (negative once it has passed); 0 without channels. Only the replica renewing channels exports it.",
+	}, nil)
 )
 
 func renewalResult(err error) string {
@@ -61,6 +63,10 @@ const (
 func (m *channels) runRenewer(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.CheckInterval)
 	defer t.Stop()
+	// Once this replica stops renewing (leadership lost, shutdown) its counts go stale: withdraw them,
+	// so that an alert on them follows the replica that renews now.
+	defer channelsGauge.Reset()
+	defer nextExpiryGauge.Reset()
 	for {
 		if err := m.renewDue(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("zoho channel renewal pass failed", "service", "webhook", "error", err.Error())
@@ -148,9 +154,9 @@ func (m *channels) count(ctx context.Context, now time.Time) error {
 		return err
 	}
 	if len(soonest) == 0 {
-		nextExpiryGauge.Set(0)
+		nextExpiryGauge.WithLabelValues().Set(0)
 	} else {
-		nextExpiryGauge.Set(soonest[0].ExpireTime.Sub(now).Seconds())
+		nextExpiryGauge.WithLabelValues().Set(soonest[0].ExpireTime.Sub(now).Seconds())
 	}
 	return nil
 }
