@@ -13,30 +13,6 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 )
 
-func (s *Server) CreateSubscription(context.Context, *webhookv1.CreateSubscriptionRequest) (*webhookv1.CreateSubscriptionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
-func (s *Server) GetSubscription(context.Context, *webhookv1.GetSubscriptionRequest) (*webhookv1.GetSubscriptionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
-func (s *Server) ListSubscriptions(context.Context, *webhookv1.ListSubscriptionsRequest) (*webhookv1.ListSubscriptionsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
-func (s *Server) PauseSubscription(context.Context, *webhookv1.PauseSubscriptionRequest) (*webhookv1.PauseSubscriptionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
-func (s *Server) ResumeSubscription(context.Context, *webhookv1.ResumeSubscriptionRequest) (*webhookv1.ResumeSubscriptionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
-func (s *Server) DeleteSubscription(context.Context, *webhookv1.DeleteSubscriptionRequest) (*webhookv1.DeleteSubscriptionResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "not built yet")
-}
-
 func (s *Server) Poll(context.Context, *webhookv1.PollRequest) (*webhookv1.PollResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "not built yet")
 }

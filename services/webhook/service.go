@@ -50,6 +50,8 @@ type Config struct {
 	Development bool
 	// Channels is how Zoho CRM notification channels are managed (channelcfg.go).
 	Channels ChannelConfig
+	// MaxRetries (WEBHOOK_MAX_RETRIES) is a new subscription's retries unless it sets its own.
+	MaxRetries int
 
 	// sources is what LoadConfig built and checked (and, for a file, keeps re-reading).
 	sources *sourceProvider
@@ -72,6 +74,7 @@ func LoadConfig(env *config.Env) Config {
 		TrustedProxies:       clientaddr.LoadProxies(env, app.Development(env)),
 		Development:          app.Development(env),
 		Channels:             loadChannelConfig(env, app.Development(env)),
+		MaxRetries:           env.Int("WEBHOOK_MAX_RETRIES", 5, 0, maxRetriesLimit),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
