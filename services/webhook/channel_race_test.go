@@ -150,3 +150,27 @@ func TestLostEnableAnswerLeavesNothingAtZoho(t *testing.T) {
 		}
 	})
 }
+
+// A disable that could not reach Zoho is retried by calling :disable again: the channel, already
+// disabled here, is disabled at Zoho this time (it was answered OK with nothing sent, and the channel
+// kept posting refused notifications until its expiry).
+func TestDisableAgainReachesZoho(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		c := r.create(t, "Deals.all")
+		r.zoho.FailNext(1, http.StatusServiceUnavailable)
+		if _, err := r.client.DisableChannel(t.Context(), &webhookv1.DisableChannelRequest{ChannelId: c.GetChannelId()}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("disable with Zoho down: %v, want Unavailable", err)
+		}
+		if !r.zoho.Live(c.GetChannelId()) {
+			t.Fatal("the stand-in did not fail the first disable")
+		}
+		resp, err := r.client.DisableChannel(t.Context(), &webhookv1.DisableChannelRequest{ChannelId: c.GetChannelId()})
+		if err != nil || resp.GetChannel().GetState() != webhookv1.ChannelState_CHANNEL_STATE_DISABLED {
+			t.Fatalf("disable again: %v %v", resp, err)
+		}
+		if r.zoho.Live(c.GetChannelId()) {
+			t.Fatal("disabling again did not disable the channel at Zoho")
+		}
+	})
+}

@@ -311,15 +311,16 @@ func (m *channels) afterConflict(ctx context.Context, id string) {
 
 // disable marks c disabled first (its notifications are refused from then on and it is never renewed),
 // then disables it at Zoho. A channel Zoho no longer knows is disabled all the same; any other failure
-// at Zoho is returned after the channel is disabled here, and the channel lapses at Zoho at its expiry.
+// at Zoho is returned after the channel is disabled here, and the channel lapses at Zoho at its expiry
+// unless the caller disables it again.
 func (m *channels) disable(ctx context.Context, c *store.Channel) (*store.Channel, error) {
-	if c.State == store.ChannelDisabled {
-		return c, nil
-	}
 	next := *c
-	next.State, next.UpdateTime = store.ChannelDisabled, m.now().UTC().Truncate(time.Microsecond)
-	if err := m.store.ChannelUpdate(ctx, &next); err != nil {
-		return nil, err
+	// Already disabled here: only Zoho is asked again (an earlier disable may not have reached it).
+	if c.State != store.ChannelDisabled {
+		next.State, next.UpdateTime = store.ChannelDisabled, m.now().UTC().Truncate(time.Microsecond)
+		if err := m.store.ChannelUpdate(ctx, &next); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.ready(); err != nil {
 		return &next, err
