@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"testing"
 	"time"
 
@@ -47,6 +48,14 @@ func (r *channelRig) zohoHook(t *testing.T, before func(method, id string)) {
 			// Zoho acts on the request, but its answer never arrives.
 			proxy.ServeHTTP(httptest.NewRecorder(), req)
 			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		if r.rewriteAnswer != nil {
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, req)
+			w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(r.rewriteAnswer(rec.Body.Bytes()))
 			return
 		}
 		proxy.ServeHTTP(w, req)
@@ -171,6 +180,23 @@ func TestDisableAgainReachesZoho(t *testing.T) {
 		}
 		if r.zoho.Live(c.GetChannelId()) {
 			t.Fatal("disabling again did not disable the channel at Zoho")
+		}
+	})
+}
+
+// An expiry Zoho "confirms" beyond the one asked (a misread zone, a misbehaving proxy) is not believed:
+// renewing by it would let the channel lapse at Zoho long before the renewer looks at it.
+func TestConfirmedExpiryBeyondAskedIsNotBelieved(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		later := regexp.MustCompile(`"channel_expiry":"[^"]*"`)
+		r.rewriteAnswer = func(b []byte) []byte {
+			return later.ReplaceAll(b, []byte(`"channel_expiry":"2030-01-01T00:00:00+00:00"`))
+		}
+		r.zohoHook(t, func(string, string) {})
+		c := r.create(t, "Deals.all")
+		if got, limit := c.GetExpireTime().AsTime(), r.clock.now().Add(24*time.Hour); got.After(limit) {
+			t.Fatalf("stored expiry %v, beyond the %v asked", got, limit)
 		}
 	})
 }

@@ -202,7 +202,7 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 	if err == nil {
 		var expiry time.Time
 		if expiry, err = m.zoho.Enable(ctx, a, w); err == nil {
-			c.ExpireTime, c.RenewTime = expiry.UTC().Truncate(time.Microsecond), now
+			c.ExpireTime, c.RenewTime = believedExpiry(expiry, w.Expiry), now
 			if err = m.store.ChannelUpdate(ctx, c); err != nil {
 				if errs.KindOf(err) == errs.KindConflict {
 					// Disabled meanwhile (its Zoho call came before ours): disable it at Zoho again.
@@ -289,7 +289,16 @@ func (m *channels) extend(ctx context.Context, c *store.Channel, expiry time.Tim
 	if err != nil {
 		return time.Time{}, zohoError("renew", err)
 	}
-	return got, nil
+	return believedExpiry(got, expiry), nil
+}
+
+// believedExpiry is the expiry Zoho confirmed, but never later than the one asked: Zoho only ever
+// shortens it, so a later one is a misreading, and renewing by it would let the channel lapse first.
+func believedExpiry(confirmed, asked time.Time) time.Time {
+	if confirmed.After(asked) {
+		confirmed = asked
+	}
+	return confirmed.UTC().Truncate(time.Microsecond)
 }
 
 // afterConflict runs when a renewal's outcome could not be stored because the channel changed meanwhile:

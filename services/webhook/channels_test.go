@@ -51,6 +51,8 @@ type channelRig struct {
 	codes  []int
 	// loseAnswer, set before zohoHook, makes the proxy drop Zoho's answer to the requests it picks.
 	loseAnswer func(method string) bool
+	// rewriteAnswer, set before zohoHook, rewrites Zoho's answers on their way back.
+	rewriteAnswer func([]byte) []byte
 }
 
 func newChannelRig(t *testing.T, d db.Dialect) *channelRig {
