@@ -30,6 +30,9 @@ type Config struct {
 	// Concurrency is how many batches may commit at once (default 1). More than one suits a database
 	// whose commit waits on a round trip and a log flush (PostgreSQL), not one with a single writer.
 	Concurrency int
+	// Observe, when set, is told the size of every batch a commit is attempted for (a failed batch's
+	// halves included), for a metric.
+	Observe func(calls int)
 }
 
 // Func commits a batch and returns one result per input, in order, or one error for the whole batch
@@ -266,6 +269,9 @@ func (c *Committer[In, Out]) commitBatch(batch []*call[In, Out]) {
 	}
 	if len(live) == 0 {
 		return
+	}
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(len(live))
 	}
 	answered := false
 	defer func() {

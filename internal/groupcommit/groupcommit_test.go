@@ -119,7 +119,10 @@ func queueBehindPlug(t *testing.T, c *Committer[int, int], r *recorder, ins []in
 
 func TestConcurrentCallsShareOneCommitAndGetTheirOwnResults(t *testing.T) {
 	r := &recorder{}
-	c := New("test", Config{MaxBatch: 64, Window: time.Millisecond}, r.commit, splitUnlessUnavailable, quiet())
+	var mu sync.Mutex
+	var observed []int
+	c := New("test", Config{MaxBatch: 64, Window: time.Millisecond, Observe: func(n int) { mu.Lock(); observed = append(observed, n); mu.Unlock() }},
+		r.commit, splitUnlessUnavailable, quiet())
 	running(t, c)
 	ins := make([]int, 40)
 	for i := range ins {
@@ -133,6 +136,11 @@ func TestConcurrentCallsShareOneCommitAndGetTheirOwnResults(t *testing.T) {
 	}
 	if got := r.seen(); len(got) != 2 || len(got[1]) != len(ins) {
 		t.Fatalf("batches %v: want the plug, then all %d calls in one", got, len(ins))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(observed, []int{1, len(ins)}) {
+		t.Fatalf("observed batch sizes %v, want [1 %d]", observed, len(ins))
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
@@ -17,6 +20,14 @@ import (
 // delivery that comes alone is committed at once. Batches commit one at a time, or as many at once as
 // the store says it profits from (store.BatchConcurrent: PostgreSQL).
 var defaultGroupCommit = groupcommit.Config{MaxBatch: 128, Window: time.Millisecond}
+
+// batchEvents shows how well deliveries are gathered: many batches of one mean each delivery pays for a
+// commit of its own.
+var batchEvents = promauto.NewHistogram(prometheus.HistogramOpts{
+	Name:    "webhook_group_commit_batch_events",
+	Help:    "Deliveries per group-commit transaction attempted (a failed batch's halves included).",
+	Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+})
 
 // groupCommitWorker names the committer's worker (logs, restart metric).
 const groupCommitWorker = "webhook.group_commit"
@@ -48,6 +59,9 @@ func withGroupCommit(cfg groupcommit.Config) Option {
 		st := s.store
 		if bc, ok := st.(store.BatchConcurrent); ok && cfg.Concurrency == 0 {
 			cfg.Concurrency = bc.BatchConcurrency()
+		}
+		if cfg.Observe == nil {
+			cfg.Observe = func(n int) { batchEvents.Observe(float64(n)) }
 		}
 		s.store = &groupStore{Store: st, c: groupcommit.New(groupCommitWorker, cfg, st.EventInsertBatch, splitBatch, s.log)}
 	}
