@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,6 +146,10 @@ func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
 			return err
 		}
 	}
+	// The service's metrics tell how many deliveries each commit carried.
+	if env["WEBHOOK_METRICS_ADDR"], err = freeAddr(); err != nil {
+		return err
+	}
 	svc, err := startServer(bin+"/webhookserver", env, pprofAddr, "-role", "webhook")
 	if err != nil {
 		return err
@@ -181,7 +187,7 @@ func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
 			for j := range calls {
 				// Alternate which goes first, so that drift in the machine's load favours neither.
 				call := calls[(i+j)%len(calls)]
-				gw0 := procCPU(gw.cmd.Process.Pid)
+				gw0, b0 := procCPU(gw.cmd.Process.Pid), commitBatches(env["WEBHOOK_METRICS_ADDR"])
 				r, err := load(bin+"/loadgen", target, "", webhookLoadgenCall[call], c, o.d, o.warmup, extra...)
 				if err != nil {
 					return err
@@ -191,6 +197,9 @@ func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
 				gwCPU := 0.0
 				if calls := r.PerSecond * (o.d + o.warmup).Seconds(); calls > 0 {
 					gwCPU = float64((procCPU(gw.cmd.Process.Pid) - gw0).Microseconds()) / calls
+				}
+				if b1 := commitBatches(env["WEBHOOK_METRICS_ADDR"]); b1.count > b0.count {
+					rep.batch(backend, c, (b1.sum-b0.sum)/(b1.count-b0.count))
 				}
 				rep.add(backend, call, c, r, gwCPU)
 				fmt.Fprintf(os.Stderr, "%s | %s | %d senders | run %d: %.0f/s, p50 %.3f ms, p99 %.3f ms, CPU µs/call: gateway ≈%.0f, webhook service %.0f, client %.0f, database %.0f\n",
@@ -223,4 +232,34 @@ func procCPU(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// batches are the webhook service's group-commit histogram totals: deliveries and transactions.
+type batches struct{ sum, count float64 }
+
+// commitBatches reads webhook_group_commit_batch_events from the service's /metrics at addr; zero when
+// it cannot.
+func commitBatches(addr string) batches {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return batches{}
+	}
+	defer resp.Body.Close()
+	var b batches
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "webhook_group_commit_batch_events_sum":
+			b.sum = v
+		case "webhook_group_commit_batch_events_count":
+			b.count = v
+		}
+	}
+	return b
 }

@@ -15,6 +15,16 @@ type webhookReport struct {
 	runs map[pointKey][]result
 	// gateway is the gateway process's CPU per call of each run (µs, estimated: see benchWebhook).
 	gateway map[pointKey][]float64
+	// perCommit is the mean number of deliveries per group-commit transaction of each ingest run.
+	perCommit map[pointKey][]float64
+}
+
+func (r *webhookReport) batch(backend string, callers int, perCommit float64) {
+	if r.perCommit == nil {
+		r.perCommit = map[pointKey][]float64{}
+	}
+	k := pointKey{backend, callIngest, callers}
+	r.perCommit[k] = append(r.perCommit[k], perCommit)
 }
 
 func (r *webhookReport) add(backend, call string, callers int, res result, gatewayCPU float64) {
@@ -90,10 +100,10 @@ func (r *webhookReport) print(w io.Writer, took time.Duration) {
 		"(the gateway's key with webhook:ingest, the client address proven with CLIENT_ADDR_SECRET, signature verification, group commit at its defaults), "+
 		"the load generator in a third. Every budget a delivery passes is on but set at %d/s, never reached (the gateway key's write class, the sender address's, the source's); "+
 		"backpressure is off (no consumer drains the backlog). Each point alternates ingests with the gateway's GET /healthz, %d runs of %s after a %s warm-up: median (min–max). "+
-		"Events go to a new store. CPU is user+system time per call of the gateway (read around each run, warm-up included, so approximate), the webhook service, the load generator and (PostgreSQL) every postgres process. Whole run: %s.\n\n",
+		"Events go to a new store. Deliveries per commit is the mean size of the group commit's transactions (webhook_group_commit_batch_events). CPU is user+system time per call of the gateway (read around each run, warm-up included, so approximate), the webhook service, the load generator and (PostgreSQL) every postgres process. Whole run: %s.\n\n",
 		benchRate, o.reps, o.d, o.warmup, took.Round(time.Second))
-	fmt.Fprintln(w, "| call | backend | senders | acknowledged/s | target | p50 ms | p99 ms | p99 < 25 ms | vs /healthz | CPU µs/call: gateway + webhook service + client (+ PostgreSQL) |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| call | backend | senders | acknowledged/s | target | p50 ms | p99 ms | p99 < 25 ms | vs /healthz | deliveries per commit | CPU µs/call: gateway + webhook service + client (+ PostgreSQL) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	bs := r.backendsWorstFirst()
 	for _, b := range bs {
 		for _, c := range r.callersOf(b, callIngest) {
@@ -117,15 +127,20 @@ func (r *webhookReport) print(w io.Writer, took time.Duration) {
 			}
 			rt := spreadOf(ratios)
 			rt.med = tp.med / max(1, pick(base, perSecond).med)
-			fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s | %s | %.2f (%.2f–%.2f) | %s |\n", callIngest, b, c, tp.med, tp.min, tp.max, target,
-				ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(p99), p99ok, rt.med, rt.min, rt.max, r.cpu(pointKey{b, callIngest, c}))
+			pc := "—"
+			if xs := r.perCommit[pointKey{b, callIngest, c}]; len(xs) > 0 {
+				s := spreadOf(xs)
+				pc = fmt.Sprintf("%.1f (%.1f–%.1f)", s.med, s.min, s.max)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | %s | %s | %s | %s | %.2f (%.2f–%.2f) | %s | %s |\n", callIngest, b, c, tp.med, tp.min, tp.max, target,
+				ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(p99), p99ok, rt.med, rt.min, rt.max, pc, r.cpu(pointKey{b, callIngest, c}))
 		}
 	}
 	for _, b := range bs {
 		for _, c := range r.callersOf(b, callHealthz) {
 			rs := r.runs[pointKey{b, callHealthz, c}]
 			tp := pick(rs, perSecond)
-			fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | — | %s | %s | — | 1 | %s |\n", callHealthz, b, c, tp.med, tp.min, tp.max,
+			fmt.Fprintf(w, "| %s | %s | %d | **%.0f** (%.0f–%.0f) | — | %s | %s | — | 1 | — | %s |\n", callHealthz, b, c, tp.med, tp.min, tp.max,
 				ms(pick(rs, func(r result) float64 { return r.P50ms })), ms(pick(rs, func(r result) float64 { return r.P99ms })), r.cpu(pointKey{b, callHealthz, c}))
 		}
 	}
