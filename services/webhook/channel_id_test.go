@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -40,6 +42,31 @@ func TestNotifyURLZohoCannotTakeIsInvalid(t *testing.T) {
 			if status.Code(err) != codes.InvalidArgument {
 				t.Errorf("notify_url %q: %v, want InvalidArgument", u, err)
 			}
+		}
+	})
+}
+
+// A channel id configured by hand (zoho_crm.channels) in any zoho-crm source cannot be taken by a
+// managed channel: enabling it again at Zoho would replace the hand-made channel's token there, while
+// the verifier still checks notifications against the configured one, so every notification would be
+// refused.
+func TestCreateChannelRefusesAConfiguredID(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		path := filepath.Join(t.TempDir(), "sources.json")
+		if err := os.WriteFile(path, []byte(`{"sources": [{"name": "crm", "scheme": "zoho-crm"},
+  {"name": "byhand", "scheme": "zoho-crm", "zoho_crm": {"channels": {"1000000068001": "tok-1"}}}]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := newChannelRigEnv(t, d, map[string]string{"WEBHOOK_SOURCES": "", "WEBHOOK_SOURCES_FILE": path})
+		for _, src := range []string{"crm", "byhand"} {
+			_, err := r.client.CreateChannel(t.Context(), &webhookv1.CreateChannelRequest{ChannelId: "1000000068001", Source: src,
+				ConnectionId: "crm-1", Events: []string{"Deals.all"}})
+			if status.Code(err) != codes.AlreadyExists {
+				t.Errorf("source %s: %v, want AlreadyExists", src, err)
+			}
+		}
+		if n := r.zoho.Requests()["POST"]; n != 0 {
+			t.Fatalf("%d enables reached Zoho", n)
 		}
 	})
 }

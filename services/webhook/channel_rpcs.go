@@ -104,8 +104,25 @@ func (s *Server) newChannel(req *webhookv1.CreateChannelRequest) (*store.Channel
 			return nil, err
 		}
 	}
+	if src := s.configuredChannel(id); src != "" {
+		// Enabling it at Zoho would replace the hand-made channel's token there, while notifications
+		// are still checked against the configured one.
+		return nil, errs.New(errs.KindAlreadyExists, "channel %s is configured by hand in source %s (zoho_crm.channels)", id, src)
+	}
 	return &store.Channel{ID: id, Source: req.GetSource(), ConnectionID: req.GetConnectionId(), Events: slices.Clone(events),
 		NotifyURL: url, ReturnAffectedFieldValues: req.GetReturnAffectedFieldValues()}, nil
+}
+
+// configuredChannel names the zoho-crm source whose configuration lists channel id, "" when none does.
+func (s *Server) configuredChannel(id string) string {
+	for name, src := range s.sources.get() {
+		if v, ok := src.verifier.(*zohoVerifier); ok {
+			if _, found, _ := v.tokens.channelToken(context.Background(), name, id); found {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // channel reads the named channel after checking the id.

@@ -57,6 +57,12 @@ type channelRig struct {
 
 func newChannelRig(t *testing.T, d db.Dialect) *channelRig {
 	t.Helper()
+	return newChannelRigEnv(t, d, nil)
+}
+
+// newChannelRigEnv is newChannelRig with env entries added or replaced ("" removes one).
+func newChannelRigEnv(t *testing.T, d db.Dialect, extra map[string]string) *channelRig {
+	t.Helper()
 	spec, err := keyring.NewKeySpec("k1")
 	if err != nil {
 		t.Fatal(err)
@@ -82,10 +88,18 @@ func newChannelRig(t *testing.T, d db.Dialect) *channelRig {
 		w.WriteHeader(code)
 	}))
 	t.Cleanup(door.Close)
-	r.harness = startServiceOn(t, newStore(t, d), map[string]string{
+	env := map[string]string{
 		"WEBHOOK_SOURCES": "crm:zoho-crm,plain:none", "WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0",
 		"WEBHOOK_PUBLIC_URL": door.URL, "WEBHOOK_ZOHO_CHANNEL_TTL": "24h", "WEBHOOK_ZOHO_CHANNEL_RENEW_BEFORE": "12h",
-	}, WithKeyring(ring), withAccessTokens(r.tokens))
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
+	}
+	r.harness = startServiceOn(t, newStore(t, d), env, WithKeyring(ring), withAccessTokens(r.tokens))
 	z.SetNow(r.clock.now)
 	return r
 }
