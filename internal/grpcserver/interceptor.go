@@ -32,6 +32,10 @@ type observe struct {
 	report func(error)
 }
 
+func newObserve(log *slog.Logger, report func(error)) observe {
+	return observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: report}
+}
+
 // refusalCodes are the codes whose log lines are sampled.
 var refusalCodes = map[codes.Code]bool{codes.Unauthenticated: true, codes.PermissionDenied: true, codes.ResourceExhausted: true}
 

@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/sergas/core/internal/logging"
-	"github.com/sergas/core/internal/telemetry"
 )
 
 // RefusalLogsPerSecond and RefusalLogBurst bound the log lines of refused calls per server; the lines
@@ -58,7 +56,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 	}
 	s := &Server{cfg: cfg, log: log, lis: lis, health: health.NewServer(), stop: newStreamStop()}
 	s.dep.healthy, s.dep.kick = true, make(chan struct{}, 1)
-	o := observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: s.report}
+	o := newObserve(log, s.report)
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendBytes),
