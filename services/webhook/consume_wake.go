@@ -1,0 +1,87 @@
+package webhook
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sergas/core/internal/config"
+)
+
+// DefaultReceivePollInterval is how often a waiting consumer (Receive, Poll with a wait) looks for
+// deliveries no wake-up announced: those made available on another replica, lease expiries, retries
+// whose backoff has passed.
+const DefaultReceivePollInterval = 100 * time.Millisecond
+
+// ConsumeConfig is how pull consumers are served.
+type ConsumeConfig struct {
+	// ReceivePollInterval (WEBHOOK_RECEIVE_POLL_INTERVAL) bounds how long a delivery that no in-process
+	// wake-up announces waits for a waiting consumer.
+	ReceivePollInterval time.Duration
+}
+
+// LoadConsumeConfig reads the pull consumers' settings from env.
+func LoadConsumeConfig(env *config.Env) ConsumeConfig {
+	return ConsumeConfig{
+		ReceivePollInterval: env.Duration("WEBHOOK_RECEIVE_POLL_INTERVAL", DefaultReceivePollInterval, 5*time.Millisecond, time.Minute),
+	}
+}
+
+// WithConsumeConfig serves pull consumers as cfg says (DefaultReceivePollInterval without it).
+func WithConsumeConfig(cfg ConsumeConfig) Option {
+	return func(s *Server) {
+		if cfg.ReceivePollInterval > 0 {
+			s.consume().pollInterval.Store(int64(cfg.ReceivePollInterval))
+		}
+	}
+}
+
+// wakeup is an in-process broadcast: every waiter holding the channel of wait() is woken by the next
+// notify. A waiter takes the channel before it looks for work, so a notify that comes while it looks
+// is not lost (it finds the channel closed and looks again).
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newWakeup() *wakeup { return &wakeup{ch: make(chan struct{})} }
+
+// wait returns the channel the next notify closes.
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// notify wakes every waiter. Wake-ups that come while nobody waits cost one allocation and coalesce.
+func (w *wakeup) notify() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}
+
+// consumeState is a server's pull-consumer state.
+type consumeState struct {
+	wake         *wakeup
+	pollInterval atomic.Int64 // a time.Duration
+}
+
+// consumeStates holds each Server's consumeState. It lives beside the Server rather than in it only
+// because server.go is not this change's to edit; a field set in NewServer should replace it.
+var consumeStates sync.Map // *Server -> *consumeState
+
+// consume returns s's pull-consumer state, made on first use.
+func (s *Server) consume() *consumeState {
+	if st, ok := consumeStates.Load(s); ok {
+		return st.(*consumeState)
+	}
+	st := &consumeState{wake: newWakeup()}
+	st.pollInterval.Store(int64(DefaultReceivePollInterval))
+	actual, _ := consumeStates.LoadOrStore(s, st)
+	return actual.(*consumeState)
+}
+
+// wakeConsumers tells waiting consumers that deliveries may have become available: Ingest calls it
+// after the commit that stored new events (and their deliveries), Ack and Nack after they settle.
+func (s *Server) wakeConsumers() { s.consume().wake.notify() }
