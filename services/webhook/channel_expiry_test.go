@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -100,4 +101,31 @@ func TestRenewerWithdrawsItsGaugesWhenItStops(t *testing.T) {
 	if n := testutil.CollectAndCount(channelsGauge) + testutil.CollectAndCount(nextExpiryGauge); n != 0 {
 		t.Fatalf("%d channel gauge series left by a stopped renewer", n)
 	}
+}
+
+// ListChannels filters by the state GetChannel shows: a channel whose expiry passed before the renewer
+// recorded it (the renewer not running: exactly when the list is needed) is listed as EXPIRED, not as
+// ACTIVE.
+func TestListChannelsByStateAsShown(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		c := r.create(t, "Deals.all")
+		r.clock.advance(25 * time.Hour)
+		for state, want := range map[webhookv1.ChannelState]int{
+			webhookv1.ChannelState_CHANNEL_STATE_EXPIRED: 1, webhookv1.ChannelState_CHANNEL_STATE_ACTIVE: 0,
+		} {
+			resp, err := r.client.ListChannels(t.Context(), &webhookv1.ListChannelsRequest{State: state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(resp.GetChannels()); got != want {
+				t.Errorf("state %v: %d channels, want %d", state, got, want)
+			}
+			for _, ch := range resp.GetChannels() {
+				if ch.GetChannelId() != c.GetChannelId() || ch.GetState() != state {
+					t.Errorf("state %v lists %v", state, ch)
+				}
+			}
+		}
+	})
 }

@@ -168,7 +168,7 @@ func (s *Server) ListChannels(ctx context.Context, req *webhookv1.ListChannelsRe
 	if _, ok := webhookv1.ChannelState_name[int32(req.GetState())]; !ok {
 		return nil, errs.Invalid("state is not a known value")
 	}
-	p := store.ChannelListParams{Source: req.GetSource(), State: store.ChannelState(req.GetState()), Limit: size + 1}
+	p := store.ChannelListParams{Source: req.GetSource(), State: store.ChannelState(req.GetState()), Limit: size + 1, Now: s.now()}
 	if req.GetPageToken() != "" {
 		parts, err := pagetoken.Decode(req.GetPageToken(), 1)
 		if err != nil || !channelIDRequest.MatchString(parts[0]) {

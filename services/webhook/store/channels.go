@@ -43,9 +43,12 @@ type Channel struct {
 
 // ChannelListParams filters and pages channels, ordered by ID.
 type ChannelListParams struct {
-	Source  string
-	State   ChannelState // 0 for any
-	AfterID string       // the last channel of the previous page; "" for the first page
+	Source string
+	State  ChannelState // 0 for any
+	// Now, when set, makes State the state a reader is shown: a channel not disabled whose expiry is
+	// not after Now is expired, whatever state is stored (the renewer may not have recorded it yet).
+	Now     time.Time
+	AfterID string // the last channel of the previous page; "" for the first page
 	Limit   int
 }
 

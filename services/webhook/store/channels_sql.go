@@ -48,10 +48,25 @@ func ChannelGetQuery(sel string) string { return sel + ` WHERE id = $1` }
 
 // ChannelListQuery returns the SQL and arguments of one page of channels for p, read with sel. Equality on
 // source and a range on id, ordered by id, is what the primary key and the (source, id) index serve.
+// p.Now is ignored (the stored state is filtered on); ChannelListQueryAt honours it.
 func ChannelListQuery(sel string, p ChannelListParams) (string, []any) {
+	return ChannelListQueryAt(sel, p, nil)
+}
+
+// ChannelListQueryAt is ChannelListQuery honouring p.Now; timeArg is the backend's column value of a
+// time.
+func ChannelListQueryAt(sel string, p ChannelListParams, timeArg func(time.Time) any) (string, []any) {
 	var w sqlq.Where
 	w.AddIf(p.Source != "", "source = ?", p.Source)
-	w.AddIf(p.State != 0, "state = ?", int16(p.State)) // a SMALLINT on PostgreSQL
+	switch {
+	case p.State == 0:
+	case p.Now.IsZero() || timeArg == nil || p.State == ChannelDisabled:
+		w.Add("state = ?", int16(p.State)) // a SMALLINT on PostgreSQL
+	case p.State == ChannelExpired:
+		w.Add("(state = ? OR (state <> "+strconv.Itoa(int(ChannelDisabled))+" AND expire_time <= ?))", int16(p.State), timeArg(p.Now))
+	default:
+		w.Add("state = ? AND expire_time > ?", int16(p.State), timeArg(p.Now))
+	}
 	w.AddIf(p.AfterID != "", "id > ?", p.AfterID)
 	q := sel + w.String() + " ORDER BY id LIMIT " + w.Arg(p.Limit)
 	return q, w.Args

@@ -58,7 +58,7 @@ func (s *Store) ChannelList(ctx context.Context, p store.ChannelListParams) ([]*
 	if p.Limit <= 0 {
 		return nil, errs.Invalid("channel list limit must be positive")
 	}
-	q, args := store.ChannelListQuery(channelSelect, p)
+	q, args := store.ChannelListQueryAt(channelSelect, p, func(t time.Time) any { return t })
 	return db.PostgresQueryAll(ctx, s.db, q, args, scanChannel)
 }
 
