@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -199,4 +200,30 @@ func TestConfirmedExpiryBeyondAskedIsNotBelieved(t *testing.T) {
 			t.Fatalf("stored expiry %v, beyond the %v asked", got, limit)
 		}
 	})
+}
+
+// webhook_zoho_channel_renewals_total counts renewals at Zoho: one whose outcome could not be stored
+// (the channel changed meanwhile) happened all the same and is counted.
+func TestRenewalCountedWhenItsOutcomeIsNotStored(t *testing.T) {
+	r := newChannelRig(t, db.SQLite)
+	c := r.create(t, "Deals.all")
+	r.zohoHook(t, func(method, id string) {
+		if method == http.MethodPut && id == c.GetChannelId() {
+			// Another replica changes the channel while this renewal waits for Zoho.
+			sc, err := r.srv.chans.store.ChannelGet(context.Background(), id)
+			if err == nil {
+				err = r.srv.chans.store.ChannelUpdate(context.Background(), sc)
+			}
+			if err != nil {
+				t.Errorf("concurrent change: %v", err)
+			}
+		}
+	})
+	before := testutil.ToFloat64(renewalsTotal.WithLabelValues("renewed"))
+	if _, err := r.client.RenewChannel(t.Context(), &webhookv1.RenewChannelRequest{ChannelId: c.GetChannelId()}); status.Code(err) != codes.Aborted {
+		t.Fatalf("renew racing a change: %v, want Aborted", err)
+	}
+	if got := testutil.ToFloat64(renewalsTotal.WithLabelValues("renewed")) - before; got != 1 {
+		t.Fatalf("renewed counted %v times, want 1", got)
+	}
 }

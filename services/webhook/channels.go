@@ -252,13 +252,14 @@ func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel,
 			next.State = store.ChannelExpired
 		}
 	}
+	// Counted before its outcome is stored: Zoho was asked, whether or not the store takes the answer.
+	renewalsTotal.WithLabelValues(renewalResult(err)).Inc()
 	if uerr := m.store.ChannelUpdate(ctx, &next); uerr != nil {
 		if errs.KindOf(uerr) == errs.KindConflict {
 			m.afterConflict(ctx, c.ID)
 		}
 		return nil, uerr
 	}
-	renewalsTotal.WithLabelValues(renewalResult(err)).Inc()
 	if err != nil {
 		m.log.Warn("zoho channel renewal failed", "service", "webhook", "channel_id", c.ID, "state", channelStateName(next.State),
 			"failed_renewals", next.FailedRenewals, "expire_time", next.ExpireTime, "error", next.LastError)
