@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,8 +41,12 @@ func loadChannelConfig(env *config.Env, dev bool) ChannelConfig {
 		Keys:          env.String("WEBHOOK_ENCRYPTION_KEYS", ""),
 	}
 	if c.PublicURL != "" {
-		if err := validate.HTTPURL("WEBHOOK_PUBLIC_URL", c.PublicURL); err != nil {
-			env.Fail("WEBHOOK_PUBLIC_URL", "must be an http or https URL (the gateway's address as Zoho reaches it)")
+		// "/webhooks/<source>" is appended: a query or fragment would swallow it, and Zoho must not be
+		// given credentials (the Zoho client refuses to send them).
+		u, err := url.Parse(c.PublicURL)
+		if validate.HTTPURL("WEBHOOK_PUBLIC_URL", c.PublicURL) != nil || err != nil || u.User != nil || u.RawQuery != "" ||
+			u.ForceQuery || u.Fragment != "" || strings.Contains(c.PublicURL, "#") {
+			env.Fail("WEBHOOK_PUBLIC_URL", "must be an http or https URL without user information, query or fragment (the gateway's address as Zoho reaches it)")
 		}
 	}
 	if c.RenewBefore >= c.TTL {
