@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -30,10 +33,12 @@ type observe struct {
 	// report receives the outcome of every application RPC (not health checks or reflection), for the
 	// dependency's health.
 	report func(error)
+	// methods caches the metric children of each method.
+	methods *methodMetrics
 }
 
 func newObserve(log *slog.Logger, report func(error)) observe {
-	return observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: report}
+	return observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: report, methods: &methodMetrics{}}
 }
 
 // refusalCodes are the codes whose log lines are sampled.
@@ -85,10 +90,32 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 	}
 	serr := ToStatus(err)
 	code := status.Code(serr)
-	svc, m := splitMethod(method)
-	o.metrics.Handled.WithLabelValues(svc, m, code.String()).Inc()
-	o.metrics.Duration.WithLabelValues(svc, m).Observe(elapsed.Seconds())
+	ms := o.methods.get(o.metrics, method)
+	ms.handled(o.metrics, code).Inc()
+	ms.duration.Observe(elapsed.Seconds())
 	level := slog.LevelDebug
+	var suppressed int64
+	switch {
+	case err == nil:
+		// Successful calls log at debug: at thousands of calls a second a line each would cost more than
+		// the call. The metrics count them all; LOG_LEVEL=debug shows each one.
+	case code == codes.Internal || code == codes.Unknown || code == codes.DataLoss:
+		// The cause (driver message, path) stays here, never in the response.
+		level = slog.LevelError
+	case refusalCodes[code]:
+		var ok bool
+		if ok, suppressed = o.refusals.Allow(time.Now()); !ok {
+			return serr
+		}
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelWarn
+	}
+	// The line's attributes are built only when it is written: a no-op call otherwise spends more on
+	// them (a slice, boxed values, the peer's address as a string) than on everything else here.
+	if !o.log.Enabled(ctx, level) {
+		return serr
+	}
 	attrs := []any{"method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds()) / 1000}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, "peer", p.Addr.String())
@@ -98,28 +125,52 @@ func (o observe) finish(ctx context.Context, method string, start time.Time, err
 	}
 	switch {
 	case err == nil:
-		// Successful calls log at debug: at thousands of calls a second a line each would cost more than
-		// the call. The metrics count them all; LOG_LEVEL=debug shows each one.
-	case code.String() == "Internal" || code.String() == "Unknown" || code.String() == "DataLoss":
-		// The cause (driver message, path) stays here, never in the response.
-		level = slog.LevelError
+	case level == slog.LevelError:
 		attrs = append(attrs, "error", err.Error())
-	case refusalCodes[code]:
-		ok, suppressed := o.refusals.Allow(time.Now())
-		if !ok {
-			return serr
-		}
-		level = slog.LevelWarn
+	default:
 		attrs = append(attrs, "error", serr.Error())
 		if suppressed > 0 {
 			attrs = append(attrs, "refusals_not_logged", suppressed)
 		}
-	default:
-		level = slog.LevelWarn
-		attrs = append(attrs, "error", serr.Error())
 	}
 	o.log.Log(ctx, level, "rpc", attrs...)
 	return serr
+}
+
+// methodMetrics caches, per method, the metric children that WithLabelValues would otherwise find on
+// every call by hashing the labels and looking them up under the vector's lock. Interceptors only see
+// registered methods (gRPC answers unknown ones itself), so the cache is bounded by the services.
+type methodMetrics struct{ m sync.Map } // full method -> *methodStats
+
+type methodStats struct {
+	service, method string
+	duration        prometheus.Observer
+	// codes holds the handled counter of each status code, filled on first use.
+	codes [maxCode + 1]atomic.Pointer[prometheus.Counter]
+}
+
+// maxCode is the highest status code that gRPC defines (Unauthenticated).
+const maxCode = codes.Unauthenticated
+
+func (mm *methodMetrics) get(metrics *telemetry.GRPCMetrics, full string) *methodStats {
+	if v, ok := mm.m.Load(full); ok {
+		return v.(*methodStats)
+	}
+	svc, m := splitMethod(full)
+	v, _ := mm.m.LoadOrStore(full, &methodStats{service: svc, method: m, duration: metrics.Duration.WithLabelValues(svc, m)})
+	return v.(*methodStats)
+}
+
+func (ms *methodStats) handled(metrics *telemetry.GRPCMetrics, code codes.Code) prometheus.Counter {
+	if code > maxCode {
+		return metrics.Handled.WithLabelValues(ms.service, ms.method, code.String())
+	}
+	if c := ms.codes[code].Load(); c != nil {
+		return *c
+	}
+	c := metrics.Handled.WithLabelValues(ms.service, ms.method, code.String())
+	ms.codes[code].Store(&c)
+	return c
 }
 
 func splitMethod(full string) (service, method string) {

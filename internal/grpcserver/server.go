@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,10 +40,12 @@ type Server struct {
 // dependency is what the server knows of its dependency's health (the database): the verdict of the
 // last ping, overruled at once by a real request that found it down.
 type dependency struct {
+	// mu orders the changes of healthy (and the serving status with them); every RPC reads healthy and
+	// down without it, as atomics, so that calls do not queue on one lock to report their outcome.
 	mu      sync.Mutex
-	healthy bool
+	healthy atomic.Bool
 	// down says whether an RPC's error means the dependency is gone (nil until WatchHealth runs).
-	down func(error) bool
+	down atomic.Pointer[func(error) bool]
 	// kick asks the watcher for a ping now: after a failure, and after a success while unhealthy.
 	kick chan struct{}
 }
@@ -55,7 +58,8 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s := &Server{cfg: cfg, log: log, lis: lis, health: health.NewServer(), stop: newStreamStop()}
-	s.dep.healthy, s.dep.kick = true, make(chan struct{}, 1)
+	s.dep.healthy.Store(true)
+	s.dep.kick = make(chan struct{}, 1)
 	o := newObserve(log, s.report)
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
@@ -154,9 +158,7 @@ func (s *Server) Serve(ctx context.Context) error {
 //     succeeds, so that SERVING returns within a fraction of a second of the database;
 //   - while healthy, it is pinged every interval, which catches an outage on an idle replica.
 func (s *Server) WatchHealth(ctx context.Context, interval time.Duration, ping func(context.Context) error, down func(error) bool) {
-	s.dep.mu.Lock()
-	s.dep.down = down
-	s.dep.mu.Unlock()
+	s.dep.down.Store(&down)
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	for {
@@ -196,13 +198,11 @@ const (
 
 // report is called by the observing interceptor with the outcome of every application RPC.
 func (s *Server) report(err error) {
-	s.dep.mu.Lock()
-	healthy, down := s.dep.healthy, s.dep.down
-	s.dep.mu.Unlock()
+	healthy := s.dep.healthy.Load()
 	switch {
 	case err == nil && !healthy:
 		s.kickPing()
-	case err != nil && down != nil && down(err):
+	case err != nil && s.isDown(err):
 		if healthy {
 			s.setDependency(false, err)
 		}
@@ -217,20 +217,22 @@ func (s *Server) kickPing() {
 	}
 }
 
-func (s *Server) dependencyHealthy() bool {
-	s.dep.mu.Lock()
-	defer s.dep.mu.Unlock()
-	return s.dep.healthy
+// isDown reports whether err means the dependency is gone.
+func (s *Server) isDown(err error) bool {
+	down := s.dep.down.Load()
+	return down != nil && *down != nil && (*down)(err)
 }
+
+func (s *Server) dependencyHealthy() bool { return s.dep.healthy.Load() }
 
 // setDependency records the dependency's health and flips the serving status when it changed.
 func (s *Server) setDependency(ok bool, err error) {
 	s.dep.mu.Lock()
 	defer s.dep.mu.Unlock()
-	if ok == s.dep.healthy {
+	if ok == s.dep.healthy.Load() {
 		return
 	}
-	s.dep.healthy = ok
+	s.dep.healthy.Store(ok)
 	s.SetServing(ok)
 	if ok {
 		s.log.Info("dependency healthy again; serving")
