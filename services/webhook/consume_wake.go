@@ -65,6 +65,8 @@ func (w *wakeup) notify() {
 type consumeState struct {
 	wake         *wakeup
 	pollInterval atomic.Int64 // a time.Duration
+	// waiting counts the consumers waiting for a wake-up (tests wait for it before they wake them).
+	waiting atomic.Int32
 }
 
 // consumeStates holds each Server's consumeState. It lives beside the Server rather than in it only

@@ -1,0 +1,220 @@
+package webhook
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// Size bounds of what one claim loads and one message carries. A claim loads each event with its
+// payload, and what is leased cannot be given back without spending an attempt, so the number claimed
+// at once is bounded by what the largest events could weigh, not by what they usually do.
+const (
+	// maxMessageBytes keeps every Receive message and Poll answer under gRPC's default 4 MiB receive
+	// limit of clients, with room for framing.
+	maxMessageBytes = 3 << 20
+	// maxClaimBytes bounds what one Receive claim may load.
+	maxClaimBytes = 32 << 20
+	// maxClaim is the most deliveries one claim asks for.
+	maxClaim = 100
+	// headerAllowance is what an event's headers and fields may add to its body.
+	headerAllowance = 64 << 10
+	// pollAnswerMargin is how long before the caller's deadline a Poll stops waiting, so that its answer
+	// (and the deliveries it leased) arrives in time.
+	pollAnswerMargin = 500 * time.Millisecond
+)
+
+// claimLimit is how many deliveries may be claimed at once so that they weigh at most budget.
+func (s *Server) claimLimit(want int, budget int) int {
+	per := s.cfg.MaxBodyBytes + headerAllowance
+	return max(1, min(want, maxClaim, budget/per))
+}
+
+// deliveryStore is the store's delivery half, or FailedPrecondition on a store without one.
+func (s *Server) deliveryStore() (store.DeliveryStore, error) {
+	if s.deliveries == nil {
+		return nil, errs.New(errs.KindFailedPrecondition, "deliveries are not available: the webhook store does not keep them")
+	}
+	return s.deliveries, nil
+}
+
+// consumable checks a subscription id and that the subscription exists.
+func (s *Server) consumable(ctx context.Context, id string) (store.DeliveryStore, string, error) {
+	ds, err := s.deliveryStore()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err = validate.UUID("subscription_id", id)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := ds.SubscriptionGet(ctx, id); err != nil {
+		return nil, "", err
+	}
+	return ds, id, nil
+}
+
+// claim leases up to limit deliveries of sub to consumer, counting retries.
+func (s *Server) claim(ctx context.Context, ds store.DeliveryStore, sub, consumer string, limit int) ([]*webhookv1.LeasedDelivery, error) {
+	cs, err := ds.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: s.now(), Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	observeClaimed(cs)
+	out := make([]*webhookv1.LeasedDelivery, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, &webhookv1.LeasedDelivery{
+			AckId:    encodeAckID(c.Delivery.SubscriptionID, c.Delivery.ID, c.Delivery.Lease),
+			Delivery: deliveryProto(c.Delivery, nil),
+			Event:    s.toProto(c.Event),
+		})
+	}
+	return out, nil
+}
+
+// Poll implements webhookv1.WebhookServiceServer: it claims at once, and while nothing was claimed and
+// the wait lasts, again at each wake-up (new events, settled deliveries) or poll interval.
+func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhookv1.PollResponse, error) {
+	consumer, err := consumerName(req.GetConsumer())
+	if err != nil {
+		return nil, err
+	}
+	want, err := countIn("max_deliveries", req.GetMaxDeliveries(), defaultMaxInFlight, maxInFlightLimit)
+	if err != nil {
+		return nil, err
+	}
+	wait, _, err := optionalDuration("wait", req.GetWait(), 0, maxPollWait)
+	if err != nil {
+		return nil, err
+	}
+	ds, sub, err := s.consumable(ctx, req.GetSubscriptionId())
+	if err != nil {
+		return nil, err
+	}
+	end := time.Now().Add(wait)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-pollAnswerMargin).Before(end) {
+		end = dl.Add(-pollAnswerMargin)
+	}
+	st := s.consume()
+	resp := &webhookv1.PollResponse{}
+	size := 0
+	// Each pass claims or waits; waits end by end, so the loop is bounded by wait.
+	for {
+		woken := st.wake.wait()
+		got, err := s.claim(ctx, ds, sub, consumer, s.claimLimit(want-len(resp.Deliveries), maxMessageBytes-size))
+		if err != nil {
+			if len(resp.Deliveries) > 0 {
+				// They are leased: hand them over; the next Poll sees the error.
+				return resp, nil
+			}
+			return nil, err
+		}
+		for _, d := range got {
+			size += proto.Size(d)
+		}
+		resp.Deliveries = append(resp.Deliveries, got...)
+		switch {
+		case len(got) > 0 && len(resp.Deliveries) < want && size+s.cfg.MaxBodyBytes+headerAllowance <= maxMessageBytes:
+			continue // more may be waiting and fit
+		case len(resp.Deliveries) > 0:
+			return resp, nil
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return resp, nil
+		}
+		if !st.sleep(ctx, woken, min(left, time.Duration(st.pollInterval.Load()))) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// sleep waits for woken or d; false when ctx ended first.
+func (st *consumeState) sleep(ctx context.Context, woken <-chan struct{}, d time.Duration) bool {
+	st.waiting.Add(1)
+	defer st.waiting.Add(-1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-woken:
+	case <-t.C:
+	}
+	return true
+}
+
+// Receive implements webhookv1.WebhookServiceServer. It keeps up to max_in_flight deliveries leased to
+// the consumer: it tops up what the store counts in flight, sends, and waits for a wake-up or the poll
+// interval. When the server stops, the stream's context ends (internal/grpcserver) and no more is
+// claimed; what was sent stays leased to the consumer and is handed out again when its lease ends if
+// the consumer does not settle it.
+func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStreamingServer[webhookv1.ReceiveResponse]) error {
+	ctx := stream.Context()
+	consumer, err := consumerName(req.GetConsumer())
+	if err != nil {
+		return err
+	}
+	maxInFlight, err := countIn("max_in_flight", req.GetMaxInFlight(), defaultMaxInFlight, maxInFlightLimit)
+	if err != nil {
+		return err
+	}
+	ds, sub, err := s.consumable(ctx, req.GetSubscriptionId())
+	if err != nil {
+		return err
+	}
+	st := s.consume()
+	for {
+		woken := st.wake.wait()
+		if err := ctx.Err(); err != nil {
+			return err // stopping or cancelled: nothing more is claimed
+		}
+		inFlight, err := ds.DeliveryInFlight(ctx, sub, consumer, s.now())
+		if err != nil {
+			return err
+		}
+		if room := maxInFlight - inFlight; room > 0 {
+			got, err := s.claim(ctx, ds, sub, consumer, s.claimLimit(room, maxClaimBytes))
+			if err != nil {
+				return err
+			}
+			if err := sendBatches(stream, got); err != nil {
+				return err
+			}
+			if len(got) > 0 {
+				continue // top up again at once: more may be waiting
+			}
+		}
+		if !st.sleep(ctx, woken, time.Duration(st.pollInterval.Load())) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sendBatches sends ds in messages of at most maxMessageBytes (one delivery alone may be larger).
+func sendBatches(stream grpc.ServerStreamingServer[webhookv1.ReceiveResponse], ds []*webhookv1.LeasedDelivery) error {
+	msg := &webhookv1.ReceiveResponse{}
+	size := 0
+	for _, d := range ds {
+		n := proto.Size(d)
+		if len(msg.Deliveries) > 0 && size+n > maxMessageBytes {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+			msg, size = &webhookv1.ReceiveResponse{}, 0
+		}
+		msg.Deliveries = append(msg.Deliveries, d)
+		size += n
+	}
+	if len(msg.Deliveries) == 0 {
+		return nil
+	}
+	return stream.Send(msg)
+}
