@@ -30,6 +30,7 @@ func RunBacklog(t *testing.T, newStore func(t *testing.T) (store.Store, func(q s
 		if n := count(10); n != 0 {
 			t.Fatalf("empty store: %d", n)
 		}
+		WantEverything(t, s)
 		for i := range 6 {
 			if _, _, err := s.EventInsert(ctx, event("zoho", fmt.Sprint("b-", i), []byte("p"))); err != nil {
 				t.Fatal(err)

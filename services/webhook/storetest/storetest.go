@@ -140,6 +140,7 @@ func testConcurrentDedupe(t *testing.T, s store.Store) {
 
 func testList(t *testing.T, s store.Store) {
 	ctx := context.Background()
+	WantEverything(t, s)
 	var want []string
 	for i := range 7 {
 		src := "zoho"
@@ -184,6 +185,7 @@ func testList(t *testing.T, s store.Store) {
 // testListShapes pages through every filter shape and checks each page against a filter applied here.
 func testListShapes(t *testing.T, s store.Store) {
 	ctx := context.Background()
+	WantEverything(t, s)
 	Fill(t, s, 36)
 	all, err := s.EventList(ctx, store.EventListParams{Limit: 100})
 	if err != nil || len(all) != 36 {

@@ -41,6 +41,9 @@ func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]stor
 			}
 			rest = rest[n:]
 		}
+		if err := fanOut(ctx, tx, out); err != nil {
+			return err
+		}
 		for _, i := range plan.Insert {
 			if out[i].Event != nil {
 				continue

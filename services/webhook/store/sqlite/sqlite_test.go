@@ -21,3 +21,9 @@ func TestChannelConformance(t *testing.T) {
 		return sqlite.New(dbtest.Open(t, db.SQLite, "webhook").SQLite)
 	})
 }
+
+func TestDeliveryConformance(t *testing.T) {
+	storetest.RunDeliveries(t, func(t *testing.T) storetest.DeliveryBackend {
+		return sqlite.New(dbtest.Open(t, db.SQLite, "webhook").SQLite)
+	})
+}

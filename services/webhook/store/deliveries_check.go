@@ -1,0 +1,72 @@
+package store
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sergas/core/internal/errs"
+)
+
+// canonicalID reports whether id is a UUID in the canonical lower-case form the store keeps. PostgreSQL
+// keeps ids as uuid, which parses "ABC…" as "abc…" and refuses text that is no UUID with an error, while
+// SQLite compares text: the store queries with canonical ids only, so that both find the same rows (an id
+// in another form names nothing on either).
+func canonicalID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && len(id) == 36 && u.String() == id
+}
+
+// CheckSubscription refuses, with errs.KindInvalid, a subscription neither backend could store the same
+// way (the database's CHECKs would refuse most of it too, but as an internal error).
+func CheckSubscription(s *Subscription) error {
+	if !canonicalID(s.ID) {
+		return errs.Invalid("subscription id must be a lower-case UUID")
+	}
+	if s.Name == "" || !storableText(s.Name) {
+		return errs.Invalid("subscription name must be non-empty UTF-8 text without NUL")
+	}
+	for _, list := range [][]string{s.Filter.Sources, s.Filter.Modules, s.Filter.Operations, s.Filter.EventTypes} {
+		for _, v := range list {
+			if !storableText(v) {
+				return errs.Invalid("subscription filter values must be UTF-8 text without NUL")
+			}
+		}
+	}
+	r := s.Retry
+	switch {
+	case r.MaxRetries < 0:
+		return errs.Invalid("subscription max retries must not be negative")
+	case r.BackoffBase < 0 || r.BackoffCap < r.BackoffBase:
+		return errs.Invalid("subscription backoff base must not be negative nor above the cap")
+	case s.LeaseDuration < time.Millisecond:
+		return errs.Invalid("subscription lease duration must be at least 1ms")
+	case s.State != SubscriptionActive && s.State != SubscriptionPaused:
+		return errs.Invalid("subscription state %d is not active (1) or paused (2)", s.State)
+	case s.CreateTime.IsZero() || s.UpdateTime.IsZero():
+		return errs.Invalid("subscription create and update times are required")
+	}
+	return nil
+}
+
+// NormaliseSubscription makes s what a read returns: durations to the millisecond, times UTC to the
+// microsecond, empty filter lists nil.
+func NormaliseSubscription(s *Subscription) {
+	s.Retry.BackoffBase = s.Retry.BackoffBase.Truncate(time.Millisecond)
+	s.Retry.BackoffCap = s.Retry.BackoffCap.Truncate(time.Millisecond)
+	s.LeaseDuration = s.LeaseDuration.Truncate(time.Millisecond)
+	s.CreateTime, s.UpdateTime = micro(s.CreateTime), micro(s.UpdateTime)
+	for _, l := range []*[]string{&s.Filter.Sources, &s.Filter.Modules, &s.Filter.Operations, &s.Filter.EventTypes} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+}
+
+// micro is t as both backends store it: UTC, whole microseconds; the zero time stays zero.
+func micro(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Truncate(time.Microsecond).UTC()
+}

@@ -1,0 +1,205 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+var _ store.DeliveryStore = (*Store)(nil)
+
+// deliveries is the delivery store's algorithms over this backend (store.Deliveries).
+func (s *Store) deliveries() store.Deliveries { return store.Deliveries{D: (*deliveryDriver)(s)} }
+
+// SubscriptionCreate implements store.DeliveryStore.
+func (s *Store) SubscriptionCreate(ctx context.Context, sub *store.Subscription) error {
+	return s.deliveries().SubscriptionCreate(ctx, sub)
+}
+
+// SubscriptionGet implements store.DeliveryStore.
+func (s *Store) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+	return s.deliveries().SubscriptionGet(ctx, id)
+}
+
+// SubscriptionList implements store.DeliveryStore.
+func (s *Store) SubscriptionList(ctx context.Context, p store.SubscriptionListParams) ([]*store.Subscription, error) {
+	return s.deliveries().SubscriptionList(ctx, p)
+}
+
+// SubscriptionSetState implements store.DeliveryStore.
+func (s *Store) SubscriptionSetState(ctx context.Context, id string, state store.SubscriptionState, now time.Time) (*store.Subscription, error) {
+	return s.deliveries().SubscriptionSetState(ctx, id, state, now)
+}
+
+// SubscriptionDelete implements store.DeliveryStore.
+func (s *Store) SubscriptionDelete(ctx context.Context, id string) error {
+	return s.deliveries().SubscriptionDelete(ctx, id)
+}
+
+// DeliveryClaim implements store.DeliveryStore. The single writer runs one claim at a time: a delivery
+// one claim leased is not due for the next until its lease ends.
+func (s *Store) DeliveryClaim(ctx context.Context, p store.ClaimParams) ([]store.Claimed, error) {
+	return s.deliveries().DeliveryClaim(ctx, p)
+}
+
+// DeliverySettle implements store.DeliveryStore.
+func (s *Store) DeliverySettle(ctx context.Context, p store.SettleParams) (*store.Delivery, error) {
+	return s.deliveries().DeliverySettle(ctx, p)
+}
+
+// DeliveryExtend implements store.DeliveryStore.
+func (s *Store) DeliveryExtend(ctx context.Context, id, lease int64, now, until time.Time) (*store.Delivery, error) {
+	return s.deliveries().DeliveryExtend(ctx, id, lease, now, until)
+}
+
+// DeliveryInFlight implements store.DeliveryStore.
+func (s *Store) DeliveryInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error) {
+	return s.deliveries().DeliveryInFlight(ctx, subscriptionID, consumer, now)
+}
+
+// DeliveryGet implements store.DeliveryStore.
+func (s *Store) DeliveryGet(ctx context.Context, id int64) (*store.Delivery, []store.Attempt, error) {
+	return s.deliveries().DeliveryGet(ctx, id)
+}
+
+// DeliveryList implements store.DeliveryStore.
+func (s *Store) DeliveryList(ctx context.Context, p store.DeliveryListParams) ([]*store.Delivery, error) {
+	return s.deliveries().DeliveryList(ctx, p)
+}
+
+// DeliveryRedrive implements store.DeliveryStore.
+func (s *Store) DeliveryRedrive(ctx context.Context, p store.RedriveParams) (int64, error) {
+	return s.deliveries().DeliveryRedrive(ctx, p)
+}
+
+// deliveryDriver is the SQLite store.DeliveryDriver.
+type deliveryDriver Store
+
+var _ store.DeliveryDriver = (*deliveryDriver)(nil)
+
+var (
+	subscriptionGet = sqlq.Rebind(store.SubscriptionGetQuery(""))
+	deliveryGet     = sqlq.Rebind(store.DeliveryGetQuery(""))
+)
+
+func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
+	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(deliveryTx{tx}) }))
+}
+
+func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {
+	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, sqlq.Rebind(store.SubscriptionInsertSQL), sub.ID, sub.Name,
+			store.StringsJSON(sub.Filter.Sources), store.StringsJSON(sub.Filter.Modules), store.StringsJSON(sub.Filter.Operations),
+			store.StringsJSON(sub.Filter.EventTypes), sub.Retry.MaxRetries, sub.Retry.BackoffBase.Milliseconds(),
+			sub.Retry.BackoffCap.Milliseconds(), sub.LeaseDuration.Milliseconds(), int32(sub.State),
+			sub.CreateTime.UnixMicro(), sub.UpdateTime.UnixMicro())
+		return err
+	}))
+}
+
+func (d *deliveryDriver) SubscriptionSetState(ctx context.Context, id string, state store.SubscriptionState, now time.Time) (*store.Subscription, error) {
+	var out *store.Subscription
+	err := d.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = scanSubscription(tx.QueryRowContext(ctx, sqlq.Rebind(store.SubscriptionSetStateQuery("")), id, int32(state), now.UnixMicro()))
+		return err
+	})
+	return out, db.SQLiteError(err)
+}
+
+func (d *deliveryDriver) SubscriptionRead(ctx context.Context, id string) (*store.Subscription, error) {
+	sub, err := scanSubscription(d.db.Read.QueryRowContext(ctx, subscriptionGet, id))
+	return sub, db.SQLiteError(err)
+}
+
+func (d *deliveryDriver) SubscriptionPage(ctx context.Context, p store.SubscriptionListParams) ([]*store.Subscription, error) {
+	q, args := store.SubscriptionListQuery("", p)
+	return db.SQLiteQueryAll(ctx, d.db, q, args, scanSubscription)
+}
+
+func (d *deliveryDriver) DeliveryRead(ctx context.Context, id int64) (*store.Delivery, []store.Attempt, error) {
+	// One read transaction, so that the attempts are those of the delivery as read.
+	tx, err := d.db.Read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, db.SQLiteError(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	del, err := scanDelivery(tx.QueryRowContext(ctx, deliveryGet, id))
+	if err != nil {
+		return nil, nil, db.SQLiteError(err)
+	}
+	rows, err := tx.QueryContext(ctx, sqlq.Rebind(store.AttemptsQuery), id)
+	if err != nil {
+		return nil, nil, db.SQLiteError(err)
+	}
+	defer rows.Close()
+	var as []store.Attempt
+	for rows.Next() {
+		var a store.Attempt
+		var start, dur int64
+		if err := rows.Scan(&a.Number, &start, &dur, &a.Outcome, &a.Error, &a.Consumer); err != nil {
+			return nil, nil, db.SQLiteError(err)
+		}
+		a.StartTime, a.Duration = time.UnixMicro(start).UTC(), time.Duration(dur)*time.Microsecond
+		as = append(as, a)
+	}
+	return del, as, db.SQLiteError(rows.Err())
+}
+
+func (d *deliveryDriver) DeliveryPage(ctx context.Context, p store.DeliveryListParams) ([]*store.Delivery, error) {
+	q, args := store.DeliveryListQuery("", p)
+	return db.SQLiteQueryAll(ctx, d.db, q, args, scanDelivery)
+}
+
+func (d *deliveryDriver) DeliveryCountInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error) {
+	var n int
+	err := d.db.Read.QueryRowContext(ctx, sqlq.Rebind(store.InFlightQuery), subscriptionID, consumer, now.UnixMicro()).Scan(&n)
+	return n, db.SQLiteError(err)
+}
+
+func scanSubscription(row db.Scanner) (*store.Subscription, error) {
+	var s store.Subscription
+	var sources, modules, ops, types string
+	var base, capMS, leaseMS, created, updated int64
+	if err := row.Scan(&s.ID, &s.Name, &sources, &modules, &ops, &types, &s.Retry.MaxRetries, &base, &capMS, &leaseMS,
+		&s.State, &created, &updated); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		col string
+		dst *[]string
+	}{{sources, &s.Filter.Sources}, {modules, &s.Filter.Modules}, {ops, &s.Filter.Operations}, {types, &s.Filter.EventTypes}} {
+		v, err := store.ParseStrings(f.col)
+		if err != nil {
+			return nil, errs.Wrap(errs.KindInternal, err, "stored subscription filter is not a JSON array")
+		}
+		*f.dst = v
+	}
+	s.Retry.BackoffBase, s.Retry.BackoffCap = time.Duration(base)*time.Millisecond, time.Duration(capMS)*time.Millisecond
+	s.LeaseDuration = time.Duration(leaseMS) * time.Millisecond
+	s.CreateTime, s.UpdateTime = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	return &s, nil
+}
+
+func scanDelivery(row db.Scanner) (*store.Delivery, error) {
+	var d store.Delivery
+	var available, leaseStart sql.NullInt64
+	var received, created, updated int64
+	if err := row.Scan(&d.ID, &d.SubscriptionID, &d.EventID, &d.Source, &d.Status, &d.AttemptCount, &available, &d.Lease,
+		&d.Consumer, &leaseStart, &d.LastError, &received, &created, &updated); err != nil {
+		return nil, err
+	}
+	if available.Valid {
+		d.AvailableTime = time.UnixMicro(available.Int64).UTC()
+	}
+	if leaseStart.Valid {
+		d.LeaseStartTime = time.UnixMicro(leaseStart.Int64).UTC()
+	}
+	d.EventReceiveTime, d.CreateTime, d.UpdateTime = time.UnixMicro(received).UTC(), time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	return &d, nil
+}

@@ -1,0 +1,175 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// deliveryTx is the SQLite store.DeliveryTx: statements on the single writer's transaction, which no
+// other writer interleaves with, so nothing here locks rows.
+type deliveryTx struct{ tx *sql.Tx }
+
+var (
+	deliveriesDue    = sqlq.Rebind(store.DeliveriesDueQuery("", ""))
+	deliveryUpdate   = sqlq.Rebind(store.DeliveryUpdateSQL)
+	attemptInsert    = sqlq.Rebind(store.AttemptInsertSQL)
+	attemptsDelete   = sqlq.Rebind(store.AttemptsDeleteSQL)
+	deliveriesDelete = sqlq.Rebind(store.DeliveriesDeleteQuery(""))
+	// The ids are one JSON array argument: one statement text whatever their number.
+	eventsSettle = sqlq.Rebind(store.EventsSettleQuery(`id IN (SELECT value FROM json_each($1))`))
+	eventsByID   = `SELECT ` + allColumns + ` FROM events WHERE id IN (SELECT value FROM json_each(?1))`
+)
+
+func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+	sub, err := scanSubscription(t.tx.QueryRowContext(ctx, subscriptionGet, id))
+	if err == sql.ErrNoRows {
+		return nil, errs.NotFound("subscription %s not found", id)
+	}
+	return sub, err
+}
+
+func (t deliveryTx) SubscriptionDelete(ctx context.Context, id string) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, sqlq.Rebind(store.SubscriptionDeleteSQL), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string) ([]string, error) {
+	if _, err := t.tx.ExecContext(ctx, attemptsDelete, subscriptionID); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.QueryContext(ctx, deliveriesDelete, subscriptionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		var status store.DeliveryStatus
+		if err := rows.Scan(&id, &status); err != nil {
+			return nil, err
+		}
+		if status != store.DeliveryDelivered {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
+}
+
+func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
+	return queryDeliveries(ctx, t.tx, deliveriesDue, subscriptionID, now.UnixMicro(), limit)
+}
+
+func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
+	d, err := scanDelivery(t.tx.QueryRowContext(ctx, deliveryGet, id))
+	if err == sql.ErrNoRows {
+		return nil, errs.NotFound("delivery %d not found", id)
+	}
+	return d, err
+}
+
+func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
+	stmt, err := t.tx.PrepareContext(ctx, deliveryUpdate)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, d := range ds {
+		if _, err := stmt.ExecContext(ctx, d.ID, int32(d.Status), d.AttemptCount, micros(d.AvailableTime), d.Lease, d.Consumer,
+			micros(d.LeaseStartTime), d.LastError, d.UpdateTime.UnixMicro()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
+	stmt, err := t.tx.PrepareContext(ctx, attemptInsert)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, a := range as {
+		if _, err := stmt.ExecContext(ctx, a.DeliveryID, a.Number, a.StartTime.UnixMicro(), a.Duration.Microseconds(), a.Outcome,
+			a.Error, a.Consumer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.QueryContext(ctx, eventsByID, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Event
+	for rows.Next() {
+		e, err := scan(rows, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Time) error {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, eventsSettle, string(list), now.UnixMicro())
+	return err
+}
+
+func (t deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams) ([]string, error) {
+	q, args := store.RedriveQuery("", p, func(t time.Time) any { return t.UnixMicro() },
+		func(col, arg string) string { return "instr(" + col + ", " + arg + ") > 0" })
+	rows, err := t.tx.QueryContext(ctx, sqlq.Rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func queryDeliveries(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]*store.Delivery, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
