@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -19,11 +18,24 @@ import (
 // random, so a fast hash is enough and a slow one would only slow every request.
 const apiKeyPrefix = "sgk_"
 
-var apiKeyID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+// validKeyID reports whether id is 1-32 lower-case letters, digits or '-', not starting with '-'
+// (^[a-z0-9][a-z0-9-]{0,31}$). It is checked on every call that presents a key, where a regular
+// expression cost more than the key's SHA-256.
+func validKeyID(id string) bool {
+	if len(id) == 0 || len(id) > 32 || id[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // NewAPIKey returns a fresh key with the given id.
 func NewAPIKey(id string) (string, error) {
-	if !apiKeyID.MatchString(id) {
+	if !validKeyID(id) {
 		return "", fmt.Errorf("api key id must be 1-32 lower-case letters, digits or '-'")
 	}
 	var b [32]byte
@@ -46,7 +58,7 @@ func ParseAPIKey(key string) (id string, err error) {
 		return "", errors.New("not an API key")
 	}
 	id, secret, ok := strings.Cut(rest, ".")
-	if !ok || !apiKeyID.MatchString(id) || len(secret) < 16 || len(secret) > 128 {
+	if !ok || !validKeyID(id) || len(secret) < 16 || len(secret) > 128 {
 		return "", errors.New("malformed API key")
 	}
 	for i := 0; i < len(secret); i++ {
@@ -95,7 +107,7 @@ func ParseAPIKeys(raw []byte) (APIKeySet, error) {
 }
 
 func (k APIKey) check() error {
-	if !apiKeyID.MatchString(k.ID) {
+	if !validKeyID(k.ID) {
 		return errors.New("id must be 1-32 lower-case letters, digits or '-'")
 	}
 	if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
@@ -112,6 +124,34 @@ func (k APIKey) check() error {
 	return nil
 }
 
+// decodeHash decodes the 64 hex digits of a stored hash into dst, reporting whether they were that.
+func decodeHash(dst *[sha256.Size]byte, h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := fromHex(h[2*i])
+		lo, ok2 := fromHex(h[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 // verifyAPIKey checks a presented key against the set. For a revoked or expired key (its secret matched)
 // it also returns the principal id, so that the refusal is recorded against that key.
 func verifyAPIKey(set APIKeySet, key string, now time.Time) (p *Principal, r Reason, claimed string) {
@@ -120,10 +160,14 @@ func verifyAPIKey(set APIKeySet, key string, now time.Time) (p *Principal, r Rea
 		return nil, ReasonMalformed, ""
 	}
 	k, ok := set[id]
-	want, _ := hex.DecodeString(k.SHA256)
-	got := sha256.Sum256([]byte(key))
+	// Decoded into an array, not a new slice per call; an unknown id compares against zeros.
+	var want [sha256.Size]byte
+	decoded := decodeHash(&want, k.SHA256)
+	// ParseAPIKey bounds a key to 165 bytes: hashed from a copy on the stack, not a new slice per call.
+	var buf [len(apiKeyPrefix) + 32 + 1 + 128]byte
+	got := sha256.Sum256(append(buf[:0], key...))
 	// Compare even for an unknown id, so that timing does not tell which ids exist.
-	match := subtle.ConstantTimeCompare(got[:], want) == 1
+	match := subtle.ConstantTimeCompare(got[:], want[:]) == 1 && decoded
 	switch {
 	case !ok || !match:
 		return nil, ReasonInvalid, ""
