@@ -103,6 +103,9 @@ func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]stor
 			stored.Seq, stored.Tx, stored.UpdateTime = p.seq, p.txid, stored.ReceiveTime
 			out[i] = store.Inserted{Event: &stored}
 		}
+		if err := fanOut(ctx, tx, out); err != nil {
+			return err
+		}
 		if len(conflictKeys) == 0 {
 			return nil
 		}

@@ -49,6 +49,9 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 			e.ID, e.Source, e.DedupeKey, int16(e.Status), e.ContentType, out.Payload, string(headers), e.ReceiveTime, e.SenderAddress,
 			e.Module, e.Operation, store.StringsJSON(e.RecordIDs), store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType,
 		).Scan(&out.Seq, &out.Tx)
+		if err == nil {
+			err = fanOut(ctx, tx, []store.Inserted{{Event: &out}})
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup, err = scan(tx.QueryRow(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
 				e.Source, e.DedupeKey), true)

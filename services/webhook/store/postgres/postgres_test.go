@@ -21,3 +21,9 @@ func TestChannelConformance(t *testing.T) {
 		return postgres.New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
 	})
 }
+
+func TestDeliveryConformance(t *testing.T) {
+	storetest.RunDeliveries(t, func(t *testing.T) storetest.DeliveryBackend {
+		return postgres.New(dbtest.Open(t, db.Postgres, "webhook").Postgres)
+	})
+}

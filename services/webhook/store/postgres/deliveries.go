@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+var _ store.DeliveryStore = (*Store)(nil)
+
+// deliveries is the delivery store's algorithms over this backend (store.Deliveries).
+func (s *Store) deliveries() store.Deliveries { return store.Deliveries{D: (*deliveryDriver)(s)} }
+
+// SubscriptionCreate implements store.DeliveryStore.
+func (s *Store) SubscriptionCreate(ctx context.Context, sub *store.Subscription) error {
+	return s.deliveries().SubscriptionCreate(ctx, sub)
+}
+
+// SubscriptionGet implements store.DeliveryStore.
+func (s *Store) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+	return s.deliveries().SubscriptionGet(ctx, id)
+}
+
+// SubscriptionList implements store.DeliveryStore.
+func (s *Store) SubscriptionList(ctx context.Context, p store.SubscriptionListParams) ([]*store.Subscription, error) {
+	return s.deliveries().SubscriptionList(ctx, p)
+}
+
+// SubscriptionSetState implements store.DeliveryStore.
+func (s *Store) SubscriptionSetState(ctx context.Context, id string, state store.SubscriptionState, now time.Time) (*store.Subscription, error) {
+	return s.deliveries().SubscriptionSetState(ctx, id, state, now)
+}
+
+// SubscriptionDelete implements store.DeliveryStore.
+func (s *Store) SubscriptionDelete(ctx context.Context, id string) error {
+	return s.deliveries().SubscriptionDelete(ctx, id)
+}
+
+// DeliveryClaim implements store.DeliveryStore. Concurrent claims, from any replica, lock the
+// deliveries they take and skip those another holds (FOR UPDATE SKIP LOCKED): no delivery is leased twice
+// at once.
+func (s *Store) DeliveryClaim(ctx context.Context, p store.ClaimParams) ([]store.Claimed, error) {
+	return s.deliveries().DeliveryClaim(ctx, p)
+}
+
+// DeliverySettle implements store.DeliveryStore.
+func (s *Store) DeliverySettle(ctx context.Context, p store.SettleParams) (*store.Delivery, error) {
+	return s.deliveries().DeliverySettle(ctx, p)
+}
+
+// DeliveryExtend implements store.DeliveryStore.
+func (s *Store) DeliveryExtend(ctx context.Context, id, lease int64, now, until time.Time) (*store.Delivery, error) {
+	return s.deliveries().DeliveryExtend(ctx, id, lease, now, until)
+}
+
+// DeliveryInFlight implements store.DeliveryStore.
+func (s *Store) DeliveryInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error) {
+	return s.deliveries().DeliveryInFlight(ctx, subscriptionID, consumer, now)
+}
+
+// DeliveryGet implements store.DeliveryStore.
+func (s *Store) DeliveryGet(ctx context.Context, id int64) (*store.Delivery, []store.Attempt, error) {
+	return s.deliveries().DeliveryGet(ctx, id)
+}
+
+// DeliveryList implements store.DeliveryStore.
+func (s *Store) DeliveryList(ctx context.Context, p store.DeliveryListParams) ([]*store.Delivery, error) {
+	return s.deliveries().DeliveryList(ctx, p)
+}
+
+// DeliveryRedrive implements store.DeliveryStore.
+func (s *Store) DeliveryRedrive(ctx context.Context, p store.RedriveParams) (int64, error) {
+	return s.deliveries().DeliveryRedrive(ctx, p)
+}
+
+// deliveryDriver is the PostgreSQL store.DeliveryDriver.
+type deliveryDriver Store
+
+var _ store.DeliveryDriver = (*deliveryDriver)(nil)
+
+// text reads uuid and jsonb columns as text, the form both backends scan.
+const text = "::text"
+
+var (
+	subscriptionGet = store.SubscriptionGetQuery(text)
+	deliveryGet     = store.DeliveryGetQuery(text)
+	// deliveryTxOptions: READ COMMITTED, named rather than taken from the server's default. The delivery
+	// algorithms lock rows and then read: each statement after a lock wait must see what the holder
+	// committed (deliveries locked, then their events: see store.DeliveryTx), which a transaction-wide
+	// snapshot (REPEATABLE READ) would not, failing instead with serialization errors.
+	deliveryTxOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite}
+)
+
+func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
+	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error { return fn(deliveryTx{tx}) })
+}
+
+func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {
+	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, store.SubscriptionInsertSQL, sub.ID, sub.Name,
+			store.StringsJSON(sub.Filter.Sources), store.StringsJSON(sub.Filter.Modules), store.StringsJSON(sub.Filter.Operations),
+			store.StringsJSON(sub.Filter.EventTypes), sub.Retry.MaxRetries, sub.Retry.BackoffBase.Milliseconds(),
+			sub.Retry.BackoffCap.Milliseconds(), sub.LeaseDuration.Milliseconds(), int16(sub.State), sub.CreateTime, sub.UpdateTime)
+		return err
+	})
+}
+
+func (d *deliveryDriver) SubscriptionSetState(ctx context.Context, id string, state store.SubscriptionState, now time.Time) (*store.Subscription, error) {
+	var out *store.Subscription
+	err := d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanSubscription(tx.QueryRow(ctx, store.SubscriptionSetStateQuery(text), id, int16(state), now))
+		return err
+	})
+	return out, err
+}
+
+func (d *deliveryDriver) SubscriptionRead(ctx context.Context, id string) (*store.Subscription, error) {
+	return db.PostgresQueryRow(ctx, d.db, subscriptionGet, []any{id}, scanSubscription)
+}
+
+func (d *deliveryDriver) SubscriptionPage(ctx context.Context, p store.SubscriptionListParams) ([]*store.Subscription, error) {
+	q, args := store.SubscriptionListQuery(text, p)
+	return db.PostgresQueryAll(ctx, d.db, q, args, scanSubscription)
+}
+
+func (d *deliveryDriver) DeliveryRead(ctx context.Context, id int64) (*store.Delivery, []store.Attempt, error) {
+	var del *store.Delivery
+	var as []store.Attempt
+	// One snapshot, so that the attempts are those of the delivery as read.
+	err := d.db.TxWith(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if del, err = scanDelivery(tx.QueryRow(ctx, deliveryGet, id)); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, store.AttemptsQuery, id)
+		if err != nil {
+			return err
+		}
+		as, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Attempt, error) {
+			var a store.Attempt
+			var dur int64
+			err := row.Scan(&a.Number, &a.StartTime, &dur, &a.Outcome, &a.Error, &a.Consumer)
+			a.StartTime, a.Duration = a.StartTime.UTC(), time.Duration(dur)*time.Microsecond
+			return a, err
+		})
+		if len(as) == 0 {
+			as = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return del, as, nil
+}
+
+func (d *deliveryDriver) DeliveryPage(ctx context.Context, p store.DeliveryListParams) ([]*store.Delivery, error) {
+	q, args := store.DeliveryListQuery(text, p)
+	return db.PostgresQueryAll(ctx, d.db, q, args, scanDelivery)
+}
+
+func (d *deliveryDriver) DeliveryCountInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error) {
+	n, err := db.PostgresQueryRow(ctx, d.db, store.InFlightQuery, []any{subscriptionID, consumer, now}, func(row db.Scanner) (int64, error) {
+		var n int64
+		return n, row.Scan(&n)
+	})
+	return int(n), err
+}
+
+func scanSubscription(row db.Scanner) (*store.Subscription, error) {
+	var s store.Subscription
+	var sources, modules, ops, types string
+	var base, capMS, leaseMS int64
+	var state int16
+	if err := row.Scan(&s.ID, &s.Name, &sources, &modules, &ops, &types, &s.Retry.MaxRetries, &base, &capMS, &leaseMS,
+		&state, &s.CreateTime, &s.UpdateTime); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		col string
+		dst *[]string
+	}{{sources, &s.Filter.Sources}, {modules, &s.Filter.Modules}, {ops, &s.Filter.Operations}, {types, &s.Filter.EventTypes}} {
+		v, err := store.ParseStrings(f.col)
+		if err != nil {
+			return nil, errs.Wrap(errs.KindInternal, err, "stored subscription filter is not a JSON array")
+		}
+		*f.dst = v
+	}
+	s.State = store.SubscriptionState(state)
+	s.Retry.BackoffBase, s.Retry.BackoffCap = time.Duration(base)*time.Millisecond, time.Duration(capMS)*time.Millisecond
+	s.LeaseDuration = time.Duration(leaseMS) * time.Millisecond
+	s.CreateTime, s.UpdateTime = s.CreateTime.UTC(), s.UpdateTime.UTC()
+	return &s, nil
+}
+
+func scanDelivery(row db.Scanner) (*store.Delivery, error) {
+	var d store.Delivery
+	var status int16
+	var available, leaseStart *time.Time
+	if err := row.Scan(&d.ID, &d.SubscriptionID, &d.EventID, &d.Source, &status, &d.AttemptCount, &available, &d.Lease,
+		&d.Consumer, &leaseStart, &d.LastError, &d.EventReceiveTime, &d.CreateTime, &d.UpdateTime); err != nil {
+		return nil, err
+	}
+	d.Status = store.DeliveryStatus(status)
+	if available != nil {
+		d.AvailableTime = available.UTC()
+	}
+	if leaseStart != nil {
+		d.LeaseStartTime = leaseStart.UTC()
+	}
+	d.EventReceiveTime, d.CreateTime, d.UpdateTime = d.EventReceiveTime.UTC(), d.CreateTime.UTC(), d.UpdateTime.UTC()
+	return &d, nil
+}

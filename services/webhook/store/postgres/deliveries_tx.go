@@ -1,0 +1,126 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// deliveryTx is the PostgreSQL store.DeliveryTx, on a READ COMMITTED transaction (deliveryTxOptions).
+type deliveryTx struct{ tx pgx.Tx }
+
+var (
+	// deliveriesDue skips the rows other claims hold: two claims never wait on, nor take, one delivery.
+	// A row another claim leased and committed meanwhile is re-checked against the WHERE and no longer
+	// matches (its available time moved to the end of the new lease).
+	deliveriesDue    = store.DeliveriesDueQuery(text, " FOR UPDATE SKIP LOCKED")
+	deliveryLock     = deliveryGet + " FOR UPDATE"
+	deliveriesDelete = store.DeliveriesDeleteQuery(text)
+	eventsByID       = `SELECT ` + allColumns + ` FROM events WHERE id = ANY($1::uuid[])`
+	// lockEvents takes the events' row locks in id order before their status is computed: a settle that
+	// waited here then reads, in the next statement, every delivery change its predecessor committed (the
+	// last of two concurrent settles of one event's deliveries sees both). The update alone would not:
+	// READ COMMITTED re-checks an updated row after a wait, but evaluates the subqueries of its new
+	// value on the statement's first snapshot.
+	lockEvents   = `SELECT 1 FROM events WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`
+	eventsSettle = store.EventsSettleQuery(`id = ANY($1::uuid[])`)
+)
+
+func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+	sub, err := scanSubscription(t.tx.QueryRow(ctx, subscriptionGet, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.NotFound("subscription %s not found", id)
+	}
+	return sub, err
+}
+
+func (t deliveryTx) SubscriptionDelete(ctx context.Context, id string) (bool, error) {
+	tag, err := t.tx.Exec(ctx, store.SubscriptionDeleteSQL, id)
+	return tag.RowsAffected() == 1, err
+}
+
+func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string) ([]string, error) {
+	if _, err := t.tx.Exec(ctx, store.AttemptsDeleteSQL, subscriptionID); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(ctx, deliveriesDelete, subscriptionID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	var id string
+	var status int16
+	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+		if store.DeliveryStatus(status) != store.DeliveryDelivered {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
+	rows, err := t.tx.Query(ctx, deliveriesDue, subscriptionID, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
+}
+
+func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
+	d, err := scanDelivery(t.tx.QueryRow(ctx, deliveryLock, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.NotFound("delivery %d not found", id)
+	}
+	return d, err
+}
+
+// DeliveriesUpdate sends the updates as one batch: one round trip for a whole claim.
+func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
+	var b pgx.Batch
+	for _, d := range ds {
+		b.Queue(store.DeliveryUpdateSQL, d.ID, int16(d.Status), d.AttemptCount, optionalTime(d.AvailableTime), d.Lease, d.Consumer,
+			optionalTime(d.LeaseStartTime), d.LastError, d.UpdateTime)
+	}
+	return t.tx.SendBatch(ctx, &b).Close()
+}
+
+func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
+	var b pgx.Batch
+	for _, a := range as {
+		b.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer)
+	}
+	return t.tx.SendBatch(ctx, &b).Close()
+}
+
+func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
+	rows, err := t.tx.Query(ctx, eventsByID, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Event, error) { return scan(row, true) })
+}
+
+// EventsSettle locks, then updates, in one round trip: the batch runs its statements in order, each on
+// a snapshot taken when it starts.
+func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Time) error {
+	var b pgx.Batch
+	b.Queue(lockEvents, ids)
+	b.Queue(eventsSettle, ids, now)
+	return t.tx.SendBatch(ctx, &b).Close()
+}
+
+func (t deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams) ([]string, error) {
+	q, args := store.RedriveQuery(text, p, func(t time.Time) any { return t },
+		func(col, arg string) string { return "strpos(" + col + ", " + arg + ") > 0" })
+	rows, err := t.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
