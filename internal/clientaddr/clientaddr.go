@@ -137,10 +137,12 @@ func FromHTTP(r *http.Request, t Trusted, header string) string {
 // FromGRPC is the client address of an RPC: the peer's, or the address in x-sergas-client-ip when the
 // peer is a trusted proxy (the gateway), reports a valid one and proves it (see LoadProxies).
 func FromGRPC(ctx context.Context, t Trusted) string {
-	return fromGRPC(ctx, t, time.Now())
+	return fromGRPC(ctx, t, time.Now)
 }
 
-func fromGRPC(ctx context.Context, t Trusted, now time.Time) string {
+// fromGRPC reads the clock (now) only when there is a proof to check: most calls come straight from
+// their client, and the clock is not free.
+func fromGRPC(ctx context.Context, t Trusted, now func() time.Time) string {
 	ip, ok := peerAddr(ctx)
 	if !ok {
 		return Unknown
@@ -160,7 +162,7 @@ func fromGRPC(ctx context.Context, t Trusted, now time.Time) string {
 		return a.Unmap().String()
 	}
 	// The proof is checked against the report exactly as sent, so that it covers every byte believed.
-	if p := metadata.ValueFromIncomingContext(ctx, ProofKey); len(p) == 1 && verify(t.key, v[0], p[0], now) {
+	if p := metadata.ValueFromIncomingContext(ctx, ProofKey); len(p) == 1 && verify(t.key, v[0], p[0], now()) {
 		return a.Unmap().String()
 	}
 	return ip.String()
@@ -170,6 +172,22 @@ func peerAddr(ctx context.Context) (netip.Addr, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return netip.Addr{}, false
+	}
+	// A TCP peer (every gRPC connection but a test's) is read from its IP as it is, instead of being
+	// formatted as "host:port" and parsed back on every call; the result is the same.
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		ip = ip.Unmap()
+		if a.Zone != "" {
+			if ip.Is4() {
+				return netip.Addr{}, false // "1.2.3.4%zone" does not parse
+			}
+			ip = ip.WithZone(a.Zone)
+		}
+		return ip, true
 	}
 	return parseHostPort(p.Addr.String())
 }
@@ -193,6 +211,9 @@ func Bucket(addr string) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr
+	}
+	if a.Is4() {
+		return addr // dotted decimal parses only in its canonical form: addr is what String would make
 	}
 	if a = a.Unmap(); a.Is4() {
 		return a.String()

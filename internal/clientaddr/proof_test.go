@@ -66,7 +66,7 @@ func TestFromGRPCNeedsAProof(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := fromGRPC(c.ctx, tr, now); got != c.want {
+			if got := fromGRPC(c.ctx, tr, func() time.Time { return now }); got != c.want {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}
 		})
