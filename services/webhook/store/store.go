@@ -121,4 +121,6 @@ type Store interface {
 	Close() error
 	// ChannelStore keeps the Zoho CRM notification channels the service manages.
 	ChannelStore
+	// DeliveryStore keeps subscriptions and the deliveries of every stored event to them.
+	DeliveryStore
 }
