@@ -17,7 +17,7 @@ import (
 
 // BenchmarkInsertBatch measures EventInsertBatch per event at the group committer's batch sizes (1 KiB bodies).
 func BenchmarkInsertBatch(b *testing.B) {
-	for _, size := range []int{1, 16, 64, 128} {
+	for _, size := range []int{1, 4, 8, 16, 64, 128} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			s := sqlite.New(dbtest.Open(b, db.SQLite, "webhook").SQLite)
 			pad := strings.Repeat("x", 900)
