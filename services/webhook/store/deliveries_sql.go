@@ -121,13 +121,13 @@ func RedriveQuery(text string, p RedriveParams, timeArg func(time.Time) any, con
 		w.String() + ` RETURNING event_id` + text, w.Args
 }
 
-// EventStatusExpr is an event's status from its deliveries: pending while any is pending, leased or
-// failed; else dead letter when any is; else delivered (also when it has none, as an event no
-// subscription wants). Each EXISTS reads the deliveries_event_id index.
-const EventStatusExpr = `(CASE
-		WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status IN (1, 2, 4)) THEN 1
-		WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.status = 5) THEN 5
-		ELSE 3 END)`
+// EventStatusExpr is an event's status from its deliveries: pending (1) while any is pending, leased or
+// failed; else dead letter (5) when any is; else delivered (3), also when it has none (an event no
+// subscription wants). One aggregate over the event's deliveries (the deliveries_event_id index), ranking
+// outstanding above dead above delivered.
+const EventStatusExpr = `(SELECT CASE max(CASE WHEN d.status IN (1, 2, 4) THEN 2 WHEN d.status = 5 THEN 1 ELSE 0 END)
+		WHEN 2 THEN 1 WHEN 1 THEN 5 ELSE 3 END
+	FROM deliveries AS d WHERE d.event_id = events.id)`
 
 // EventsSettleQuery sets, with update time $2, the status of the events that idsCond selects from the
 // argument $1 (the backend's "id is in the list $1") where it changes.
