@@ -92,7 +92,7 @@ func (s *principalStream) Context() context.Context { return s.ctx }
 
 func (g *Guard) check(ctx context.Context, method string) (context.Context, error) {
 	addr := clientaddr.FromGRPC(ctx, g.trusted)
-	ctx = WithClientAddr(ctx, addr)
+	ctx, call := withClientAddr(ctx, addr)
 	scope, public, known := g.policy.Requirement(method)
 	if public {
 		return ctx, nil
@@ -140,7 +140,9 @@ func (g *Guard) check(ctx context.Context, method string) (context.Context, erro
 		return ctx, g.deny(method, Denial{Actor: p.ID, Reason: ReasonRateLimited, Peer: addr, Time: now},
 			ratelimit.Exceeded("credential", wait))
 	}
-	return WithPrincipal(ctx, p), nil
+	// The Call is this RPC's own (withClientAddr): completed in place, without another context value.
+	call.principal = p
+	return ctx, nil
 }
 
 func unauthenticatedMessage(r Reason) string {

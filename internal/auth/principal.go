@@ -19,15 +19,17 @@ type Principal struct {
 // Has reports whether p holds scope.
 func (p *Principal) Has(scope string) bool { return p != nil && slices.Contains(p.Scopes, scope) }
 
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying p.
+// WithPrincipal returns ctx carrying p (and the client's address that ctx carries).
 func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	ctx, c := with(ctx)
+	c.principal = p
+	return ctx
 }
 
 // FromContext returns the caller of the current RPC, or nil for a public method.
 func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
-	return p
+	if c := callOf(ctx); c != nil {
+		return c.principal
+	}
+	return nil
 }

@@ -47,23 +47,23 @@ var refusalCodes = map[codes.Code]bool{codes.Unauthenticated: true, codes.Permis
 func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	// The guard runs inside this interceptor: the slot lets the log line name the client it found.
-	ctx, client := auth.WithClientAddrSlot(ctx)
+	ctx, call := auth.WithClientAddrSlot(ctx)
 	func() {
 		defer o.recover(info.FullMethod, &err)
 		resp, err = h(ctx, req)
 	}()
-	err = o.finish(ctx, info.FullMethod, start, err, client())
+	err = o.finish(ctx, info.FullMethod, start, err, call.ClientAddr())
 	return resp, err
 }
 
 func (o observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 	start := time.Now()
-	ctx, client := auth.WithClientAddrSlot(ss.Context())
+	ctx, call := auth.WithClientAddrSlot(ss.Context())
 	func() {
 		defer o.recover(info.FullMethod, &err)
 		err = h(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}()
-	return o.finish(ctx, info.FullMethod, start, err, client())
+	return o.finish(ctx, info.FullMethod, start, err, call.ClientAddr())
 }
 
 // contextStream is a server stream with another context.
