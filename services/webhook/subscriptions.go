@@ -113,7 +113,7 @@ func checkFilter(f *webhookv1.EventFilter) (store.Filter, error) {
 // retryPolicy fills a request's policy with the defaults and checks it.
 func (s *Server) retryPolicy(p *webhookv1.RetryPolicy) (store.RetryPolicy, error) {
 	out := store.RetryPolicy{MaxRetries: int32(s.cfg.MaxRetries)}
-	if p.MaxRetries != nil {
+	if p != nil && p.MaxRetries != nil {
 		if p.GetMaxRetries() < 0 || p.GetMaxRetries() > maxRetriesLimit {
 			return out, errs.Invalid("retry_policy.max_retries must be 0-%d", maxRetriesLimit)
 		}
