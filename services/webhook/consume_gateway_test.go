@@ -1,0 +1,98 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/authtest"
+	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/services/gateway"
+)
+
+// A Poll through the gateway whose wait reaches past GATEWAY_REQUEST_TIMEOUT answers (empty) before the
+// request's deadline, instead of the gateway cutting it with 503: the service stops waiting in time to
+// answer.
+func TestPollThroughTheGatewayAnswersBeforeTheRequestTimeout(t *testing.T) {
+	consumer := authtest.NewKey(t, "agent", auth.ScopeWebhookConsume)
+	admin := authtest.NewKey(t, "admin", auth.ScopeWebhookAdmin)
+	gw := authtest.NewKey(t, "gateway", auth.ScopeWebhookIngest)
+	e := startE2E(t, db.SQLite, map[string]string{"AUTH_API_KEYS": authtest.JSON(consumer, admin, gw), "GATEWAY_WEBHOOK_API_KEY": gw.Key})
+	base := serveGateway(t, map[string]string{"WEBHOOK_GRPC_ENDPOINT": e.webhookAddr, "GATEWAY_REQUEST_TIMEOUT": "2s"})
+	conn, err := grpc.NewClient(e.webhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(admin.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sub, err := webhookv1.NewWebhookServiceClient(conn).CreateSubscription(t.Context(), &webhookv1.CreateSubscriptionRequest{Name: "agents"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", base+"/v1/webhook/deliveries:poll",
+		strings.NewReader(`{"subscriptionId":"`+sub.GetSubscription().GetId()+`","wait":"10s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+consumer.Key)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, %v (%v)", resp.StatusCode, out, err)
+	}
+	if d, _ := out["deliveries"].([]any); len(d) != 0 {
+		t.Fatalf("deliveries %v", out)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("answered after %v, past the 2 s request timeout", took)
+	}
+}
+
+// serveGateway runs a gateway with its real Serve (request timeout included, which the e2e harness's
+// httptest server of its handler leaves out) and returns its base URL.
+func serveGateway(t *testing.T, env map[string]string) string {
+	t.Helper()
+	vars := map[string]string{"GATEWAY_HTTP_ADDR": "127.0.0.1:0", "TLS_DISABLED": "true",
+		"TOKEN_GRPC_ENDPOINT": "127.0.0.1:1", "AUDIT_GRPC_ENDPOINT": "127.0.0.1:1"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfgEnv := config.FromMap(vars)
+	cfg := gateway.LoadConfig(cfgEnv)
+	if err := cfgEnv.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), insecure.NewCredentials(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, func(a string) { addr <- a }) }()
+	t.Cleanup(func() { cancel(); <-served; g.Close() })
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-served:
+		t.Fatalf("gateway: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway did not start")
+	}
+	return ""
+}
