@@ -70,3 +70,19 @@ func micro(t time.Time) time.Time {
 	}
 	return t.Truncate(time.Microsecond).UTC()
 }
+
+// WithStatus returns copies of es with the status the drivers store them with before their fan-out:
+// pending when a subscription may want them (wanted), else delivered.
+func WithStatus(es []*Event, wanted bool) []*Event {
+	status := StatusDelivered
+	if wanted {
+		status = StatusPending
+	}
+	out := make([]*Event, len(es))
+	for i, e := range es {
+		c := *e
+		c.Status = status
+		out[i] = &c
+	}
+	return out
+}

@@ -41,6 +41,10 @@ const selectStored = `SELECT ` + allColumns + ` FROM events
 // commit, and only a new snapshot per statement lets the read that follows see that row (under
 // REPEATABLE READ it would find nothing and the delivery could be answered with no event).
 func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]store.Inserted, error) {
+	es, serr := s.fanOutStatus(ctx, es)
+	if serr != nil {
+		return nil, serr
+	}
 	plan := store.PlanBatch(es)
 	n := len(plan.Insert)
 	var (

@@ -31,6 +31,10 @@ const (
 // EventInsert implements store.Store. ON CONFLICT DO NOTHING makes concurrent deliveries of one
 // webhook to several replicas store it once; the loser reads the winner's row.
 func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	e, err := s.fanOutStatusOf(ctx, e)
+	if err != nil {
+		return nil, false, err
+	}
 	headers, err := json.Marshal(e.Headers)
 	if err != nil {
 		return nil, false, err

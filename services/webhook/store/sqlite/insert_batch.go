@@ -31,6 +31,10 @@ const (
 // batch's cost). An event not inserted is then either a duplicate, found under its (source, dedupe key),
 // or one whose id is taken, which fails the batch as a unique violation would have.
 func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]store.Inserted, error) {
+	es, serr := s.fanOutStatus(ctx, es)
+	if serr != nil {
+		return nil, serr
+	}
 	plan := store.PlanBatch(es)
 	out := make([]store.Inserted, len(es))
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {

@@ -28,6 +28,10 @@ const (
 
 // EventInsert implements store.Store.
 func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	e, err := s.fanOutStatusOf(ctx, e)
+	if err != nil {
+		return nil, false, err
+	}
 	headers, err := json.Marshal(e.Headers)
 	if err != nil {
 		return nil, false, err

@@ -1,0 +1,54 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// BenchFanOut measures what the fan-out adds to an ingest batch (EventInsertBatch of 64 events with
+// 1 KiB bodies, the group committer's usual size): with no subscription, with three that each want every
+// event (three deliveries per event), and with three that want none of them.
+func BenchFanOut(b *testing.B, newStore func(b *testing.B) store.Store) {
+	const size = 64
+	for _, c := range []struct {
+		name    string
+		filters []store.Filter
+	}{
+		{"subscriptions=0", nil},
+		{"subscriptions=3/all-match", []store.Filter{{}, {Sources: []string{"bench"}}, {Sources: []string{"other", "bench"}, EventTypes: []string{"push"}}}},
+		{"subscriptions=3/none-match", []store.Filter{{Sources: []string{"other"}}, {Modules: []string{"Deals"}}, {EventTypes: []string{"invoice.paid"}}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newStore(b)
+			for i, f := range c.filters {
+				if err := s.SubscriptionCreate(context.Background(), newSubscription(fmt.Sprint("bench-", i), f)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pad := strings.Repeat("x", 900)
+			n := 0
+			b.ResetTimer()
+			for range b.N {
+				es := make([]*store.Event, size)
+				for i := range es {
+					n++
+					es[i] = &store.Event{ID: uuid.Must(uuid.NewV7()).String(), Source: "bench", DedupeKey: fmt.Sprintf("id:%d", n),
+						Status: store.StatusPending, ContentType: "application/json", Payload: []byte(`{"id":"` + fmt.Sprint(n) + `","pad":"` + pad + `"}`),
+						Headers:     []store.Header{{Name: "Content-Type", Values: []string{"application/json"}}},
+						ReceiveTime: time.Now().UTC().Truncate(time.Microsecond), SenderAddress: "127.0.0.1", Normalised: store.Normalised{EventType: "push"}}
+				}
+				if _, err := s.EventInsertBatch(context.Background(), es); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*size), "µs/event")
+		})
+	}
+}
