@@ -406,3 +406,46 @@ func TestListDeliveriesPagesAndFilters(t *testing.T) {
 		}
 	})
 }
+
+// A paused subscription hands nothing out (its deliveries wait); resumed, its stream gets them; deleted,
+// its stream ends with NOT_FOUND instead of polling for nothing forever.
+func TestReceiveFollowsTheSubscriptionsState(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newConsumeRig(t, d, subOpts{maxRetries: 5})
+		if _, err := r.client.PauseSubscription(t.Context(), &webhookv1.PauseSubscriptionRequest{Id: r.sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		r.ingest(t)
+		if got := r.poll(t, "c", 10); len(got) != 0 {
+			t.Fatalf("a paused subscription handed out %v", got)
+		}
+		stream, err := r.client.Receive(t.Context(), &webhookv1.ReceiveRequest{SubscriptionId: r.sub.GetId(), Consumer: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.client.ResumeSubscription(t.Context(), &webhookv1.ResumeSubscriptionRequest{Id: r.sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, stream, 1)
+		if _, err := r.client.DeleteSubscription(t.Context(), &webhookv1.DeleteSubscriptionRequest{Id: r.sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		ended := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := stream.Recv(); err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-ended:
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("stream of a deleted subscription ended with %v, want NOT_FOUND", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the stream of a deleted subscription did not end")
+		}
+	})
+}
