@@ -48,6 +48,8 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryBackend) {
 		"ListFiltersAndPages":           testDeliveryList,
 		"ConcurrentClaimsNeverShare":    testConcurrentClaims,
 		"RacingAcksDeliverOnce":         testRacingAcks,
+		"IngestRacingSubscriptions":     testIngestRacingSubscriptions,
+		"ConcurrentSettlesOfOneEvent":   testConcurrentSettles,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}
