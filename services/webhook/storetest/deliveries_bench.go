@@ -52,3 +52,38 @@ func BenchFanOut(b *testing.B, newStore func(b *testing.B) store.Store) {
 		})
 	}
 }
+
+// BenchClaimAck measures the consumer's side per delivery: claims of 10 from one subscription, each
+// delivery then acked on its own (DeliverySettle), from one goroutine.
+func BenchClaimAck(b *testing.B, newStore func(b *testing.B) store.Store) {
+	ctx := context.Background()
+	s := newStore(b)
+	sub := newSubscription("bench", store.Filter{})
+	if err := s.SubscriptionCreate(ctx, sub); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i += 100 {
+		var es []*store.Event
+		for j := i; j < min(b.N, i+100); j++ {
+			es = append(es, event("bench", fmt.Sprint("ack-", j), []byte("{}")))
+		}
+		if _, err := s.EventInsertBatch(ctx, es); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now().Add(time.Second)
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		cs, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: "bench", Now: now, Limit: 10})
+		if err != nil || len(cs) == 0 {
+			b.Fatalf("claim: %d %v", len(cs), err)
+		}
+		for _, c := range cs {
+			if _, err := s.DeliverySettle(ctx, store.SettleParams{ID: c.Delivery.ID, Lease: c.Delivery.Lease, Now: now}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += len(cs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/delivery")
+}

@@ -97,7 +97,13 @@ var (
 )
 
 func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
-	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error { return fn(deliveryTx{tx}) })
+	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error {
+		t := &deliveryTx{tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush(ctx)
+	})
 }
 
 func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {

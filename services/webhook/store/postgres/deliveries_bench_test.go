@@ -14,3 +14,8 @@ import (
 func BenchmarkFanOut(b *testing.B) {
 	storetest.BenchFanOut(b, func(b *testing.B) store.Store { return postgres.New(dbtest.Open(b, db.Postgres, "webhook").Postgres) })
 }
+
+// BenchmarkClaimAck: see storetest.BenchClaimAck.
+func BenchmarkClaimAck(b *testing.B) {
+	storetest.BenchClaimAck(b, func(b *testing.B) store.Store { return postgres.New(dbtest.Open(b, db.Postgres, "webhook").Postgres) })
+}

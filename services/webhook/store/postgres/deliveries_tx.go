@@ -12,7 +12,24 @@ import (
 )
 
 // deliveryTx is the PostgreSQL store.DeliveryTx, on a READ COMMITTED transaction (deliveryTxOptions).
-type deliveryTx struct{ tx pgx.Tx }
+// Writes whose results nothing reads are held in pending and sent together, in order, before the next
+// read and before the commit: an ack (update the delivery, record the attempt, lock and settle its event)
+// costs one round trip for its writes instead of four. Each statement of a batch still runs on a
+// snapshot taken when it starts, after the ones before it, as if sent one by one.
+type deliveryTx struct {
+	tx      pgx.Tx
+	pending pgx.Batch
+}
+
+// flush sends the pending writes.
+func (t *deliveryTx) flush(ctx context.Context) error {
+	if t.pending.Len() == 0 {
+		return nil
+	}
+	b := t.pending
+	t.pending = pgx.Batch{}
+	return t.tx.SendBatch(ctx, &b).Close()
+}
 
 var (
 	// deliveriesDue skips the rows other claims hold: two claims never wait on, nor take, one delivery.
@@ -31,7 +48,10 @@ var (
 	eventsSettle = store.EventsSettleQuery(`id = ANY($1::uuid[])`)
 )
 
-func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+func (t *deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	sub, err := scanSubscription(t.tx.QueryRow(ctx, subscriptionGet, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.NotFound("subscription %s not found", id)
@@ -39,12 +59,18 @@ func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subs
 	return sub, err
 }
 
-func (t deliveryTx) SubscriptionDelete(ctx context.Context, id string) (bool, error) {
+func (t *deliveryTx) SubscriptionDelete(ctx context.Context, id string) (bool, error) {
+	if err := t.flush(ctx); err != nil {
+		return false, err
+	}
 	tag, err := t.tx.Exec(ctx, store.SubscriptionDeleteSQL, id)
 	return tag.RowsAffected() == 1, err
 }
 
-func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string) ([]string, error) {
+func (t *deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string) ([]string, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := t.tx.Exec(ctx, store.AttemptsDeleteSQL, subscriptionID); err != nil {
 		return nil, err
 	}
@@ -64,7 +90,10 @@ func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string)
 	return ids, err
 }
 
-func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
+func (t *deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, deliveriesDue, subscriptionID, now, limit)
 	if err != nil {
 		return nil, err
@@ -72,7 +101,10 @@ func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, no
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
 }
 
-func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
+func (t *deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	d, err := scanDelivery(t.tx.QueryRow(ctx, deliveryLock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.NotFound("delivery %d not found", id)
@@ -80,25 +112,27 @@ func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Del
 	return d, err
 }
 
-// DeliveriesUpdate sends the updates as one batch: one round trip for a whole claim.
-func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
-	var b pgx.Batch
+// DeliveriesUpdate queues the updates (see deliveryTx).
+func (t *deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
 	for _, d := range ds {
-		b.Queue(store.DeliveryUpdateSQL, d.ID, int16(d.Status), d.AttemptCount, optionalTime(d.AvailableTime), d.Lease, d.Consumer,
+		t.pending.Queue(store.DeliveryUpdateSQL, d.ID, int16(d.Status), d.AttemptCount, optionalTime(d.AvailableTime), d.Lease, d.Consumer,
 			optionalTime(d.LeaseStartTime), d.LastError, d.UpdateTime)
 	}
-	return t.tx.SendBatch(ctx, &b).Close()
+	return nil
 }
 
-func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
-	var b pgx.Batch
+// AttemptsInsert queues the inserts (see deliveryTx).
+func (t *deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
 	for _, a := range as {
-		b.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer)
+		t.pending.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer)
 	}
-	return t.tx.SendBatch(ctx, &b).Close()
+	return nil
 }
 
-func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
+func (t *deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, eventsByID, ids)
 	if err != nil {
 		return nil, err
@@ -106,16 +140,18 @@ func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Event, error) { return scan(row, true) })
 }
 
-// EventsSettle locks, then updates, in one round trip: the batch runs its statements in order, each on
-// a snapshot taken when it starts.
-func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Time) error {
-	var b pgx.Batch
-	b.Queue(lockEvents, ids)
-	b.Queue(eventsSettle, ids, now)
-	return t.tx.SendBatch(ctx, &b).Close()
+// EventsSettle queues the lock and then the update (see deliveryTx): the update starts after the lock
+// is held, on a snapshot that sees what the previous holder committed.
+func (t *deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Time) error {
+	t.pending.Queue(lockEvents, ids)
+	t.pending.Queue(eventsSettle, ids, now)
+	return nil
 }
 
-func (t deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams) ([]string, error) {
+func (t *deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams) ([]string, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	q, args := store.RedriveQuery(text, p, func(t time.Time) any { return t },
 		func(col, arg string) string { return "strpos(" + col + ", " + arg + ") > 0" })
 	rows, err := t.tx.Query(ctx, q, args...)

@@ -88,7 +88,11 @@ var (
 )
 
 func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
-	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(deliveryTx{tx}) }))
+	stmts, err := prepared(ctx, d.db)
+	if err != nil {
+		return db.SQLiteError(err)
+	}
+	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(deliveryTx{tx: tx, stmts: stmts}) }))
 }
 
 func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {

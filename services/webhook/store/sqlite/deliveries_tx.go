@@ -13,7 +13,10 @@ import (
 
 // deliveryTx is the SQLite store.DeliveryTx: statements on the single writer's transaction, which no
 // other writer interleaves with, so nothing here locks rows.
-type deliveryTx struct{ tx *sql.Tx }
+type deliveryTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+}
 
 var (
 	deliveriesDue    = sqlq.Rebind(store.DeliveriesDueQuery("", ""))
@@ -27,7 +30,11 @@ var (
 )
 
 func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
-	sub, err := scanSubscription(t.tx.QueryRowContext(ctx, subscriptionGet, id))
+	st, err := t.stmts.stmt(ctx, t.tx, subscriptionGet)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := scanSubscription(st.QueryRowContext(ctx, id))
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("subscription %s not found", id)
 	}
@@ -67,11 +74,19 @@ func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string)
 }
 
 func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
-	return queryDeliveries(ctx, t.tx, deliveriesDue, subscriptionID, now.UnixMicro(), limit)
+	st, err := t.stmts.stmt(ctx, t.tx, deliveriesDue)
+	if err != nil {
+		return nil, err
+	}
+	return queryDeliveries(ctx, st, subscriptionID, now.UnixMicro(), limit)
 }
 
 func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
-	d, err := scanDelivery(t.tx.QueryRowContext(ctx, deliveryGet, id))
+	st, err := t.stmts.stmt(ctx, t.tx, deliveryGet)
+	if err != nil {
+		return nil, err
+	}
+	d, err := scanDelivery(st.QueryRowContext(ctx, id))
 	if err == sql.ErrNoRows {
 		return nil, errs.NotFound("delivery %d not found", id)
 	}
@@ -79,11 +94,10 @@ func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Del
 }
 
 func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
-	stmt, err := t.tx.PrepareContext(ctx, deliveryUpdate)
+	stmt, err := t.stmts.stmt(ctx, t.tx, deliveryUpdate)
 	if err != nil {
 		return err
 	}
-	defer stmt.Close()
 	for _, d := range ds {
 		if _, err := stmt.ExecContext(ctx, d.ID, int32(d.Status), d.AttemptCount, micros(d.AvailableTime), d.Lease, d.Consumer,
 			micros(d.LeaseStartTime), d.LastError, d.UpdateTime.UnixMicro()); err != nil {
@@ -94,11 +108,10 @@ func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) 
 }
 
 func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
-	stmt, err := t.tx.PrepareContext(ctx, attemptInsert)
+	stmt, err := t.stmts.stmt(ctx, t.tx, attemptInsert)
 	if err != nil {
 		return err
 	}
-	defer stmt.Close()
 	for _, a := range as {
 		if _, err := stmt.ExecContext(ctx, a.DeliveryID, a.Number, a.StartTime.UnixMicro(), a.Duration.Microseconds(), a.Outcome,
 			a.Error, a.Consumer); err != nil {
@@ -113,7 +126,11 @@ func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event
 	if err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, eventsByID, string(list))
+	st, err := t.stmts.stmt(ctx, t.tx, eventsByID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, string(list))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +151,11 @@ func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Tim
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.ExecContext(ctx, eventsSettle, string(list), now.UnixMicro())
+	st, err := t.stmts.stmt(ctx, t.tx, eventsSettle)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, string(list), now.UnixMicro())
 	return err
 }
 
@@ -157,8 +178,8 @@ func (t deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams
 	return ids, rows.Err()
 }
 
-func queryDeliveries(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]*store.Delivery, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
+func queryDeliveries(ctx context.Context, st *sql.Stmt, args ...any) ([]*store.Delivery, error) {
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
