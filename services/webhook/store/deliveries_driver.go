@@ -51,6 +51,8 @@ type DeliveryTx interface {
 	DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*Delivery, error)
 	// DeliveryForUpdate returns delivery id, locked (errs.KindNotFound).
 	DeliveryForUpdate(ctx context.Context, id int64) (*Delivery, error)
+	// DeliveriesForUpdate returns, locked in id order, those of the deliveries ids that exist, by id.
+	DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*Delivery, error)
 	// DeliveriesUpdate writes the mutable fields of ds (status, attempt count, available time, lease,
 	// consumer, lease start, last error, update time).
 	DeliveriesUpdate(ctx context.Context, ds []*Delivery) error

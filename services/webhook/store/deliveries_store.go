@@ -2,8 +2,7 @@ package store
 
 import (
 	"context"
-	"math/rand/v2"
-	"slices"
+		"slices"
 	"time"
 
 	"github.com/sergas/core/internal/errs"
@@ -219,27 +218,13 @@ func (s Deliveries) DeliverySettle(ctx context.Context, p SettleParams) (*Delive
 		if err != nil {
 			return err
 		}
-		a := DeliveryAttempt{DeliveryID: d.ID, Attempt: Attempt{Number: int32(d.Lease), StartTime: d.LeaseStartTime,
-			Duration: nonNegative(now.Sub(d.LeaseStartTime)), Outcome: AttemptAcked, Error: p.Error, Consumer: d.Consumer}}
-		d.UpdateTime = now
-		switch {
-		case !p.Nack:
-			d.Status, d.AvailableTime = DeliveryDelivered, time.Time{}
-		default:
-			a.Outcome, d.LastError = AttemptNacked, p.Error
-			sub, err := tx.SubscriptionGet(ctx, d.SubscriptionID)
-			if err != nil {
+		var sub *Subscription
+		if p.Nack {
+			if sub, err = tx.SubscriptionGet(ctx, d.SubscriptionID); err != nil {
 				return err
 			}
-			if d.AttemptCount > sub.Retry.MaxRetries {
-				d.Status, d.AvailableTime = DeliveryDeadLetter, time.Time{}
-				break
-			}
-			d.Status, d.AvailableTime = DeliveryFailed, micro(p.RetryAt)
-			if p.RetryAt.IsZero() {
-				d.AvailableTime = now.Add(Backoff(sub.Retry, d.AttemptCount, EqualJitter, rand.Float64())).Truncate(time.Microsecond)
-			}
 		}
+		a := settleOne(d, p, sub)
 		if err := tx.DeliveriesUpdate(ctx, []*Delivery{d}); err != nil {
 			return err
 		}
@@ -285,10 +270,18 @@ func (s Deliveries) DeliveryExtend(ctx context.Context, id, leaseNo int64, now, 
 func current(ctx context.Context, tx DeliveryTx, id, leaseNo int64) (*Delivery, error) {
 	d, err := tx.DeliveryForUpdate(ctx, id)
 	if errs.KindOf(err) == errs.KindNotFound {
-		return nil, errs.NotFound("delivery %d not found", id)
+		return check(nil, id, leaseNo)
 	}
 	if err != nil {
 		return nil, err
+	}
+	return check(d, id, leaseNo)
+}
+
+// check refuses d (delivery id, nil when not stored) unless lease leaseNo is its current lease.
+func check(d *Delivery, id, leaseNo int64) (*Delivery, error) {
+	if d == nil {
+		return nil, errs.NotFound("delivery %d not found", id)
 	}
 	if d.Status != DeliveryLeased || d.Lease != leaseNo {
 		return nil, errs.New(errs.KindFailedPrecondition, "lease %d of delivery %d is not current: it was settled or handed out again", leaseNo, id)

@@ -50,6 +50,8 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryBackend) {
 		"RacingAcksDeliverOnce":         testRacingAcks,
 		"IngestRacingSubscriptions":     testIngestRacingSubscriptions,
 		"ConcurrentSettlesOfOneEvent":   testConcurrentSettles,
+		"SettleBatch":                   testSettleBatch,
+		"SettleBatchesRace":             testSettleBatchesRace,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}

@@ -54,10 +54,16 @@ func BenchFanOut(b *testing.B, newStore func(b *testing.B) store.Store) {
 }
 
 // BenchClaimAck measures the consumer's side per delivery: claims of 10 from one subscription, each
-// delivery then acked on its own (DeliverySettle), from one goroutine.
+// delivery then acked on its own (DeliverySettle), or the 10 in one DeliverySettleBatch (batch), from one
+// goroutine.
 func BenchClaimAck(b *testing.B, newStore func(b *testing.B) store.Store) {
+	for _, batch := range []bool{false, true} {
+		b.Run(fmt.Sprint("batch=", batch), func(b *testing.B) { benchClaimAck(b, newStore(b), batch) })
+	}
+}
+
+func benchClaimAck(b *testing.B, s store.Store, batch bool) {
 	ctx := context.Background()
-	s := newStore(b)
 	sub := newSubscription("bench", store.Filter{})
 	if err := s.SubscriptionCreate(ctx, sub); err != nil {
 		b.Fatal(err)
@@ -78,9 +84,19 @@ func BenchClaimAck(b *testing.B, newStore func(b *testing.B) store.Store) {
 		if err != nil || len(cs) == 0 {
 			b.Fatalf("claim: %d %v", len(cs), err)
 		}
+		var ps []store.SettleParams
 		for _, c := range cs {
-			if _, err := s.DeliverySettle(ctx, store.SettleParams{ID: c.Delivery.ID, Lease: c.Delivery.Lease, Now: now}); err != nil {
+			ps = append(ps, store.SettleParams{ID: c.Delivery.ID, Lease: c.Delivery.Lease, Now: now})
+		}
+		if batch {
+			if _, err := s.(BatchSettler).DeliverySettleBatch(ctx, ps); err != nil {
 				b.Fatal(err)
+			}
+		} else {
+			for _, p := range ps {
+				if _, err := s.DeliverySettle(ctx, p); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 		done += len(cs)

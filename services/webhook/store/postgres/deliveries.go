@@ -53,6 +53,11 @@ func (s *Store) DeliverySettle(ctx context.Context, p store.SettleParams) (*stor
 	return s.deliveries().DeliverySettle(ctx, p)
 }
 
+// DeliverySettleBatch settles ps in one transaction (see store.Deliveries.DeliverySettleBatch).
+func (s *Store) DeliverySettleBatch(ctx context.Context, ps []store.SettleParams) ([]store.SettleResult, error) {
+	return s.deliveries().DeliverySettleBatch(ctx, ps)
+}
+
 // DeliveryExtend implements store.DeliveryStore.
 func (s *Store) DeliveryExtend(ctx context.Context, id, lease int64, now, until time.Time) (*store.Delivery, error) {
 	return s.deliveries().DeliveryExtend(ctx, id, lease, now, until)

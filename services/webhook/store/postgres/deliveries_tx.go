@@ -35,8 +35,10 @@ var (
 	// deliveriesDue skips the rows other claims hold: two claims never wait on, nor take, one delivery.
 	// A row another claim leased and committed meanwhile is re-checked against the WHERE and no longer
 	// matches (its available time moved to the end of the new lease).
-	deliveriesDue    = store.DeliveriesDueQuery(text, " FOR UPDATE SKIP LOCKED")
-	deliveryLock     = deliveryGet + " FOR UPDATE"
+	deliveriesDue = store.DeliveriesDueQuery(text, " FOR UPDATE SKIP LOCKED")
+	deliveryLock  = deliveryGet + " FOR UPDATE"
+	// deliveriesLock locks in id order: two batches naming the same deliveries take them in one order.
+	deliveriesLock   = `SELECT ` + store.DeliveryColumns(text) + ` FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`
 	deliveriesDelete = store.DeliveriesDeleteQuery(text)
 	eventsByID       = `SELECT ` + allColumns + ` FROM events WHERE id = ANY($1::uuid[])`
 	// lockEvents takes the events' row locks in id order before their status is computed: a settle that
@@ -110,6 +112,17 @@ func (t *deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.De
 		return nil, errs.NotFound("delivery %d not found", id)
 	}
 	return d, err
+}
+
+func (t *deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*store.Delivery, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(ctx, deliveriesLock, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
 }
 
 // DeliveriesUpdate queues the updates (see deliveryTx).

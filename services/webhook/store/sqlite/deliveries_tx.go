@@ -25,8 +25,9 @@ var (
 	attemptsDelete   = sqlq.Rebind(store.AttemptsDeleteSQL)
 	deliveriesDelete = sqlq.Rebind(store.DeliveriesDeleteQuery(""))
 	// The ids are one JSON array argument: one statement text whatever their number.
-	eventsSettle = sqlq.Rebind(store.EventsSettleQuery(`id IN (SELECT value FROM json_each($1))`))
-	eventsByID   = `SELECT ` + allColumns + ` FROM events WHERE id IN (SELECT value FROM json_each(?1))`
+	eventsSettle   = sqlq.Rebind(store.EventsSettleQuery(`id IN (SELECT value FROM json_each($1))`))
+	deliveriesByID = `SELECT ` + store.DeliveryColumns("") + ` FROM deliveries WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id`
+	eventsByID     = `SELECT ` + allColumns + ` FROM events WHERE id IN (SELECT value FROM json_each(?1))`
 )
 
 func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
@@ -91,6 +92,27 @@ func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Del
 		return nil, errs.NotFound("delivery %d not found", id)
 	}
 	return d, err
+}
+
+func (t deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*store.Delivery, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.QueryContext(ctx, deliveriesByID, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
