@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-		"slices"
+	"slices"
 	"time"
 
 	"github.com/sergas/core/internal/errs"
