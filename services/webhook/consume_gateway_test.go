@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -95,4 +96,111 @@ func serveGateway(t *testing.T, env map[string]string) string {
 		t.Fatal("the gateway did not start")
 	}
 	return ""
+}
+
+// End to end through the gateway's real Serve (1 s request timeout, so a write timeout of 6 s): a
+// consumer's Receive over REST gets each signed webhook as an NDJSON line as it is stored, on a stream
+// that outlives every timeout, and acknowledges it over REST.
+func TestReceiveThroughTheGatewayEndToEnd(t *testing.T) {
+	t.Parallel()
+	consumer := authtest.NewKey(t, "agent", auth.ScopeWebhookConsume)
+	admin := authtest.NewKey(t, "admin", auth.ScopeWebhookAdmin)
+	gw := authtest.NewKey(t, "gateway", auth.ScopeWebhookIngest)
+	e := startE2E(t, db.SQLite, map[string]string{"AUTH_API_KEYS": authtest.JSON(consumer, admin, gw), "GATEWAY_WEBHOOK_API_KEY": gw.Key})
+	base := serveGateway(t, map[string]string{"WEBHOOK_GRPC_ENDPOINT": e.webhookAddr, "GATEWAY_REQUEST_TIMEOUT": "1s"})
+	conn, err := grpc.NewClient(e.webhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(admin.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sub, err := webhookv1.NewWebhookServiceClient(conn).CreateSubscription(t.Context(), &webhookv1.CreateSubscriptionRequest{Name: "agents"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(body, id string) string {
+		code, _, out := e.post(t, body, "X-Hub-Signature-256", ghSig(e2eSecret, body), "X-GitHub-Delivery", id)
+		if code != 202 {
+			t.Fatalf("webhook %s: %d %v", id, code, out)
+		}
+		return out["eventId"].(string)
+	}
+	rest := func(method, path, body string) *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+consumer.Key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// The gateway answers a stream's headers with its first message, so one is waiting before it opens.
+	start := time.Now()
+	first := send(`{"n":1}`, "d-1")
+	resp := rest("POST", "/v1/webhook/deliveries:receive", `{"subscriptionId":"`+sub.GetSubscription().GetId()+`","consumer":"agent-1"}`)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(nil, 1<<20)
+	next := func() (eventID, ackID string) {
+		t.Helper()
+		read := make(chan bool, 1)
+		go func() { read <- lines.Scan() }()
+		select {
+		case ok := <-read:
+			if !ok {
+				t.Fatalf("the stream ended: %v", lines.Err())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no line within 10 s")
+		}
+		var line struct {
+			Result *struct {
+				Deliveries []struct {
+					AckID string `json:"ackId"`
+					Event struct {
+						ID string `json:"id"`
+					} `json:"event"`
+				} `json:"deliveries"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &line); err != nil || line.Result == nil || len(line.Result.Deliveries) != 1 {
+			t.Fatalf("line %s", lines.Text())
+		}
+		return line.Result.Deliveries[0].Event.ID, line.Result.Deliveries[0].AckID
+	}
+	ack := func(ackID string) {
+		t.Helper()
+		r := rest("POST", "/v1/webhook/deliveries:ack", `{"ackIds":["`+ackID+`"]}`)
+		defer r.Body.Close()
+		var out struct {
+			Refused []string `json:"refusedAckIds"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&out); err != nil || r.StatusCode != http.StatusOK || len(out.Refused) != 0 {
+			t.Fatalf("ack: %d %v %v", r.StatusCode, out, err)
+		}
+	}
+	if got, ackID := next(); got != first {
+		t.Fatalf("received %s, want %s", got, first)
+	} else {
+		ack(ackID)
+	}
+	// The precondition is time itself: the stream must outlive the request and write timeouts.
+	select {
+	case <-time.After(6500 * time.Millisecond):
+	case <-t.Context().Done():
+	}
+	second := send(`{"n":2}`, "d-2")
+	if got, ackID := next(); got != second {
+		t.Fatalf("received %s, want %s", got, second)
+	} else {
+		ack(ackID)
+	}
+	if took := time.Since(start); took < 6500*time.Millisecond {
+		t.Fatalf("the stream lasted %v", took)
+	}
 }
