@@ -171,6 +171,9 @@ type DeliveryStore interface {
 
 	DeliveryClaim(ctx context.Context, p ClaimParams) ([]Claimed, error)
 	DeliverySettle(ctx context.Context, p SettleParams) (*Delivery, error)
+	// DeliverySettleBatch settles many leases in one transaction; a lease that is not current is refused
+	// in its own result without failing the others.
+	DeliverySettleBatch(ctx context.Context, ps []SettleParams) ([]SettleResult, error)
 	// DeliveryExtend moves the end of the current lease to until.
 	DeliveryExtend(ctx context.Context, id, lease int64, now, until time.Time) (*Delivery, error)
 	// DeliveryInFlight counts the deliveries of the subscription leased to consumer whose lease has not
