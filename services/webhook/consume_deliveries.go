@@ -165,7 +165,7 @@ func (s *Server) RedriveDeliveries(ctx context.Context, req *webhookv1.RedriveDe
 		return nil, err
 	}
 	if n > 0 {
-		s.wakeConsumers()
+		s.wakeSubscription(p.SubscriptionID)
 	}
 	s.log.Info("dead letters redriven", "service", "webhook", "subscription", p.SubscriptionID, "redriven", n)
 	return &webhookv1.RedriveDeliveriesResponse{Redriven: n}, nil

@@ -107,7 +107,7 @@ func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhook
 	size := 0
 	// Each pass claims or waits; waits end by end, so the loop is bounded by wait.
 	for {
-		woken := st.wake.wait()
+		woken, subWoken := st.wake.wait(), st.subWake(sub).wait()
 		got, err := s.claim(ctx, ds, sub, consumer, s.claimLimit(want-len(resp.Deliveries), maxMessageBytes-size))
 		if err != nil {
 			if len(resp.Deliveries) > 0 {
@@ -130,14 +130,15 @@ func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhook
 		if left <= 0 {
 			return resp, nil
 		}
-		if !st.sleep(ctx, woken, min(left, time.Duration(st.pollInterval.Load()))) {
+		if !st.sleep(ctx, woken, subWoken, min(left, time.Duration(st.pollInterval.Load()))) {
 			return nil, ctx.Err()
 		}
 	}
 }
 
-// sleep waits for woken or d; false when ctx ended first.
-func (st *consumeState) sleep(ctx context.Context, woken <-chan struct{}, d time.Duration) bool {
+// sleep waits for a wake-up (woken: any subscription's news; subWoken: the consumer's subscription's) or
+// d; false when ctx ended first.
+func (st *consumeState) sleep(ctx context.Context, woken, subWoken <-chan struct{}, d time.Duration) bool {
 	st.waiting.Add(1)
 	defer st.waiting.Add(-1)
 	t := time.NewTimer(d)
@@ -146,6 +147,7 @@ func (st *consumeState) sleep(ctx context.Context, woken <-chan struct{}, d time
 	case <-ctx.Done():
 		return false
 	case <-woken:
+	case <-subWoken:
 	case <-t.C:
 	}
 	return true
@@ -172,7 +174,7 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 	}
 	st := s.consume()
 	for {
-		woken := st.wake.wait()
+		woken, subWoken := st.wake.wait(), st.subWake(sub).wait()
 		if err := ctx.Err(); err != nil {
 			return err // stopping or cancelled: nothing more is claimed
 		}
@@ -192,7 +194,7 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 				continue // top up again at once: more may be waiting
 			}
 		}
-		if !st.sleep(ctx, woken, time.Duration(st.pollInterval.Load())) {
+		if !st.sleep(ctx, woken, subWoken, time.Duration(st.pollInterval.Load())) {
 			return ctx.Err()
 		}
 	}

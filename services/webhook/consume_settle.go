@@ -82,6 +82,17 @@ feed:
 // errNotTried marks an ack id settleEach did not get to.
 var errNotTried = errors.New("not tried")
 
+// wakeSubscriptions wakes the consumers of the subscriptions refs name, each once.
+func (s *Server) wakeSubscriptions(refs []ackRef) {
+	woken := map[string]bool{}
+	for _, r := range refs {
+		if !woken[r.subscriptionID] {
+			woken[r.subscriptionID] = true
+			s.wakeSubscription(r.subscriptionID)
+		}
+	}
+}
+
 // Ack implements webhookv1.WebhookServiceServer.
 func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1.AckResponse, error) {
 	ds, err := s.deliveryStore()
@@ -93,7 +104,7 @@ func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1
 		return nil, err
 	}
 	// Settling frees room in the consumer's in-flight budget: its Receive may top up.
-	defer s.wakeConsumers()
+	defer s.wakeSubscriptions(refs)
 	refused, err := settleEach(ctx, ids, refs, func(ctx context.Context, ref ackRef) error {
 		now := s.now()
 		d, err := ds.DeliverySettle(ctx, store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now})
@@ -125,7 +136,8 @@ func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhook
 	if err := validate.Text("error", req.GetError(), maxNackError, false); err != nil {
 		return nil, err
 	}
-	defer s.wakeConsumers()
+	// A nacked delivery may be due at once, and settling frees room: wake the subscriptions' consumers.
+	defer s.wakeSubscriptions(refs)
 	refused, err := settleEach(ctx, ids, refs, func(ctx context.Context, ref ackRef) error {
 		now := s.now()
 		p := store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, Nack: true, Error: req.GetError()}

@@ -63,7 +63,12 @@ func (w *wakeup) notify() {
 
 // consumeState is a server's pull-consumer state.
 type consumeState struct {
+	// wake is for news about every subscription (events stored: Ingest does not know which
+	// subscriptions they matched); subs holds one wakeup per subscription consumed here, for news about
+	// it alone (a settle that frees room or gives a delivery back, a redrive), so that a busy consumer's
+	// acks do not wake the consumers of every other subscription.
 	wake         *wakeup
+	subs         sync.Map // subscription id -> *wakeup
 	pollInterval atomic.Int64 // a time.Duration
 	// waiting counts the consumers waiting for a wake-up (tests wait for it before they wake them).
 	waiting atomic.Int32
@@ -84,6 +89,25 @@ func (s *Server) consume() *consumeState {
 	return actual.(*consumeState)
 }
 
-// wakeConsumers tells waiting consumers that deliveries may have become available: Ingest calls it
-// after the commit that stored new events (and their deliveries), Ack and Nack after they settle.
+// subWake returns the wakeup of subscription sub, made on first use (by a consumer of a subscription
+// that exists; one per subscription consumed since the start).
+func (st *consumeState) subWake(sub string) *wakeup {
+	if w, ok := st.subs.Load(sub); ok {
+		return w.(*wakeup)
+	}
+	w, _ := st.subs.LoadOrStore(sub, newWakeup())
+	return w.(*wakeup)
+}
+
+// wakeSubscription tells the consumers waiting on subscription sub that deliveries may have become
+// available or room may have been freed. Only subscriptions a consumer has waited on have a wakeup: the
+// ids of ack ids are the caller's to choose, and must not add entries.
+func (s *Server) wakeSubscription(sub string) {
+	if w, ok := s.consume().subs.Load(sub); ok {
+		w.(*wakeup).notify()
+	}
+}
+
+// wakeConsumers tells every waiting consumer that deliveries may have become available: Ingest calls it
+// after the commit that stored new events (and their deliveries).
 func (s *Server) wakeConsumers() { s.consume().wake.notify() }
