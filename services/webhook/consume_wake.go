@@ -68,7 +68,7 @@ type consumeState struct {
 	// it alone (a settle that frees room or gives a delivery back, a redrive), so that a busy consumer's
 	// acks do not wake the consumers of every other subscription.
 	wake         *wakeup
-	subs         sync.Map // subscription id -> *wakeup
+	subs         sync.Map     // subscription id -> *wakeup
 	pollInterval atomic.Int64 // a time.Duration
 	// waiting counts the consumers waiting for a wake-up (tests wait for it before they wake them).
 	waiting atomic.Int32
