@@ -82,7 +82,9 @@ const AttemptInsertSQL = `INSERT INTO delivery_attempts (delivery_id, number, st
 // $3, from the deliveries_in_flight index alone (its predicate written literally).
 const InFlightQuery = `SELECT count(*) FROM deliveries WHERE subscription_id = $1 AND consumer = $2 AND status = 2 AND available_time > $3`
 
-// AttemptsDeleteSQL deletes the attempts of the deliveries of subscription $1.
+// AttemptsDeleteSQL deletes the attempts of the deliveries of subscription $1, before they are deleted:
+// right on SQLite, where no settle interleaves; PostgreSQL deletes the attempts after the deliveries,
+// by id (see its DeliveriesDelete).
 const AttemptsDeleteSQL = `DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE subscription_id = $1)`
 
 // DeliveriesDeleteQuery deletes the deliveries of subscription $1 and returns the event ids of those not

@@ -49,6 +49,6 @@ func TestDeliveryPlansUseIndexes(t *testing.T) {
 	q, args := store.RedriveQuery(text, storetest.PlanRedrive, func(t time.Time) any { return t },
 		func(col, arg string) string { return "strpos(" + col + ", " + arg + ") > 0" })
 	check("redrive", q, args, "deliveries_subscription_id |deliveries_status_id ")
-	check("delete attempts", store.AttemptsDeleteSQL, []any{storetest.PlanSubscriptionID}, "deliveries_subscription_id ", "delivery_attempts_pkey")
+	check("delete attempts", attemptsDelete, []any{[]int64{1, 2}}, "delivery_attempts_pkey")
 	check("delete deliveries", deliveriesDelete, []any{storetest.PlanSubscriptionID}, "deliveries_subscription_id ")
 }

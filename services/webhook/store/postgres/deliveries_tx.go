@@ -39,7 +39,8 @@ var (
 	deliveryLock  = deliveryGet + " FOR UPDATE"
 	// deliveriesLock locks in id order: two batches naming the same deliveries take them in one order.
 	deliveriesLock   = `SELECT ` + store.DeliveryColumns(text) + ` FROM deliveries WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`
-	deliveriesDelete = store.DeliveriesDeleteQuery(text)
+	deliveriesDelete = `DELETE FROM deliveries WHERE subscription_id = $1 RETURNING id, event_id::text, status`
+	attemptsDelete   = `DELETE FROM delivery_attempts WHERE delivery_id = ANY($1::bigint[])`
 	eventsByID       = `SELECT ` + allColumns + ` FROM events WHERE id = ANY($1::uuid[])`
 	// lockEvents takes the events' row locks in id order before their status is computed: a settle that
 	// waited here then reads, in the next statement, every delivery change its predecessor committed (the
@@ -69,27 +70,35 @@ func (t *deliveryTx) SubscriptionDelete(ctx context.Context, id string) (bool, e
 	return tag.RowsAffected() == 1, err
 }
 
+// DeliveriesDelete deletes the deliveries first and then their attempts, in a later statement: a settle
+// that held one of the deliveries (and recorded an attempt) has committed by the time the delete of the
+// delivery got past its lock, so the second statement sees, and deletes, that attempt too. The other
+// order (SQLite's, where no settle interleaves) would leave it behind.
 func (t *deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string) ([]string, error) {
 	if err := t.flush(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := t.tx.Exec(ctx, store.AttemptsDeleteSQL, subscriptionID); err != nil {
 		return nil, err
 	}
 	rows, err := t.tx.Query(ctx, deliveriesDelete, subscriptionID)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	var id string
+	var events []string
+	var ids []int64
+	var id int64
+	var event string
 	var status int16
-	_, err = pgx.ForEachRow(rows, []any{&id, &status}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &event, &status}, func() error {
+		ids = append(ids, id)
 		if store.DeliveryStatus(status) != store.DeliveryDelivered {
-			ids = append(ids, id)
+			events = append(events, event)
 		}
 		return nil
 	})
-	return ids, err
+	if err != nil {
+		return nil, err
+	}
+	_, err = t.tx.Exec(ctx, attemptsDelete, ids)
+	return events, err
 }
 
 func (t *deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
