@@ -13,8 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/keyring"
 	"github.com/sergas/core/services/webhook/store"
@@ -426,6 +428,28 @@ func TestRenewerPagesPastWaitingChannels(t *testing.T) {
 		}
 		if got := r.get(t, c.GetChannelId()); got.GetRenewTime().AsTime() != now {
 			t.Fatalf("the healthy channel was not renewed behind %d waiting ones: %v", renewPage+20, got)
+		}
+	})
+}
+
+// A managed channel's notification whose token the keys in force cannot open (the key that sealed it
+// was removed) is refused as unavailable, so that Zoho retries, and counted as channel_keys: never as a
+// forgery, and never stored.
+func TestChannelTokenUnopenableIsUnavailable(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newChannelRig(t, d)
+		c := r.create(t, "Deals.all")
+		w, _ := r.zoho.Channel(c.GetChannelId())
+		spec, _ := keyring.NewKeySpec("k2")
+		other, _ := keyring.Parse(spec)
+		r.srv.chans.ring = other
+		before := promtest.ToFloat64(refusedTotal.WithLabelValues("crm", reasonChannelKeys))
+		body := `{"server_time":1,"module":"Deals","operation":"insert","ids":["1"],"channel_id":"` + c.GetChannelId() + `","token":"` + w.Token + `"}`
+		if _, err := r.client.Ingest(t.Context(), &webhookv1.IngestRequest{Source: "crm", Body: []byte(body)}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("unopenable token: %v, want Unavailable", err)
+		}
+		if promtest.ToFloat64(refusedTotal.WithLabelValues("crm", reasonChannelKeys)) < before+1 || r.stored(t) != 0 {
+			t.Fatal("not counted as channel_keys, or stored")
 		}
 	})
 }

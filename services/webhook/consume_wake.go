@@ -74,20 +74,15 @@ type consumeState struct {
 	waiting atomic.Int32
 }
 
-// consumeStates holds each Server's consumeState. It lives beside the Server rather than in it only
-// because server.go is not this change's to edit; a field set in NewServer should replace it.
-var consumeStates sync.Map // *Server -> *consumeState
-
-// consume returns s's pull-consumer state, made on first use.
-func (s *Server) consume() *consumeState {
-	if st, ok := consumeStates.Load(s); ok {
-		return st.(*consumeState)
-	}
+// newConsumeState is a server's pull-consumer state at DefaultReceivePollInterval.
+func newConsumeState() *consumeState {
 	st := &consumeState{wake: newWakeup()}
 	st.pollInterval.Store(int64(DefaultReceivePollInterval))
-	actual, _ := consumeStates.LoadOrStore(s, st)
-	return actual.(*consumeState)
+	return st
 }
+
+// consume returns s's pull-consumer state.
+func (s *Server) consume() *consumeState { return s.consumer }
 
 // subWake returns the wakeup of subscription sub, made on first use (by a consumer of a subscription
 // that exists; one per subscription consumed since the start).

@@ -6,7 +6,7 @@ import "testing"
 // ack id's is the caller's to choose) adds no entry; Ingest's wake-up reaches everyone. Notify closes
 // the channels before it returns, so what was not woken by then never will be by that call.
 func TestSubscriptionWakeups(t *testing.T) {
-	s := &Server{}
+	s := &Server{consumer: newConsumeState()}
 	st := s.consume()
 	a, b, all := st.subWake("a").wait(), st.subWake("b").wait(), st.wake.wait()
 	s.wakeSubscription("a")

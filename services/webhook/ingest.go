@@ -79,7 +79,11 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		var r *refusal
 		if !errors.As(err, &r) {
 			// A lookup (of a stored channel) failed: the sender should retry, not be told it forged.
-			return refuse(reasonStoreError, errs.Wrap(errs.KindUnavailable, err, "cannot verify the delivery now"))
+			reason := reasonStoreError
+			if errs.KindOf(err) == errs.KindFailedPrecondition {
+				reason = reasonChannelKeys
+			}
+			return refuse(reason, errs.Wrap(errs.KindUnavailable, err, "cannot verify the delivery now"))
 		}
 		if !r.unauthenticated() {
 			return refuse(r.reason, errs.Invalid("%s", r.msg))
@@ -120,6 +124,10 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 	result := "stored"
 	if dup {
 		result = "duplicate"
+	} else {
+		// The event and its deliveries are committed: consumers waiting here look now, not at their
+		// next poll.
+		s.wakeConsumers()
 	}
 	acceptedTotal.WithLabelValues(label, result).Inc()
 	return &webhookv1.IngestResponse{EventId: stored.ID, Duplicate: dup}, nil

@@ -38,9 +38,11 @@ type Server struct {
 	chans *channels
 	// deliveries keeps subscriptions and deliveries (issue #10); nil on a store without them.
 	deliveries store.DeliveryStore
-	ring       *keyring.Keyring
-	tokens     accessTokens
-	now        func() time.Time
+	// consumer is the pull consumers' state (wake-ups, poll interval).
+	consumer *consumeState
+	ring     *keyring.Keyring
+	tokens   accessTokens
+	now      func() time.Time
 }
 
 var _ webhookv1.WebhookServiceServer = (*Server)(nil)
@@ -67,6 +69,7 @@ func NewServer(s store.Store, cfg Config, opts ...Option) *Server {
 		backlog:  &backlog{max: int64(cfg.MaxQueueSize)},
 		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:      time.Now,
+		consumer: newConsumeState(),
 	}
 	srv.backlog.counter, _ = s.(store.BacklogCounter)
 	srv.refusals = newRefusals(srv.log, nil)

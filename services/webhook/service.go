@@ -52,6 +52,8 @@ type Config struct {
 	Channels ChannelConfig
 	// MaxRetries (WEBHOOK_MAX_RETRIES) is a new subscription's retries unless it sets its own.
 	MaxRetries int
+	// Consume is how pull consumers are served (consume_wake.go).
+	Consume ConsumeConfig
 
 	// sources is what LoadConfig built and checked (and, for a file, keeps re-reading).
 	sources *sourceProvider
@@ -75,6 +77,7 @@ func LoadConfig(env *config.Env) Config {
 		Development:          app.Development(env),
 		Channels:             loadChannelConfig(env, app.Development(env)),
 		MaxRetries:           env.Int("WEBHOOK_MAX_RETRIES", 5, 0, maxRetriesLimit),
+		Consume:              LoadConsumeConfig(env),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
@@ -203,7 +206,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 		st.Close()
 		return nil, err
 	}
-	srv := NewServer(st, cfg, append(append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit)}, chOpts...), opts...)...)
+	srv := NewServer(st, cfg, append(append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit), WithConsumeConfig(cfg.Consume)}, chOpts...), opts...)...)
 	srv.logSources()
 	return &Service{StoreService: app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), server: srv, elector: elector}, nil
 }

@@ -213,6 +213,9 @@ func (s *Server) setSubscriptionState(ctx context.Context, id string, state stor
 	if err != nil {
 		return nil, err
 	}
+	if state == store.SubscriptionActive {
+		s.wakeSubscription(id)
+	}
 	return subscriptionProto(sub), nil
 }
 
@@ -243,6 +246,8 @@ func (s *Server) DeleteSubscription(ctx context.Context, req *webhookv1.DeleteSu
 	if err := ds.SubscriptionDelete(ctx, id); err != nil {
 		return nil, err
 	}
+	forgetSubscriptionMetrics(id)
+	s.wakeSubscription(id) // its waiting consumers find it gone and end
 	return &webhookv1.DeleteSubscriptionResponse{}, nil
 }
 

@@ -41,6 +41,9 @@ const (
 	reasonSourceLimited    = "source_rate_limited"
 	reasonBacklogFull      = "backlog_full"
 	reasonStoreError       = "store_error"
+	// reasonChannelKeys: a managed channel's token could not be opened (WEBHOOK_ENCRYPTION_KEYS lacks
+	// the key that sealed it); the sender is told to retry, the operator must restore the key.
+	reasonChannelKeys = "channel_keys"
 )
 
 // refusal is a verifier's answer to a delivery it does not accept. msg is for the sender: it says what
