@@ -93,6 +93,34 @@ func (s *Server) wakeSubscriptions(refs []ackRef) {
 	}
 }
 
+// settleBatch settles every ack id's lease in one transaction (DeliverySettleBatch: one commit for the
+// call, where one per ack id made a consumer acking each delivery wait on a commit per delivery) and
+// returns the ack ids refused, in request order. An error settles none of them.
+func (s *Server) settleBatch(ctx context.Context, ds store.DeliveryStore, ids []string, refs []ackRef,
+	params func(ref ackRef, now time.Time) store.SettleParams) ([]string, error) {
+	now := s.now()
+	ps := make([]store.SettleParams, len(refs))
+	for i, r := range refs {
+		ps[i] = params(r, now)
+	}
+	results, err := ds.DeliverySettleBatch(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	var refused []string
+	for i, r := range results {
+		switch {
+		case r.Err == nil:
+			observeSettled(r.Delivery, now)
+		case refusedLease(r.Err):
+			refused = append(refused, ids[i])
+		default:
+			return nil, r.Err
+		}
+	}
+	return refused, nil
+}
+
 // Ack implements webhookv1.WebhookServiceServer.
 func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1.AckResponse, error) {
 	ds, err := s.deliveryStore()
@@ -105,13 +133,8 @@ func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1
 	}
 	// Settling frees room in the consumer's in-flight budget: its Receive may top up.
 	defer s.wakeSubscriptions(refs)
-	refused, err := settleEach(ctx, ids, refs, func(ctx context.Context, ref ackRef) error {
-		now := s.now()
-		d, err := ds.DeliverySettle(ctx, store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now})
-		if err == nil {
-			observeSettled(d, now)
-		}
-		return err
+	refused, err := s.settleBatch(ctx, ds, ids, refs, func(ref ackRef, now time.Time) store.SettleParams {
+		return store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now}
 	})
 	if err != nil {
 		return nil, err
@@ -138,18 +161,13 @@ func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhook
 	}
 	// A nacked delivery may be due at once, and settling frees room: wake the subscriptions' consumers.
 	defer s.wakeSubscriptions(refs)
-	refused, err := settleEach(ctx, ids, refs, func(ctx context.Context, ref ackRef) error {
-		now := s.now()
+	refused, err := s.settleBatch(ctx, ds, ids, refs, func(ref ackRef, now time.Time) store.SettleParams {
 		p := store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, Nack: true, Error: req.GetError()}
 		if delaySet {
 			// A zero delay is "now", not "the backoff" (which an unset delay means): RetryAt must not be zero.
 			p.RetryAt = now.Add(delay)
 		}
-		d, err := ds.DeliverySettle(ctx, p)
-		if err == nil {
-			observeSettled(d, now)
-		}
-		return err
+		return p
 	})
 	if err != nil {
 		return nil, err
