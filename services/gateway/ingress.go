@@ -118,10 +118,11 @@ func (g *Gateway) ingestError(w http.ResponseWriter, r *http.Request, err error)
 		w.Header().Set("Retry-After", strconv.Itoa(int(ownCredentialRetryAfter.Seconds())))
 		writeStatus(w, http.StatusServiceUnavailable, codes.Unavailable, "service unavailable")
 	case st.Code() == codes.ResourceExhausted && reason == "":
-		// The guard's budget of the gateway's own key, which all sources share: the sender is not sending
-		// too much, we are taking too little.
+		// A guard budget of the gateway's own key (webhook:ingest itself spends none: the sender address's
+		// and the source's budgets bound deliveries), e.g. the key also declared an internal client, or
+		// its failed-call budget: the sender is not sending too much, we are taking too little.
 		ingestCredentialRefused.Inc()
-		g.transportLog.Error("the gateway's own credential is over its rate limit at the webhook service: raise RATE_LIMIT_PER_SECOND (the write class) above the sum of the sources' rates",
+		g.transportLog.Error("the gateway's own credential is over a rate limit at the webhook service: check the RATE_LIMIT_* budgets that apply to GATEWAY_WEBHOOK_API_KEY",
 			"service", "gateway")
 		wait, ok := ratelimit.RetryAfter(err)
 		if !ok {
