@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -38,6 +40,11 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 			writeStatus(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("body exceeds %d bytes", g.cfg.WebhookMaxBodyBytes))
 			return
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server's ReadTimeout (GATEWAY_REQUEST_TIMEOUT) cut a body that arrived too slowly.
+			writeStatus(w, http.StatusRequestTimeout, codes.DeadlineExceeded, "request body not received within the request timeout")
+			return
+		}
 		g.httpError(w, r, status.Error(codes.InvalidArgument, "could not read request body"))
 		return
 	}
@@ -63,6 +70,12 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := g.webhook.Ingest(ctx, req)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// GATEWAY_REQUEST_TIMEOUT ran out (serveBounded's deadline, or http.TimeoutHandler's, which
+			// then answers this itself): the answer TimeoutHandler gives, not the 504 of DEADLINE_EXCEEDED.
+			writeStatus(w, http.StatusServiceUnavailable, codes.DeadlineExceeded, "request timed out")
+			return
+		}
 		g.ingestError(w, r, err)
 		return
 	}
