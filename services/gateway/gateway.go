@@ -40,6 +40,8 @@ type Gateway struct {
 	tls     *tls.Config
 	// transportLog samples the causes of transport failures, which a caller can trigger at will.
 	transportLog *sampledLog
+	proofs       *proofCache // client-address proofs of the current second
+	bearer       bearer      // the Authorization value of WebhookCredential's key
 }
 
 // New dials every service (lazily: a service that is down only fails its own routes and /readyz) and
@@ -47,7 +49,7 @@ type Gateway struct {
 // creds secure the connections to the services (TLS or mTLS, or plaintext); tlsCfg, when not nil, serves
 // HTTPS.
 func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.TransportCredentials, tlsCfg *tls.Config) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg, transportLog: newSampledLog(log, 1, 5)}
+	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg, transportLog: newSampledLog(log, 1, 5), proofs: newProofCache()}
 	if cfg.ClientAddrSecret == nil { // a Config not made by LoadConfig (tests)
 		g.cfg.ClientAddrSecret, _ = clientaddr.LoadSecret(config.FromMap(nil))
 	}

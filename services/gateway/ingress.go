@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -33,7 +32,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusMethodNotAllowed, codes.InvalidArgument, "webhooks are received with POST")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.WebhookMaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, g.cfg.WebhookMaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -48,7 +47,8 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		g.httpError(w, r, status.Error(codes.InvalidArgument, "could not read request body"))
 		return
 	}
-	req := &webhookv1.IngestRequest{Source: r.PathValue("source"), Body: body}
+	req := &webhookv1.IngestRequest{Source: r.PathValue("source"), Body: body, Headers: make([]*webhookv1.Header, 0, len(r.Header))}
+	headers := make([]webhookv1.Header, len(r.Header)) // one allocation for all of them
 	for name, values := range r.Header {
 		for _, v := range values {
 			// Header values travel as protobuf strings, which must be UTF-8: without this check such a
@@ -58,14 +58,16 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		req.Headers = append(req.Headers, &webhookv1.Header{Name: name, Values: values})
+		h := &headers[len(req.Headers)]
+		h.Name, h.Values = name, values
+		req.Headers = append(req.Headers, h)
 	}
 	ctx := r.Context()
 	if g.cfg.WebhookCredential != nil {
 		// The gateway's own credential, never the sender's Authorization header (that one is only stored
 		// with the delivery, if the deny list lets it).
 		if key := g.cfg.WebhookCredential(); key != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", g.bearer.value(key))
 		}
 	}
 	resp, err := g.webhook.Ingest(ctx, req)
@@ -84,7 +86,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	if resp.GetDuplicate() {
 		code = http.StatusOK
 	}
-	writeJSON(w, code, map[string]any{"eventId": resp.GetEventId(), "duplicate": resp.GetDuplicate()})
+	writeIngested(w, code, resp.GetEventId(), resp.GetDuplicate())
 }
 
 // The webhook service marks its own refusals with an ErrorInfo of this domain (services/webhook:

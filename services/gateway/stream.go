@@ -26,9 +26,11 @@ const ndjson = "application/x-ndjson"
 func (strictJSON) StreamContentType(any) string { return ndjson }
 
 // isStream reports whether r is for a server-streaming route. Paths are compared unescaped, as the
-// router compares them; streaming routes have no path variables (buildRoutes checks).
+// router compares them; streaming routes have no path variables (buildRoutes checks), so their keys are
+// the method and path as they are: routeKey's rewriting of "{…}" (a regular expression run on every
+// request) could only turn a path into one no key holds.
 func (t *routeTable) isStream(r *http.Request) bool {
-	return t.streams[routeKey(r.Method, r.URL.Path)]
+	return t.streams[r.Method+" "+r.URL.Path]
 }
 
 // errStopping cancels the streams in flight when the gateway stops.
