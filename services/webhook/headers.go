@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"unicode/utf8"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/errs"
@@ -61,10 +62,13 @@ func parseHeaders(in []*webhookv1.Header) (http.Header, error) {
 			return nil, errs.Invalid("header names must be 1-%d characters of an HTTP token (letters, digits and !#$%%&'*+-.^_`|~)", maxHeaderName)
 		}
 		for _, v := range hd.GetValues() {
-			if err := validate.Text("header "+name, v, maxHeaderValue, false); err != nil {
-				return nil, err
-			}
-			if !validHeaderValue(v) {
+			// A value within the size, UTF-8 and free of control characters (so of NUL too) passes both
+			// checks below; only one that fails is given to them, for their messages, so that an accepted
+			// header does not build validate.Text's field name ("header "+name) for nothing.
+			if len(v) > maxHeaderValue || !validHeaderValue(v) || !utf8.ValidString(v) {
+				if err := validate.Text("header "+name, v, maxHeaderValue, false); err != nil {
+					return nil, err
+				}
 				return nil, errs.Invalid("header %s must not contain control characters", name)
 			}
 			h.Add(name, v)

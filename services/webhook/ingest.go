@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -129,8 +131,23 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		// next poll.
 		s.wakeConsumers()
 	}
-	acceptedTotal.WithLabelValues(label, result).Inc()
+	acceptedCounter(label, result).Inc()
 	return &webhookv1.IngestResponse{EventId: stored.ID, Duplicate: dup}, nil
+}
+
+// acceptedChildren caches acceptedTotal's children by source and result (configured sources, two
+// results; never deleted), so that a stored delivery does not hash and look up its labels each time.
+var acceptedChildren sync.Map // acceptedKey -> prometheus.Counter
+
+type acceptedKey struct{ source, result string }
+
+func acceptedCounter(source, result string) prometheus.Counter {
+	k := acceptedKey{source, result}
+	if c, ok := acceptedChildren.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := acceptedChildren.LoadOrStore(k, acceptedTotal.WithLabelValues(source, result))
+	return c.(prometheus.Counter)
 }
 
 // dedupeKey is the key of a delivery whose verifier named none: for an unverified source the sender's
