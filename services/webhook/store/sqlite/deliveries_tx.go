@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/sqlq"
 	"github.com/sergas/core/services/webhook/store"
@@ -79,7 +80,8 @@ func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, no
 	if err != nil {
 		return nil, err
 	}
-	return queryDeliveries(ctx, st, subscriptionID, now.UnixMicro(), limit)
+	rows, err := st.QueryContext(ctx, subscriptionID, now.UnixMicro(), limit)
+	return scanAll(rows, err, scanDelivery)
 }
 
 func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
@@ -100,19 +102,7 @@ func (t deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*st
 		return nil, err
 	}
 	rows, err := t.tx.QueryContext(ctx, deliveriesByID, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, scanDelivery)
 }
 
 func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
@@ -153,19 +143,7 @@ func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event
 		return nil, err
 	}
 	rows, err := st.QueryContext(ctx, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Event
-	for rows.Next() {
-		e, err := scan(rows, true)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scanAll(rows, err, func(row db.Scanner) (*store.Event, error) { return scan(row, true) })
 }
 
 func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Time) error {
@@ -185,34 +163,27 @@ func (t deliveryTx) DeliveriesRedrive(ctx context.Context, p store.RedriveParams
 	q, args := store.RedriveQuery("", p, func(t time.Time) any { return t.UnixMicro() },
 		func(col, arg string) string { return "instr(" + col + ", " + arg + ") > 0" })
 	rows, err := t.tx.QueryContext(ctx, sqlq.Rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
+	return scanAll(rows, err, func(row db.Scanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		err := row.Scan(&id)
+		return id, err
+	})
 }
 
-func queryDeliveries(ctx context.Context, st *sql.Stmt, args ...any) ([]*store.Delivery, error) {
-	rows, err := st.QueryContext(ctx, args...)
+// scanAll scans every row of a query run in the transaction with scan (nil when there is none), given
+// the query's rows and error. Errors are left as the driver gave them: DeliveryTx translates them once.
+func scanAll[T any](rows *sql.Rows, err error, scan func(db.Scanner) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*store.Delivery
+	var out []T
 	for rows.Next() {
-		d, err := scanDelivery(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
