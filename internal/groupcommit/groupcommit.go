@@ -112,6 +112,15 @@ func (c *Committer[In, Out]) Queued() int {
 	return len(c.queue)
 }
 
+// Running reports whether the worker accepts calls for batches: from when Run starts until its drain
+// begins. Calls made while it is false commit alone. For tests that must know their calls will queue,
+// and for health reports.
+func (c *Committer[In, Out]) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
+
 // one commits in alone, on the caller's context (no one else shares the transaction).
 func (c *Committer[In, Out]) one(ctx context.Context, in In) (Out, error) {
 	var zero Out

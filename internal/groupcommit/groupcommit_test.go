@@ -408,3 +408,26 @@ func TestAPanicInAConcurrentLoopStopsRun(t *testing.T) {
 		t.Fatal("Run did not stop after a loop panicked")
 	}
 }
+
+// Running is what callers outside the package wait on before relying on their calls being queued: false
+// before Run, true while it runs, false again once Run has drained.
+func TestRunningFollowsTheWorker(t *testing.T) {
+	r := &recorder{}
+	c := New("test", Config{MaxBatch: 64}, r.commit, nil, quiet())
+	if c.Running() {
+		t.Fatal("running before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	testutil.Eventually(t, 5*time.Second, "Running reports the worker", c.Running)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if c.Running() {
+		t.Fatal("running after Run returned")
+	}
+}

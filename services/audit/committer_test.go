@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,17 +22,27 @@ import (
 	"github.com/sergas/core/services/audit/storetest"
 )
 
-// batchLog records the size of every Append transaction, committed or not.
+// batchLog records the size of every Append transaction, committed or not, and holds each one while its
+// gate is open (nil: never held).
 type batchLog struct {
 	store.Store
 	mu    sync.Mutex
 	sizes []int
+	gate  chan struct{}
 }
 
 func (b *batchLog) Append(ctx context.Context, ps []store.Pending) ([]store.Result, error) {
 	b.mu.Lock()
 	b.sizes = append(b.sizes, len(ps))
+	gate := b.gate
 	b.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return b.Store.Append(ctx, ps)
 }
 
@@ -49,8 +60,11 @@ func openStore(t *testing.T, d db.Dialect) store.Store {
 	return postgres.New(h.Postgres)
 }
 
-// held is a committer that accepts calls but commits none until run is called: the calls queued before
-// form the first batch, deterministically.
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// held is a running committer whose worker is held in the commit of one event (the plug) until release
+// is called: the calls queued meanwhile form the next batch, deterministically. The plug is stored like
+// any event (the first after what the store held).
 type held struct {
 	c    *committer
 	log  *batchLog
@@ -58,13 +72,53 @@ type held struct {
 	mu   sync.Mutex
 	res  map[int]store.Result
 	errs map[int]error
+
+	plug chan error
+	stop context.CancelFunc // stops the worker; it drains what it accepted once released
+	done chan struct{}      // closed when Run has returned
 }
 
 func holdCommitter(t *testing.T, st store.Store, cfg GroupCommit) *held {
-	bl := &batchLog{Store: st}
-	c := newCommitter(bl, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c.running = true // accepting, as Run would, but nothing commits yet
-	return &held{c: c, log: bl, res: map[int]store.Result{}, errs: map[int]error{}}
+	bl := &batchLog{Store: st, gate: make(chan struct{})}
+	c := newCommitter(bl, cfg, quietLog())
+	ctx, stop := context.WithCancel(context.Background())
+	h := &held{c: c, log: bl, res: map[int]store.Result{}, errs: map[int]error{}, plug: make(chan error, 1), stop: stop,
+		done: make(chan struct{})}
+	go func() { _ = c.Run(ctx); close(h.done) }()
+	t.Cleanup(func() {
+		h.release(t)
+		stop()
+		select {
+		case <-h.done:
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
+	// Only a running committer queues the plug for its worker; before, the plug would commit alone on
+	// its caller's goroutine and the calls behind it would not be gathered.
+	testutil.Eventually(t, 10*time.Second, "the committer to accept calls", c.Running)
+	go func() {
+		_, err := c.Do(context.Background(), store.Pending{Event: storetest.NewEvent("plug", "act", time.Now())})
+		h.plug <- err
+	}()
+	testutil.Eventually(t, 10*time.Second, "the plug to be in its commit", func() bool { return len(bl.batches()) == 1 })
+	return h
+}
+
+// release lets the plug's commit, and every later one, go on; the plug must be stored.
+func (h *held) release(t *testing.T) {
+	t.Helper()
+	h.log.mu.Lock()
+	gate := h.log.gate
+	h.log.gate = nil
+	h.log.mu.Unlock()
+	if gate == nil {
+		return
+	}
+	close(gate)
+	if err := <-h.plug; err != nil {
+		t.Fatalf("the plug: %v", err)
+	}
 }
 
 // submit appends p as call i in the background.
@@ -72,28 +126,17 @@ func (h *held) submit(ctx context.Context, i int, p store.Pending) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		r, err := h.c.Append(ctx, p)
+		r, err := h.c.Do(ctx, p)
 		h.mu.Lock()
 		h.res[i], h.errs[i] = r, err
 		h.mu.Unlock()
 	}()
 }
 
-// waitQueued waits until n calls are queued.
+// waitQueued waits until n calls are queued behind the plug.
 func (h *held) waitQueued(t *testing.T, n int) {
 	t.Helper()
-	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d queued calls", n), func() bool {
-		h.c.mu.Lock()
-		defer h.c.mu.Unlock()
-		return len(h.c.queue) == n
-	})
-}
-
-// run starts the committer with ctx and returns a channel closed when Run returns.
-func (h *held) run(ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
-	go func() { _ = h.c.Run(ctx); close(done) }()
-	return done
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d queued calls", n), func() bool { return h.c.Queued() == n })
 }
 
 func keyed(actor, key string) store.Pending {
@@ -132,9 +175,7 @@ func TestGroupCommitOneBadEventFailsAlone(t *testing.T) {
 				h.submit(ctx, i, p)
 				h.waitQueued(t, i+1) // in this order
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := h.run(runCtx)
-			defer func() { stop(); <-done }()
+			h.release(t)
 			h.wg.Wait()
 			if !errors.Is(h.errs[1], errs.ErrAlreadyExists) {
 				t.Errorf("the clashing id: %v, want AlreadyExists", h.errs[1])
@@ -158,8 +199,8 @@ func TestGroupCommitOneBadEventFailsAlone(t *testing.T) {
 				t.Fatal(err)
 			}
 			storetest.VerifyChain(t, es)
-			if len(es) != 4 {
-				t.Fatalf("%d events stored, want 4", len(es))
+			if len(es) != 5 {
+				t.Fatalf("%d events stored, want 5 (the plug and 4 of the calls)", len(es))
 			}
 			for _, i := range []int{0, 4, 6} {
 				got := es[h.res[i].Event.Sequence-1]
@@ -167,8 +208,8 @@ func TestGroupCommitOneBadEventFailsAlone(t *testing.T) {
 					t.Errorf("call %d was answered with sequence %d, which holds %s", i, h.res[i].Event.Sequence, got.ID)
 				}
 			}
-			if b := h.log.batches(); len(b) < 2 || b[0] != len(calls) {
-				t.Errorf("batches %v: want the %d calls gathered first, then split", b, len(calls))
+			if b := h.log.batches(); len(b) < 3 || b[0] != 1 || b[1] != len(calls) {
+				t.Errorf("batches %v: want the plug, the %d calls gathered, then split", b, len(calls))
 			}
 		})
 	}
@@ -187,10 +228,10 @@ func TestGroupCommitDrainsOnStop(t *testing.T) {
 				h.submit(context.Background(), i, store.Pending{Event: storetest.NewEvent(fmt.Sprintf("agent-%d", i), "act", time.Now())})
 			}
 			h.waitQueued(t, n)
-			stopped, stop := context.WithCancel(context.Background())
-			stop() // stopped before it ever committed: everything it holds is the drain's
+			h.stop() // stopped while the plug commits: everything queued behind it is the drain's
+			h.release(t)
 			select {
-			case <-h.run(stopped):
+			case <-h.done:
 			case <-time.After(30 * time.Second):
 				t.Fatal("Run did not return")
 			}
@@ -200,20 +241,23 @@ func TestGroupCommitDrainsOnStop(t *testing.T) {
 					t.Fatalf("call %d: %v", i, h.errs[i])
 				}
 			}
-			if b := h.log.batches(); len(b) != 3 || b[0] != 4 || b[1] != 4 || b[2] != 2 {
-				t.Errorf("drain batches %v, want [4 4 2]", b)
+			if b := h.log.batches(); !slices.Equal(b, []int{1, 4, 4, 2}) {
+				t.Errorf("batches %v, want the plug, then the drain's [4 4 2]", b)
 			}
 			// Stopped: the next call is appended on its own, at once.
-			r, err := h.c.Append(context.Background(), store.Pending{Event: storetest.NewEvent("late", "act", time.Now())})
-			if err != nil || r.Event.Sequence != n+1 {
+			r, err := h.c.Do(context.Background(), store.Pending{Event: storetest.NewEvent("late", "act", time.Now())})
+			if err != nil || r.Event.Sequence != n+2 {
 				t.Fatalf("after the stop: %+v %v", r, err)
+			}
+			if b := h.log.batches(); !slices.Equal(b, []int{1, 4, 4, 2, 1}) {
+				t.Errorf("batches %v: the call after the stop was not appended alone", b)
 			}
 			es, err := st.EventList(context.Background(), store.EventListParams{Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(es) != n+1 {
-				t.Fatalf("%d events stored, want %d", len(es), n+1)
+			if len(es) != n+2 {
+				t.Fatalf("%d events stored, want %d (the plug, the drained calls, the late one)", len(es), n+2)
 			}
 			storetest.VerifyChain(t, es)
 		})
@@ -237,17 +281,14 @@ func TestGroupCommitCallerGoneBeforeCommit(t *testing.T) {
 		_, ok := h.errs[0]
 		return ok
 	})
-	ctx, stop := context.WithCancel(context.Background())
-	done := h.run(ctx)
+	h.release(t)
 	h.wg.Wait()
-	stop()
-	<-done
 	if !errors.Is(h.errs[0], context.Canceled) || h.errs[1] != nil {
 		t.Fatalf("errors %v", h.errs)
 	}
 	es, err := st.EventList(context.Background(), store.EventListParams{Limit: 10})
-	if err != nil || len(es) != 1 || es[0].Actor != "stays" {
-		t.Fatalf("stored %d events (%v), want only the waiting caller's", len(es), err)
+	if err != nil || len(es) != 2 || es[0].Actor != "plug" || es[1].Actor != "stays" {
+		t.Fatalf("stored %d events (%v), want only the plug and the waiting caller's", len(es), err)
 	}
 }
 
@@ -277,22 +318,19 @@ func TestGroupCommitSplitsAroundARefusedEvent(t *testing.T) {
 		h.submit(context.Background(), i, store.Pending{Event: storetest.NewEvent(actor, "act", time.Now())})
 	}
 	h.waitQueued(t, n)
-	ctx, stop := context.WithCancel(context.Background())
-	done := h.run(ctx)
+	h.release(t)
 	h.wg.Wait()
-	stop()
-	<-done
 	for i := range n {
 		if (h.errs[i] != nil) != (i == bad) {
 			t.Errorf("call %d: %v", i, h.errs[i])
 		}
 	}
-	// log2(64) = 6 levels: 1 + 2·6 transactions.
-	if b := h.log.batches(); len(b) > 13 {
+	// The plug, then log2(64) = 6 levels: 1 + 2·6 transactions.
+	if b := h.log.batches(); len(b) > 1+13 || len(b) < 2 || b[1] != n {
 		t.Errorf("%d transactions to isolate one event: %v", len(b), b)
 	}
 	es, err := st.EventList(context.Background(), store.EventListParams{Limit: 100})
-	if err != nil || len(es) != n-1 {
+	if err != nil || len(es) != n { // the plug and all but the refused one
 		t.Fatalf("%d stored, %v", len(es), err)
 	}
 	storetest.VerifyChain(t, es)
@@ -322,20 +360,16 @@ func TestGroupCommitIsConfigurable(t *testing.T) {
 // the window: it applies only after a batch of more than one.
 func TestGroupCommitDoesNotHoldALoneCall(t *testing.T) {
 	st := openStore(t, db.SQLite)
-	c := newCommitter(st, GroupCommit{MaxEvents: 256, Window: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := newCommitter(st, GroupCommit{MaxEvents: 256, Window: time.Hour}, quietLog())
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Run(ctx); close(done) }()
 	defer func() { stop(); <-done }()
-	testutil.Eventually(t, 10*time.Second, "the committer to accept calls", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.running
-	})
+	testutil.Eventually(t, 10*time.Second, "the committer to accept calls", c.Running)
 	callCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // far below the window
 	defer cancel()
 	for i := range 5 {
-		r, err := c.Append(callCtx, store.Pending{Event: storetest.NewEvent("agent-1", "act", time.Now())})
+		r, err := c.Do(callCtx, store.Pending{Event: storetest.NewEvent("agent-1", "act", time.Now())})
 		if err != nil || r.Event.Sequence != int64(i+1) {
 			t.Fatalf("call %d: %+v %v", i, r, err)
 		}

@@ -111,7 +111,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	srv := NewServer(st, cfg.Limits)
 	srv.redact = newRedactor(cfg.RedactKeys)
 	c := newCommitter(st, cfg.GroupCommit, log)
-	srv.append = c.Append
+	srv.append = c.Do
 	svc := &Service{StoreService: app.NewStoreService(st, Policy, &auditv1.AuditService_ServiceDesc, srv), committer: c,
 		server: srv, elector: elector, cfg: cfg}
 	if key != nil {
@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 // The checkpoint signer and retention run on one replica (the elector's leader): one schedule of
 // checkpoints, one retention cut at a time.
 func (s *Service) Background() app.Background {
-	b := app.Background{Workers: []app.Worker{{Name: "audit.group_commit", Run: s.committer.Run}}, Elector: s.elector}
+	b := app.Background{Workers: []app.Worker{{Name: groupCommitWorker, Run: s.committer.Run}}, Elector: s.elector}
 	if cp := s.server.checkpoints; cp != nil && s.cfg.Signing.Interval > 0 {
 		b.Workers = append(b.Workers, app.Worker{Name: "audit.checkpointer", Run: cp.Run, SingleReplica: true})
 	}
