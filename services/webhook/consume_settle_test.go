@@ -50,10 +50,15 @@ func TestSettleEachOrderAndErrors(t *testing.T) {
 		t.Fatalf("a store failure: %v", err)
 	}
 
+	// The ids after the fifth wait for the cancel: otherwise the other workers could try them all while
+	// the fifth's worker is descheduled, and the call would rightly succeed.
 	ctx, cancel := context.WithCancel(t.Context())
-	_, err = settleEach(ctx, ids, refs, func(_ context.Context, r ackRef) error {
-		if r.deliveryID == 5 {
+	_, err = settleEach(ctx, ids, refs, func(ctx context.Context, r ackRef) error {
+		switch {
+		case r.deliveryID == 5:
 			cancel()
+		case r.deliveryID > 5:
+			<-ctx.Done()
 		}
 		return nil
 	})
