@@ -121,13 +121,19 @@ func (s *Server) settleBatch(ctx context.Context, ds store.DeliveryStore, ids []
 	return refused, nil
 }
 
+// settleTargets is what Ack, Nack and ExtendLease act on: the delivery store, and the ack ids (without
+// repeats) with the leases they name; the store's absence is reported before a bad ack id.
+func (s *Server) settleTargets(ackIDs []string) (ds store.DeliveryStore, ids []string, refs []ackRef, err error) {
+	if ds, err = s.deliveryStore(); err != nil {
+		return nil, nil, nil, err
+	}
+	ids, refs, err = ackRefs(ackIDs)
+	return ds, ids, refs, err
+}
+
 // Ack implements webhookv1.WebhookServiceServer.
 func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1.AckResponse, error) {
-	ds, err := s.deliveryStore()
-	if err != nil {
-		return nil, err
-	}
-	ids, refs, err := ackRefs(req.GetAckIds())
+	ds, ids, refs, err := s.settleTargets(req.GetAckIds())
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +150,7 @@ func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1
 
 // Nack implements webhookv1.WebhookServiceServer.
 func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhookv1.NackResponse, error) {
-	ds, err := s.deliveryStore()
-	if err != nil {
-		return nil, err
-	}
-	ids, refs, err := ackRefs(req.GetAckIds())
+	ds, ids, refs, err := s.settleTargets(req.GetAckIds())
 	if err != nil {
 		return nil, err
 	}
@@ -177,11 +179,7 @@ func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhook
 
 // ExtendLease implements webhookv1.WebhookServiceServer.
 func (s *Server) ExtendLease(ctx context.Context, req *webhookv1.ExtendLeaseRequest) (*webhookv1.ExtendLeaseResponse, error) {
-	ds, err := s.deliveryStore()
-	if err != nil {
-		return nil, err
-	}
-	ids, refs, err := ackRefs(req.GetAckIds())
+	ds, ids, refs, err := s.settleTargets(req.GetAckIds())
 	if err != nil {
 		return nil, err
 	}
