@@ -11,80 +11,16 @@ import (
 	"github.com/sergas/core/services/webhook/store"
 )
 
+// deliveries is the delivery store's algorithms (store.Deliveries), embedded in Store over this backend's
+// deliveryDriver, so that its methods are the Store's store.DeliveryStore methods (the alias keeps the
+// field unexported). Concurrent claims, from any replica, lock the deliveries they take and skip those
+// another holds (FOR UPDATE SKIP LOCKED): no delivery is leased twice at once.
+type deliveries = store.Deliveries
+
 var _ store.DeliveryStore = (*Store)(nil)
 
-// deliveries is the delivery store's algorithms over this backend (store.Deliveries).
-func (s *Store) deliveries() store.Deliveries { return store.Deliveries{D: (*deliveryDriver)(s)} }
-
-// SubscriptionCreate implements store.DeliveryStore.
-func (s *Store) SubscriptionCreate(ctx context.Context, sub *store.Subscription) error {
-	return s.deliveries().SubscriptionCreate(ctx, sub)
-}
-
-// SubscriptionGet implements store.DeliveryStore.
-func (s *Store) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
-	return s.deliveries().SubscriptionGet(ctx, id)
-}
-
-// SubscriptionList implements store.DeliveryStore.
-func (s *Store) SubscriptionList(ctx context.Context, p store.SubscriptionListParams) ([]*store.Subscription, error) {
-	return s.deliveries().SubscriptionList(ctx, p)
-}
-
-// SubscriptionSetState implements store.DeliveryStore.
-func (s *Store) SubscriptionSetState(ctx context.Context, id string, state store.SubscriptionState, now time.Time) (*store.Subscription, error) {
-	return s.deliveries().SubscriptionSetState(ctx, id, state, now)
-}
-
-// SubscriptionDelete implements store.DeliveryStore.
-func (s *Store) SubscriptionDelete(ctx context.Context, id string) error {
-	return s.deliveries().SubscriptionDelete(ctx, id)
-}
-
-// DeliveryClaim implements store.DeliveryStore. Concurrent claims, from any replica, lock the
-// deliveries they take and skip those another holds (FOR UPDATE SKIP LOCKED): no delivery is leased twice
-// at once.
-func (s *Store) DeliveryClaim(ctx context.Context, p store.ClaimParams) ([]store.Claimed, error) {
-	return s.deliveries().DeliveryClaim(ctx, p)
-}
-
-// DeliverySettle implements store.DeliveryStore.
-func (s *Store) DeliverySettle(ctx context.Context, p store.SettleParams) (*store.Delivery, error) {
-	return s.deliveries().DeliverySettle(ctx, p)
-}
-
-// DeliverySettleBatch settles ps in one transaction (see store.Deliveries.DeliverySettleBatch).
-func (s *Store) DeliverySettleBatch(ctx context.Context, ps []store.SettleParams) ([]store.SettleResult, error) {
-	return s.deliveries().DeliverySettleBatch(ctx, ps)
-}
-
-// DeliveryExtend implements store.DeliveryStore.
-func (s *Store) DeliveryExtend(ctx context.Context, id, lease int64, now, until time.Time) (*store.Delivery, error) {
-	return s.deliveries().DeliveryExtend(ctx, id, lease, now, until)
-}
-
-// DeliveryInFlight implements store.DeliveryStore.
-func (s *Store) DeliveryInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error) {
-	return s.deliveries().DeliveryInFlight(ctx, subscriptionID, consumer, now)
-}
-
-// DeliveryGet implements store.DeliveryStore.
-func (s *Store) DeliveryGet(ctx context.Context, id int64) (*store.Delivery, []store.Attempt, error) {
-	return s.deliveries().DeliveryGet(ctx, id)
-}
-
-// DeliveryList implements store.DeliveryStore.
-func (s *Store) DeliveryList(ctx context.Context, p store.DeliveryListParams) ([]*store.Delivery, error) {
-	return s.deliveries().DeliveryList(ctx, p)
-}
-
-// DeliveryRedrive implements store.DeliveryStore.
-func (s *Store) DeliveryRedrive(ctx context.Context, p store.RedriveParams) (int64, error) {
-	return s.deliveries().DeliveryRedrive(ctx, p)
-}
-
 // deliveryDriver is the PostgreSQL store.DeliveryDriver.
-type deliveryDriver Store
+type deliveryDriver struct{ db *db.PostgresDB }
 
 var _ store.DeliveryDriver = (*deliveryDriver)(nil)
 

@@ -15,12 +15,17 @@ import (
 )
 
 // Store keeps inbound webhooks in PostgreSQL.
-type Store struct{ db *db.PostgresDB }
+type Store struct {
+	db         *db.PostgresDB
+	deliveries // store.DeliveryStore, see deliveries.go
+}
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store over an opened, migrated database.
-func New(d *db.PostgresDB) *Store { return &Store{db: d} }
+func New(d *db.PostgresDB) *Store {
+	return &Store{db: d, deliveries: deliveries{D: &deliveryDriver{db: d}}}
+}
 
 const (
 	listColumns = `seq, txid, id::text, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address,

@@ -13,12 +13,17 @@ import (
 )
 
 // Store keeps inbound webhooks in SQLite.
-type Store struct{ db *db.SQLiteDB }
+type Store struct {
+	db         *db.SQLiteDB
+	deliveries // store.DeliveryStore, see deliveries.go
+}
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store over an opened, migrated database.
-func New(d *db.SQLiteDB) *Store { return &Store{db: d} }
+func New(d *db.SQLiteDB) *Store {
+	return &Store{db: d, deliveries: deliveries{D: &deliveryDriver{db: d}}}
+}
 
 const (
 	listColumns = `seq, id, source, dedupe_key, status, content_type, receive_time, update_time, attempt_count, sender_address,
