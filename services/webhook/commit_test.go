@@ -91,7 +91,9 @@ type ingestAnswer struct {
 func ingestBehindPlug(t *testing.T, h *harness, g *gatedStore, reqs []*webhookv1.IngestRequest) []ingestAnswer {
 	t.Helper()
 	ctx := from(t, "198.51.100.7")
-	release := g.hold()
+	release := sync.OnceFunc(g.hold())
+	// Should the test fail while the gate is closed, open it, so that the workers it holds can stop.
+	t.Cleanup(release)
 	plug := make(chan error, 1)
 	go func() { _, err := h.client.Ingest(ctx, delivery(`{"plug":true}`)); plug <- err }()
 	testutil.Eventually(t, 10*time.Second, "the plug is being committed", func() bool { return len(g.batches()) == 1 })
@@ -127,6 +129,10 @@ func startGroupCommitted(t *testing.T, d db.Dialect) (*harness, *gatedStore, fun
 	h := startServiceOn(t, g, map[string]string{"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0"},
 		withGroupCommit(groupcommit.Config{MaxBatch: 64, Window: time.Millisecond}))
 	runWorkers(t, h.srv)
+	// Until the worker runs, deliveries commit alone on their callers' goroutines: a plug sent then would
+	// not hold the committer, and the deliveries behind it would form a batch of their own.
+	c := h.committer(t)
+	testutil.Eventually(t, 10*time.Second, "the committer runs", c.Running)
 	return h, g, exec
 }
 
