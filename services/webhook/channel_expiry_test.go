@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/webhook/store"
 )
 
@@ -87,18 +88,14 @@ func TestRenewerWithdrawsItsGaugesWhenItStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.srv.chans.runRenewer(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(channelsGauge.WithLabelValues("failing")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the renewer did not count the failing channel")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the renewer counts the failing channel", func() bool {
+		return promtest.ToFloat64(channelsGauge.WithLabelValues("failing")) == 1
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(channelsGauge) + testutil.CollectAndCount(nextExpiryGauge); n != 0 {
+	if n := promtest.CollectAndCount(channelsGauge) + promtest.CollectAndCount(nextExpiryGauge); n != 0 {
 		t.Fatalf("%d channel gauge series left by a stopped renewer", n)
 	}
 }
