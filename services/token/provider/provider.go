@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sergas/core/internal/retryafter"
 	"github.com/sergas/core/internal/validate"
 )
 
@@ -264,26 +265,9 @@ func classify(resp *http.Response, body []byte) *Error {
 	return nil
 }
 
-// retryAfter reads a Retry-After header in either form RFC 9110 allows (delay-seconds or an HTTP-date),
-// capped at MaxRetryAfter; 0 when absent, malformed or in the past.
+// retryAfter reads a Retry-After header (retryafter.Parse), capped at MaxRetryAfter.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		d = MaxRetryAfter
-		if n < int64(MaxRetryAfter/time.Second) {
-			d = time.Duration(n) * time.Second
-		}
-	} else if at, err := http.ParseTime(v); err == nil {
-		d = at.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
+	return retryafter.Parse(v, now, MaxRetryAfter)
 }
 
 // ClassOf returns the class of a provider error (ClassTransient for anything else, such as a timeout).

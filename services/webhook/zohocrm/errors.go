@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/retryafter"
 )
 
 // ErrChannelNotFound is returned (wrapped, beside the *APIError) by Update and Disable when Zoho no
@@ -173,23 +174,7 @@ func invalid(op, why string) error {
 // parseRetryAfter reads Retry-After (seconds or an HTTP date), bounded to maxRetryAfter; 0 when absent
 // or unreadable.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
+	return retryafter.Parse(v, now, maxRetryAfter)
 }
 
 // scrub removes the secrets from an *APIError's code and message: Zoho's messages quote inputs at
