@@ -76,20 +76,7 @@ func TestListUsesIndexesWithoutSorting(t *testing.T) {
 				p := c.p
 				p.Descending, p.After, p.Limit = desc, after, 101
 				q, args := store.ListQuery(columns, p, func(t time.Time) any { return t })
-				rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var plan []string
-				for rows.Next() {
-					var line string
-					if err := rows.Scan(&line); err != nil {
-						t.Fatal(err)
-					}
-					plan = append(plan, strings.TrimSpace(line))
-				}
-				rows.Close()
-				text := strings.Join(plan, "\n")
+				text := explainPlan(t, ctx, conn, q, args...)
 				uses := func(index string) bool {
 					return strings.Contains(text, "Index Scan using "+index) || strings.Contains(text, "Index Scan Backward using "+index)
 				}

@@ -40,20 +40,7 @@ func TestKeyLookupUsesTheIndex(t *testing.T) {
 		for i := range n {
 			principals[i], keys[i] = "apikey:w2", "key-"+string(rune('a'+i%26))
 		}
-		rows, err := conn.Query(ctx, "EXPLAIN "+byKeysQuery, principals, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, line)
-		}
-		rows.Close()
-		text := strings.Join(plan, "\n")
+		text := explainPlan(t, ctx, conn, byKeysQuery, principals, keys)
 		if !strings.Contains(text, "events_principal_idempotency_key") || strings.Contains(text, "Seq Scan on events") {
 			t.Errorf("%d keys: the lookup does not use the key index:\n%s", n, text)
 		}

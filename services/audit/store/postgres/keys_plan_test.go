@@ -33,23 +33,7 @@ func TestKeyLookupProbesTheIndexOnASmallLog(t *testing.T) {
 		for i := range n {
 			principals[i], keys[i] = "apikey:w1", fmt.Sprintf("new-%d", i)
 		}
-		rows, err := h.Postgres.Pool.Query(ctx, "EXPLAIN "+byKeysQuery, principals, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, line)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
+		text := explainPlan(t, ctx, h.Postgres.Pool, byKeysQuery, principals, keys)
 		if !strings.Contains(text, "events_principal_idempotency_key") || strings.Contains(text, "Seq Scan on events") {
 			t.Errorf("%d keys on 5,000 events: the lookup reads the log instead of probing the key index:\n%s", n, text)
 		}

@@ -76,20 +76,7 @@ func TestContextFiltersUsePartialIndexes(t *testing.T) {
 				p := c.p
 				p.Descending, p.After, p.Limit = desc, after, 101
 				q, args := store.ListQuery(columns, p, func(t time.Time) any { return t })
-				rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var plan []string
-				for rows.Next() {
-					var line string
-					if err := rows.Scan(&line); err != nil {
-						t.Fatal(err)
-					}
-					plan = append(plan, strings.TrimSpace(line))
-				}
-				rows.Close()
-				text := strings.Join(plan, "\n")
+				text := explainPlan(t, ctx, conn, q, args...)
 				uses := strings.Contains(text, "Index Scan using "+c.index+" ") || strings.Contains(text, "Index Scan Backward using "+c.index+" ")
 				if strings.Contains(text, "Sort") || !uses {
 					t.Errorf("%s descending=%v after=%d: want an index scan of %s and no Sort, plan:\n%s", c.name, desc, after, c.index, text)
