@@ -2,12 +2,10 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/groupcommit"
 	"github.com/sergas/core/services/audit/store"
 )
@@ -31,14 +29,14 @@ const groupCommitWorker = "audit.group_commit"
 // committer gathers concurrent appends and writes each gathered batch in one transaction of the store's
 // append algorithm: one commit (one fsync on SQLite, one round of the chain head's lock on PostgreSQL)
 // for many events, each caller answered after that commit with its own result. The algorithm is
-// internal/groupcommit's (shared with the webhook ingress); a refused event fails alone (retryable),
+// internal/groupcommit's (shared with the webhook ingress); a refused event fails alone (db.Splittable),
 // and while the worker does not run each call is appended on its own.
 type committer = groupcommit.Committer[store.Pending, store.Result]
 
 // newCommitter returns the group committer over st's append. Batches commit one at a time: they take
 // turns on the chain head's lock anyway.
 func newCommitter(st store.Store, cfg GroupCommit, log *slog.Logger) *committer {
-	return groupcommit.New(groupCommitWorker, groupcommit.Config{MaxBatch: cfg.MaxEvents, Window: cfg.Window}, st.Append, retryable, log)
+	return groupcommit.New(groupCommitWorker, groupcommit.Config{MaxBatch: cfg.MaxEvents, Window: cfg.Window}, st.Append, db.Splittable, log)
 }
 
 // appendOne appends p in a transaction of its own (a server without the service's committer).
@@ -48,10 +46,4 @@ func appendOne(ctx context.Context, st store.Store, p store.Pending) (store.Resu
 		return store.Result{}, err
 	}
 	return res[0], nil
-}
-
-// retryable reports whether a failed batch is worth splitting: not when the database is unavailable
-// (down or busy) or the transaction ran out of time, which smaller batches would only repeat.
-func retryable(err error) bool {
-	return errs.KindOf(err) != errs.KindUnavailable && !db.Down(err) && !errors.Is(err, context.DeadlineExceeded)
 }

@@ -334,7 +334,7 @@ func TestGroupCommitSplitsAroundARefusedEvent(t *testing.T) {
 		t.Fatalf("%d stored, %v", len(es), err)
 	}
 	storetest.VerifyChain(t, es)
-	if retryable(errs.Wrap(errs.KindUnavailable, errors.New("down"), "database unavailable")) || retryable(context.DeadlineExceeded) {
+	if db.Splittable(errs.Wrap(errs.KindUnavailable, errors.New("down"), "database unavailable")) || db.Splittable(context.DeadlineExceeded) {
 		t.Error("an unavailable database or a timeout would be retried event by event")
 	}
 }

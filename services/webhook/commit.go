@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/groupcommit"
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -68,15 +66,8 @@ func withGroupCommit(cfg groupcommit.Config) Option {
 		if cfg.Observe == nil {
 			cfg.Observe = func(n int) { batchEvents.Observe(float64(n)) }
 		}
-		s.store = &groupStore{Store: st, c: groupcommit.New(groupCommitWorker, cfg, st.EventInsertBatch, splitBatch, s.log)}
+		s.store = &groupStore{Store: st, c: groupcommit.New(groupCommitWorker, cfg, st.EventInsertBatch, db.Splittable, s.log)}
 	}
-}
-
-// splitBatch reports whether a failed batch is retried in halves, so that a delivery the database
-// refuses fails alone: not when the database is unavailable (down or busy) or the transaction ran out
-// of time, which smaller batches would only repeat.
-func splitBatch(err error) bool {
-	return errs.KindOf(err) != errs.KindUnavailable && !db.Down(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // workers is the server's background work, every replica's and single-replica jobs alike (Service's
