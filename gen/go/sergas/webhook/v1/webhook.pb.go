@@ -202,6 +202,59 @@ func (SubscriptionState) EnumDescriptor() ([]byte, []int) {
 	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{2}
 }
 
+// SubscriptionMode is how a subscription's deliveries reach its consumer.
+type SubscriptionMode int32
+
+const (
+	// Not set: PULL on create.
+	SubscriptionMode_SUBSCRIPTION_MODE_UNSPECIFIED SubscriptionMode = 0
+	// Consumers lease deliveries with Receive or Poll and settle them with Ack and Nack.
+	SubscriptionMode_SUBSCRIPTION_MODE_PULL SubscriptionMode = 1
+	// The service POSTs each delivery to the subscription's endpoint, signed with Standard Webhooks.
+	SubscriptionMode_SUBSCRIPTION_MODE_PUSH SubscriptionMode = 2
+)
+
+// Enum value maps for SubscriptionMode.
+var (
+	SubscriptionMode_name = map[int32]string{
+		0: "SUBSCRIPTION_MODE_UNSPECIFIED",
+		1: "SUBSCRIPTION_MODE_PULL",
+		2: "SUBSCRIPTION_MODE_PUSH",
+	}
+	SubscriptionMode_value = map[string]int32{
+		"SUBSCRIPTION_MODE_UNSPECIFIED": 0,
+		"SUBSCRIPTION_MODE_PULL":        1,
+		"SUBSCRIPTION_MODE_PUSH":        2,
+	}
+)
+
+func (x SubscriptionMode) Enum() *SubscriptionMode {
+	p := new(SubscriptionMode)
+	*p = x
+	return p
+}
+
+func (x SubscriptionMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SubscriptionMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_sergas_webhook_v1_webhook_proto_enumTypes[3].Descriptor()
+}
+
+func (SubscriptionMode) Type() protoreflect.EnumType {
+	return &file_sergas_webhook_v1_webhook_proto_enumTypes[3]
+}
+
+func (x SubscriptionMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SubscriptionMode.Descriptor instead.
+func (SubscriptionMode) EnumDescriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{3}
+}
+
 // DeliveryStatus is where one delivery of an event to a subscription stands.
 type DeliveryStatus int32
 
@@ -251,11 +304,11 @@ func (x DeliveryStatus) String() string {
 }
 
 func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_sergas_webhook_v1_webhook_proto_enumTypes[3].Descriptor()
+	return file_sergas_webhook_v1_webhook_proto_enumTypes[4].Descriptor()
 }
 
 func (DeliveryStatus) Type() protoreflect.EnumType {
-	return &file_sergas_webhook_v1_webhook_proto_enumTypes[3]
+	return &file_sergas_webhook_v1_webhook_proto_enumTypes[4]
 }
 
 func (x DeliveryStatus) Number() protoreflect.EnumNumber {
@@ -264,7 +317,7 @@ func (x DeliveryStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryStatus.Descriptor instead.
 func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{3}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{4}
 }
 
 // Header is one HTTP request header as the sender sent it.
@@ -1724,6 +1777,98 @@ func (x *RetryPolicy) GetBackoffCap() *durationpb.Duration {
 	return nil
 }
 
+// PushConfig says where and how a push subscription's deliveries are sent. Each event is POSTed alone as
+// JSON (the Event message) with the Standard Webhooks headers webhook-id (the delivery id),
+// webhook-timestamp and webhook-signature (v1, HMAC-SHA256 under the signing secret, and under the
+// previous one too while it lasts). A 2xx answer acknowledges it; any other answer, a timeout or a
+// refused connection is a failed attempt, retried by the retry policy (after Retry-After on 429 and 503
+// when that is later). The status and the first 512 bytes of the answer are kept in the attempt.
+type PushConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint: an https URL. http is accepted only with allow_private_network (an endpoint inside
+	// the cluster or behind a mesh sidecar that encrypts).
+	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Allows the endpoint to resolve to loopback, private, link-local and other non-public addresses. Off
+	// by default: the service refuses to connect to them (checked on every connection, after DNS), so that
+	// a subscription cannot be used to reach internal services.
+	AllowPrivateNetwork bool `protobuf:"varint,2,opt,name=allow_private_network,json=allowPrivateNetwork,proto3" json:"allow_private_network,omitempty"`
+	// How long one request may take (1 s to 60 s); 10 s when unset. Must be shorter than the
+	// subscription's lease_duration.
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Input only, never returned: the signing secret, "whsec_" followed by the base64 of 24 to 64 random
+	// bytes. Required on create. Stored sealed under WEBHOOK_ENCRYPTION_KEYS.
+	SigningSecret string `protobuf:"bytes,4,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	// Output only: until when the previous secret signs too (unset when there is none).
+	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *PushConfig) Reset() {
+	*x = PushConfig{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushConfig) ProtoMessage() {}
+
+func (x *PushConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushConfig.ProtoReflect.Descriptor instead.
+func (*PushConfig) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PushConfig) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *PushConfig) GetAllowPrivateNetwork() bool {
+	if x != nil {
+		return x.AllowPrivateNetwork
+	}
+	return false
+}
+
+func (x *PushConfig) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *PushConfig) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+func (x *PushConfig) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpireTime
+	}
+	return nil
+}
+
 // Subscription is a consumer's standing order for events.
 type Subscription struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1742,14 +1887,18 @@ type Subscription struct {
 	// When it was created: events stored before are not delivered to it.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Pull or push.
+	Mode SubscriptionMode `protobuf:"varint,9,opt,name=mode,proto3,enum=sergas.webhook.v1.SubscriptionMode" json:"mode,omitempty"`
+	// Where deliveries are pushed (push mode only; the signing secret is never returned).
+	Push          *PushConfig `protobuf:"bytes,10,opt,name=push,proto3" json:"push,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1910,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1923,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{21}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Subscription) GetId() string {
@@ -1833,6 +1982,20 @@ func (x *Subscription) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Subscription) GetMode() SubscriptionMode {
+	if x != nil {
+		return x.Mode
+	}
+	return SubscriptionMode_SUBSCRIPTION_MODE_UNSPECIFIED
+}
+
+func (x *Subscription) GetPush() *PushConfig {
+	if x != nil {
+		return x.Push
+	}
+	return nil
+}
+
 // CreateSubscriptionRequest describes a subscription.
 type CreateSubscriptionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1845,14 +2008,18 @@ type CreateSubscriptionRequest struct {
 	// Lease duration; 30 s when unset.
 	LeaseDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
 	// Created paused when true.
-	Paused        bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
+	Paused bool `protobuf:"varint,5,opt,name=paused,proto3" json:"paused,omitempty"`
+	// PULL when unset.
+	Mode SubscriptionMode `protobuf:"varint,6,opt,name=mode,proto3,enum=sergas.webhook.v1.SubscriptionMode" json:"mode,omitempty"`
+	// Required for push mode, refused for pull mode.
+	Push          *PushConfig `protobuf:"bytes,7,opt,name=push,proto3" json:"push,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +2031,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2044,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{22}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateSubscriptionRequest) GetName() string {
@@ -1915,6 +2082,20 @@ func (x *CreateSubscriptionRequest) GetPaused() bool {
 	return false
 }
 
+func (x *CreateSubscriptionRequest) GetMode() SubscriptionMode {
+	if x != nil {
+		return x.Mode
+	}
+	return SubscriptionMode_SUBSCRIPTION_MODE_UNSPECIFIED
+}
+
+func (x *CreateSubscriptionRequest) GetPush() *PushConfig {
+	if x != nil {
+		return x.Push
+	}
+	return nil
+}
+
 // CreateSubscriptionResponse returns the stored subscription.
 type CreateSubscriptionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1926,7 +2107,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2119,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2132,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{23}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -1972,7 +2153,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2165,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2178,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{24}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetSubscriptionRequest) GetId() string {
@@ -2018,7 +2199,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2211,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2224,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{25}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -2066,7 +2247,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2259,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2272,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{26}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListSubscriptionsRequest) GetPageSize() int32 {
@@ -2121,7 +2302,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2314,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2327,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{27}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -2174,7 +2355,7 @@ type PauseSubscriptionRequest struct {
 
 func (x *PauseSubscriptionRequest) Reset() {
 	*x = PauseSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2367,7 @@ func (x *PauseSubscriptionRequest) String() string {
 func (*PauseSubscriptionRequest) ProtoMessage() {}
 
 func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2380,7 @@ func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*PauseSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{28}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PauseSubscriptionRequest) GetId() string {
@@ -2220,7 +2401,7 @@ type PauseSubscriptionResponse struct {
 
 func (x *PauseSubscriptionResponse) Reset() {
 	*x = PauseSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2413,7 @@ func (x *PauseSubscriptionResponse) String() string {
 func (*PauseSubscriptionResponse) ProtoMessage() {}
 
 func (x *PauseSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2426,7 @@ func (x *PauseSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*PauseSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{29}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PauseSubscriptionResponse) GetSubscription() *Subscription {
@@ -2266,7 +2447,7 @@ type ResumeSubscriptionRequest struct {
 
 func (x *ResumeSubscriptionRequest) Reset() {
 	*x = ResumeSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2459,7 @@ func (x *ResumeSubscriptionRequest) String() string {
 func (*ResumeSubscriptionRequest) ProtoMessage() {}
 
 func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2472,7 @@ func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{30}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ResumeSubscriptionRequest) GetId() string {
@@ -2312,7 +2493,7 @@ type ResumeSubscriptionResponse struct {
 
 func (x *ResumeSubscriptionResponse) Reset() {
 	*x = ResumeSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2505,7 @@ func (x *ResumeSubscriptionResponse) String() string {
 func (*ResumeSubscriptionResponse) ProtoMessage() {}
 
 func (x *ResumeSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2518,7 @@ func (x *ResumeSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{31}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResumeSubscriptionResponse) GetSubscription() *Subscription {
@@ -2358,7 +2539,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2551,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2564,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{32}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteSubscriptionRequest) GetId() string {
@@ -2402,7 +2583,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2595,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2608,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{33}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{34}
 }
 
 // Attempt is one try of a delivery.
@@ -2439,19 +2620,24 @@ type Attempt struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// From hand-out to outcome.
 	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
-	// "acked", "nacked" or "lease_expired".
+	// "acked", "nacked" or "lease_expired". A push attempt is acked when the endpoint answered 2xx and
+	// nacked otherwise.
 	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// The consumer's reason (Nack) or what went wrong; empty on success.
 	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	// The consumer that held it.
-	Consumer      string `protobuf:"bytes,6,opt,name=consumer,proto3" json:"consumer,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The consumer that held it (a push worker: "push/" and the replica).
+	Consumer string `protobuf:"bytes,6,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	// Push: the endpoint's HTTP status; 0 when it did not answer.
+	HttpStatus int32 `protobuf:"varint,7,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	// Push: the first 512 bytes of the endpoint's answer, as valid UTF-8.
+	ResponseExcerpt string `protobuf:"bytes,8,opt,name=response_excerpt,json=responseExcerpt,proto3" json:"response_excerpt,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2649,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2662,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{34}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Attempt) GetNumber() int32 {
@@ -2521,6 +2707,20 @@ func (x *Attempt) GetConsumer() string {
 	return ""
 }
 
+func (x *Attempt) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *Attempt) GetResponseExcerpt() string {
+	if x != nil {
+		return x.ResponseExcerpt
+	}
+	return ""
+}
+
 // Delivery is one event owed to one subscription.
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2556,7 +2756,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2768,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2781,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{35}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Delivery) GetId() string {
@@ -2690,7 +2890,7 @@ type LeasedDelivery struct {
 
 func (x *LeasedDelivery) Reset() {
 	*x = LeasedDelivery{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2902,7 @@ func (x *LeasedDelivery) String() string {
 func (*LeasedDelivery) ProtoMessage() {}
 
 func (x *LeasedDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2915,7 @@ func (x *LeasedDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedDelivery.ProtoReflect.Descriptor instead.
 func (*LeasedDelivery) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{36}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LeasedDelivery) GetAckId() string {
@@ -2755,7 +2955,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2967,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2980,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{37}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReceiveRequest) GetSubscriptionId() string {
@@ -2815,7 +3015,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +3027,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +3040,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{38}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReceiveResponse) GetDeliveries() []*LeasedDelivery {
@@ -2867,7 +3067,7 @@ type PollRequest struct {
 
 func (x *PollRequest) Reset() {
 	*x = PollRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2879,7 +3079,7 @@ func (x *PollRequest) String() string {
 func (*PollRequest) ProtoMessage() {}
 
 func (x *PollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2892,7 +3092,7 @@ func (x *PollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollRequest.ProtoReflect.Descriptor instead.
 func (*PollRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{39}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PollRequest) GetSubscriptionId() string {
@@ -2934,7 +3134,7 @@ type PollResponse struct {
 
 func (x *PollResponse) Reset() {
 	*x = PollResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3146,7 @@ func (x *PollResponse) String() string {
 func (*PollResponse) ProtoMessage() {}
 
 func (x *PollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3159,7 @@ func (x *PollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollResponse.ProtoReflect.Descriptor instead.
 func (*PollResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{40}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PollResponse) GetDeliveries() []*LeasedDelivery {
@@ -2980,7 +3180,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3192,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3205,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{41}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AckRequest) GetAckIds() []string {
@@ -3027,7 +3227,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3039,7 +3239,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3052,7 +3252,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{42}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AckResponse) GetRefusedAckIds() []string {
@@ -3077,7 +3277,7 @@ type NackRequest struct {
 
 func (x *NackRequest) Reset() {
 	*x = NackRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3289,7 @@ func (x *NackRequest) String() string {
 func (*NackRequest) ProtoMessage() {}
 
 func (x *NackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3302,7 @@ func (x *NackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackRequest.ProtoReflect.Descriptor instead.
 func (*NackRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{43}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NackRequest) GetAckIds() []string {
@@ -3137,7 +3337,7 @@ type NackResponse struct {
 
 func (x *NackResponse) Reset() {
 	*x = NackResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3349,7 @@ func (x *NackResponse) String() string {
 func (*NackResponse) ProtoMessage() {}
 
 func (x *NackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3362,7 @@ func (x *NackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackResponse.ProtoReflect.Descriptor instead.
 func (*NackResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{44}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NackResponse) GetRefusedAckIds() []string {
@@ -3185,7 +3385,7 @@ type ExtendLeaseRequest struct {
 
 func (x *ExtendLeaseRequest) Reset() {
 	*x = ExtendLeaseRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3397,7 @@ func (x *ExtendLeaseRequest) String() string {
 func (*ExtendLeaseRequest) ProtoMessage() {}
 
 func (x *ExtendLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3410,7 @@ func (x *ExtendLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ExtendLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{45}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExtendLeaseRequest) GetAckIds() []string {
@@ -3238,7 +3438,7 @@ type ExtendLeaseResponse struct {
 
 func (x *ExtendLeaseResponse) Reset() {
 	*x = ExtendLeaseResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3450,7 @@ func (x *ExtendLeaseResponse) String() string {
 func (*ExtendLeaseResponse) ProtoMessage() {}
 
 func (x *ExtendLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3463,7 @@ func (x *ExtendLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ExtendLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{46}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExtendLeaseResponse) GetRefusedAckIds() []string {
@@ -3284,7 +3484,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3496,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3509,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{47}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetDeliveryRequest) GetId() string {
@@ -3330,7 +3530,7 @@ type GetDeliveryResponse struct {
 
 func (x *GetDeliveryResponse) Reset() {
 	*x = GetDeliveryResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3542,7 @@ func (x *GetDeliveryResponse) String() string {
 func (*GetDeliveryResponse) ProtoMessage() {}
 
 func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3555,7 @@ func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{48}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetDeliveryResponse) GetDelivery() *Delivery {
@@ -3384,7 +3584,7 @@ type ListDeliveriesRequest struct {
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3596,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3609,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{49}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListDeliveriesRequest) GetSubscriptionId() string {
@@ -3460,7 +3660,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3672,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3685,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{50}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -3521,7 +3721,7 @@ type RedriveDeliveriesRequest struct {
 
 func (x *RedriveDeliveriesRequest) Reset() {
 	*x = RedriveDeliveriesRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3733,7 @@ func (x *RedriveDeliveriesRequest) String() string {
 func (*RedriveDeliveriesRequest) ProtoMessage() {}
 
 func (x *RedriveDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3746,7 @@ func (x *RedriveDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{51}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RedriveDeliveriesRequest) GetSubscriptionId() string {
@@ -3595,7 +3795,7 @@ type RedriveDeliveriesResponse struct {
 
 func (x *RedriveDeliveriesResponse) Reset() {
 	*x = RedriveDeliveriesResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3807,7 @@ func (x *RedriveDeliveriesResponse) String() string {
 func (*RedriveDeliveriesResponse) ProtoMessage() {}
 
 func (x *RedriveDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3820,7 @@ func (x *RedriveDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{52}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RedriveDeliveriesResponse) GetRedriven() int64 {
@@ -3628,6 +3828,346 @@ func (x *RedriveDeliveriesResponse) GetRedriven() int64 {
 		return x.Redriven
 	}
 	return 0
+}
+
+// ReplayEventsRequest names what to replay: event_id, or start_time (with end_time optional), not both.
+type ReplayEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	SubscriptionId string `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// One event, delivered whether or not the filter matches it.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Events received at or after this time that the filter matches.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only those received before this time; now when unset.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsRequest) Reset() {
+	*x = ReplayEventsRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsRequest) ProtoMessage() {}
+
+func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ReplayEventsRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *ReplayEventsRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReplayEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// ReplayEventsResponse says how many deliveries were made pending.
+type ReplayEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries created or made pending again.
+	Replayed int64 `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// Matching events whose delivery was still pending, leased or failed: left as they were.
+	Skipped       int64 `protobuf:"varint,2,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsResponse) Reset() {
+	*x = ReplayEventsResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsResponse) ProtoMessage() {}
+
+func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ReplayEventsResponse) GetReplayed() int64 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
+func (x *ReplayEventsResponse) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+// PurgeEventsRequest chooses what to purge.
+type PurgeEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events received before this time (required; at most now).
+	Before        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeEventsRequest) Reset() {
+	*x = PurgeEventsRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEventsRequest) ProtoMessage() {}
+
+func (x *PurgeEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEventsRequest.ProtoReflect.Descriptor instead.
+func (*PurgeEventsRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *PurgeEventsRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+// PurgeEventsResponse says what was deleted.
+type PurgeEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events deleted.
+	PurgedEvents int64 `protobuf:"varint,1,opt,name=purged_events,json=purgedEvents,proto3" json:"purged_events,omitempty"`
+	// Their deliveries deleted (attempt history with them).
+	PurgedDeliveries int64 `protobuf:"varint,2,opt,name=purged_deliveries,json=purgedDeliveries,proto3" json:"purged_deliveries,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PurgeEventsResponse) Reset() {
+	*x = PurgeEventsResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEventsResponse) ProtoMessage() {}
+
+func (x *PurgeEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEventsResponse.ProtoReflect.Descriptor instead.
+func (*PurgeEventsResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *PurgeEventsResponse) GetPurgedEvents() int64 {
+	if x != nil {
+		return x.PurgedEvents
+	}
+	return 0
+}
+
+func (x *PurgeEventsResponse) GetPurgedDeliveries() int64 {
+	if x != nil {
+		return x.PurgedDeliveries
+	}
+	return 0
+}
+
+// RotateSigningSecretRequest gives a push subscription a new secret.
+type RotateSigningSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new secret ("whsec_" and the base64 of 24 to 64 bytes).
+	SigningSecret string `protobuf:"bytes,2,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	// How long the current secret keeps signing beside the new one (0 to 30 days); 24 h when unset. 0
+	// drops it at once.
+	PreviousSecretTtl *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_ttl,json=previousSecretTtl,proto3" json:"previous_secret_ttl,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RotateSigningSecretRequest) Reset() {
+	*x = RotateSigningSecretRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningSecretRequest) ProtoMessage() {}
+
+func (x *RotateSigningSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningSecretRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *RotateSigningSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateSigningSecretRequest) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+func (x *RotateSigningSecretRequest) GetPreviousSecretTtl() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretTtl
+	}
+	return nil
+}
+
+// RotateSigningSecretResponse returns the subscription.
+type RotateSigningSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription.
+	Subscription  *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningSecretResponse) Reset() {
+	*x = RotateSigningSecretResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningSecretResponse) ProtoMessage() {}
+
+func (x *RotateSigningSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningSecretResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RotateSigningSecretResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
 }
 
 var File_sergas_webhook_v1_webhook_proto protoreflect.FileDescriptor
@@ -3757,7 +4297,14 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\fbackoff_base\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vbackoffBase\x12:\n" +
 	"\vbackoff_cap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"backoffCapB\x0e\n" +
-	"\f_max_retries\"\xa5\x03\n" +
+	"\f_max_retries\"\x93\x02\n" +
+	"\n" +
+	"PushConfig\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x122\n" +
+	"\x15allow_private_network\x18\x02 \x01(\bR\x13allowPrivateNetwork\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12%\n" +
+	"\x0esigning_secret\x18\x04 \x01(\tR\rsigningSecret\x12Y\n" +
+	"\x1bprevious_secret_expire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"\x91\x04\n" +
 	"\fSubscription\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
@@ -3768,13 +4315,18 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x84\x02\n" +
+	"updateTime\x127\n" +
+	"\x04mode\x18\t \x01(\x0e2#.sergas.webhook.v1.SubscriptionModeR\x04mode\x121\n" +
+	"\x04push\x18\n" +
+	" \x01(\v2\x1d.sergas.webhook.v1.PushConfigR\x04push\"\xf0\x02\n" +
 	"\x19CreateSubscriptionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x06filter\x18\x02 \x01(\v2\x1e.sergas.webhook.v1.EventFilterR\x06filter\x12A\n" +
 	"\fretry_policy\x18\x03 \x01(\v2\x1e.sergas.webhook.v1.RetryPolicyR\vretryPolicy\x12@\n" +
 	"\x0elease_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12\x16\n" +
-	"\x06paused\x18\x05 \x01(\bR\x06paused\"a\n" +
+	"\x06paused\x18\x05 \x01(\bR\x06paused\x127\n" +
+	"\x04mode\x18\x06 \x01(\x0e2#.sergas.webhook.v1.SubscriptionModeR\x04mode\x121\n" +
+	"\x04push\x18\a \x01(\v2\x1d.sergas.webhook.v1.PushConfigR\x04push\"a\n" +
 	"\x1aCreateSubscriptionResponse\x12C\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"(\n" +
 	"\x16GetSubscriptionRequest\x12\x0e\n" +
@@ -3798,7 +4350,7 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription\"+\n" +
 	"\x19DeleteSubscriptionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
-	"\x1aDeleteSubscriptionResponse\"\xdf\x01\n" +
+	"\x1aDeleteSubscriptionResponse\"\xab\x02\n" +
 	"\aAttempt\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x129\n" +
 	"\n" +
@@ -3806,7 +4358,10 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x18\n" +
 	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
-	"\bconsumer\x18\x06 \x01(\tR\bconsumer\"\xd3\x04\n" +
+	"\bconsumer\x18\x06 \x01(\tR\bconsumer\x12\x1f\n" +
+	"\vhttp_status\x18\a \x01(\x05R\n" +
+	"httpStatus\x12)\n" +
+	"\x10response_excerpt\x18\b \x01(\tR\x0fresponseExcerpt\"\xd3\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12\x19\n" +
@@ -3886,7 +4441,27 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
 	"\x0eerror_contains\x18\x05 \x01(\tR\rerrorContains\"7\n" +
 	"\x19RedriveDeliveriesResponse\x12\x1a\n" +
-	"\bredriven\x18\x01 \x01(\x03R\bredriven*\xb5\x01\n" +
+	"\bredriven\x18\x01 \x01(\x03R\bredriven\"\xcb\x01\n" +
+	"\x13ReplayEventsRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"L\n" +
+	"\x14ReplayEventsResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x03R\breplayed\x12\x18\n" +
+	"\askipped\x18\x02 \x01(\x03R\askipped\"H\n" +
+	"\x12PurgeEventsRequest\x122\n" +
+	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"g\n" +
+	"\x13PurgeEventsResponse\x12#\n" +
+	"\rpurged_events\x18\x01 \x01(\x03R\fpurgedEvents\x12+\n" +
+	"\x11purged_deliveries\x18\x02 \x01(\x03R\x10purgedDeliveries\"\x9e\x01\n" +
+	"\x1aRotateSigningSecretRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\x12I\n" +
+	"\x13previous_secret_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11previousSecretTtl\"b\n" +
+	"\x1bRotateSigningSecretResponse\x12C\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x1f.sergas.webhook.v1.SubscriptionR\fsubscription*\xb5\x01\n" +
 	"\vEventStatus\x12\x1c\n" +
 	"\x18EVENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14EVENT_STATUS_PENDING\x10\x01\x12\x1b\n" +
@@ -3903,14 +4478,18 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x11SubscriptionState\x12\"\n" +
 	"\x1eSUBSCRIPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SUBSCRIPTION_STATE_ACTIVE\x10\x01\x12\x1d\n" +
-	"\x19SUBSCRIPTION_STATE_PAUSED\x10\x02*\xc6\x01\n" +
+	"\x19SUBSCRIPTION_STATE_PAUSED\x10\x02*m\n" +
+	"\x10SubscriptionMode\x12!\n" +
+	"\x1dSUBSCRIPTION_MODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SUBSCRIPTION_MODE_PULL\x10\x01\x12\x1a\n" +
+	"\x16SUBSCRIPTION_MODE_PUSH\x10\x02*\xc6\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_LEASED\x10\x02\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_DELIVERED\x10\x03\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x04\x12\x1f\n" +
-	"\x1bDELIVERY_STATUS_DEAD_LETTER\x10\x052\xd9\x10\n" +
+	"\x1bDELIVERY_STATUS_DEAD_LETTER\x10\x052\x8e\x13\n" +
 	"\x0eWebhookService\x12M\n" +
 	"\x06Ingest\x12 .sergas.webhook.v1.IngestRequest\x1a!.sergas.webhook.v1.IngestResponse\x12S\n" +
 	"\bGetEvent\x12\".sergas.webhook.v1.GetEventRequest\x1a#.sergas.webhook.v1.GetEventResponse\x12Y\n" +
@@ -3935,7 +4514,10 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\vExtendLease\x12%.sergas.webhook.v1.ExtendLeaseRequest\x1a&.sergas.webhook.v1.ExtendLeaseResponse\x12\\\n" +
 	"\vGetDelivery\x12%.sergas.webhook.v1.GetDeliveryRequest\x1a&.sergas.webhook.v1.GetDeliveryResponse\x12e\n" +
 	"\x0eListDeliveries\x12(.sergas.webhook.v1.ListDeliveriesRequest\x1a).sergas.webhook.v1.ListDeliveriesResponse\x12n\n" +
-	"\x11RedriveDeliveries\x12+.sergas.webhook.v1.RedriveDeliveriesRequest\x1a,.sergas.webhook.v1.RedriveDeliveriesResponseB\xc6\x01\n" +
+	"\x11RedriveDeliveries\x12+.sergas.webhook.v1.RedriveDeliveriesRequest\x1a,.sergas.webhook.v1.RedriveDeliveriesResponse\x12_\n" +
+	"\fReplayEvents\x12&.sergas.webhook.v1.ReplayEventsRequest\x1a'.sergas.webhook.v1.ReplayEventsResponse\x12\\\n" +
+	"\vPurgeEvents\x12%.sergas.webhook.v1.PurgeEventsRequest\x1a&.sergas.webhook.v1.PurgeEventsResponse\x12t\n" +
+	"\x13RotateSigningSecret\x12-.sergas.webhook.v1.RotateSigningSecretRequest\x1a..sergas.webhook.v1.RotateSigningSecretResponseB\xc6\x01\n" +
 	"\x15com.sergas.webhook.v1B\fWebhookProtoP\x01Z9github.com/sergas/core/gen/go/sergas/webhook/v1;webhookv1\xa2\x02\x03SWX\xaa\x02\x11Sergas.Webhook.V1\xca\x02\x11Sergas\\Webhook\\V1\xe2\x02\x1dSergas\\Webhook\\V1\\GPBMetadata\xea\x02\x13Sergas::Webhook::V1b\x06proto3"
 
 var (
@@ -3950,175 +4532,200 @@ func file_sergas_webhook_v1_webhook_proto_rawDescGZIP() []byte {
 	return file_sergas_webhook_v1_webhook_proto_rawDescData
 }
 
-var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_sergas_webhook_v1_webhook_proto_goTypes = []any{
-	(EventStatus)(0),                   // 0: sergas.webhook.v1.EventStatus
-	(ChannelState)(0),                  // 1: sergas.webhook.v1.ChannelState
-	(SubscriptionState)(0),             // 2: sergas.webhook.v1.SubscriptionState
-	(DeliveryStatus)(0),                // 3: sergas.webhook.v1.DeliveryStatus
-	(*Header)(nil),                     // 4: sergas.webhook.v1.Header
-	(*Event)(nil),                      // 5: sergas.webhook.v1.Event
-	(*IngestRequest)(nil),              // 6: sergas.webhook.v1.IngestRequest
-	(*IngestResponse)(nil),             // 7: sergas.webhook.v1.IngestResponse
-	(*GetEventRequest)(nil),            // 8: sergas.webhook.v1.GetEventRequest
-	(*GetEventResponse)(nil),           // 9: sergas.webhook.v1.GetEventResponse
-	(*ListEventsRequest)(nil),          // 10: sergas.webhook.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),         // 11: sergas.webhook.v1.ListEventsResponse
-	(*Channel)(nil),                    // 12: sergas.webhook.v1.Channel
-	(*CreateChannelRequest)(nil),       // 13: sergas.webhook.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),      // 14: sergas.webhook.v1.CreateChannelResponse
-	(*GetChannelRequest)(nil),          // 15: sergas.webhook.v1.GetChannelRequest
-	(*GetChannelResponse)(nil),         // 16: sergas.webhook.v1.GetChannelResponse
-	(*ListChannelsRequest)(nil),        // 17: sergas.webhook.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),       // 18: sergas.webhook.v1.ListChannelsResponse
-	(*RenewChannelRequest)(nil),        // 19: sergas.webhook.v1.RenewChannelRequest
-	(*RenewChannelResponse)(nil),       // 20: sergas.webhook.v1.RenewChannelResponse
-	(*DisableChannelRequest)(nil),      // 21: sergas.webhook.v1.DisableChannelRequest
-	(*DisableChannelResponse)(nil),     // 22: sergas.webhook.v1.DisableChannelResponse
-	(*EventFilter)(nil),                // 23: sergas.webhook.v1.EventFilter
-	(*RetryPolicy)(nil),                // 24: sergas.webhook.v1.RetryPolicy
-	(*Subscription)(nil),               // 25: sergas.webhook.v1.Subscription
-	(*CreateSubscriptionRequest)(nil),  // 26: sergas.webhook.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil), // 27: sergas.webhook.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),     // 28: sergas.webhook.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),    // 29: sergas.webhook.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),   // 30: sergas.webhook.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),  // 31: sergas.webhook.v1.ListSubscriptionsResponse
-	(*PauseSubscriptionRequest)(nil),   // 32: sergas.webhook.v1.PauseSubscriptionRequest
-	(*PauseSubscriptionResponse)(nil),  // 33: sergas.webhook.v1.PauseSubscriptionResponse
-	(*ResumeSubscriptionRequest)(nil),  // 34: sergas.webhook.v1.ResumeSubscriptionRequest
-	(*ResumeSubscriptionResponse)(nil), // 35: sergas.webhook.v1.ResumeSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),  // 36: sergas.webhook.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 37: sergas.webhook.v1.DeleteSubscriptionResponse
-	(*Attempt)(nil),                    // 38: sergas.webhook.v1.Attempt
-	(*Delivery)(nil),                   // 39: sergas.webhook.v1.Delivery
-	(*LeasedDelivery)(nil),             // 40: sergas.webhook.v1.LeasedDelivery
-	(*ReceiveRequest)(nil),             // 41: sergas.webhook.v1.ReceiveRequest
-	(*ReceiveResponse)(nil),            // 42: sergas.webhook.v1.ReceiveResponse
-	(*PollRequest)(nil),                // 43: sergas.webhook.v1.PollRequest
-	(*PollResponse)(nil),               // 44: sergas.webhook.v1.PollResponse
-	(*AckRequest)(nil),                 // 45: sergas.webhook.v1.AckRequest
-	(*AckResponse)(nil),                // 46: sergas.webhook.v1.AckResponse
-	(*NackRequest)(nil),                // 47: sergas.webhook.v1.NackRequest
-	(*NackResponse)(nil),               // 48: sergas.webhook.v1.NackResponse
-	(*ExtendLeaseRequest)(nil),         // 49: sergas.webhook.v1.ExtendLeaseRequest
-	(*ExtendLeaseResponse)(nil),        // 50: sergas.webhook.v1.ExtendLeaseResponse
-	(*GetDeliveryRequest)(nil),         // 51: sergas.webhook.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),        // 52: sergas.webhook.v1.GetDeliveryResponse
-	(*ListDeliveriesRequest)(nil),      // 53: sergas.webhook.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),     // 54: sergas.webhook.v1.ListDeliveriesResponse
-	(*RedriveDeliveriesRequest)(nil),   // 55: sergas.webhook.v1.RedriveDeliveriesRequest
-	(*RedriveDeliveriesResponse)(nil),  // 56: sergas.webhook.v1.RedriveDeliveriesResponse
-	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 58: google.protobuf.Duration
+	(EventStatus)(0),                    // 0: sergas.webhook.v1.EventStatus
+	(ChannelState)(0),                   // 1: sergas.webhook.v1.ChannelState
+	(SubscriptionState)(0),              // 2: sergas.webhook.v1.SubscriptionState
+	(SubscriptionMode)(0),               // 3: sergas.webhook.v1.SubscriptionMode
+	(DeliveryStatus)(0),                 // 4: sergas.webhook.v1.DeliveryStatus
+	(*Header)(nil),                      // 5: sergas.webhook.v1.Header
+	(*Event)(nil),                       // 6: sergas.webhook.v1.Event
+	(*IngestRequest)(nil),               // 7: sergas.webhook.v1.IngestRequest
+	(*IngestResponse)(nil),              // 8: sergas.webhook.v1.IngestResponse
+	(*GetEventRequest)(nil),             // 9: sergas.webhook.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 10: sergas.webhook.v1.GetEventResponse
+	(*ListEventsRequest)(nil),           // 11: sergas.webhook.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 12: sergas.webhook.v1.ListEventsResponse
+	(*Channel)(nil),                     // 13: sergas.webhook.v1.Channel
+	(*CreateChannelRequest)(nil),        // 14: sergas.webhook.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),       // 15: sergas.webhook.v1.CreateChannelResponse
+	(*GetChannelRequest)(nil),           // 16: sergas.webhook.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),          // 17: sergas.webhook.v1.GetChannelResponse
+	(*ListChannelsRequest)(nil),         // 18: sergas.webhook.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),        // 19: sergas.webhook.v1.ListChannelsResponse
+	(*RenewChannelRequest)(nil),         // 20: sergas.webhook.v1.RenewChannelRequest
+	(*RenewChannelResponse)(nil),        // 21: sergas.webhook.v1.RenewChannelResponse
+	(*DisableChannelRequest)(nil),       // 22: sergas.webhook.v1.DisableChannelRequest
+	(*DisableChannelResponse)(nil),      // 23: sergas.webhook.v1.DisableChannelResponse
+	(*EventFilter)(nil),                 // 24: sergas.webhook.v1.EventFilter
+	(*RetryPolicy)(nil),                 // 25: sergas.webhook.v1.RetryPolicy
+	(*PushConfig)(nil),                  // 26: sergas.webhook.v1.PushConfig
+	(*Subscription)(nil),                // 27: sergas.webhook.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),   // 28: sergas.webhook.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),  // 29: sergas.webhook.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),      // 30: sergas.webhook.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),     // 31: sergas.webhook.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),    // 32: sergas.webhook.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 33: sergas.webhook.v1.ListSubscriptionsResponse
+	(*PauseSubscriptionRequest)(nil),    // 34: sergas.webhook.v1.PauseSubscriptionRequest
+	(*PauseSubscriptionResponse)(nil),   // 35: sergas.webhook.v1.PauseSubscriptionResponse
+	(*ResumeSubscriptionRequest)(nil),   // 36: sergas.webhook.v1.ResumeSubscriptionRequest
+	(*ResumeSubscriptionResponse)(nil),  // 37: sergas.webhook.v1.ResumeSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),   // 38: sergas.webhook.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 39: sergas.webhook.v1.DeleteSubscriptionResponse
+	(*Attempt)(nil),                     // 40: sergas.webhook.v1.Attempt
+	(*Delivery)(nil),                    // 41: sergas.webhook.v1.Delivery
+	(*LeasedDelivery)(nil),              // 42: sergas.webhook.v1.LeasedDelivery
+	(*ReceiveRequest)(nil),              // 43: sergas.webhook.v1.ReceiveRequest
+	(*ReceiveResponse)(nil),             // 44: sergas.webhook.v1.ReceiveResponse
+	(*PollRequest)(nil),                 // 45: sergas.webhook.v1.PollRequest
+	(*PollResponse)(nil),                // 46: sergas.webhook.v1.PollResponse
+	(*AckRequest)(nil),                  // 47: sergas.webhook.v1.AckRequest
+	(*AckResponse)(nil),                 // 48: sergas.webhook.v1.AckResponse
+	(*NackRequest)(nil),                 // 49: sergas.webhook.v1.NackRequest
+	(*NackResponse)(nil),                // 50: sergas.webhook.v1.NackResponse
+	(*ExtendLeaseRequest)(nil),          // 51: sergas.webhook.v1.ExtendLeaseRequest
+	(*ExtendLeaseResponse)(nil),         // 52: sergas.webhook.v1.ExtendLeaseResponse
+	(*GetDeliveryRequest)(nil),          // 53: sergas.webhook.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),         // 54: sergas.webhook.v1.GetDeliveryResponse
+	(*ListDeliveriesRequest)(nil),       // 55: sergas.webhook.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),      // 56: sergas.webhook.v1.ListDeliveriesResponse
+	(*RedriveDeliveriesRequest)(nil),    // 57: sergas.webhook.v1.RedriveDeliveriesRequest
+	(*RedriveDeliveriesResponse)(nil),   // 58: sergas.webhook.v1.RedriveDeliveriesResponse
+	(*ReplayEventsRequest)(nil),         // 59: sergas.webhook.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),        // 60: sergas.webhook.v1.ReplayEventsResponse
+	(*PurgeEventsRequest)(nil),          // 61: sergas.webhook.v1.PurgeEventsRequest
+	(*PurgeEventsResponse)(nil),         // 62: sergas.webhook.v1.PurgeEventsResponse
+	(*RotateSigningSecretRequest)(nil),  // 63: sergas.webhook.v1.RotateSigningSecretRequest
+	(*RotateSigningSecretResponse)(nil), // 64: sergas.webhook.v1.RotateSigningSecretResponse
+	(*timestamppb.Timestamp)(nil),       // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 66: google.protobuf.Duration
 }
 var file_sergas_webhook_v1_webhook_proto_depIdxs = []int32{
 	0,  // 0: sergas.webhook.v1.Event.status:type_name -> sergas.webhook.v1.EventStatus
-	4,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
-	57, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	57, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
-	57, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
-	4,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
-	5,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
+	5,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
+	65, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	65, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
+	65, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
+	5,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
+	6,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
 	0,  // 7: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
-	5,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
+	6,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
 	1,  // 9: sergas.webhook.v1.Channel.state:type_name -> sergas.webhook.v1.ChannelState
-	57, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
-	57, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
-	57, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
-	57, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
-	12, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	12, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	65, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
+	65, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
+	65, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
+	65, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
+	13, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	13, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
 	1,  // 16: sergas.webhook.v1.ListChannelsRequest.state:type_name -> sergas.webhook.v1.ChannelState
-	12, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
-	12, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	12, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	58, // 20: sergas.webhook.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	58, // 21: sergas.webhook.v1.RetryPolicy.backoff_cap:type_name -> google.protobuf.Duration
-	23, // 22: sergas.webhook.v1.Subscription.filter:type_name -> sergas.webhook.v1.EventFilter
-	24, // 23: sergas.webhook.v1.Subscription.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
-	58, // 24: sergas.webhook.v1.Subscription.lease_duration:type_name -> google.protobuf.Duration
-	2,  // 25: sergas.webhook.v1.Subscription.state:type_name -> sergas.webhook.v1.SubscriptionState
-	57, // 26: sergas.webhook.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	57, // 27: sergas.webhook.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	23, // 28: sergas.webhook.v1.CreateSubscriptionRequest.filter:type_name -> sergas.webhook.v1.EventFilter
-	24, // 29: sergas.webhook.v1.CreateSubscriptionRequest.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
-	58, // 30: sergas.webhook.v1.CreateSubscriptionRequest.lease_duration:type_name -> google.protobuf.Duration
-	25, // 31: sergas.webhook.v1.CreateSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	25, // 32: sergas.webhook.v1.GetSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	25, // 33: sergas.webhook.v1.ListSubscriptionsResponse.subscriptions:type_name -> sergas.webhook.v1.Subscription
-	25, // 34: sergas.webhook.v1.PauseSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	25, // 35: sergas.webhook.v1.ResumeSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	57, // 36: sergas.webhook.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	58, // 37: sergas.webhook.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	3,  // 38: sergas.webhook.v1.Delivery.status:type_name -> sergas.webhook.v1.DeliveryStatus
-	57, // 39: sergas.webhook.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	57, // 40: sergas.webhook.v1.Delivery.lease_expire_time:type_name -> google.protobuf.Timestamp
-	57, // 41: sergas.webhook.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	57, // 42: sergas.webhook.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	38, // 43: sergas.webhook.v1.Delivery.attempts:type_name -> sergas.webhook.v1.Attempt
-	39, // 44: sergas.webhook.v1.LeasedDelivery.delivery:type_name -> sergas.webhook.v1.Delivery
-	5,  // 45: sergas.webhook.v1.LeasedDelivery.event:type_name -> sergas.webhook.v1.Event
-	40, // 46: sergas.webhook.v1.ReceiveResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
-	58, // 47: sergas.webhook.v1.PollRequest.wait:type_name -> google.protobuf.Duration
-	40, // 48: sergas.webhook.v1.PollResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
-	58, // 49: sergas.webhook.v1.NackRequest.delay:type_name -> google.protobuf.Duration
-	58, // 50: sergas.webhook.v1.ExtendLeaseRequest.lease_duration:type_name -> google.protobuf.Duration
-	39, // 51: sergas.webhook.v1.GetDeliveryResponse.delivery:type_name -> sergas.webhook.v1.Delivery
-	3,  // 52: sergas.webhook.v1.ListDeliveriesRequest.status:type_name -> sergas.webhook.v1.DeliveryStatus
-	39, // 53: sergas.webhook.v1.ListDeliveriesResponse.deliveries:type_name -> sergas.webhook.v1.Delivery
-	57, // 54: sergas.webhook.v1.RedriveDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	57, // 55: sergas.webhook.v1.RedriveDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 56: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
-	8,  // 57: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
-	10, // 58: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
-	13, // 59: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
-	15, // 60: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
-	17, // 61: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
-	19, // 62: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
-	21, // 63: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
-	26, // 64: sergas.webhook.v1.WebhookService.CreateSubscription:input_type -> sergas.webhook.v1.CreateSubscriptionRequest
-	28, // 65: sergas.webhook.v1.WebhookService.GetSubscription:input_type -> sergas.webhook.v1.GetSubscriptionRequest
-	30, // 66: sergas.webhook.v1.WebhookService.ListSubscriptions:input_type -> sergas.webhook.v1.ListSubscriptionsRequest
-	32, // 67: sergas.webhook.v1.WebhookService.PauseSubscription:input_type -> sergas.webhook.v1.PauseSubscriptionRequest
-	34, // 68: sergas.webhook.v1.WebhookService.ResumeSubscription:input_type -> sergas.webhook.v1.ResumeSubscriptionRequest
-	36, // 69: sergas.webhook.v1.WebhookService.DeleteSubscription:input_type -> sergas.webhook.v1.DeleteSubscriptionRequest
-	41, // 70: sergas.webhook.v1.WebhookService.Receive:input_type -> sergas.webhook.v1.ReceiveRequest
-	43, // 71: sergas.webhook.v1.WebhookService.Poll:input_type -> sergas.webhook.v1.PollRequest
-	45, // 72: sergas.webhook.v1.WebhookService.Ack:input_type -> sergas.webhook.v1.AckRequest
-	47, // 73: sergas.webhook.v1.WebhookService.Nack:input_type -> sergas.webhook.v1.NackRequest
-	49, // 74: sergas.webhook.v1.WebhookService.ExtendLease:input_type -> sergas.webhook.v1.ExtendLeaseRequest
-	51, // 75: sergas.webhook.v1.WebhookService.GetDelivery:input_type -> sergas.webhook.v1.GetDeliveryRequest
-	53, // 76: sergas.webhook.v1.WebhookService.ListDeliveries:input_type -> sergas.webhook.v1.ListDeliveriesRequest
-	55, // 77: sergas.webhook.v1.WebhookService.RedriveDeliveries:input_type -> sergas.webhook.v1.RedriveDeliveriesRequest
-	7,  // 78: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
-	9,  // 79: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
-	11, // 80: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
-	14, // 81: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
-	16, // 82: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
-	18, // 83: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
-	20, // 84: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
-	22, // 85: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
-	27, // 86: sergas.webhook.v1.WebhookService.CreateSubscription:output_type -> sergas.webhook.v1.CreateSubscriptionResponse
-	29, // 87: sergas.webhook.v1.WebhookService.GetSubscription:output_type -> sergas.webhook.v1.GetSubscriptionResponse
-	31, // 88: sergas.webhook.v1.WebhookService.ListSubscriptions:output_type -> sergas.webhook.v1.ListSubscriptionsResponse
-	33, // 89: sergas.webhook.v1.WebhookService.PauseSubscription:output_type -> sergas.webhook.v1.PauseSubscriptionResponse
-	35, // 90: sergas.webhook.v1.WebhookService.ResumeSubscription:output_type -> sergas.webhook.v1.ResumeSubscriptionResponse
-	37, // 91: sergas.webhook.v1.WebhookService.DeleteSubscription:output_type -> sergas.webhook.v1.DeleteSubscriptionResponse
-	42, // 92: sergas.webhook.v1.WebhookService.Receive:output_type -> sergas.webhook.v1.ReceiveResponse
-	44, // 93: sergas.webhook.v1.WebhookService.Poll:output_type -> sergas.webhook.v1.PollResponse
-	46, // 94: sergas.webhook.v1.WebhookService.Ack:output_type -> sergas.webhook.v1.AckResponse
-	48, // 95: sergas.webhook.v1.WebhookService.Nack:output_type -> sergas.webhook.v1.NackResponse
-	50, // 96: sergas.webhook.v1.WebhookService.ExtendLease:output_type -> sergas.webhook.v1.ExtendLeaseResponse
-	52, // 97: sergas.webhook.v1.WebhookService.GetDelivery:output_type -> sergas.webhook.v1.GetDeliveryResponse
-	54, // 98: sergas.webhook.v1.WebhookService.ListDeliveries:output_type -> sergas.webhook.v1.ListDeliveriesResponse
-	56, // 99: sergas.webhook.v1.WebhookService.RedriveDeliveries:output_type -> sergas.webhook.v1.RedriveDeliveriesResponse
-	78, // [78:100] is the sub-list for method output_type
-	56, // [56:78] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	13, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
+	13, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	13, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	66, // 20: sergas.webhook.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	66, // 21: sergas.webhook.v1.RetryPolicy.backoff_cap:type_name -> google.protobuf.Duration
+	66, // 22: sergas.webhook.v1.PushConfig.timeout:type_name -> google.protobuf.Duration
+	65, // 23: sergas.webhook.v1.PushConfig.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 24: sergas.webhook.v1.Subscription.filter:type_name -> sergas.webhook.v1.EventFilter
+	25, // 25: sergas.webhook.v1.Subscription.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	66, // 26: sergas.webhook.v1.Subscription.lease_duration:type_name -> google.protobuf.Duration
+	2,  // 27: sergas.webhook.v1.Subscription.state:type_name -> sergas.webhook.v1.SubscriptionState
+	65, // 28: sergas.webhook.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	65, // 29: sergas.webhook.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 30: sergas.webhook.v1.Subscription.mode:type_name -> sergas.webhook.v1.SubscriptionMode
+	26, // 31: sergas.webhook.v1.Subscription.push:type_name -> sergas.webhook.v1.PushConfig
+	24, // 32: sergas.webhook.v1.CreateSubscriptionRequest.filter:type_name -> sergas.webhook.v1.EventFilter
+	25, // 33: sergas.webhook.v1.CreateSubscriptionRequest.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	66, // 34: sergas.webhook.v1.CreateSubscriptionRequest.lease_duration:type_name -> google.protobuf.Duration
+	3,  // 35: sergas.webhook.v1.CreateSubscriptionRequest.mode:type_name -> sergas.webhook.v1.SubscriptionMode
+	26, // 36: sergas.webhook.v1.CreateSubscriptionRequest.push:type_name -> sergas.webhook.v1.PushConfig
+	27, // 37: sergas.webhook.v1.CreateSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	27, // 38: sergas.webhook.v1.GetSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	27, // 39: sergas.webhook.v1.ListSubscriptionsResponse.subscriptions:type_name -> sergas.webhook.v1.Subscription
+	27, // 40: sergas.webhook.v1.PauseSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	27, // 41: sergas.webhook.v1.ResumeSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	65, // 42: sergas.webhook.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	66, // 43: sergas.webhook.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	4,  // 44: sergas.webhook.v1.Delivery.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	65, // 45: sergas.webhook.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	65, // 46: sergas.webhook.v1.Delivery.lease_expire_time:type_name -> google.protobuf.Timestamp
+	65, // 47: sergas.webhook.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	65, // 48: sergas.webhook.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	40, // 49: sergas.webhook.v1.Delivery.attempts:type_name -> sergas.webhook.v1.Attempt
+	41, // 50: sergas.webhook.v1.LeasedDelivery.delivery:type_name -> sergas.webhook.v1.Delivery
+	6,  // 51: sergas.webhook.v1.LeasedDelivery.event:type_name -> sergas.webhook.v1.Event
+	42, // 52: sergas.webhook.v1.ReceiveResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	66, // 53: sergas.webhook.v1.PollRequest.wait:type_name -> google.protobuf.Duration
+	42, // 54: sergas.webhook.v1.PollResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	66, // 55: sergas.webhook.v1.NackRequest.delay:type_name -> google.protobuf.Duration
+	66, // 56: sergas.webhook.v1.ExtendLeaseRequest.lease_duration:type_name -> google.protobuf.Duration
+	41, // 57: sergas.webhook.v1.GetDeliveryResponse.delivery:type_name -> sergas.webhook.v1.Delivery
+	4,  // 58: sergas.webhook.v1.ListDeliveriesRequest.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	41, // 59: sergas.webhook.v1.ListDeliveriesResponse.deliveries:type_name -> sergas.webhook.v1.Delivery
+	65, // 60: sergas.webhook.v1.RedriveDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	65, // 61: sergas.webhook.v1.RedriveDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	65, // 62: sergas.webhook.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	65, // 63: sergas.webhook.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	65, // 64: sergas.webhook.v1.PurgeEventsRequest.before:type_name -> google.protobuf.Timestamp
+	66, // 65: sergas.webhook.v1.RotateSigningSecretRequest.previous_secret_ttl:type_name -> google.protobuf.Duration
+	27, // 66: sergas.webhook.v1.RotateSigningSecretResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	7,  // 67: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
+	9,  // 68: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
+	11, // 69: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
+	14, // 70: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
+	16, // 71: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
+	18, // 72: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
+	20, // 73: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
+	22, // 74: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
+	28, // 75: sergas.webhook.v1.WebhookService.CreateSubscription:input_type -> sergas.webhook.v1.CreateSubscriptionRequest
+	30, // 76: sergas.webhook.v1.WebhookService.GetSubscription:input_type -> sergas.webhook.v1.GetSubscriptionRequest
+	32, // 77: sergas.webhook.v1.WebhookService.ListSubscriptions:input_type -> sergas.webhook.v1.ListSubscriptionsRequest
+	34, // 78: sergas.webhook.v1.WebhookService.PauseSubscription:input_type -> sergas.webhook.v1.PauseSubscriptionRequest
+	36, // 79: sergas.webhook.v1.WebhookService.ResumeSubscription:input_type -> sergas.webhook.v1.ResumeSubscriptionRequest
+	38, // 80: sergas.webhook.v1.WebhookService.DeleteSubscription:input_type -> sergas.webhook.v1.DeleteSubscriptionRequest
+	43, // 81: sergas.webhook.v1.WebhookService.Receive:input_type -> sergas.webhook.v1.ReceiveRequest
+	45, // 82: sergas.webhook.v1.WebhookService.Poll:input_type -> sergas.webhook.v1.PollRequest
+	47, // 83: sergas.webhook.v1.WebhookService.Ack:input_type -> sergas.webhook.v1.AckRequest
+	49, // 84: sergas.webhook.v1.WebhookService.Nack:input_type -> sergas.webhook.v1.NackRequest
+	51, // 85: sergas.webhook.v1.WebhookService.ExtendLease:input_type -> sergas.webhook.v1.ExtendLeaseRequest
+	53, // 86: sergas.webhook.v1.WebhookService.GetDelivery:input_type -> sergas.webhook.v1.GetDeliveryRequest
+	55, // 87: sergas.webhook.v1.WebhookService.ListDeliveries:input_type -> sergas.webhook.v1.ListDeliveriesRequest
+	57, // 88: sergas.webhook.v1.WebhookService.RedriveDeliveries:input_type -> sergas.webhook.v1.RedriveDeliveriesRequest
+	59, // 89: sergas.webhook.v1.WebhookService.ReplayEvents:input_type -> sergas.webhook.v1.ReplayEventsRequest
+	61, // 90: sergas.webhook.v1.WebhookService.PurgeEvents:input_type -> sergas.webhook.v1.PurgeEventsRequest
+	63, // 91: sergas.webhook.v1.WebhookService.RotateSigningSecret:input_type -> sergas.webhook.v1.RotateSigningSecretRequest
+	8,  // 92: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
+	10, // 93: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
+	12, // 94: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
+	15, // 95: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
+	17, // 96: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
+	19, // 97: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
+	21, // 98: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
+	23, // 99: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
+	29, // 100: sergas.webhook.v1.WebhookService.CreateSubscription:output_type -> sergas.webhook.v1.CreateSubscriptionResponse
+	31, // 101: sergas.webhook.v1.WebhookService.GetSubscription:output_type -> sergas.webhook.v1.GetSubscriptionResponse
+	33, // 102: sergas.webhook.v1.WebhookService.ListSubscriptions:output_type -> sergas.webhook.v1.ListSubscriptionsResponse
+	35, // 103: sergas.webhook.v1.WebhookService.PauseSubscription:output_type -> sergas.webhook.v1.PauseSubscriptionResponse
+	37, // 104: sergas.webhook.v1.WebhookService.ResumeSubscription:output_type -> sergas.webhook.v1.ResumeSubscriptionResponse
+	39, // 105: sergas.webhook.v1.WebhookService.DeleteSubscription:output_type -> sergas.webhook.v1.DeleteSubscriptionResponse
+	44, // 106: sergas.webhook.v1.WebhookService.Receive:output_type -> sergas.webhook.v1.ReceiveResponse
+	46, // 107: sergas.webhook.v1.WebhookService.Poll:output_type -> sergas.webhook.v1.PollResponse
+	48, // 108: sergas.webhook.v1.WebhookService.Ack:output_type -> sergas.webhook.v1.AckResponse
+	50, // 109: sergas.webhook.v1.WebhookService.Nack:output_type -> sergas.webhook.v1.NackResponse
+	52, // 110: sergas.webhook.v1.WebhookService.ExtendLease:output_type -> sergas.webhook.v1.ExtendLeaseResponse
+	54, // 111: sergas.webhook.v1.WebhookService.GetDelivery:output_type -> sergas.webhook.v1.GetDeliveryResponse
+	56, // 112: sergas.webhook.v1.WebhookService.ListDeliveries:output_type -> sergas.webhook.v1.ListDeliveriesResponse
+	58, // 113: sergas.webhook.v1.WebhookService.RedriveDeliveries:output_type -> sergas.webhook.v1.RedriveDeliveriesResponse
+	60, // 114: sergas.webhook.v1.WebhookService.ReplayEvents:output_type -> sergas.webhook.v1.ReplayEventsResponse
+	62, // 115: sergas.webhook.v1.WebhookService.PurgeEvents:output_type -> sergas.webhook.v1.PurgeEventsResponse
+	64, // 116: sergas.webhook.v1.WebhookService.RotateSigningSecret:output_type -> sergas.webhook.v1.RotateSigningSecretResponse
+	92, // [92:117] is the sub-list for method output_type
+	67, // [67:92] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_sergas_webhook_v1_webhook_proto_init() }
@@ -4132,8 +4739,8 @@ func file_sergas_webhook_v1_webhook_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_webhook_v1_webhook_proto_rawDesc), len(file_sergas_webhook_v1_webhook_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   53,
+			NumEnums:      5,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

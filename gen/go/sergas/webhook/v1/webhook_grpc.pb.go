@@ -19,28 +19,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_Ingest_FullMethodName             = "/sergas.webhook.v1.WebhookService/Ingest"
-	WebhookService_GetEvent_FullMethodName           = "/sergas.webhook.v1.WebhookService/GetEvent"
-	WebhookService_ListEvents_FullMethodName         = "/sergas.webhook.v1.WebhookService/ListEvents"
-	WebhookService_CreateChannel_FullMethodName      = "/sergas.webhook.v1.WebhookService/CreateChannel"
-	WebhookService_GetChannel_FullMethodName         = "/sergas.webhook.v1.WebhookService/GetChannel"
-	WebhookService_ListChannels_FullMethodName       = "/sergas.webhook.v1.WebhookService/ListChannels"
-	WebhookService_RenewChannel_FullMethodName       = "/sergas.webhook.v1.WebhookService/RenewChannel"
-	WebhookService_DisableChannel_FullMethodName     = "/sergas.webhook.v1.WebhookService/DisableChannel"
-	WebhookService_CreateSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/CreateSubscription"
-	WebhookService_GetSubscription_FullMethodName    = "/sergas.webhook.v1.WebhookService/GetSubscription"
-	WebhookService_ListSubscriptions_FullMethodName  = "/sergas.webhook.v1.WebhookService/ListSubscriptions"
-	WebhookService_PauseSubscription_FullMethodName  = "/sergas.webhook.v1.WebhookService/PauseSubscription"
-	WebhookService_ResumeSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/ResumeSubscription"
-	WebhookService_DeleteSubscription_FullMethodName = "/sergas.webhook.v1.WebhookService/DeleteSubscription"
-	WebhookService_Receive_FullMethodName            = "/sergas.webhook.v1.WebhookService/Receive"
-	WebhookService_Poll_FullMethodName               = "/sergas.webhook.v1.WebhookService/Poll"
-	WebhookService_Ack_FullMethodName                = "/sergas.webhook.v1.WebhookService/Ack"
-	WebhookService_Nack_FullMethodName               = "/sergas.webhook.v1.WebhookService/Nack"
-	WebhookService_ExtendLease_FullMethodName        = "/sergas.webhook.v1.WebhookService/ExtendLease"
-	WebhookService_GetDelivery_FullMethodName        = "/sergas.webhook.v1.WebhookService/GetDelivery"
-	WebhookService_ListDeliveries_FullMethodName     = "/sergas.webhook.v1.WebhookService/ListDeliveries"
-	WebhookService_RedriveDeliveries_FullMethodName  = "/sergas.webhook.v1.WebhookService/RedriveDeliveries"
+	WebhookService_Ingest_FullMethodName              = "/sergas.webhook.v1.WebhookService/Ingest"
+	WebhookService_GetEvent_FullMethodName            = "/sergas.webhook.v1.WebhookService/GetEvent"
+	WebhookService_ListEvents_FullMethodName          = "/sergas.webhook.v1.WebhookService/ListEvents"
+	WebhookService_CreateChannel_FullMethodName       = "/sergas.webhook.v1.WebhookService/CreateChannel"
+	WebhookService_GetChannel_FullMethodName          = "/sergas.webhook.v1.WebhookService/GetChannel"
+	WebhookService_ListChannels_FullMethodName        = "/sergas.webhook.v1.WebhookService/ListChannels"
+	WebhookService_RenewChannel_FullMethodName        = "/sergas.webhook.v1.WebhookService/RenewChannel"
+	WebhookService_DisableChannel_FullMethodName      = "/sergas.webhook.v1.WebhookService/DisableChannel"
+	WebhookService_CreateSubscription_FullMethodName  = "/sergas.webhook.v1.WebhookService/CreateSubscription"
+	WebhookService_GetSubscription_FullMethodName     = "/sergas.webhook.v1.WebhookService/GetSubscription"
+	WebhookService_ListSubscriptions_FullMethodName   = "/sergas.webhook.v1.WebhookService/ListSubscriptions"
+	WebhookService_PauseSubscription_FullMethodName   = "/sergas.webhook.v1.WebhookService/PauseSubscription"
+	WebhookService_ResumeSubscription_FullMethodName  = "/sergas.webhook.v1.WebhookService/ResumeSubscription"
+	WebhookService_DeleteSubscription_FullMethodName  = "/sergas.webhook.v1.WebhookService/DeleteSubscription"
+	WebhookService_Receive_FullMethodName             = "/sergas.webhook.v1.WebhookService/Receive"
+	WebhookService_Poll_FullMethodName                = "/sergas.webhook.v1.WebhookService/Poll"
+	WebhookService_Ack_FullMethodName                 = "/sergas.webhook.v1.WebhookService/Ack"
+	WebhookService_Nack_FullMethodName                = "/sergas.webhook.v1.WebhookService/Nack"
+	WebhookService_ExtendLease_FullMethodName         = "/sergas.webhook.v1.WebhookService/ExtendLease"
+	WebhookService_GetDelivery_FullMethodName         = "/sergas.webhook.v1.WebhookService/GetDelivery"
+	WebhookService_ListDeliveries_FullMethodName      = "/sergas.webhook.v1.WebhookService/ListDeliveries"
+	WebhookService_RedriveDeliveries_FullMethodName   = "/sergas.webhook.v1.WebhookService/RedriveDeliveries"
+	WebhookService_ReplayEvents_FullMethodName        = "/sergas.webhook.v1.WebhookService/ReplayEvents"
+	WebhookService_PurgeEvents_FullMethodName         = "/sergas.webhook.v1.WebhookService/PurgeEvents"
+	WebhookService_RotateSigningSecret_FullMethodName = "/sergas.webhook.v1.WebhookService/RotateSigningSecret"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -107,6 +110,19 @@ type WebhookServiceClient interface {
 	// RedriveDeliveries makes matching dead letters pending again, with a fresh attempt budget. Needs
 	// webhook:admin.
 	RedriveDeliveries(ctx context.Context, in *RedriveDeliveriesRequest, opts ...grpc.CallOption) (*RedriveDeliveriesResponse, error)
+	// ReplayEvents delivers stored events to a subscription again, or for the first time when they came
+	// before it: one event by id, or every event of a time range that the subscription's filter matches.
+	// A delivery that exists is made pending with a fresh attempt budget, unless it is still being
+	// delivered. Needs webhook:admin.
+	ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error)
+	// PurgeEvents deletes events received before a time that every subscription has been delivered (and
+	// events no subscription wanted), with their deliveries and attempt history. The service does the same
+	// on its own for events older than WEBHOOK_RETENTION. Needs webhook:admin.
+	PurgeEvents(ctx context.Context, in *PurgeEventsRequest, opts ...grpc.CallOption) (*PurgeEventsResponse, error)
+	// RotateSigningSecret gives a push subscription a new signing secret; the previous one keeps signing
+	// beside it (two signatures per request) for previous_secret_ttl, so that receivers can switch without
+	// refusing a request. Needs webhook:admin.
+	RotateSigningSecret(ctx context.Context, in *RotateSigningSecretRequest, opts ...grpc.CallOption) (*RotateSigningSecretResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -346,6 +362,36 @@ func (c *webhookServiceClient) RedriveDeliveries(ctx context.Context, in *Redriv
 	return out, nil
 }
 
+func (c *webhookServiceClient) ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayEventsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ReplayEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) PurgeEvents(ctx context.Context, in *PurgeEventsRequest, opts ...grpc.CallOption) (*PurgeEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeEventsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_PurgeEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RotateSigningSecret(ctx context.Context, in *RotateSigningSecretRequest, opts ...grpc.CallOption) (*RotateSigningSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSigningSecretResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RotateSigningSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -410,6 +456,19 @@ type WebhookServiceServer interface {
 	// RedriveDeliveries makes matching dead letters pending again, with a fresh attempt budget. Needs
 	// webhook:admin.
 	RedriveDeliveries(context.Context, *RedriveDeliveriesRequest) (*RedriveDeliveriesResponse, error)
+	// ReplayEvents delivers stored events to a subscription again, or for the first time when they came
+	// before it: one event by id, or every event of a time range that the subscription's filter matches.
+	// A delivery that exists is made pending with a fresh attempt budget, unless it is still being
+	// delivered. Needs webhook:admin.
+	ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error)
+	// PurgeEvents deletes events received before a time that every subscription has been delivered (and
+	// events no subscription wanted), with their deliveries and attempt history. The service does the same
+	// on its own for events older than WEBHOOK_RETENTION. Needs webhook:admin.
+	PurgeEvents(context.Context, *PurgeEventsRequest) (*PurgeEventsResponse, error)
+	// RotateSigningSecret gives a push subscription a new signing secret; the previous one keeps signing
+	// beside it (two signatures per request) for previous_secret_ttl, so that receivers can switch without
+	// refusing a request. Needs webhook:admin.
+	RotateSigningSecret(context.Context, *RotateSigningSecretRequest) (*RotateSigningSecretResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -485,6 +544,15 @@ func (UnimplementedWebhookServiceServer) ListDeliveries(context.Context, *ListDe
 }
 func (UnimplementedWebhookServiceServer) RedriveDeliveries(context.Context, *RedriveDeliveriesRequest) (*RedriveDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RedriveDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayEvents not implemented")
+}
+func (UnimplementedWebhookServiceServer) PurgeEvents(context.Context, *PurgeEventsRequest) (*PurgeEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeEvents not implemented")
+}
+func (UnimplementedWebhookServiceServer) RotateSigningSecret(context.Context, *RotateSigningSecretRequest) (*RotateSigningSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSigningSecret not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -896,6 +964,60 @@ func _WebhookService_RedriveDeliveries_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_ReplayEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ReplayEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ReplayEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ReplayEvents(ctx, req.(*ReplayEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_PurgeEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).PurgeEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_PurgeEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).PurgeEvents(ctx, req.(*PurgeEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RotateSigningSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSigningSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RotateSigningSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RotateSigningSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RotateSigningSecret(ctx, req.(*RotateSigningSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -986,6 +1108,18 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RedriveDeliveries",
 			Handler:    _WebhookService_RedriveDeliveries_Handler,
+		},
+		{
+			MethodName: "ReplayEvents",
+			Handler:    _WebhookService_ReplayEvents_Handler,
+		},
+		{
+			MethodName: "PurgeEvents",
+			Handler:    _WebhookService_PurgeEvents_Handler,
+		},
+		{
+			MethodName: "RotateSigningSecret",
+			Handler:    _WebhookService_RotateSigningSecret_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
