@@ -63,7 +63,8 @@ func (s *Server) consumable(ctx context.Context, id string) (store.DeliveryStore
 
 // claim leases up to limit deliveries of sub to consumer, counting retries.
 func (s *Server) claim(ctx context.Context, ds store.DeliveryStore, sub, consumer string, limit int) ([]*webhookv1.LeasedDelivery, error) {
-	cs, err := ds.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: s.now(), Limit: limit})
+	claim, err := ds.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: s.now(), Limit: limit})
+	cs := claim.Claimed
 	if err != nil {
 		return nil, err
 	}

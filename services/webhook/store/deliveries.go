@@ -30,6 +30,28 @@ type RetryPolicy struct {
 	BackoffCap  time.Duration
 }
 
+// SubscriptionMode says how deliveries reach the consumer (values match the protobuf enum).
+type SubscriptionMode int32
+
+// Subscription modes.
+const (
+	SubscriptionPull SubscriptionMode = 1
+	SubscriptionPush SubscriptionMode = 2
+)
+
+// PushConfig is where a push subscription's deliveries are POSTed. The secrets are sealed by the
+// service (WEBHOOK_ENCRYPTION_KEYS, bound to the subscription id): opaque bytes to the store.
+type PushConfig struct {
+	Endpoint            string
+	AllowPrivateNetwork bool
+	Timeout             time.Duration // stored to the millisecond
+	Secret              []byte
+	// PreviousSecret signs beside Secret until PreviousSecretExpireTime; nil (and a zero time) when
+	// there is none.
+	PreviousSecret           []byte
+	PreviousSecretExpireTime time.Time
+}
+
 // Subscription is a standing order for events. Durations are stored to the millisecond, times to the
 // microsecond (UTC).
 type Subscription struct {
@@ -41,6 +63,9 @@ type Subscription struct {
 	State         SubscriptionState
 	CreateTime    time.Time
 	UpdateTime    time.Time
+	// Mode is SubscriptionPull or SubscriptionPush; Push is set exactly for push subscriptions.
+	Mode SubscriptionMode
+	Push *PushConfig
 }
 
 // SubscriptionListParams pages subscriptions in id order (UUIDv7: creation order).
@@ -92,7 +117,14 @@ type Attempt struct {
 	Outcome   string // AttemptAcked, AttemptNacked, AttemptLeaseExpired
 	Error     string
 	Consumer  string
+	// HTTPStatus (0: no answer) and Response (at most MaxResponseExcerpt bytes of valid UTF-8) are a
+	// push attempt's.
+	HTTPStatus int32
+	Response   string
 }
+
+// MaxResponseExcerpt bounds the part of a push endpoint's answer kept with an attempt.
+const MaxResponseExcerpt = 512
 
 // Attempt outcomes.
 const (
@@ -130,6 +162,9 @@ type SettleParams struct {
 	Nack    bool
 	RetryAt time.Time
 	Error   string
+	// HTTPStatus and Response are kept with the attempt (push); see Attempt.
+	HTTPStatus int32
+	Response   string
 }
 
 // DeliveryListParams filters and pages deliveries in id order.
@@ -149,6 +184,50 @@ type RedriveParams struct {
 	From, To       time.Time
 	ErrorContains  string
 	Now            time.Time
+	// Actor is who asked (an auth principal id), for the audit log.
+	Actor string
+}
+
+// ClaimResult is what a claim did: the deliveries it leased, and those it found with an expired lease
+// and no attempt left, which it made dead letters instead.
+type ClaimResult struct {
+	Claimed      []Claimed
+	DeadLettered []*Delivery
+}
+
+// ReplayParams makes deliveries of events to a subscription pending at Now, with a fresh attempt
+// budget: event EventID whatever the filter says, or else the events received in [From, To) (To zero:
+// unbounded) that the subscription's filter matches, including events stored before the subscription.
+// A delivery that is pending, leased or failed is left alone (counted as skipped).
+type ReplayParams struct {
+	SubscriptionID string
+	EventID        string
+	From, To       time.Time
+	Now            time.Time
+	Actor          string
+}
+
+// ReplayResult counts what a replay did.
+type ReplayResult struct{ Replayed, Skipped int64 }
+
+// PurgeParams deletes the events received before Before whose status is delivered (every delivery
+// acked, or none wanted), with their deliveries and attempts, at most BatchSize events per transaction.
+type PurgeParams struct {
+	Before    time.Time
+	Now       time.Time
+	BatchSize int
+	Actor     string
+}
+
+// PurgeResult counts what a purge deleted.
+type PurgeResult struct{ Events, Deliveries int64 }
+
+// Backlog is one subscription's undelivered deliveries at a time: counts by status and the create time
+// of the oldest one not yet delivered nor dead (zero when none is).
+type Backlog struct {
+	SubscriptionID                      string
+	Pending, Leased, Failed, DeadLetter int64
+	OldestUndelivered                   time.Time
 }
 
 // DeliveryStore keeps subscriptions and their deliveries. Every stored event gets, in the transaction
@@ -169,7 +248,8 @@ type DeliveryStore interface {
 	// the events that were waiting only on it.
 	SubscriptionDelete(ctx context.Context, id string) error
 
-	DeliveryClaim(ctx context.Context, p ClaimParams) ([]Claimed, error)
+	// DeliveryClaim leases due deliveries (see ClaimParams) and reports those it made dead letters.
+	DeliveryClaim(ctx context.Context, p ClaimParams) (ClaimResult, error)
 	DeliverySettle(ctx context.Context, p SettleParams) (*Delivery, error)
 	// DeliverySettleBatch settles many leases in one transaction; a lease that is not current is refused
 	// in its own result without failing the others.
@@ -182,4 +262,14 @@ type DeliveryStore interface {
 	DeliveryGet(ctx context.Context, id int64) (*Delivery, []Attempt, error)
 	DeliveryList(ctx context.Context, p DeliveryListParams) ([]*Delivery, error)
 	DeliveryRedrive(ctx context.Context, p RedriveParams) (int64, error)
+	// DeliveryReplay: see ReplayParams.
+	DeliveryReplay(ctx context.Context, p ReplayParams) (ReplayResult, error)
+	// EventsPurge: see PurgeParams.
+	EventsPurge(ctx context.Context, p PurgeParams) (PurgeResult, error)
+	// SubscriptionRotateSecret makes secret a push subscription's signing secret; the former one signs
+	// beside it until previousUntil, or is dropped when previousUntil is zero (errs.KindNotFound;
+	// errs.KindFailedPrecondition for a pull subscription).
+	SubscriptionRotateSecret(ctx context.Context, id string, secret []byte, previousUntil, now time.Time) (*Subscription, error)
+	// SubscriptionBacklogs returns the backlog of every subscription, by subscription id.
+	SubscriptionBacklogs(ctx context.Context) ([]Backlog, error)
 }

@@ -51,6 +51,7 @@ func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) 
 		var changed []*Delivery
 		var attempts []DeliveryAttempt
 		var events []string
+		var dead []*Delivery
 		for _, i := range order {
 			p := ps[i]
 			// A delivery named twice is settled by the first; the second finds its lease no longer current.
@@ -74,6 +75,9 @@ func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) 
 			if d.Status != DeliveryFailed {
 				events = append(events, d.EventID)
 			}
+			if d.Status == DeliveryDeadLetter {
+				dead = append(dead, out[i].Delivery)
+			}
 		}
 		if len(changed) == 0 {
 			return nil
@@ -82,6 +86,9 @@ func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) 
 			return err
 		}
 		if err := tx.AttemptsInsert(ctx, attempts); err != nil {
+			return err
+		}
+		if err := queueAudit(ctx, tx, deadLetterRecords(dead, "", latest(ps))); err != nil {
 			return err
 		}
 		return settle(ctx, tx, events, latest(ps))
@@ -97,7 +104,8 @@ func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) 
 func settleOne(d *Delivery, p SettleParams, sub *Subscription) DeliveryAttempt {
 	now := micro(p.Now)
 	a := DeliveryAttempt{DeliveryID: d.ID, Attempt: Attempt{Number: int32(d.Lease), StartTime: d.LeaseStartTime,
-		Duration: nonNegative(now.Sub(d.LeaseStartTime)), Outcome: AttemptAcked, Error: p.Error, Consumer: d.Consumer}}
+		Duration: nonNegative(now.Sub(d.LeaseStartTime)), Outcome: AttemptAcked, Error: p.Error, Consumer: d.Consumer,
+		HTTPStatus: p.HTTPStatus, Response: p.Response}}
 	d.UpdateTime = now
 	switch {
 	case !p.Nack:

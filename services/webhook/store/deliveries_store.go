@@ -100,20 +100,21 @@ func (s Deliveries) SubscriptionDelete(ctx context.Context, id string) error {
 }
 
 // DeliveryClaim implements DeliveryStore.
-func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
+func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 	if p.Limit <= 0 {
-		return nil, errs.Invalid("claim limit must be positive")
+		return ClaimResult{}, errs.Invalid("claim limit must be positive")
 	}
 	if !canonicalID(p.SubscriptionID) {
-		return nil, subscriptionNotFound(p.SubscriptionID)
+		return ClaimResult{}, subscriptionNotFound(p.SubscriptionID)
 	}
 	if !storableText(p.Consumer) {
-		return nil, errs.Invalid("consumer must be UTF-8 text without NUL")
+		return ClaimResult{}, errs.Invalid("consumer must be UTF-8 text without NUL")
 	}
 	now := micro(p.Now)
 	var out []Claimed
+	var died []*Delivery
 	err := s.D.DeliveryTx(ctx, func(tx DeliveryTx) error {
-		out = nil // a retried transaction starts over
+		out, died = nil, nil // a retried transaction starts over
 		sub, err := tx.SubscriptionGet(ctx, p.SubscriptionID)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return subscriptionNotFound(p.SubscriptionID)
@@ -132,10 +133,10 @@ func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) ([]Claimed
 			if err != nil {
 				return err
 			}
-			leased = append(leased, got...)
+			leased, died = append(leased, got...), append(died, dead...)
 			// Only deliveries that became dead letters leave room to look again; fewer due than asked
 			// means there are no more.
-			if dead == 0 || len(due) < asked {
+			if len(dead) == 0 || len(due) < asked {
 				break
 			}
 		}
@@ -164,18 +165,18 @@ func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) ([]Claimed
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return ClaimResult{}, err
 	}
-	return out, nil
+	return ClaimResult{Claimed: out, DeadLettered: died}, nil
 }
 
 // lease hands out the due deliveries ds to consumer, except those whose lease expired with no attempt
-// left, which become dead letters (their events settled). It returns the leased ones and how many died.
-func lease(ctx context.Context, tx DeliveryTx, sub *Subscription, ds []*Delivery, consumer string, now time.Time) ([]*Delivery, int, error) {
+// left, which become dead letters (their events settled). It returns the leased ones and the dead ones.
+func lease(ctx context.Context, tx DeliveryTx, sub *Subscription, ds []*Delivery, consumer string, now time.Time) ([]*Delivery, []*Delivery, error) {
 	var (
-		leased, changed []*Delivery
-		attempts        []DeliveryAttempt
-		deadEvents      []string
+		leased, changed, dead []*Delivery
+		attempts              []DeliveryAttempt
+		deadEvents            []string
 	)
 	for _, d := range ds {
 		if d.Status == DeliveryLeased {
@@ -184,7 +185,7 @@ func lease(ctx context.Context, tx DeliveryTx, sub *Subscription, ds []*Delivery
 				Duration: nonNegative(d.AvailableTime.Sub(d.LeaseStartTime)), Outcome: AttemptLeaseExpired, Consumer: d.Consumer}})
 			if d.AttemptCount > sub.Retry.MaxRetries {
 				d.Status, d.AvailableTime, d.LastError, d.UpdateTime = DeliveryDeadLetter, time.Time{}, LeaseExpiredError, now
-				changed, deadEvents = append(changed, d), append(deadEvents, d.EventID)
+				changed, deadEvents, dead = append(changed, d), append(deadEvents, d.EventID), append(dead, clone(d))
 				continue
 			}
 		}
@@ -193,17 +194,20 @@ func lease(ctx context.Context, tx DeliveryTx, sub *Subscription, ds []*Delivery
 		changed, leased = append(changed, d), append(leased, d)
 	}
 	if len(changed) == 0 {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
 	if err := tx.DeliveriesUpdate(ctx, changed); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if len(attempts) > 0 {
 		if err := tx.AttemptsInsert(ctx, attempts); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
-	return leased, len(deadEvents), settle(ctx, tx, deadEvents, now)
+	if err := queueAudit(ctx, tx, deadLetterRecords(dead, "", now)); err != nil {
+		return nil, nil, err
+	}
+	return leased, dead, settle(ctx, tx, deadEvents, now)
 }
 
 // DeliverySettle implements DeliveryStore.
@@ -230,6 +234,11 @@ func (s Deliveries) DeliverySettle(ctx context.Context, p SettleParams) (*Delive
 		}
 		if err := tx.AttemptsInsert(ctx, []DeliveryAttempt{a}); err != nil {
 			return err
+		}
+		if d.Status == DeliveryDeadLetter {
+			if err := queueAudit(ctx, tx, deadLetterRecords([]*Delivery{d}, "", now)); err != nil {
+				return err
+			}
 		}
 		out = d
 		if d.Status == DeliveryFailed {
@@ -342,6 +351,11 @@ func (s Deliveries) DeliveryRedrive(ctx context.Context, p RedriveParams) (int64
 			return err
 		}
 		n = int64(len(events))
+		if n > 0 {
+			if err := queueAudit(ctx, tx, []AuditRecord{redriveRecord(p, n)}); err != nil {
+				return err
+			}
+		}
 		return settle(ctx, tx, events, p.Now)
 	})
 	if err != nil {

@@ -99,7 +99,8 @@ func deliveriesOf(t *testing.T, s DeliveryBackend, p store.DeliveryListParams) [
 
 func claim(t *testing.T, s DeliveryBackend, sub, consumer string, now time.Time, limit int) []store.Claimed {
 	t.Helper()
-	cs, err := s.DeliveryClaim(context.Background(), store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: now, Limit: limit})
+	claim, err := s.DeliveryClaim(context.Background(), store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: now, Limit: limit})
+	cs := claim.Claimed
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}

@@ -80,7 +80,8 @@ func benchClaimAck(b *testing.B, s store.Store, batch bool) {
 	now := time.Now().Add(time.Second)
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		cs, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: "bench", Now: now, Limit: 10})
+		claim, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: "bench", Now: now, Limit: 10})
+		cs := claim.Claimed
 		if err != nil || len(cs) == 0 {
 			b.Fatalf("claim: %d %v", len(cs), err)
 		}

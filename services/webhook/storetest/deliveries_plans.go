@@ -47,7 +47,8 @@ func FillDeliveries(t testing.TB, s store.Store, n int) {
 	}
 	Fill(t, s, n)
 	now := time.Now().Add(time.Second)
-	cs, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: PlanSubscriptionID, Consumer: "fill", Now: now, Limit: n})
+	claim, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: PlanSubscriptionID, Consumer: "fill", Now: now, Limit: n})
+	cs := claim.Claimed
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,8 @@ func testConcurrentClaims(t *testing.T, s DeliveryBackend) {
 		go func() {
 			defer wg.Done()
 			for range events { // bounded: each round that claims anything takes at least one delivery
-				cs, err := s.DeliveryClaim(context.Background(), store.ClaimParams{SubscriptionID: sub.ID, Consumer: fmt.Sprint("c", c), Now: now, Limit: 7})
+				claim, err := s.DeliveryClaim(context.Background(), store.ClaimParams{SubscriptionID: sub.ID, Consumer: fmt.Sprint("c", c), Now: now, Limit: 7})
+				cs := claim.Claimed
 				if err != nil {
 					t.Error(err)
 					return
@@ -89,7 +90,8 @@ func testRacingAcks(t *testing.T, s DeliveryBackend) {
 				// Each claim moves the clock by a third of a lease: a delivery not acked within three
 				// claims (of any consumer) is handed to another.
 				now := base.Add(time.Duration(tick.Add(1)) * sub.LeaseDuration / 3)
-				cs, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: fmt.Sprint("c", c), Now: now, Limit: 5})
+				claim, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: fmt.Sprint("c", c), Now: now, Limit: 5})
+				cs := claim.Claimed
 				if err != nil {
 					t.Error(err)
 					return

@@ -36,7 +36,8 @@ func TestDeleteWhileSettlingLeavesNoAttempts(t *testing.T) {
 		if _, err := s.EventInsertBatch(ctx, es); err != nil {
 			t.Fatal(err)
 		}
-		cs, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: "c", Now: now.Add(time.Second), Limit: 100})
+		claim, err := s.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub.ID, Consumer: "c", Now: now.Add(time.Second), Limit: 100})
+		cs := claim.Claimed
 		if err != nil || len(cs) != 40 {
 			t.Fatalf("claim: %d %v", len(cs), err)
 		}
