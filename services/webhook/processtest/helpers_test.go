@@ -44,14 +44,19 @@ func newKeys(t *testing.T) keys {
 // that every refusal a sender sees is the kill.
 func startWebhook(t *testing.T, k keys, c db.Config) *proctest.Proc {
 	t.Helper()
+	return webhookService.Start(t, webhookEnv(c, k.ingest, k.read))
+}
+
+// webhookEnv is startWebhook's configuration with credentials ks.
+func webhookEnv(c db.Config, ks ...authtest.Key) map[string]string {
 	env := webhookService.DatabaseEnv(c)
-	env["AUTH_API_KEYS"] = authtest.JSON(k.ingest, k.read)
+	env["AUTH_API_KEYS"] = authtest.JSON(ks...)
 	env["WEBHOOK_SOURCES"] = source + ":hmac"
 	env["WEBHOOK_SOURCE_CRM_SECRETS"] = secret
 	env["WEBHOOK_RATE_LIMIT_PER_SECOND"] = "0"
 	env["WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND"] = "0"
 	env["WEBHOOK_MAX_QUEUE_SIZE"] = "0"
-	return webhookService.Start(t, env)
+	return env
 }
 
 // client connects to p presenting key.
