@@ -79,5 +79,8 @@ func (s *Server) workers() []app.Worker {
 		// the unique index as single inserts do.
 		ws = append(ws, app.Worker{Name: groupCommitWorker, Run: g.c.Run})
 	}
+	ws = append(ws, s.pushWorkers()...)
+	ws = append(ws, s.purgeWorkers()...)
+	ws = append(ws, s.outboxWorkers()...)
 	return ws
 }

@@ -54,6 +54,10 @@ type Config struct {
 	MaxRetries int
 	// Consume is how pull consumers are served (consume_wake.go).
 	Consume ConsumeConfig
+	// Push is how push subscriptions are delivered (push_config.go).
+	Push PushConfig
+	// Retention is how old events are purged (purge_config.go).
+	Retention RetentionConfig
 
 	// sources is what LoadConfig built and checked (and, for a file, keeps re-reading).
 	sources *sourceProvider
@@ -78,6 +82,8 @@ func LoadConfig(env *config.Env) Config {
 		Channels:             loadChannelConfig(env, app.Development(env)),
 		MaxRetries:           env.Int("WEBHOOK_MAX_RETRIES", 5, 0, maxRetriesLimit),
 		Consume:              LoadConsumeConfig(env),
+		Push:                 LoadPushConfig(env),
+		Retention:            LoadRetentionConfig(env),
 	}
 	deny, ok := headerDenylist(env.List("WEBHOOK_HEADER_DENYLIST", DefaultHeaderDenylist))
 	if !ok {
