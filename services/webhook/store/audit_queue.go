@@ -63,3 +63,9 @@ func queueAudit(ctx context.Context, tx DeliveryTx, rs []AuditRecord) error {
 	_, _, _ = ctx, tx, rs
 	return nil
 }
+
+// OutboxDriver is what a backend supplies for the audit outbox (being built).
+type OutboxDriver interface{}
+
+// OutboxTx is the audit outbox part of a delivery transaction (being built).
+type OutboxTx interface{}

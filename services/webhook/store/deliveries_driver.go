@@ -29,6 +29,11 @@ type DeliveryDriver interface {
 	// DeliveryCountInFlight counts the leased deliveries of subscription held by consumer whose lease
 	// ends after now.
 	DeliveryCountInFlight(ctx context.Context, subscriptionID, consumer string, now time.Time) (int, error)
+
+	// The parts of each feature, declared beside it.
+	PushDriver
+	ReplayDriver
+	OutboxDriver
 }
 
 // DeliveryTx is the part of a delivery transaction each backend writes in SQL. Row locks (PostgreSQL)
@@ -66,6 +71,11 @@ type DeliveryTx interface {
 	// DeliveriesRedrive makes the dead letters p chooses pending (attempt count 0, available at p.Now)
 	// and returns their events' ids.
 	DeliveriesRedrive(ctx context.Context, p RedriveParams) ([]string, error)
+
+	// The parts of each feature, declared beside it.
+	PushTx
+	ReplayTx
+	OutboxTx
 }
 
 // DeliveryAttempt is an attempt of one delivery, as DeliveryTx records it.

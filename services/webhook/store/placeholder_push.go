@@ -18,3 +18,9 @@ func (s Deliveries) SubscriptionRotateSecret(context.Context, string, []byte, ti
 func (s Deliveries) SubscriptionBacklogs(context.Context) ([]Backlog, error) {
 	return nil, errs.New(errs.KindInternal, "not built yet")
 }
+
+// PushDriver is what a backend supplies for push subscriptions and backlogs (being built).
+type PushDriver interface{}
+
+// PushTx is the push part of a delivery transaction (being built).
+type PushTx interface{}

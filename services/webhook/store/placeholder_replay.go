@@ -17,3 +17,9 @@ func (s Deliveries) DeliveryReplay(context.Context, ReplayParams) (ReplayResult,
 func (s Deliveries) EventsPurge(context.Context, PurgeParams) (PurgeResult, error) {
 	return PurgeResult{}, errs.New(errs.KindInternal, "not built yet")
 }
+
+// ReplayDriver is what a backend supplies for replay and purge (being built).
+type ReplayDriver interface{}
+
+// ReplayTx is the replay and purge part of a delivery transaction (being built).
+type ReplayTx interface{}
