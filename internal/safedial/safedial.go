@@ -55,7 +55,7 @@ var ranges = []struct {
 	{netip.MustParsePrefix("192.168.0.0/16"), ClassPrivate},
 	{netip.MustParsePrefix("100.64.0.0/10"), ClassCGNAT},
 	{netip.MustParsePrefix("169.254.0.0/16"), ClassLinkLocal},
-	{netip.MustParsePrefix("192.0.0.0/24"), ClassReserved}, // IETF protocol assignments
+	{netip.MustParsePrefix("192.0.0.0/24"), ClassReserved},  // IETF protocol assignments
 	{netip.MustParsePrefix("198.18.0.0/15"), ClassReserved}, // benchmarking, used inside some clouds
 	{netip.MustParsePrefix("224.0.0.0/4"), ClassMulticast},
 	{netip.MustParsePrefix("255.255.255.255/32"), ClassBroadcast},
@@ -66,8 +66,8 @@ var ranges = []struct {
 	{netip.MustParsePrefix("fe80::/10"), ClassLinkLocal},
 	{netip.MustParsePrefix("fec0::/10"), ClassPrivate}, // deprecated site-local, still routed by some stacks
 	{netip.MustParsePrefix("ff00::/8"), ClassMulticast},
-	{netip.MustParsePrefix("::/96"), ClassReserved},     // deprecated IPv4-compatible addresses
-	{netip.MustParsePrefix("100::/64"), ClassReserved},  // discard-only
+	{netip.MustParsePrefix("::/96"), ClassReserved},    // deprecated IPv4-compatible addresses
+	{netip.MustParsePrefix("100::/64"), ClassReserved}, // discard-only
 	{netip.MustParsePrefix("2001:db8::/32"), ClassReserved},
 }
 
