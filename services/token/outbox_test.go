@@ -93,12 +93,12 @@ func TestRefusedOutboxEntryIsParkedAndTheRestGoOn(t *testing.T) {
 			t.Fatalf("%d log lines about parking, want 2:\n%s", n, logs.String())
 		}
 		if got := parkedTotal(t) - parked0; got < 2 {
-			t.Fatalf("token_outbox_parked_total grew by %v, want 2", got)
+			t.Fatalf("audit_outbox_parked_total{service=\"token\"} grew by %v, want 2", got)
 		}
 	})
 }
 
-// parkedTotal sums token_outbox_parked_total over its labels.
+// parkedTotal sums the token service's audit_outbox_parked_total over its codes.
 func parkedTotal(t *testing.T) float64 {
 	t.Helper()
 	mfs, err := prometheus.DefaultGatherer.Gather()
@@ -107,9 +107,14 @@ func parkedTotal(t *testing.T) float64 {
 	}
 	var sum float64
 	for _, mf := range mfs {
-		if mf.GetName() == "token_outbox_parked_total" {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+		if mf.GetName() != "audit_outbox_parked_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "service" && l.GetValue() == "token" {
+					sum += m.GetCounter().GetValue()
+				}
 			}
 		}
 	}

@@ -6,6 +6,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/sergas/core/internal/auditoutbox"
 )
 
 // Status tells whether a connection can still produce access tokens (values match the protobuf enum).
@@ -73,28 +75,11 @@ type RefreshEvent struct {
 	Replica            string
 }
 
-// OutboxEntry is an audit event waiting for delivery.
-type OutboxEntry struct {
-	ID             int64
-	IdempotencyKey string
-	Payload        []byte
-	CreateTime     time.Time
-	// Set by the store: who claimed the entry and until when, and, for an entry the audit service
-	// refused for good, when and why it was parked.
-	ClaimOwner      string
-	ClaimExpireTime time.Time
-	ParkTime        time.Time
-	ParkReason      string
-}
+// OutboxEntry is an audit event waiting for delivery (the shared outbox's entry).
+type OutboxEntry = auditoutbox.Entry
 
 // OutboxClaimParams asks for a batch of audit events to send.
-type OutboxClaimParams struct {
-	Owner string
-	Now   time.Time
-	// Until is when the claim lapses: after it another replica may send the entries (the owner died).
-	Until time.Time
-	Limit int
-}
+type OutboxClaimParams = auditoutbox.ClaimParams
 
 // ConnectionListParams selects a page of connections ordered by (provider, connection_id).
 type ConnectionListParams struct {
@@ -168,18 +153,10 @@ type Store interface {
 	// ConnectionsDue lists active connections with a refresh token whose access token expires before
 	// before, that are not in backoff at now and not leased.
 	ConnectionsDue(ctx context.Context, before, now time.Time, limit int) ([]Key, error)
-	// OutboxClaim claims the oldest entries that are neither parked nor claimed by a live claim, for
-	// p.Owner until p.Until, and returns them oldest first. Concurrent callers (replicas) never get the
-	// same entry while its claim lasts.
-	OutboxClaim(ctx context.Context, p OutboxClaimParams) ([]OutboxEntry, error)
-	// OutboxRelease gives back owner's claims on ids that were not sent, for anyone to send.
-	OutboxRelease(ctx context.Context, owner string, ids []int64) error
-	// OutboxPark sets an entry aside for good (the audit service refused it): it is never claimed again.
-	OutboxPark(ctx context.Context, id int64, reason string, now time.Time) error
-	// OutboxList returns the oldest entries, parked or not, for inspection; OutboxDelete removes
-	// delivered ones.
+	// The audit outbox the sender drains (claim, release, park, delete): see auditoutbox.Store.
+	auditoutbox.Store
+	// OutboxList returns the oldest entries, parked or not, for inspection.
 	OutboxList(ctx context.Context, limit int) ([]OutboxEntry, error)
-	OutboxDelete(ctx context.Context, ids []int64) error
 	// KeyIDs counts connections by the key that sealed them.
 	KeyIDs(ctx context.Context) (map[string]int, error)
 	// ConnectionSealedWith returns one connection sealed with keyID (errs.ErrNotFound when none is).

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sergas/core/internal/auditoutbox"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/sqlq"
@@ -124,7 +125,7 @@ func (s *Store) ConnectionPut(ctx context.Context, c *store.Connection, outbox [
 
 func (s *Store) queue(ctx context.Context, tx *sql.Tx, outbox []store.OutboxEntry) error {
 	for _, o := range outbox {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit_outbox (idempotency_key, payload, create_time) VALUES ($1, $2, $3)`),
+		if _, err := tx.ExecContext(ctx, s.q(auditoutbox.InsertSQL),
 			o.IdempotencyKey, o.Payload, s.t(o.CreateTime)); err != nil {
 			return err
 		}
@@ -334,38 +335,22 @@ func (s *Store) ConnectionsDue(ctx context.Context, before, now time.Time, limit
 	})
 }
 
-const outboxColumns = `id, idempotency_key, payload, create_time, claim_owner, claim_expire_time, park_time, park_reason`
-
-func scanOutbox(row db.Scanner) (store.OutboxEntry, error) {
-	var o store.OutboxEntry
-	var owner sql.NullString
-	err := row.Scan(&o.ID, &o.IdempotencyKey, &o.Payload, tv(&o.CreateTime), &owner, tv(&o.ClaimExpireTime), tv(&o.ParkTime), &o.ParkReason)
-	o.ClaimOwner = owner.String
-	return o, err
-}
-
 // OutboxList implements store.Store.
 func (s *Store) OutboxList(ctx context.Context, limit int) ([]store.OutboxEntry, error) {
-	return queryAll(ctx, s, `SELECT `+outboxColumns+` FROM audit_outbox ORDER BY id LIMIT $1`, []any{limit}, scanOutbox)
+	return queryAll(ctx, s, auditoutbox.ListSQL, []any{limit}, auditoutbox.ScanEntry)
 }
 
-// OutboxClaim implements store.Store. On PostgreSQL the inner SELECT locks the rows it picks and skips
-// rows another replica is claiming at this moment; a row claimed and committed meanwhile is re-checked
-// under READ COMMITTED and dropped, since its claim_expire_time is now in the future.
+// OutboxClaim implements store.Store (see auditoutbox.ClaimSQL for how replicas share the table).
 func (s *Store) OutboxClaim(ctx context.Context, p store.OutboxClaimParams) ([]store.OutboxEntry, error) {
 	var out []store.OutboxEntry
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`UPDATE audit_outbox SET claim_owner = $1, claim_expire_time = $2
-			WHERE id IN (SELECT id FROM audit_outbox
-				WHERE park_time IS NULL AND (claim_expire_time IS NULL OR claim_expire_time <= $3)
-				ORDER BY id LIMIT $4`+s.d.SkipLocked+`)
-			RETURNING `+outboxColumns), p.Owner, s.t(p.Until), s.t(p.Now), p.Limit)
+		rows, err := tx.QueryContext(ctx, s.q(auditoutbox.ClaimSQL(s.d.SkipLocked)), p.Owner, s.t(p.Until), s.t(p.Now), p.Limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			o, err := scanOutbox(rows)
+			o, err := auditoutbox.ScanEntry(rows)
 			if err != nil {
 				return err
 			}
@@ -382,8 +367,7 @@ func (s *Store) OutboxClaim(ctx context.Context, p store.OutboxClaimParams) ([]s
 func (s *Store) OutboxRelease(ctx context.Context, owner string, ids []int64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_outbox SET claim_owner = NULL, claim_expire_time = NULL
-				WHERE id = $1 AND claim_owner = $2`), id, owner); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(auditoutbox.ReleaseSQL), id, owner); err != nil {
 				return err
 			}
 		}
@@ -394,8 +378,7 @@ func (s *Store) OutboxRelease(ctx context.Context, owner string, ids []int64) er
 // OutboxPark implements store.Store.
 func (s *Store) OutboxPark(ctx context.Context, id int64, reason string, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE audit_outbox SET park_time = $2, park_reason = $3, claim_owner = NULL,
-			claim_expire_time = NULL WHERE id = $1`), id, s.t(now), reason)
+		_, err := tx.ExecContext(ctx, s.q(auditoutbox.ParkSQL), id, s.t(now), reason)
 		return err
 	})
 }
@@ -404,7 +387,7 @@ func (s *Store) OutboxPark(ctx context.Context, id int64, reason string, now tim
 func (s *Store) OutboxDelete(ctx context.Context, ids []int64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM audit_outbox WHERE id = $1`), id); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(auditoutbox.DeleteSQL), id); err != nil {
 				return err
 			}
 		}
