@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
-
-	"github.com/sergas/core/internal/errs"
 )
 
 // SettleResult is what DeliverySettleBatch did with one SettleParams: the delivery as settled, or Err
@@ -23,8 +21,8 @@ type SettleResult struct {
 // order, so that two batches naming the same deliveries cannot deadlock on PostgreSQL.
 func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) ([]SettleResult, error) {
 	for _, p := range ps {
-		if !storableText(p.Error) {
-			return nil, errs.Invalid("delivery error must be UTF-8 text without NUL")
+		if err := checkSettle(p); err != nil {
+			return nil, err
 		}
 	}
 	order := make([]int, len(ps))

@@ -15,13 +15,18 @@ import (
 // the drivers scan them.
 func SubscriptionColumns(text string) string {
 	return `id` + text + `, name, sources` + text + `, modules` + text + `, operations` + text + `, event_types` + text +
-		`, max_retries, backoff_base_ms, backoff_cap_ms, lease_ms, state, create_time, update_time`
+		`, max_retries, backoff_base_ms, backoff_cap_ms, lease_ms, state, create_time, update_time, ` + pushColumns
 }
+
+// pushColumns are a subscription's mode and push configuration (migration 0008), in the order
+// SubscriptionInsertSQL binds them, the drivers scan them and SubscriptionPushSQL sets the last three.
+const pushColumns = `mode, push_endpoint, push_allow_private, push_timeout_ms, push_secret, push_previous_secret,
+		push_previous_secret_expire_time`
 
 // SubscriptionInsertSQL stores a subscription; its arguments are SubscriptionColumns in order.
 const SubscriptionInsertSQL = `INSERT INTO subscriptions (id, name, sources, modules, operations, event_types, max_retries,
-		backoff_base_ms, backoff_cap_ms, lease_ms, state, create_time, update_time)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+		backoff_base_ms, backoff_cap_ms, lease_ms, state, create_time, update_time, ` + pushColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 
 // SubscriptionGetQuery reads subscription $1.
 func SubscriptionGetQuery(text string) string {
@@ -55,8 +60,8 @@ func DeliveryGetQuery(text string) string {
 }
 
 // AttemptsQuery reads the attempts of delivery $1 in number order (the primary key).
-const AttemptsQuery = `SELECT number, start_time, duration_us, outcome, error, consumer FROM delivery_attempts
-	WHERE delivery_id = $1 ORDER BY number`
+const AttemptsQuery = `SELECT number, start_time, duration_us, outcome, error, consumer, http_status, response_excerpt
+	FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number`
 
 // DeliveriesDueQuery reads at most $3 deliveries of subscription $1 due at $2, oldest first, from the
 // partial deliveries_due index: its predicate is written here literally (a planner uses a partial index
@@ -74,9 +79,10 @@ const DeliveryUpdateSQL = `UPDATE deliveries SET status = $2, attempt_count = $3
 	WHERE id = $1`
 
 // AttemptInsertSQL records attempt $2 of delivery $1: $3 start_time, $4 duration_us, $5 outcome, $6 error,
-// $7 consumer.
-const AttemptInsertSQL = `INSERT INTO delivery_attempts (delivery_id, number, start_time, duration_us, outcome, error, consumer)
-	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+// $7 consumer, $8 http_status, $9 response_excerpt.
+const AttemptInsertSQL = `INSERT INTO delivery_attempts (delivery_id, number, start_time, duration_us, outcome, error, consumer,
+		http_status, response_excerpt)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 // InFlightQuery counts the deliveries of subscription $1 leased to consumer $2 whose lease ends after
 // $3, from the deliveries_in_flight index alone (its predicate written literally).

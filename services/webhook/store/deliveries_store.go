@@ -212,8 +212,8 @@ func lease(ctx context.Context, tx DeliveryTx, sub *Subscription, ds []*Delivery
 
 // DeliverySettle implements DeliveryStore.
 func (s Deliveries) DeliverySettle(ctx context.Context, p SettleParams) (*Delivery, error) {
-	if !storableText(p.Error) {
-		return nil, errs.Invalid("delivery error must be UTF-8 text without NUL")
+	if err := checkSettle(p); err != nil {
+		return nil, err
 	}
 	now := micro(p.Now)
 	var out *Delivery

@@ -49,10 +49,12 @@ func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryT
 
 func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {
 	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, store.SubscriptionInsertSQL, sub.ID, sub.Name,
+		args := append([]any{sub.ID, sub.Name,
 			store.StringsJSON(sub.Filter.Sources), store.StringsJSON(sub.Filter.Modules), store.StringsJSON(sub.Filter.Operations),
 			store.StringsJSON(sub.Filter.EventTypes), sub.Retry.MaxRetries, sub.Retry.BackoffBase.Milliseconds(),
-			sub.Retry.BackoffCap.Milliseconds(), sub.LeaseDuration.Milliseconds(), int16(sub.State), sub.CreateTime, sub.UpdateTime)
+			sub.Retry.BackoffCap.Milliseconds(), sub.LeaseDuration.Milliseconds(), int16(sub.State), sub.CreateTime, sub.UpdateTime},
+			store.PushArgs(sub, timeArg)...)
+		_, err := tx.Exec(ctx, store.SubscriptionInsertSQL, args...)
 		return err
 	})
 }
@@ -92,7 +94,7 @@ func (d *deliveryDriver) DeliveryRead(ctx context.Context, id int64) (*store.Del
 		as, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Attempt, error) {
 			var a store.Attempt
 			var dur int64
-			err := row.Scan(&a.Number, &a.StartTime, &dur, &a.Outcome, &a.Error, &a.Consumer)
+			err := row.Scan(&a.Number, &a.StartTime, &dur, &a.Outcome, &a.Error, &a.Consumer, &a.HTTPStatus, &a.Response)
 			a.StartTime, a.Duration = a.StartTime.UTC(), time.Duration(dur)*time.Microsecond
 			return a, err
 		})
@@ -124,11 +126,21 @@ func scanSubscription(row db.Scanner) (*store.Subscription, error) {
 	var s store.Subscription
 	var sources, modules, ops, types string
 	var base, capMS, leaseMS int64
-	var state int16
+	var state, mode int16
+	var endpoint string
+	var allowPrivate bool
+	var timeoutMS int64
+	var secret, prev []byte
+	var prevExpire *time.Time
 	if err := row.Scan(&s.ID, &s.Name, &sources, &modules, &ops, &types, &s.Retry.MaxRetries, &base, &capMS, &leaseMS,
-		&state, &s.CreateTime, &s.UpdateTime); err != nil {
+		&state, &s.CreateTime, &s.UpdateTime, &mode, &endpoint, &allowPrivate, &timeoutMS, &secret, &prev, &prevExpire); err != nil {
 		return nil, err
 	}
+	var expire time.Time
+	if prevExpire != nil {
+		expire = *prevExpire
+	}
+	s.Mode, s.Push = store.PushFromColumns(int32(mode), endpoint, allowPrivate, timeoutMS, secret, prev, expire)
 	for _, f := range []struct {
 		col string
 		dst *[]string

@@ -146,7 +146,8 @@ func (t *deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery)
 // AttemptsInsert queues the inserts (see deliveryTx).
 func (t *deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
 	for _, a := range as {
-		t.pending.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer)
+		t.pending.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer,
+			a.HTTPStatus, a.Response)
 	}
 	return nil
 }

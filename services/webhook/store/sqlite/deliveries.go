@@ -39,11 +39,12 @@ func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryT
 
 func (d *deliveryDriver) SubscriptionInsert(ctx context.Context, sub *store.Subscription) error {
 	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlq.Rebind(store.SubscriptionInsertSQL), sub.ID, sub.Name,
+		args := append([]any{sub.ID, sub.Name,
 			store.StringsJSON(sub.Filter.Sources), store.StringsJSON(sub.Filter.Modules), store.StringsJSON(sub.Filter.Operations),
 			store.StringsJSON(sub.Filter.EventTypes), sub.Retry.MaxRetries, sub.Retry.BackoffBase.Milliseconds(),
 			sub.Retry.BackoffCap.Milliseconds(), sub.LeaseDuration.Milliseconds(), int32(sub.State),
-			sub.CreateTime.UnixMicro(), sub.UpdateTime.UnixMicro())
+			sub.CreateTime.UnixMicro(), sub.UpdateTime.UnixMicro()}, store.PushArgs(sub, unixMicro)...)
+		_, err := tx.ExecContext(ctx, sqlq.Rebind(store.SubscriptionInsertSQL), args...)
 		return err
 	}))
 }
@@ -88,7 +89,7 @@ func (d *deliveryDriver) DeliveryRead(ctx context.Context, id int64) (*store.Del
 	for rows.Next() {
 		var a store.Attempt
 		var start, dur int64
-		if err := rows.Scan(&a.Number, &start, &dur, &a.Outcome, &a.Error, &a.Consumer); err != nil {
+		if err := rows.Scan(&a.Number, &start, &dur, &a.Outcome, &a.Error, &a.Consumer, &a.HTTPStatus, &a.Response); err != nil {
 			return nil, nil, db.SQLiteError(err)
 		}
 		a.StartTime, a.Duration = time.UnixMicro(start).UTC(), time.Duration(dur)*time.Microsecond
@@ -112,10 +113,20 @@ func scanSubscription(row db.Scanner) (*store.Subscription, error) {
 	var s store.Subscription
 	var sources, modules, ops, types string
 	var base, capMS, leaseMS, created, updated int64
+	var mode int32
+	var endpoint string
+	var allowPrivate, timeoutMS int64
+	var secret, prev []byte
+	var prevExpire sql.NullInt64
 	if err := row.Scan(&s.ID, &s.Name, &sources, &modules, &ops, &types, &s.Retry.MaxRetries, &base, &capMS, &leaseMS,
-		&s.State, &created, &updated); err != nil {
+		&s.State, &created, &updated, &mode, &endpoint, &allowPrivate, &timeoutMS, &secret, &prev, &prevExpire); err != nil {
 		return nil, err
 	}
+	var expire time.Time
+	if prevExpire.Valid {
+		expire = time.UnixMicro(prevExpire.Int64)
+	}
+	s.Mode, s.Push = store.PushFromColumns(mode, endpoint, allowPrivate == 1, timeoutMS, secret, prev, expire)
 	for _, f := range []struct {
 		col string
 		dst *[]string

@@ -126,7 +126,7 @@ func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttem
 	}
 	for _, a := range as {
 		if _, err := stmt.ExecContext(ctx, a.DeliveryID, a.Number, a.StartTime.UnixMicro(), a.Duration.Microseconds(), a.Outcome,
-			a.Error, a.Consumer); err != nil {
+			a.Error, a.Consumer, a.HTTPStatus, a.Response); err != nil {
 			return err
 		}
 	}

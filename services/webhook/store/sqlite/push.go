@@ -1,0 +1,52 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/sqlq"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+var (
+	subscriptionSecrets = sqlq.Rebind(store.SubscriptionSecretsSQL)
+	subscriptionBacklog = sqlq.Rebind(store.SubscriptionBacklogsQuery(""))
+)
+
+// unixMicro is a time argument as SQLite stores it.
+func unixMicro(t time.Time) any { return t.UnixMicro() }
+
+// BacklogRows reads on one read connection: the statement is its own snapshot.
+func (d *deliveryDriver) BacklogRows(ctx context.Context) ([]store.BacklogRow, error) {
+	return db.SQLiteQueryAll(ctx, d.db, subscriptionBacklog, nil, func(row db.Scanner) (store.BacklogRow, error) {
+		var r store.BacklogRow
+		var status, n, oldest sql.NullInt64
+		if err := row.Scan(&r.SubscriptionID, &status, &n, &oldest); err != nil {
+			return r, err
+		}
+		r.Status, r.Count = store.DeliveryStatus(status.Int64), n.Int64
+		if oldest.Valid {
+			r.Oldest = time.UnixMicro(oldest.Int64).UTC()
+		}
+		return r, nil
+	})
+}
+
+// SubscriptionForUpdate reads the subscription: the single writer's transaction already excludes every
+// other writer, so no lock is needed.
+func (t deliveryTx) SubscriptionForUpdate(ctx context.Context, id string) (*store.Subscription, error) {
+	sub, err := scanSubscription(t.tx.QueryRowContext(ctx, subscriptionGet, id))
+	if err == sql.ErrNoRows {
+		return nil, errs.NotFound("subscription %s not found", id)
+	}
+	return sub, err
+}
+
+func (t deliveryTx) SubscriptionSecretsUpdate(ctx context.Context, s *store.Subscription) error {
+	args := append([]any{s.ID}, store.SecretArgs(s.Push, unixMicro)...)
+	_, err := t.tx.ExecContext(ctx, subscriptionSecrets, append(args, s.UpdateTime.UnixMicro())...)
+	return err
+}
