@@ -76,7 +76,7 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		// call through the transport, the interceptors and the handler: a sixth of a no-op call's server
 		// CPU. Workers keep their grown stacks; when all are busy gRPC starts a goroutine as before.
 		grpc.NumStreamWorkers(streamWorkers()),
-		grpc.ChainUnaryInterceptor(o.unary),
+		grpc.ChainUnaryInterceptor(o.unary, s.stop.unary),
 		grpc.ChainStreamInterceptor(o.stream, s.stop.stream),
 	}, opts...)
 	s.grpc = grpc.NewServer(opts...)

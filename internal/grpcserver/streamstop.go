@@ -46,6 +46,23 @@ func (st *streamStop) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	return err
 }
 
+// stoppingKey is the context key under which unary calls find the stop channel.
+type stoppingKey struct{}
+
+// unary lets a unary handler that waits (a long poll) see the stop begin, through Stopping, and answer
+// what it has instead of holding the graceful stop until ShutdownTimeout cuts it. Its context is not
+// cancelled: a unary call that is writing must finish.
+func (st *streamStop) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(context.WithValue(ctx, stoppingKey{}, st.ch), req)
+}
+
+// Stopping returns a channel closed when the server serving ctx's call begins to stop; nil (never
+// closed) outside such a call.
+func Stopping(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppingKey{}).(chan struct{})
+	return ch
+}
+
 // stoppableStream is a server stream whose context ends when the server begins to stop.
 type stoppableStream struct {
 	grpc.ServerStream

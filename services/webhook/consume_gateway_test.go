@@ -106,7 +106,8 @@ func TestReceiveThroughTheGatewayEndToEnd(t *testing.T) {
 	consumer := authtest.NewKey(t, "agent", auth.ScopeWebhookConsume)
 	admin := authtest.NewKey(t, "admin", auth.ScopeWebhookAdmin)
 	gw := authtest.NewKey(t, "gateway", auth.ScopeWebhookIngest)
-	e := startE2E(t, db.SQLite, map[string]string{"AUTH_API_KEYS": authtest.JSON(consumer, admin, gw), "GATEWAY_WEBHOOK_API_KEY": gw.Key})
+	e := startE2E(t, db.SQLite, map[string]string{"AUTH_API_KEYS": authtest.JSON(consumer, admin, gw), "GATEWAY_WEBHOOK_API_KEY": gw.Key,
+		"WEBHOOK_RECEIVE_HEARTBEAT": "1s"})
 	base := serveGateway(t, map[string]string{"WEBHOOK_GRPC_ENDPOINT": e.webhookAddr, "GATEWAY_REQUEST_TIMEOUT": "1s"})
 	conn, err := grpc.NewClient(e.webhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), authtest.Bearer(admin.Key))
 	if err != nil {
@@ -136,27 +137,46 @@ func TestReceiveThroughTheGatewayEndToEnd(t *testing.T) {
 		}
 		return resp
 	}
-	// The gateway answers a stream's headers with its first message, so one is waiting before it opens.
+	// The gateway writes a stream's status and headers with its first message: Receive sends an empty
+	// one at once (a heartbeat), so that an idle consumer gets its answer without waiting for an event.
 	start := time.Now()
-	first := send(`{"n":1}`, "d-1")
 	resp := rest("POST", "/v1/webhook/deliveries:receive", `{"subscriptionId":"`+sub.GetSubscription().GetId()+`","consumer":"agent-1"}`)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the stream's headers took %v with nothing to deliver", took)
+	}
 	lines := bufio.NewScanner(resp.Body)
 	lines.Buffer(nil, 1<<20)
+	heartbeats := 0
 	next := func() (eventID, ackID string) {
 		t.Helper()
-		read := make(chan bool, 1)
-		go func() { read <- lines.Scan() }()
-		select {
-		case ok := <-read:
-			if !ok {
-				t.Fatalf("the stream ended: %v", lines.Err())
+		// Heartbeats (lines without deliveries) come at least every second here; skip them.
+		for range 100 {
+			read := make(chan bool, 1)
+			go func() { read <- lines.Scan() }()
+			select {
+			case ok := <-read:
+				if !ok {
+					t.Fatalf("the stream ended: %v", lines.Err())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no line within 10 s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no line within 10 s")
+			var beat struct {
+				Result *struct {
+					Deliveries []json.RawMessage `json:"deliveries"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal(lines.Bytes(), &beat); err != nil || beat.Result == nil {
+				t.Fatalf("line %s", lines.Text())
+			}
+			if len(beat.Result.Deliveries) > 0 {
+				break
+			}
+			heartbeats++
 		}
 		var line struct {
 			Result *struct {
@@ -184,6 +204,7 @@ func TestReceiveThroughTheGatewayEndToEnd(t *testing.T) {
 			t.Fatalf("ack: %d %v %v", r.StatusCode, out, err)
 		}
 	}
+	first := send(`{"n":1}`, "d-1")
 	if got, ackID := next(); got != first {
 		t.Fatalf("received %s, want %s", got, first)
 	} else {
@@ -202,5 +223,9 @@ func TestReceiveThroughTheGatewayEndToEnd(t *testing.T) {
 	}
 	if took := time.Since(start); took < 6500*time.Millisecond {
 		t.Fatalf("the stream lasted %v", took)
+	}
+	// One at the start, then about one a second of the 6.5 s idle wait.
+	if heartbeats < 4 {
+		t.Fatalf("%d heartbeats in %v", heartbeats, time.Since(start))
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/grpcserver"
 	"github.com/sergas/core/internal/validate"
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -104,6 +105,7 @@ func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhook
 		end = dl.Add(-pollAnswerMargin)
 	}
 	st := s.consume()
+	stopping := grpcserver.Stopping(ctx)
 	resp := &webhookv1.PollResponse{}
 	size := 0
 	// Each pass claims or waits; waits end by end, so the loop is bounded by wait.
@@ -131,27 +133,41 @@ func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhook
 		if left <= 0 {
 			return resp, nil
 		}
-		if !st.sleep(ctx, woken, subWoken, min(left, time.Duration(st.pollInterval.Load()))) {
+		switch st.sleep(ctx, woken, subWoken, stopping, min(left, time.Duration(st.pollInterval.Load()))) {
+		case sleepCancelled:
 			return nil, ctx.Err()
+		case sleepStopping:
+			// The server is stopping: answer (nothing) now rather than hold the graceful stop; the
+			// client polls again, reaching another replica or this one restarted.
+			return resp, nil
 		}
 	}
 }
 
-// sleep waits for a wake-up (woken: any subscription's news; subWoken: the consumer's subscription's) or
-// d; false when ctx ended first.
-func (st *consumeState) sleep(ctx context.Context, woken, subWoken <-chan struct{}, d time.Duration) bool {
+// How a sleep ended.
+const (
+	sleepWoken     = iota // a wake-up or the time passed
+	sleepCancelled        // ctx ended
+	sleepStopping         // the server began to stop
+)
+
+// sleep waits for a wake-up (woken: any subscription's news; subWoken: the consumer's subscription's),
+// the server's stop (stopping; nil for none) or d.
+func (st *consumeState) sleep(ctx context.Context, woken, subWoken, stopping <-chan struct{}, d time.Duration) int {
 	st.waiting.Add(1)
 	defer st.waiting.Add(-1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return sleepCancelled
+	case <-stopping:
+		return sleepStopping
 	case <-woken:
 	case <-subWoken:
 	case <-t.C:
 	}
-	return true
+	return sleepWoken
 }
 
 // Receive implements webhookv1.WebhookServiceServer. It keeps up to max_in_flight deliveries leased to
@@ -174,10 +190,24 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 		return err
 	}
 	st := s.consume()
+	// An empty message at once and after every heartbeat interval without one: over REST, grpc-gateway
+	// writes the status and headers only with the first message, and an HTTP client or proxy with a
+	// response-header or idle timeout would cut an idle consumer.
+	heartbeat := time.Duration(st.heartbeat.Load())
+	if err := stream.Send(&webhookv1.ReceiveResponse{}); err != nil {
+		return err
+	}
+	lastSend := time.Now()
 	for {
 		woken, subWoken := st.wake.wait(), st.subWake(sub).wait()
 		if err := ctx.Err(); err != nil {
 			return err // stopping or cancelled: nothing more is claimed
+		}
+		if time.Since(lastSend) >= heartbeat {
+			if err := stream.Send(&webhookv1.ReceiveResponse{}); err != nil {
+				return err
+			}
+			lastSend = time.Now()
 		}
 		inFlight, err := ds.DeliveryInFlight(ctx, sub, consumer, s.now())
 		if err != nil {
@@ -192,10 +222,12 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 				return err
 			}
 			if len(got) > 0 {
+				lastSend = time.Now()
 				continue // top up again at once: more may be waiting
 			}
 		}
-		if !st.sleep(ctx, woken, subWoken, time.Duration(st.pollInterval.Load())) {
+		nap := min(time.Duration(st.pollInterval.Load()), max(heartbeat-time.Since(lastSend), 0))
+		if st.sleep(ctx, woken, subWoken, nil, nap) != sleepWoken {
 			return ctx.Err()
 		}
 	}

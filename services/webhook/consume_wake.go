@@ -13,17 +13,24 @@ import (
 // whose backoff has passed.
 const DefaultReceivePollInterval = 100 * time.Millisecond
 
+// DefaultReceiveHeartbeat is the longest a Receive stream stays silent: it then sends an empty
+// message, well within the idle timeouts of common proxies and HTTP clients (30-60 s).
+const DefaultReceiveHeartbeat = 15 * time.Second
+
 // ConsumeConfig is how pull consumers are served.
 type ConsumeConfig struct {
 	// ReceivePollInterval (WEBHOOK_RECEIVE_POLL_INTERVAL) bounds how long a delivery that no in-process
 	// wake-up announces waits for a waiting consumer.
 	ReceivePollInterval time.Duration
+	// ReceiveHeartbeat (WEBHOOK_RECEIVE_HEARTBEAT) is the longest a Receive stream stays silent.
+	ReceiveHeartbeat time.Duration
 }
 
 // LoadConsumeConfig reads the pull consumers' settings from env.
 func LoadConsumeConfig(env *config.Env) ConsumeConfig {
 	return ConsumeConfig{
 		ReceivePollInterval: env.Duration("WEBHOOK_RECEIVE_POLL_INTERVAL", DefaultReceivePollInterval, 5*time.Millisecond, time.Minute),
+		ReceiveHeartbeat:    env.Duration("WEBHOOK_RECEIVE_HEARTBEAT", DefaultReceiveHeartbeat, 100*time.Millisecond, 10*time.Minute),
 	}
 }
 
@@ -32,6 +39,9 @@ func WithConsumeConfig(cfg ConsumeConfig) Option {
 	return func(s *Server) {
 		if cfg.ReceivePollInterval > 0 {
 			s.consume().pollInterval.Store(int64(cfg.ReceivePollInterval))
+		}
+		if cfg.ReceiveHeartbeat > 0 {
+			s.consume().heartbeat.Store(int64(cfg.ReceiveHeartbeat))
 		}
 	}
 }
@@ -70,6 +80,8 @@ type consumeState struct {
 	wake         *wakeup
 	subs         sync.Map     // subscription id -> *wakeup
 	pollInterval atomic.Int64 // a time.Duration
+	// heartbeat is how long a Receive stream stays silent at most (a time.Duration).
+	heartbeat atomic.Int64
 	// waiting counts the consumers waiting for a wake-up (tests wait for it before they wake them).
 	waiting atomic.Int32
 }
@@ -78,6 +90,7 @@ type consumeState struct {
 func newConsumeState() *consumeState {
 	st := &consumeState{wake: newWakeup()}
 	st.pollInterval.Store(int64(DefaultReceivePollInterval))
+	st.heartbeat.Store(int64(DefaultReceiveHeartbeat))
 	return st
 }
 

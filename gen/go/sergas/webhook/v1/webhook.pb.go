@@ -3004,10 +3004,12 @@ func (x *ReceiveRequest) GetMaxInFlight() int32 {
 	return 0
 }
 
-// ReceiveResponse carries deliveries as they are leased.
+// ReceiveResponse carries deliveries as they are leased. A message without deliveries is a heartbeat:
+// one is sent as soon as the stream opens and another after WEBHOOK_RECEIVE_HEARTBEAT (15 s) without a
+// message, so that proxies and HTTP clients do not take an idle stream for a dead one.
 type ReceiveResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One or more leased deliveries.
+	// The leased deliveries; none in a heartbeat.
 	Deliveries    []*LeasedDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3059,7 +3061,8 @@ type PollRequest struct {
 	Consumer string `protobuf:"bytes,2,opt,name=consumer,proto3" json:"consumer,omitempty"`
 	// At most this many (1-1000); 10 when zero.
 	MaxDeliveries int32 `protobuf:"varint,3,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
-	// How long to wait for a first delivery (0 to 30 s; 0 returns at once).
+	// How long to wait for a first delivery (0 to 30 s; 0 returns at once). A replica that begins to stop
+	// answers at once with what it has (possibly nothing).
 	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
