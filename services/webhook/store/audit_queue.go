@@ -3,6 +3,15 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/auditclient"
+	"github.com/sergas/core/internal/auditoutbox"
+	"github.com/sergas/core/internal/errs"
 )
 
 // AuditRecord is a change to deliveries that the audit log must hold: queued in the audit outbox by the
@@ -55,17 +64,110 @@ func redriveRecord(p RedriveParams, n int64) AuditRecord {
 	return AuditRecord{Action: AuditRedriven, Actor: p.Actor, Resource: "subscriptions/" + p.SubscriptionID, Time: p.Now, Metadata: m}
 }
 
-// queueAudit queues rs in the audit outbox inside tx.
-//
-// Placeholder: the audit outbox (migration 0008's audit_outbox, DeliveryTx.OutboxInsert and the sender)
-// is being built this session; until then this queues nothing.
+// replica names this process in the actor of the events the service records on its own
+// ("sergas-webhook/<replica>"), as the token service names its replicas.
+var replica = uuid.NewString()[:8]
+
+// Replica is this process's replica name (the actor suffix of the events it records on its own).
+func Replica() string { return replica }
+
+// queueAudit queues rs in the audit outbox inside tx, so that they commit or roll back with the change
+// they describe. Each becomes the RecordEventRequest the sender will deliver, its idempotency key fixed
+// now: a retried delivery is stored once by the audit service.
 func queueAudit(ctx context.Context, tx DeliveryTx, rs []AuditRecord) error {
-	_, _, _ = ctx, tx, rs
-	return nil
+	if len(rs) == 0 {
+		return nil
+	}
+	es := make([]auditoutbox.Entry, 0, len(rs))
+	for _, r := range rs {
+		e, err := auditEntry(r)
+		if err != nil {
+			return err
+		}
+		es = append(es, e)
+	}
+	return tx.OutboxInsert(ctx, es)
 }
 
-// OutboxDriver is what a backend supplies for the audit outbox (being built).
-type OutboxDriver interface{}
+// auditEntry is r as an outbox entry.
+func auditEntry(r AuditRecord) (auditoutbox.Entry, error) {
+	// An operator's request names them; what the service does on its own (a lease that expired, a nack
+	// by a consumer out of attempts) is the service's.
+	actor, actorType := "sergas-webhook/"+replica, auditv1.ActorType_ACTOR_TYPE_SERVICE
+	if r.Actor != "" {
+		actor, actorType = auditclient.Actor(r.Actor), auditv1.ActorType_ACTOR_TYPE_UNSPECIFIED
+	}
+	m, err := structpb.NewStruct(r.Metadata)
+	if err != nil {
+		return auditoutbox.Entry{}, errs.Wrap(errs.KindInternal, err, "audit record metadata")
+	}
+	t := micro(r.Time)
+	e, err := auditoutbox.NewEntry("webhook", &auditv1.RecordEventRequest{Actor: actor, ActorType: actorType, Action: r.Action,
+		Resource: r.Resource, Outcome: auditv1.Outcome_OUTCOME_SUCCESS, OccurTime: timestamppb.New(t), Metadata: m,
+		SourceService: "sergas-webhook"}, t)
+	if err != nil {
+		return auditoutbox.Entry{}, errs.Wrap(errs.KindInternal, err, "audit record")
+	}
+	return e, nil
+}
 
-// OutboxTx is the audit outbox part of a delivery transaction (being built).
-type OutboxTx interface{}
+// OutboxDriver is what a backend supplies for the audit outbox: the sender's claim, release, park and
+// delete (auditoutbox.Store), and a read for inspection and tests. Times are whole microseconds.
+type OutboxDriver interface {
+	auditoutbox.Store
+	// OutboxList returns the oldest limit entries, parked or not.
+	OutboxList(ctx context.Context, limit int) ([]auditoutbox.Entry, error)
+}
+
+// OutboxTx is the audit outbox part of a delivery transaction.
+type OutboxTx interface {
+	// OutboxInsert queues es (idempotency key, payload, create time) in the transaction.
+	OutboxInsert(ctx context.Context, es []auditoutbox.Entry) error
+}
+
+// OutboxStore is the audit outbox as the service sees it: what its sender drains, and a read of what
+// waits there. Every backend's Store has it (through Deliveries).
+type OutboxStore interface {
+	auditoutbox.Store
+	OutboxList(ctx context.Context, limit int) ([]auditoutbox.Entry, error)
+}
+
+var _ OutboxStore = Deliveries{}
+
+// OutboxClaim implements OutboxStore.
+func (s Deliveries) OutboxClaim(ctx context.Context, p auditoutbox.ClaimParams) ([]auditoutbox.Entry, error) {
+	if p.Limit <= 0 {
+		return nil, errs.Invalid("outbox claim limit must be positive")
+	}
+	p.Now, p.Until = micro(p.Now), micro(p.Until)
+	return s.D.OutboxClaim(ctx, p)
+}
+
+// OutboxRelease implements OutboxStore.
+func (s Deliveries) OutboxRelease(ctx context.Context, owner string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.D.OutboxRelease(ctx, owner, ids)
+}
+
+// OutboxPark implements OutboxStore.
+func (s Deliveries) OutboxPark(ctx context.Context, id int64, reason string, now time.Time) error {
+	return s.D.OutboxPark(ctx, id, reason, micro(now))
+}
+
+// OutboxDelete implements OutboxStore.
+func (s Deliveries) OutboxDelete(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.D.OutboxDelete(ctx, ids)
+}
+
+// OutboxList implements OutboxStore.
+func (s Deliveries) OutboxList(ctx context.Context, limit int) ([]auditoutbox.Entry, error) {
+	if limit <= 0 {
+		return nil, errs.Invalid("outbox list limit must be positive")
+	}
+	return s.D.OutboxList(ctx, limit)
+}
