@@ -55,6 +55,7 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryBackend) {
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}
+	runPush(t, newStore)
 }
 
 // t0 is the tests' clock: later than every event's receive time (events are received "now"), so that
