@@ -107,11 +107,13 @@ func testPushRefusals(t *testing.T, s DeliveryBackend) {
 		"timeout equals lease in ms": func(s *store.Subscription) {
 			s.Push.Timeout = s.LeaseDuration + 500*time.Microsecond // both stored as the same milliseconds
 		},
-		"no secret":              func(s *store.Subscription) { s.Push.Secret = nil },
-		"empty secret":           func(s *store.Subscription) { s.Push.Secret = []byte{} },
-		"previous without time":  func(s *store.Subscription) { s.Push.PreviousSecret = sealed(2) },
-		"time without previous":  func(s *store.Subscription) { s.Push.PreviousSecretExpireTime = time.Now() },
-		"empty previous, a time": func(s *store.Subscription) { s.Push.PreviousSecret, s.Push.PreviousSecretExpireTime = []byte{}, time.Now() },
+		"no secret":             func(s *store.Subscription) { s.Push.Secret = nil },
+		"empty secret":          func(s *store.Subscription) { s.Push.Secret = []byte{} },
+		"previous without time": func(s *store.Subscription) { s.Push.PreviousSecret = sealed(2) },
+		"time without previous": func(s *store.Subscription) { s.Push.PreviousSecretExpireTime = time.Now() },
+		"empty previous, a time": func(s *store.Subscription) {
+			s.Push.PreviousSecret, s.Push.PreviousSecretExpireTime = []byte{}, time.Now()
+		},
 	} {
 		sub := newPushSubscription("refused-" + name)
 		mutate(sub)
