@@ -50,6 +50,7 @@ func (s *Server) CreateSubscription(ctx context.Context, req *webhookv1.CreateSu
 	if err := ds.SubscriptionCreate(ctx, sub); err != nil {
 		return nil, err
 	}
+	pushChanged()
 	return &webhookv1.CreateSubscriptionResponse{Subscription: subscriptionProto(sub)}, nil
 }
 
@@ -70,13 +71,24 @@ func (s *Server) newSubscription(req *webhookv1.CreateSubscriptionRequest) (*sto
 	if err != nil {
 		return nil, err
 	}
+	mode, err := subscriptionMode(req)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	state := store.SubscriptionActive
 	if req.GetPaused() {
 		state = store.SubscriptionPaused
 	}
-	return &store.Subscription{ID: uuid.Must(uuid.NewV7()).String(), Name: req.GetName(), Filter: f, Retry: retry,
-		LeaseDuration: lease, State: state, CreateTime: now, UpdateTime: now}, nil
+	sub := &store.Subscription{ID: uuid.Must(uuid.NewV7()).String(), Name: req.GetName(), Filter: f, Retry: retry,
+		LeaseDuration: lease, State: state, CreateTime: now, UpdateTime: now, Mode: mode}
+	if mode == store.SubscriptionPush {
+		// Sealed bound to the id, so the id is chosen first.
+		if sub.Push, err = s.newPushConfig(sub.ID, req.GetPush(), lease); err != nil {
+			return nil, err
+		}
+	}
+	return sub, nil
 }
 
 // checkFilter refuses values neither backend could match alike: sources must be source names, the rest
@@ -213,8 +225,12 @@ func (s *Server) setSubscriptionState(ctx context.Context, id string, state stor
 	if err != nil {
 		return nil, err
 	}
+	pushChanged()
 	if state == store.SubscriptionActive {
 		s.wakeSubscription(id)
+		if sub.Mode == store.SubscriptionPush {
+			s.wakeConsumers() // the push workers wait on every subscription's news
+		}
 	}
 	return subscriptionProto(sub), nil
 }
@@ -246,7 +262,9 @@ func (s *Server) DeleteSubscription(ctx context.Context, req *webhookv1.DeleteSu
 	if err := ds.SubscriptionDelete(ctx, id); err != nil {
 		return nil, err
 	}
+	pushChanged()
 	forgetSubscriptionMetrics(id)
+	forgetPushMetrics(id)
 	s.wakeSubscription(id) // its waiting consumers find it gone and end
 	return &webhookv1.DeleteSubscriptionResponse{}, nil
 }
@@ -259,5 +277,6 @@ func subscriptionProto(s *store.Subscription) *webhookv1.Subscription {
 			BackoffCap: durationpb.New(s.Retry.BackoffCap)},
 		LeaseDuration: durationpb.New(s.LeaseDuration), State: webhookv1.SubscriptionState(s.State),
 		CreateTime: timestamppb.New(s.CreateTime), UpdateTime: timestamppb.New(s.UpdateTime),
+		Mode: webhookv1.SubscriptionMode(s.Mode), Push: pushProto(s.Push),
 	}
 }

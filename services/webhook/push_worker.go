@@ -1,0 +1,252 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sergas/core/internal/app"
+	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// pushSettleTimeout bounds the transaction that records a batch's outcomes; it runs even while the
+// service stops, so that what was sent is recorded (otherwise its lease simply expires and it is sent
+// again).
+const pushSettleTimeout = 10 * time.Second
+
+// pusher is the push delivery of one server: its workers share the clients (and their connections),
+// the cached subscriptions and the consumer name.
+type pusher struct {
+	s        *Server
+	cfg      PushConfig
+	consumer string
+	clients  pushClients
+	cache    pushTargets
+	// turn moves the subscription each pass starts with, so that no subscription is always served last.
+	turn atomic.Uint64
+}
+
+// newPushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
+// delivery to one of them at a time, whichever replica it runs on.
+func (s *Server) newPushWorkers() []app.Worker {
+	if s.deliveries == nil || s.cfg.Push.Workers <= 0 || s.cfg.Push.BatchSize <= 0 {
+		return nil
+	}
+	p := &pusher{s: s, cfg: s.cfg.Push, consumer: "push/" + replicaName(),
+		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize)}
+	ws := make([]app.Worker, s.cfg.Push.Workers)
+	for i := range ws {
+		ws[i] = app.Worker{Name: fmt.Sprintf("webhook.push.%d", i+1), Run: p.newWorker().run}
+	}
+	return ws
+}
+
+// replicaName names this process in attempt histories: the host name (a pod's name) and the process id,
+// cut to what a consumer name may hold.
+func replicaName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "replica"
+	}
+	h = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' {
+			return -1
+		}
+		return r
+	}, h)
+	name := fmt.Sprintf("%s/%d", h, os.Getpid())
+	return name[:min(len(name), maxConsumerName-len("push/"))]
+}
+
+// pushWorker is one worker: it has at most BatchSize requests in flight (slots holds a token per free
+// one).
+type pushWorker struct {
+	p     *pusher
+	slots chan struct{}
+	// freed is signalled when a request of an earlier batch ends, giving back its slot.
+	freed chan struct{}
+	// late counts the batches whose last requests are still running after the batch timeout.
+	late sync.WaitGroup
+}
+
+func (p *pusher) newWorker() *pushWorker {
+	w := &pushWorker{p: p, slots: make(chan struct{}, p.cfg.BatchSize), freed: make(chan struct{}, 1)}
+	for range p.cfg.BatchSize {
+		w.slots <- struct{}{}
+	}
+	return w
+}
+
+// run delivers until ctx ends, then waits for its requests still in flight (each ends by its timeout)
+// and records them. It looks for work at once after a batch, at each wake-up (events stored on this
+// replica, a subscription resumed), when one of its late requests ends, and otherwise every poll
+// interval (deliveries of other replicas, retries come due, expired leases).
+func (w *pushWorker) run(ctx context.Context) error {
+	defer w.late.Wait()
+	st := w.p.s.consume()
+	for {
+		woken := st.wake.wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		sent, err := w.pass(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err // the platform restarts the worker after a backoff
+		}
+		if sent {
+			continue
+		}
+		// Jittered, so that the workers of a replica do not all look at once.
+		poll := time.Duration(st.pollInterval.Load())
+		t := time.NewTimer(poll/2 + rand.N(poll))
+		select {
+		case <-ctx.Done():
+		case <-woken:
+		case <-w.freed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// pass offers each active push subscription, in turn, one batch; it reports whether it sent any.
+func (w *pushWorker) pass(ctx context.Context) (bool, error) {
+	targets, err := w.p.targets(ctx)
+	if err != nil || len(targets) == 0 {
+		return false, err
+	}
+	first := int(w.p.turn.Add(1) % uint64(len(targets)))
+	sent := false
+	for i := range targets {
+		room := len(w.slots) // only this worker takes slots: at least this many are free
+		if room == 0 || ctx.Err() != nil {
+			break
+		}
+		t := targets[(first+i)%len(targets)]
+		got, err := w.p.claim(ctx, t, room)
+		if err != nil {
+			return sent, err
+		}
+		if len(got) > 0 {
+			w.batch(ctx, t, got)
+			sent = true
+		}
+	}
+	return sent, nil
+}
+
+// claim leases up to n due deliveries of t to the pusher.
+func (p *pusher) claim(ctx context.Context, t *pushTarget, n int) ([]store.Claimed, error) {
+	res, err := p.s.deliveries.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: t.sub.ID, Consumer: p.consumer,
+		Now: p.s.now(), Limit: p.s.claimLimit(n, maxClaimBytes)})
+	if errs.KindOf(err) == errs.KindNotFound {
+		pushChanged() // deleted on another replica: read the subscriptions again
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	observeClaimed(res.Claimed)
+	return res.Claimed, nil
+}
+
+// batch sends got (leased to the pusher) in parallel, each request bounded by the subscription's timeout,
+// and waits for the answers until all have come or the batch timeout has passed since the claim: it
+// records those in one settle and leaves the rest to finish (and be recorded together) on their own.
+// Requests do not end with ctx: a stopping service lets them finish or time out.
+func (w *pushWorker) batch(ctx context.Context, t *pushTarget, got []store.Claimed) {
+	deadline := time.NewTimer(w.p.cfg.BatchTimeout)
+	defer deadline.Stop()
+	results := make(chan pushOutcome, len(got))
+	reqCtx := context.WithoutCancel(ctx)
+	for _, c := range got {
+		<-w.slots // free: the claim asked for at most the room left
+		go func() {
+			rctx, cancel := context.WithTimeout(reqCtx, t.sub.Push.Timeout)
+			o := w.p.send(rctx, t, c)
+			cancel()
+			results <- o
+			w.slots <- struct{}{}
+			select {
+			case w.freed <- struct{}{}:
+			default:
+			}
+		}()
+	}
+	var done []pushOutcome
+wait:
+	for len(done) < len(got) {
+		select {
+		case o := <-results:
+			done = append(done, o)
+		case <-deadline.C:
+			break wait
+		}
+	}
+	w.p.settle(ctx, t, done)
+	if rest := len(got) - len(done); rest > 0 {
+		w.late.Add(1)
+		go func() {
+			defer w.late.Done()
+			late := make([]pushOutcome, 0, rest)
+			for range rest {
+				late = append(late, <-results)
+			}
+			w.p.settle(ctx, t, late)
+		}()
+	}
+}
+
+// settle records outcomes in one transaction: a 2xx acknowledges its delivery, anything else nacks it
+// with what went wrong, the status and the excerpt; after a 429 or 503 with Retry-After the retry comes
+// no sooner than it asks (within the policy's backoff cap). A lease that passed on meanwhile is refused
+// and the outcome dropped: the delivery is another holder's now.
+func (p *pusher) settle(ctx context.Context, t *pushTarget, outs []pushOutcome) {
+	if len(outs) == 0 {
+		return
+	}
+	now := p.s.now()
+	ps := make([]store.SettleParams, len(outs))
+	for i, o := range outs {
+		d := o.claimed.Delivery
+		sp := store.SettleParams{ID: d.ID, Lease: d.Lease, Now: now, HTTPStatus: o.status, Response: o.excerpt}
+		if !o.ok {
+			sp.Nack, sp.Error = true, o.err
+			if o.retryAfter > 0 {
+				backoff := store.Backoff(t.sub.Retry, d.AttemptCount, store.EqualJitter, rand.Float64())
+				sp.RetryAt = now.Add(max(backoff, o.retryAfter))
+			}
+		}
+		ps[i] = sp
+		pushAttempts.WithLabelValues(t.sub.ID, o.result).Inc()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushSettleTimeout)
+	defer cancel()
+	results, err := p.s.deliveries.DeliverySettleBatch(sctx, ps)
+	if err != nil {
+		p.s.log.Error("push outcomes not recorded: their leases expire and they are sent again", "service", "webhook",
+			"subscription", t.sub.ID, "deliveries", len(ps), "error", errs.Message(err))
+		return
+	}
+	for i, r := range results {
+		switch {
+		case r.Err == nil:
+			observeSettled(r.Delivery, now)
+		case refusedLease(r.Err):
+			p.s.log.Warn("push outcome not recorded: the lease had passed on", "service", "webhook",
+				"subscription", t.sub.ID, "delivery", ps[i].ID)
+		default:
+			p.s.log.Error("push outcome not recorded", "service", "webhook", "subscription", t.sub.ID,
+				"delivery", ps[i].ID, "error", errs.Message(r.Err))
+		}
+	}
+}
