@@ -54,6 +54,7 @@ type options struct {
 	bareD      time.Duration
 	audit      auditOptions
 	webhook    webhookOptions
+	delivery   deliveryOptions
 }
 
 func main() {
@@ -66,7 +67,12 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the server processes, one per call, into this directory")
 	flag.IntVar(&o.profileC, "profile-c", 16, "callers for the profiled runs")
 	flag.DurationVar(&o.bareD, "bare", 2*time.Second, "duration of the bare store read measurement")
-	suite := flag.String("suite", "token", "token (GetAccessToken), audit (RecordEvent, RecordEvents, ListEvents) or webhook (signed ingests through the gateway)")
+	suite := flag.String("suite", "token", "token (GetAccessToken), audit (RecordEvent, RecordEvents, ListEvents), webhook (signed ingests through the gateway) or delivery (ingest to Ack, delivery.go)")
+	deliveryRates := flag.String("delivery-rates", "250,500,1000,0", "delivery suite: offered ingests/s in all, comma-separated; 0 is saturation")
+	flag.IntVar(&o.delivery.senders, "delivery-c", 64, "delivery suite: concurrent senders")
+	flag.StringVar(&o.delivery.sink, "delivery-sink", "pull", "delivery suite: how deliveries are consumed: pull (streaming gRPC Receive and Ack)")
+	flag.IntVar(&o.delivery.consumers, "delivery-consumers", 4, "delivery suite: pull consumers (one Receive stream each)")
+	flag.IntVar(&o.delivery.inFlight, "delivery-in-flight", 100, "delivery suite: max_in_flight of each pull consumer")
 	auditC := flag.String("audit-c", "1,16,64", "audit suite: concurrent RecordEvent callers")
 	batchC := flag.String("batch-c", "4,16", "audit suite: concurrent RecordEvents callers")
 	listC := flag.String("list-c", "1,16", "audit suite: concurrent ListEvents callers")
@@ -88,6 +94,9 @@ func main() {
 			fail(err)
 		}
 	}
+	if o.delivery.rates, err = splitRates(*deliveryRates); err != nil {
+		fail(err)
+	}
 	switch {
 	case *backends != "":
 		o.backends = strings.Split(*backends, ",")
@@ -103,6 +112,8 @@ func main() {
 		err = runAudit(o)
 	case "webhook":
 		err = runWebhook(o)
+	case "delivery":
+		err = runDelivery(o)
 	default:
 		err = fmt.Errorf("unknown -suite %q", *suite)
 	}

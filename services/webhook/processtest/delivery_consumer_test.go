@@ -2,12 +2,9 @@ package processtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
@@ -61,8 +58,8 @@ func (c *consumer) run(ctx context.Context) error {
 	}
 	for range maxMessages {
 		if _, err := c.step(ctx); err != nil {
-			if ctx.Err() != nil && status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
-				return nil
+			if ctx.Err() != nil {
+				return nil // stopped by the test
 			}
 			return err
 		}
@@ -88,9 +85,9 @@ func (c *consumer) step(ctx context.Context) (int, error) {
 		}
 	}
 	if len(nacks) > 0 {
-		sent := time.Now()
+		c.l.sending(nacks, outNacked, time.Now())
 		resp, err := c.settle.Nack(ctx, &webhookv1.NackRequest{AckIds: ackIDs(nacks), Delay: durationpb.New(nackDelay), Error: "processtest: given back"})
-		c.l.settled(nacks, outNacked, sent, time.Now(), err, resp.GetRefusedAckIds())
+		c.l.settled(nacks, outNacked, time.Now(), err, resp.GetRefusedAckIds())
 		if err != nil {
 			return 0, fmt.Errorf("%s: Nack: %w", c.name, err)
 		}
@@ -101,9 +98,9 @@ func (c *consumer) step(ctx context.Context) (int, error) {
 	if len(acks) == 0 {
 		return 0, nil
 	}
-	sent := time.Now()
+	c.l.sending(acks, outAcked, time.Now())
 	resp, err := c.settle.Ack(ctx, &webhookv1.AckRequest{AckIds: ackIDs(acks)})
-	c.l.settled(acks, outAcked, sent, time.Now(), err, resp.GetRefusedAckIds())
+	c.l.settled(acks, outAcked, time.Now(), err, resp.GetRefusedAckIds())
 	if err != nil {
 		return 0, fmt.Errorf("%s: Ack: %w", c.name, err)
 	}
@@ -119,6 +116,9 @@ func (c *consumer) step(ctx context.Context) (int, error) {
 // repeat acks h again, settled already: it must be refused.
 func (c *consumer) repeat(ctx context.Context, h *handout) error {
 	resp, err := c.settle.Ack(ctx, &webhookv1.AckRequest{AckIds: []string{h.ackID}})
+	if err != nil && ctx.Err() != nil {
+		return err // the test is stopping the consumer: no answer to judge
+	}
 	c.l.repeated(h, err, resp.GetRefusedAckIds())
 	if err != nil {
 		return fmt.Errorf("%s: Ack repeated: %w", c.name, err)

@@ -26,6 +26,7 @@ type handout struct {
 	received                             time.Time // when the consumer read it from its stream
 	leaseExpire                          time.Time // the end of the lease, as the service sent it
 	settleSent                           time.Time // when its Ack or Nack was sent; zero while held
+	sentAs                               string    // outAcked or outNacked once that call is sent
 	outcome                              string
 }
 
@@ -65,7 +66,7 @@ func (l *ledger) receive(consumer string, ld *webhookv1.LeasedDelivery, now time
 		switch {
 		case h.attempt <= prev.attempt:
 			l.failf("delivery %s handed to %s as attempt %d after attempt %d (to %s)", h.deliveryID, consumer, h.attempt, prev.attempt, prev.consumer)
-		case prev.outcome == outNacked && !prev.settleSent.After(now): // given back before
+		case prev.sentAs == outNacked && !prev.settleSent.After(now): // given back before (the answer may still be on its way)
 		case !now.Before(prev.leaseExpire): // its lease had ended
 		default:
 			l.failf("delivery %s handed to %s (attempt %d) at %s while %s held attempt %d (%q, lease to %s)", h.deliveryID, consumer, h.attempt,
@@ -76,9 +77,19 @@ func (l *ledger) receive(consumer string, ld *webhookv1.LeasedDelivery, now time
 	return h
 }
 
-// settled records the answer to an Ack or Nack (what) of hs sent at sent and answered at answered. A
+// sending records that an Ack or Nack (what) of hs is sent at sent, before it is: once it commits, the
+// next hand-out may reach another consumer before its answer reaches this one.
+func (l *ledger) sending(hs []*handout, what string, sent time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range hs {
+		h.settleSent, h.sentAs = sent, what
+	}
+}
+
+// settled records the answer to an Ack or Nack (what) of hs, answered at answered. A
 // refusal is right only once a lease has ended (it may have passed on); before, the lease was current.
-func (l *ledger) settled(hs []*handout, what string, sent, answered time.Time, err error, refusedIDs []string) {
+func (l *ledger) settled(hs []*handout, what string, answered time.Time, err error, refusedIDs []string) {
 	no := map[string]bool{}
 	for _, id := range refusedIDs {
 		no[id] = true
@@ -86,7 +97,6 @@ func (l *ledger) settled(hs []*handout, what string, sent, answered time.Time, e
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range hs {
-		h.settleSent = sent
 		switch {
 		case err != nil:
 			h.outcome = outUnknown
@@ -140,6 +150,16 @@ func (l *ledger) handouts(id string) []*handout {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]*handout(nil), l.byDelivery[id]...)
+}
+
+// lastOutcome is what became of the latest hand-out of delivery id so far ("" when none).
+func (l *ledger) lastOutcome(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if hs := l.byDelivery[id]; len(hs) > 0 {
+		return hs[len(hs)-1].outcome
+	}
+	return ""
 }
 
 // ackedCount is how many deliveries were acked OK.

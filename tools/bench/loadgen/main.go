@@ -51,7 +51,7 @@ type Result struct {
 
 func main() {
 	addr := flag.String("addr", "", "bench server address (host:port)")
-	call := flag.String("call", "noop", "noop, token (GetAccessToken of zoho/bench), an audit call (record, records, list-actor, list-session, list-all), or over HTTP to the gateway webhook or healthz")
+	call := flag.String("call", "noop", "noop, token (GetAccessToken of zoho/bench), an audit call (record, records, list-actor, list-session, list-all), or over HTTP to the gateway webhook or healthz; delivery: webhook while consumers ack (delivery.go)")
 	callers := flag.Int("c", 1, "concurrent callers")
 	d := flag.Duration("d", 5*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before the measurement")
@@ -69,6 +69,9 @@ func main() {
 func run(addr, call string, callers int, d, warm time.Duration) error {
 	if addr == "" || callers < 1 || d <= 0 {
 		return fmt.Errorf("need -addr, -c >= 1 and -d > 0")
+	}
+	if call == "delivery" {
+		return runDelivery(addr, callers, d, warm) // delivery.go
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
