@@ -72,8 +72,8 @@ func (r *pushRig) createPush(t *testing.T, name, endpoint, secret string, allowP
 	t.Helper()
 	retries := int32(5)
 	resp, err := r.client.CreateSubscription(t.Context(), &webhookv1.CreateSubscriptionRequest{Name: name,
-		Mode: webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH,
-		Push: &webhookv1.PushConfig{Endpoint: endpoint, AllowPrivateNetwork: allowPrivate, Timeout: durationpb.New(timeout), SigningSecret: secret},
+		Mode:        webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH,
+		Push:        &webhookv1.PushConfig{Endpoint: endpoint, AllowPrivateNetwork: allowPrivate, Timeout: durationpb.New(timeout), SigningSecret: secret},
 		RetryPolicy: &webhookv1.RetryPolicy{MaxRetries: &retries, BackoffBase: durationpb.New(10 * time.Millisecond), BackoffCap: durationpb.New(10 * time.Minute)}})
 	if err != nil {
 		t.Fatal(err)
