@@ -43,6 +43,9 @@ type Server struct {
 	ring     *keyring.Keyring
 	tokens   accessTokens
 	now      func() time.Time
+
+	// outbox sends the audit outbox (outbox.go).
+	outbox outboxState
 }
 
 var _ webhookv1.WebhookServiceServer = (*Server)(nil)

@@ -15,6 +15,6 @@ func main() { app.Main(run) }
 func run(ctx context.Context, env *config.Env, log *slog.Logger) error {
 	cfg := webhook.LoadConfig(env)
 	return app.RunStandalone(ctx, env, log, cfg.ServiceConfig, func(ctx context.Context, rt *app.Runtime) (app.Service, error) {
-		return webhook.Open(ctx, cfg, log, webhook.Denials(rt), webhook.Tokens(rt))
+		return webhook.Open(ctx, cfg, log, webhook.Denials(rt), webhook.Tokens(rt), webhook.Audit(rt))
 	})
 }
