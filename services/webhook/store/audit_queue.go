@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,8 +24,11 @@ type AuditRecord struct {
 	// Actor is the principal that asked, or empty when the service acted on its own.
 	Actor    string
 	Resource string
+	// Metadata holds what a protobuf Struct can (strings, numbers, bools, nil, []any, map[string]any);
+	// anything else is recorded as text.
 	Metadata map[string]any
-	Time     time.Time
+	// Time is when the change happened (now when zero).
+	Time time.Time
 }
 
 // Audit actions.
@@ -97,18 +101,36 @@ func auditEntry(r AuditRecord) (auditoutbox.Entry, error) {
 	if r.Actor != "" {
 		actor, actorType = auditclient.Actor(r.Actor), auditv1.ActorType_ACTOR_TYPE_UNSPECIFIED
 	}
-	m, err := structpb.NewStruct(r.Metadata)
-	if err != nil {
-		return auditoutbox.Entry{}, errs.Wrap(errs.KindInternal, err, "audit record metadata")
-	}
 	t := micro(r.Time)
+	if t.IsZero() {
+		t = micro(time.Now())
+	}
 	e, err := auditoutbox.NewEntry("webhook", &auditv1.RecordEventRequest{Actor: actor, ActorType: actorType, Action: r.Action,
-		Resource: r.Resource, Outcome: auditv1.Outcome_OUTCOME_SUCCESS, OccurTime: timestamppb.New(t), Metadata: m,
+		Resource: r.Resource, Outcome: auditv1.Outcome_OUTCOME_SUCCESS, OccurTime: timestamppb.New(t), Metadata: auditMetadata(r.Metadata),
 		SourceService: "sergas-webhook"}, t)
 	if err != nil {
 		return auditoutbox.Entry{}, errs.Wrap(errs.KindInternal, err, "audit record")
 	}
 	return e, nil
+}
+
+// auditMetadata is m as the event's metadata. A value a protobuf Struct cannot hold (a time, an
+// integer slice) is kept as text (a time in RFC 3339) rather than failing the change it describes.
+func auditMetadata(m map[string]any) *structpb.Struct {
+	out := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
+	for k, v := range m {
+		pv, err := structpb.NewValue(v)
+		if err != nil {
+			switch x := v.(type) {
+			case time.Time:
+				pv = structpb.NewStringValue(x.UTC().Format(time.RFC3339Nano))
+			default:
+				pv = structpb.NewStringValue(fmt.Sprint(v))
+			}
+		}
+		out.Fields[k] = pv
+	}
+	return out
 }
 
 // OutboxDriver is what a backend supplies for the audit outbox: the sender's claim, release, park and
