@@ -11,10 +11,9 @@ import (
 
 // PushDriver is what a backend supplies for push subscriptions and backlogs.
 type PushDriver interface {
-	// BacklogRows returns, from one snapshot, a row per status (pending, leased, failed, dead letter)
-	// of every subscription that has deliveries in it, and one row with Status 0 for every subscription
-	// that has none, in no particular order. Delivered rows are never read (SubscriptionBacklogsQuery).
-	BacklogRows(ctx context.Context) ([]BacklogRow, error)
+	// BacklogRows returns, from one snapshot, the backlog of every subscription, in no particular order
+	// (SubscriptionBacklogsQuery): no delivered row is read.
+	BacklogRows(ctx context.Context) ([]Backlog, error)
 }
 
 // PushTx is the push part of a delivery transaction.
@@ -25,15 +24,6 @@ type PushTx interface {
 	// SubscriptionSecretsUpdate writes s.Push's Secret, PreviousSecret and PreviousSecretExpireTime and
 	// s.UpdateTime to subscription s.ID.
 	SubscriptionSecretsUpdate(ctx context.Context, s *Subscription) error
-}
-
-// BacklogRow is one row of PushDriver.BacklogRows: Count deliveries of the subscription in Status (0:
-// the subscription has none), the oldest created at Oldest (zero for dead letters).
-type BacklogRow struct {
-	SubscriptionID string
-	Status         DeliveryStatus
-	Count          int64
-	Oldest         time.Time
 }
 
 // SubscriptionRotateSecret implements DeliveryStore. The subscription is read locked and written in one
@@ -84,34 +74,9 @@ func (s Deliveries) SubscriptionRotateSecret(ctx context.Context, id string, sec
 // SubscriptionBacklogs implements DeliveryStore: every subscription, in id order, zeros for one that is
 // owed nothing.
 func (s Deliveries) SubscriptionBacklogs(ctx context.Context) ([]Backlog, error) {
-	rows, err := s.D.BacklogRows(ctx)
+	out, err := s.D.BacklogRows(ctx)
 	if err != nil {
 		return nil, err
-	}
-	byID := make(map[string]*Backlog, len(rows))
-	for _, r := range rows {
-		b := byID[r.SubscriptionID]
-		if b == nil {
-			b = &Backlog{SubscriptionID: r.SubscriptionID}
-			byID[r.SubscriptionID] = b
-		}
-		switch r.Status {
-		case DeliveryPending:
-			b.Pending += r.Count
-		case DeliveryLeased:
-			b.Leased += r.Count
-		case DeliveryFailed:
-			b.Failed += r.Count
-		case DeliveryDeadLetter:
-			b.DeadLetter += r.Count
-		}
-		if r.Status != DeliveryDeadLetter && !r.Oldest.IsZero() && (b.OldestUndelivered.IsZero() || r.Oldest.Before(b.OldestUndelivered)) {
-			b.OldestUndelivered = r.Oldest
-		}
-	}
-	out := make([]Backlog, 0, len(byID))
-	for _, b := range byID {
-		out = append(out, *b)
 	}
 	slices.SortFunc(out, func(a, b Backlog) int { return cmp.Compare(a.SubscriptionID, b.SubscriptionID) })
 	return out, nil
@@ -129,20 +94,21 @@ const SubscriptionSecretsSQL = `UPDATE subscriptions SET push_secret = $2, push_
 		push_previous_secret_expire_time = $4, update_time = $5
 	WHERE id = $1 AND mode = 2`
 
-// SubscriptionBacklogsQuery reads, as BacklogRows, each subscription's deliveries counted by status:
-// the outstanding ones from the partial deliveries_due index (its predicate written literally, so that
-// a planner may use it), the dead letters from deliveries_status_id, so that no delivered row is read
-// however many there are. Each outstanding row is visited once (the count and oldest create time need
-// its status and create time); a subscription with none of either joins as one row of NULLs. text reads
-// uuid as text (PostgreSQL).
+// SubscriptionBacklogsQuery reads every subscription's backlog: subscription id, pending, leased,
+// failed, dead letters, oldest create time of the first three (NULL when none). The outstanding
+// deliveries are grouped by subscription from the partial deliveries_due index (its predicate written
+// literally, so that a planner may use it; it is in subscription order), the dead letters from
+// deliveries_status_id: no delivered row is read however many there are. Each outstanding row is visited
+// once (its status and create time are in the table). text reads uuid as text (PostgreSQL).
 func SubscriptionBacklogsQuery(text string) string {
-	return `SELECT s.id` + text + `, b.status, b.n, b.oldest FROM subscriptions AS s LEFT JOIN (
-		SELECT subscription_id, status, count(*) AS n, min(create_time) AS oldest FROM deliveries
-			WHERE status IN (1, 2, 4) GROUP BY subscription_id, status
-		UNION ALL
-		SELECT subscription_id, status, count(*) AS n, NULL AS oldest FROM deliveries
-			WHERE status = 5 GROUP BY subscription_id, status
-	) AS b ON b.subscription_id = s.id`
+	return `SELECT s.id` + text + `, coalesce(o.pending, 0), coalesce(o.leased, 0), coalesce(o.failed, 0), coalesce(d.dead, 0), o.oldest
+	FROM subscriptions AS s
+	LEFT JOIN (SELECT subscription_id, sum(CASE WHEN status = 1 THEN 1 ELSE 0 END) AS pending,
+			sum(CASE WHEN status = 2 THEN 1 ELSE 0 END) AS leased, sum(CASE WHEN status = 4 THEN 1 ELSE 0 END) AS failed,
+			min(create_time) AS oldest
+		FROM deliveries WHERE status IN (1, 2, 4) GROUP BY subscription_id) AS o ON o.subscription_id = s.id
+	LEFT JOIN (SELECT subscription_id, count(*) AS dead FROM deliveries WHERE status = 5 GROUP BY subscription_id) AS d
+		ON d.subscription_id = s.id`
 }
 
 // PushFromColumns is the mode and push configuration of a subscription from its pushColumns as the

@@ -23,25 +23,17 @@ var (
 func timeArg(t time.Time) any { return t }
 
 // BacklogRows is one statement: one snapshot.
-func (d *deliveryDriver) BacklogRows(ctx context.Context) ([]store.BacklogRow, error) {
-	return db.PostgresQueryAll(ctx, d.db, subscriptionBacklog, nil, func(row db.Scanner) (store.BacklogRow, error) {
-		var r store.BacklogRow
-		var status *int16
-		var n *int64
+func (d *deliveryDriver) BacklogRows(ctx context.Context) ([]store.Backlog, error) {
+	return db.PostgresQueryAll(ctx, d.db, subscriptionBacklog, nil, func(row db.Scanner) (store.Backlog, error) {
+		var b store.Backlog
 		var oldest *time.Time
-		if err := row.Scan(&r.SubscriptionID, &status, &n, &oldest); err != nil {
-			return r, err
-		}
-		if status != nil {
-			r.Status = store.DeliveryStatus(*status)
-		}
-		if n != nil {
-			r.Count = *n
+		if err := row.Scan(&b.SubscriptionID, &b.Pending, &b.Leased, &b.Failed, &b.DeadLetter, &oldest); err != nil {
+			return b, err
 		}
 		if oldest != nil {
-			r.Oldest = oldest.UTC()
+			b.OldestUndelivered = oldest.UTC()
 		}
-		return r, nil
+		return b, nil
 	})
 }
 

@@ -20,18 +20,17 @@ var (
 func unixMicro(t time.Time) any { return t.UnixMicro() }
 
 // BacklogRows reads on one read connection: the statement is its own snapshot.
-func (d *deliveryDriver) BacklogRows(ctx context.Context) ([]store.BacklogRow, error) {
-	return db.SQLiteQueryAll(ctx, d.db, subscriptionBacklog, nil, func(row db.Scanner) (store.BacklogRow, error) {
-		var r store.BacklogRow
-		var status, n, oldest sql.NullInt64
-		if err := row.Scan(&r.SubscriptionID, &status, &n, &oldest); err != nil {
-			return r, err
+func (d *deliveryDriver) BacklogRows(ctx context.Context) ([]store.Backlog, error) {
+	return db.SQLiteQueryAll(ctx, d.db, subscriptionBacklog, nil, func(row db.Scanner) (store.Backlog, error) {
+		var b store.Backlog
+		var oldest sql.NullInt64
+		if err := row.Scan(&b.SubscriptionID, &b.Pending, &b.Leased, &b.Failed, &b.DeadLetter, &oldest); err != nil {
+			return b, err
 		}
-		r.Status, r.Count = store.DeliveryStatus(status.Int64), n.Int64
 		if oldest.Valid {
-			r.Oldest = time.UnixMicro(oldest.Int64).UTC()
+			b.OldestUndelivered = time.UnixMicro(oldest.Int64).UTC()
 		}
-		return r, nil
+		return b, nil
 	})
 }
 
