@@ -30,6 +30,10 @@ type pusher struct {
 	cache    pushTargets
 	// turn moves the subscription each pass starts with, so that no subscription is always served last.
 	turn atomic.Uint64
+	// idleAt is when a worker last finished a pass that found nothing (UnixNano): a worker whose poll
+	// timer fires soon after skips its own pass, so that an idle replica looks about once per poll
+	// interval however many workers it runs (each look is a write transaction on SQLite).
+	idleAt atomic.Int64
 }
 
 // newPushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
@@ -90,29 +94,35 @@ func (p *pusher) newWorker() *pushWorker {
 func (w *pushWorker) run(ctx context.Context) error {
 	defer w.late.Wait()
 	st := w.p.s.consume()
+	news := true // the first pass looks at once
 	for {
 		woken := st.wake.wait()
 		if ctx.Err() != nil {
 			return nil
 		}
-		sent, err := w.pass(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		poll := time.Duration(st.pollInterval.Load())
+		if news || time.Since(time.Unix(0, w.p.idleAt.Load())) >= poll/2 {
+			sent, err := w.pass(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err // the platform restarts the worker after a backoff
 			}
-			return err // the platform restarts the worker after a backoff
-		}
-		if sent {
-			continue
+			if sent {
+				continue
+			}
+			w.p.idleAt.Store(time.Now().UnixNano())
 		}
 		// Jittered, so that the workers of a replica do not all look at once.
-		poll := time.Duration(st.pollInterval.Load())
 		t := time.NewTimer(poll/2 + rand.N(poll))
+		news = true
 		select {
 		case <-ctx.Done():
 		case <-woken:
 		case <-w.freed:
 		case <-t.C:
+			news = false
 		}
 		t.Stop()
 	}
