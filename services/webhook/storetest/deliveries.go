@@ -52,6 +52,12 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryBackend) {
 		"ConcurrentSettlesOfOneEvent":   testConcurrentSettles,
 		"SettleBatch":                   testSettleBatch,
 		"SettleBatchesRace":             testSettleBatchesRace,
+		"ReplayOneEvent":                testReplayOne,
+		"ReplayDeliveredAndDead":        testReplayDelivered,
+		"ReplayRangeFilterAndSkips":     testReplayRange,
+		"ReplayRangeInPages":            testReplayPages,
+		"PurgeDeliveredOnly":            testPurge,
+		"PurgeRefusals":                 testPurgeRefusals,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}
