@@ -154,8 +154,8 @@ func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
 				r.GatewayCPU = float64((procCPU(gw.cmd.Process.Pid) - gw0).Microseconds()) / calls
 			}
 			rep.add(backend, rate, r)
-			fmt.Fprintf(os.Stderr, "%s | delivery | offered %s | run %d: ingested %.0f/s, delivered %.0f/s, receipt-to-ack p50 %.1f ms, p99 %.1f ms, backlog at end %d, drained in %.1f s, CPU µs/event: gateway ≈%.0f, webhook service %.0f, load generator %.0f, database %.0f\n",
-				backend, rateName(rate), i+1, r.PerSecond, r.DeliveredPerSecond, r.AckP50ms, r.AckP99ms, r.BacklogEnd, r.DrainSeconds, r.GatewayCPU, r.ServerCPU, r.ClientCPU, r.DBCPU)
+			fmt.Fprintf(os.Stderr, "%s | delivery | offered %s | run %d: ingested %.0f/s, delivered %.0f/s, receipt-to-ack p50 %.1f ms, p99 %.1f ms, backlog at end %d, drained in %.1f s, %.1f deliveries per Ack, CPU µs/event: gateway ≈%.0f, webhook service %.0f, load generator %.0f, database %.0f\n",
+				backend, rateName(rate), i+1, r.PerSecond, r.DeliveredPerSecond, r.AckP50ms, r.AckP99ms, r.BacklogEnd, r.DrainSeconds, r.PerAck, r.GatewayCPU, r.ServerCPU, r.ClientCPU, r.DBCPU)
 		}
 	}
 	return nil
@@ -189,6 +189,7 @@ type deliveryResult struct {
 	AckP99ms           float64 `json:"ack_p99_ms"`
 	BacklogEnd         int     `json:"backlog_end"`
 	DrainSeconds       float64 `json:"drain_seconds"`
+	PerAck             float64 `json:"per_ack"`
 	// GatewayCPU is the gateway's CPU per ingest (µs), read around the whole run: approximate.
 	GatewayCPU float64 `json:"-"`
 }

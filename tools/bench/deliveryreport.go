@@ -101,12 +101,13 @@ func (r *deliveryReport) print(w io.Writer, took time.Duration) {
 		"(max_in_flight %d) on one subscription to every event (lease %s) and acknowledge each message's deliveries with one Ack call before reading the next. "+
 		"Senders and consumers run in the load generator's process; the gateway and the webhook service each in their own, in production mode (every budget on but never reached, backpressure off). "+
 		"Delivered/s counts the deliveries whose Ack was answered during the measured window; receipt-to-ack is from the event's receive_time (the webhook service's receipt, as stored) to the Ack's answer, over those deliveries. "+
+		"Deliveries per Ack is the mean batch a consumer read in one Receive message and settled in one Ack, over the whole run. "+
 		"After each window the senders stop and the run waits until every event sent is acknowledged (once: a lost or doubled delivery fails the run), so each run starts on an empty backlog. "+
 		"Each point: %d runs of %s after a %s warm-up, rates in a different order each round; median (min–max). "+
 		"CPU is user+system time per ingested event of the gateway (approximate), the webhook service, the load generator (senders and consumers) and (PostgreSQL) every postgres process. Whole run: %s.\n\n",
 		o.delivery.senders, o.delivery.consumers, o.delivery.inFlight, deliveryLease, o.reps, o.d, o.warmup, took.Round(time.Second))
-	fmt.Fprintln(w, "| backend | offered/s | ingested/s | delivered/s | target 3,000/s | receipt-to-ack p50 ms | p99 ms | p99 < 100 ms | backlog at end of window | CPU µs/event: gateway + webhook service + load generator (+ PostgreSQL) |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| backend | offered/s | ingested/s | delivered/s | target 3,000/s | receipt-to-ack p50 ms | p99 ms | p99 < 100 ms | backlog at end of window | deliveries per Ack | CPU µs/event: gateway + webhook service + load generator (+ PostgreSQL) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, b := range r.backendsWorstFirst() {
 		for _, rate := range r.ratesOf(b) {
 			rs := r.runs[deliveryKey{b, rate}]
@@ -123,10 +124,11 @@ func (r *deliveryReport) print(w io.Writer, took time.Duration) {
 			if b == "postgres" {
 				cpu += fmt.Sprintf(" (+ %.0f)", pickDelivery(rs, func(r deliveryResult) float64 { return r.DBCPU }).med)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | **%s** | %s | %s | %s | %s | %s | %s |\n", b, rateName(rate),
+			fmt.Fprintf(w, "| %s | %s | %s | **%s** | %s | %s | %s | %s | %s | %s | %s |\n", b, rateName(rate),
 				span(pickDelivery(rs, func(r deliveryResult) float64 { return r.PerSecond }), "%.0f"), span(dv, "%.0f"), target,
 				span(pickDelivery(rs, func(r deliveryResult) float64 { return r.AckP50ms }), "%.1f"), span(p99, "%.1f"), p99ok,
-				span(pickDelivery(rs, func(r deliveryResult) float64 { return float64(r.BacklogEnd) }), "%.0f"), cpu)
+				span(pickDelivery(rs, func(r deliveryResult) float64 { return float64(r.BacklogEnd) }), "%.0f"),
+				span(pickDelivery(rs, func(r deliveryResult) float64 { return r.PerAck }), "%.1f"), cpu)
 		}
 	}
 }

@@ -51,6 +51,9 @@ type DeliveryResult struct {
 	BacklogEnd int `json:"backlog_end"`
 	// DrainSeconds is how long the backlog took to reach zero after the window.
 	DrainSeconds float64 `json:"drain_seconds"`
+	// PerAck is the mean number of deliveries each settling call carried (pull: per Ack, which is per
+	// Receive message), over the whole run: how well claims and acks are batched.
+	PerAck float64 `json:"per_ack"`
 }
 
 // ackRecord is one acknowledged delivery: when the Ack was answered, and the receipt-to-ack latency.
@@ -65,6 +68,8 @@ type ackRecord struct {
 type sink interface {
 	// run consumes until ctx ends; record is called for every acknowledged delivery.
 	run(ctx context.Context, record func(ackRecord)) error
+	// settles is how many settling calls (Acks, or answers to pushes) were made.
+	settles() int64
 }
 
 func newSink(kind string) (sink, error) {
@@ -150,6 +155,9 @@ func runDelivery(addr string, callers int, d, warm time.Duration) error {
 	if n := acked.Load(); n != int64(sent) {
 		return fmt.Errorf("%d deliveries acknowledged for %d events sent: one each expected", n, sent)
 	}
+	if n := s.settles(); n > 0 {
+		out.PerAck = float64(sent) / float64(n)
+	}
 	var lat []time.Duration
 	for _, a := range records {
 		if !a.at.Before(start) && a.at.Before(end) {
@@ -198,7 +206,10 @@ type pullSink struct {
 	sub       string
 	consumers int
 	inFlight  int32
+	acks      atomic.Int64
 }
+
+func (p *pullSink) settles() int64 { return p.acks.Load() }
 
 func (p *pullSink) run(ctx context.Context, record func(ackRecord)) error {
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -248,6 +259,7 @@ func (p *pullSink) consume(ctx context.Context, c webhookv1.WebhookServiceClient
 			continue // a heartbeat
 		}
 		resp, err := c.Ack(ctx, &webhookv1.AckRequest{AckIds: ids})
+		p.acks.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
