@@ -27,6 +27,8 @@ type deliveryOptions struct {
 	sink      string // pull today; push once the service pushes
 	consumers int
 	inFlight  int
+	// profileRate is the offered rate of the profiled run (-profile): 0, saturation, by default.
+	profileRate float64
 }
 
 // deliveryLease is the bench subscription's lease: long enough that no lease ends under load (a refused
@@ -135,10 +137,11 @@ func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
 			"-sink", o.delivery.sink, "-consumers", strconv.Itoa(o.delivery.consumers), "-in-flight", strconv.Itoa(o.delivery.inFlight)}, dbFlags(backend)...)
 	}
 	if o.profileDir != "" {
-		// At saturation: where the service's time goes when it cannot keep up.
+		// By default at saturation: where the service's time goes when it cannot keep up.
 		po := o
 		po.profileC = o.delivery.senders
-		if err := profileRun(po, bin, backend, target, consumeKey, "delivery", "delivery-saturation", extra(0)...); err != nil {
+		name := "delivery-" + strings.TrimSuffix(rateName(o.delivery.profileRate), "/s")
+		if err := profileRun(po, bin, backend, target, consumeKey, "delivery", name, extra(o.delivery.profileRate)...); err != nil {
 			return err
 		}
 	}

@@ -73,6 +73,7 @@ func main() {
 	flag.StringVar(&o.delivery.sink, "delivery-sink", "pull", "delivery suite: how deliveries are consumed: pull (streaming gRPC Receive and Ack)")
 	flag.IntVar(&o.delivery.consumers, "delivery-consumers", 4, "delivery suite: pull consumers (one Receive stream each)")
 	flag.IntVar(&o.delivery.inFlight, "delivery-in-flight", 100, "delivery suite: max_in_flight of each pull consumer")
+	flag.Float64Var(&o.delivery.profileRate, "delivery-profile-rate", 0, "delivery suite: offered rate of the profiled run (-profile); 0 is saturation")
 	auditC := flag.String("audit-c", "1,16,64", "audit suite: concurrent RecordEvent callers")
 	batchC := flag.String("batch-c", "4,16", "audit suite: concurrent RecordEvents callers")
 	listC := flag.String("list-c", "1,16", "audit suite: concurrent ListEvents callers")
