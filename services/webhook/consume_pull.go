@@ -62,7 +62,8 @@ func (s *Server) consumable(ctx context.Context, id string) (store.DeliveryStore
 	return ds, id, nil
 }
 
-// claim leases up to limit deliveries of sub to consumer, counting retries.
+// claim leases up to limit deliveries of sub to consumer, counting retries and the dead letters the
+// claim made of expired leases.
 func (s *Server) claim(ctx context.Context, ds store.DeliveryStore, sub, consumer string, limit int) ([]*webhookv1.LeasedDelivery, error) {
 	claim, err := ds.DeliveryClaim(ctx, store.ClaimParams{SubscriptionID: sub, Consumer: consumer, Now: s.now(), Limit: limit})
 	cs := claim.Claimed
@@ -70,6 +71,7 @@ func (s *Server) claim(ctx context.Context, ds store.DeliveryStore, sub, consume
 		return nil, err
 	}
 	observeClaimed(cs)
+	observeDeadLettered(claim.DeadLettered)
 	out := make([]*webhookv1.LeasedDelivery, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, &webhookv1.LeasedDelivery{

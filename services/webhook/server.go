@@ -93,6 +93,7 @@ func NewServer(s store.Store, cfg Config, opts ...Option) *Server {
 		srv.sources = &sourceProvider{static: set}
 	}
 	srv.sources.log.Store(srv.log)
+	registerBacklogs(srv)
 	return srv
 }
 
