@@ -147,7 +147,7 @@ func checkEndpoint(v string, allowPrivate bool) (string, error) {
 	}
 	if !allowPrivate {
 		if c := literalClass(u.Hostname()); c != "" {
-			return "", errs.Invalid("push.endpoint names a %s address; set allow_private_network to reach it", c)
+			return "", errs.Invalid("push.endpoint names a %s address, which only a subscription with allow_private_network may reach", c)
 		}
 	}
 	return v, nil

@@ -48,7 +48,7 @@ func TestCreatePushSubscriptionRefusals(t *testing.T) {
 		"space":               {push("https://example.com/a b", nil), "spaces"},
 		"too long":            {push("https://example.com/"+strings.Repeat("a", 2048), nil), "at most 2048 bytes"},
 		"bad port":            {push("https://example.com:99999/x", nil), "port"},
-		"loopback literal":    {push("https://127.0.0.1/x", nil), "loopback address; set allow_private_network"},
+		"loopback literal":    {push("https://127.0.0.1/x", nil), "loopback address, which only a subscription with allow_private_network"},
 		"localhost":           {push("https://localhost:8443/x", nil), "loopback"},
 		"metadata":            {push("https://169.254.169.254/latest", nil), "cloud metadata"},
 		"mapped private":      {push("https://[::ffff:10.0.0.1]/x", nil), "private"},
