@@ -49,7 +49,7 @@ func Run(ctx context.Context, env *config.Env, log *slog.Logger, ready func(Addr
 		tokenSvc.Close()
 		return err
 	}
-	webhookSvc, err := webhook.Open(ctx, webhookCfg, log, webhook.Denials(rt), webhook.Tokens(rt))
+	webhookSvc, err := webhook.Open(ctx, webhookCfg, log, webhook.Denials(rt), webhook.Tokens(rt), webhook.Audit(rt))
 	if err != nil {
 		tokenSvc.Close()
 		auditSvc.Close()

@@ -58,7 +58,7 @@ func runWebhook(ctx context.Context, env *config.Env, log *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
-	svc, err := webhook.Open(ctx, cfg, log, webhook.Denials(rt))
+	svc, err := webhook.Open(ctx, cfg, log, webhook.Denials(rt), webhook.Audit(rt))
 	if err != nil {
 		return err
 	}
