@@ -107,7 +107,7 @@ func TestReplicasDeliverEachEventExactlyOnce(t *testing.T) {
 			t.Fatalf("a consumer stopped: %v", err)
 		default:
 		}
-		return l.ackedCount() >= replicaEvents
+		return l.ackedCount() >= replicaEvents || l.failed() // a violation is reported below
 	})
 	stopConsumers()
 	for range replicas * consumersPerReplica {

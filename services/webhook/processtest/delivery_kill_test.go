@@ -163,6 +163,9 @@ func TestKillMidStreamLosesNoDelivery(t *testing.T) {
 					t.Fatalf("the consumer stopped after the restart: %v", err)
 				default:
 				}
+				if l.failed() {
+					return true // reported below
+				}
 				for e := range events {
 					if l.eventAcked(e) || committed[e] {
 						continue

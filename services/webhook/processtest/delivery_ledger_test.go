@@ -135,6 +135,13 @@ func (l *ledger) repeated(h *handout, err error, refusedIDs []string) {
 	}
 }
 
+// failed reports whether a violation has been recorded: a test waiting on the consumers stops waiting.
+func (l *ledger) failed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.failures) > 0
+}
+
 // check fails t with the first failures recorded.
 func (l *ledger) check(t *testing.T) {
 	t.Helper()
