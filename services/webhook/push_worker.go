@@ -166,6 +166,7 @@ func (p *pusher) claim(ctx context.Context, t *pushTarget, n int) ([]store.Claim
 		return nil, err
 	}
 	observeClaimed(res.Claimed)
+	observeDeadLettered(res.DeadLettered)
 	return res.Claimed, nil
 }
 
