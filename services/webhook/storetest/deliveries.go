@@ -58,6 +58,7 @@ func RunDeliveries(t *testing.T, newStore func(t *testing.T) DeliveryBackend) {
 		"ReplayRangeInPages":            testReplayPages,
 		"PurgeDeliveredOnly":            testPurge,
 		"PurgeRefusals":                 testPurgeRefusals,
+		"ReplayPurgeRace":               testReplayPurgeRace,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, newStore(t)) })
 	}
