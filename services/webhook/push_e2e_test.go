@@ -414,3 +414,33 @@ func TestPushBatchTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestPushWokenAtOnce: with a poll interval of a minute, an event stored on the replica is pushed at
+// once (Ingest wakes the workers); resuming a push subscription wakes them too (its deliveries waited).
+func TestPushWokenAtOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newPushRig(t, d, "WEBHOOK_RECEIVE_POLL_INTERVAL", "1m")
+		reqs := make(chan struct{}, 10)
+		ts := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reqs <- struct{}{} }))
+		defer ts.Close()
+		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, time.Second)
+		r.ingest(t)
+		select {
+		case <-reqs:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no push within 10s of the ingest (the poll interval is a minute)")
+		}
+		if _, err := r.client.PauseSubscription(t.Context(), &webhookv1.PauseSubscriptionRequest{Id: sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		woken := r.srv.consume().wake.wait()
+		if _, err := r.client.ResumeSubscription(t.Context(), &webhookv1.ResumeSubscriptionRequest{Id: sub.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-woken:
+		default:
+			t.Fatal("resuming a push subscription did not wake the push workers")
+		}
+	})
+}
