@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -38,12 +39,18 @@ type pushRig struct {
 // newPushRig starts the rig; env adds to (or overrides) its settings: 2 workers, batches of 4.
 func newPushRig(t *testing.T, d db.Dialect, env ...string) *pushRig {
 	t.Helper()
+	return newPushRigWith(t, d, nil, env...)
+}
+
+// newPushRigWith is newPushRig with server options besides the keyring.
+func newPushRigWith(t *testing.T, d db.Dialect, opts []Option, env ...string) *pushRig {
+	t.Helper()
 	m := map[string]string{"WEBHOOK_NUM_WORKERS": "2", "WEBHOOK_BATCH_SIZE": "4",
 		"WEBHOOK_RECEIVE_POLL_INTERVAL": "20ms", "WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0", "WEBHOOK_RATE_LIMIT_PER_SECOND": "0"}
 	for i := 0; i+1 < len(env); i += 2 {
 		m[env[i]] = env[i+1]
 	}
-	h := startServiceOn(t, newStore(t, d), m, WithKeyring(testPushRing(t)))
+	h := startServiceOn(t, newStore(t, d), m, append([]Option{WithKeyring(testPushRing(t))}, opts...)...)
 	if h.srv.deliveries == nil {
 		t.Fatalf("the %s store keeps no deliveries", d)
 	}
@@ -441,6 +448,53 @@ func TestPushWokenAtOnce(t *testing.T) {
 		case <-woken:
 		default:
 			t.Fatal("resuming a push subscription did not wake the push workers")
+		}
+	})
+}
+
+// TestPushSecretThatDoesNotOpen: a push subscription whose secret was sealed under a key the service does
+// not hold is skipped, logged once without the secret, and its deliveries wait untouched; the others are
+// delivered.
+func TestPushSecretThatDoesNotOpen(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		logs := &testutil.LogBuffer{}
+		r := newPushRigWith(t, d, []Option{WithLogger(slog.New(slog.NewTextHandler(logs, nil)))})
+		reqs := make(chan struct{}, 10)
+		ts := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reqs <- struct{}{} }))
+		defer ts.Close()
+		now := r.clock.now()
+		secret := newSigningSecret(t, 32)
+		sub := &store.Subscription{ID: "0190b6a0-0000-7000-8000-0000000000ac", Name: "foreign", State: store.SubscriptionActive,
+			Retry: store.RetryPolicy{MaxRetries: 3, BackoffBase: time.Second, BackoffCap: time.Minute}, LeaseDuration: 30 * time.Second,
+			CreateTime: now, UpdateTime: now, Mode: store.SubscriptionPush}
+		sealed, err := testPushRing(t).Seal([]byte(secret), pushSecretAAD(sub.ID)) // another key
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Push = &store.PushConfig{Endpoint: ts.URL, AllowPrivateNetwork: true, Timeout: 5 * time.Second, Secret: sealed}
+		if err := r.ds.SubscriptionCreate(t.Context(), sub); err != nil {
+			t.Fatal(err)
+		}
+		good := r.createPush(t, "good", ts.URL, newSigningSecret(t, 32), true, time.Second)
+		r.ingest(t)
+		select {
+		case <-reqs:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the good subscription got no push within 15s")
+		}
+		r.waitAttempts(t, good.GetId(), 1)
+		testutil.Eventually(t, 10*time.Second, "the unopenable secret logged", func() bool {
+			return strings.Contains(logs.String(), "signing secret cannot be opened")
+		})
+		del, as := r.only(t, sub.ID)
+		if del.Status != store.DeliveryPending || len(as) != 0 || del.AttemptCount != 0 {
+			t.Fatalf("foreign subscription's delivery: %s, %d attempts", statusName(del.Status), len(as))
+		}
+		if n := strings.Count(logs.String(), "signing secret cannot be opened"); n != 1 {
+			t.Errorf("logged %d times, want once", n)
+		}
+		if strings.Contains(logs.String(), strings.TrimPrefix(secret, "whsec_")) {
+			t.Fatal("the log shows the secret")
 		}
 	})
 }
