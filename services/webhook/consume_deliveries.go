@@ -57,7 +57,7 @@ func deliveryProto(d *store.Delivery, attempts []store.Attempt) *webhookv1.Deliv
 	for _, a := range attempts {
 		out.Attempts = append(out.Attempts, &webhookv1.Attempt{
 			Number: a.Number, StartTime: timestamppb.New(a.StartTime), Duration: durationpb.New(a.Duration),
-			Outcome: a.Outcome, Error: a.Error, Consumer: a.Consumer,
+			Outcome: a.Outcome, Error: a.Error, Consumer: a.Consumer, HttpStatus: a.HTTPStatus, ResponseExcerpt: a.Response,
 		})
 	}
 	return out

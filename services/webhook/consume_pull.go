@@ -46,7 +46,8 @@ func (s *Server) deliveryStore() (store.DeliveryStore, error) {
 	return s.deliveries, nil
 }
 
-// consumable checks a subscription id and that the subscription exists.
+// consumable checks a subscription id and that the subscription exists and is pulled (a push
+// subscription's deliveries are the push workers').
 func (s *Server) consumable(ctx context.Context, id string) (store.DeliveryStore, string, error) {
 	ds, err := s.deliveryStore()
 	if err != nil {
@@ -56,7 +57,11 @@ func (s *Server) consumable(ctx context.Context, id string) (store.DeliveryStore
 	if err != nil {
 		return nil, "", err
 	}
-	if _, err := ds.SubscriptionGet(ctx, id); err != nil {
+	sub, err := ds.SubscriptionGet(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := refusePush(sub); err != nil {
 		return nil, "", err
 	}
 	return ds, id, nil

@@ -56,7 +56,7 @@ func newPushRigWith(t *testing.T, d db.Dialect, opts []Option, env ...string) *p
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, w := range h.srv.newPushWorkers() {
+	for _, w := range h.srv.pushWorkers() {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = w.Run(ctx) }()
 	}

@@ -36,9 +36,9 @@ type pusher struct {
 	idleAt atomic.Int64
 }
 
-// newPushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
+// pushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
 // delivery to one of them at a time, whichever replica it runs on.
-func (s *Server) newPushWorkers() []app.Worker {
+func (s *Server) pushWorkers() []app.Worker {
 	if s.deliveries == nil || s.cfg.Push.Workers <= 0 || s.cfg.Push.BatchSize <= 0 {
 		return nil
 	}

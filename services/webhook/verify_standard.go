@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -32,16 +31,9 @@ func newStandardVerifier(o *StandardWebhooksOptions, raw [][]byte) (*standardVer
 		return nil, errors.New("standard_webhooks." + err.Error())
 	}
 	for _, r := range raw {
-		enc, ok := strings.CutPrefix(string(r), "whsec_")
-		if !ok {
-			return nil, errors.New("standard-webhooks secrets must start with whsec_")
-		}
-		key, err := base64.StdEncoding.DecodeString(enc)
+		key, err := parseStandardSecret(string(r))
 		if err != nil {
-			return nil, errors.New("standard-webhooks secrets must be whsec_ followed by base64")
-		}
-		if len(key) < minStandardSecret || len(key) > maxStandardSecret {
-			return nil, errors.New("standard-webhooks secrets must hold 24 to 64 bytes")
+			return nil, err
 		}
 		v.secrets = append(v.secrets, key)
 	}
@@ -67,13 +59,7 @@ func (v *standardVerifier) verify(_ context.Context, d *incoming) (string, error
 			sigs = append(sigs, sig)
 		}
 	}
-	prefix := id + "." + ts + "."
-	mac := func(secret []byte) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(prefix))
-		m.Write(d.body)
-		return m.Sum(nil)
-	}
+	mac := func(secret []byte) []byte { return standardMAC(secret, id, ts, d.body) }
 	if len(sigs) == 0 || !anyMAC(mac, v.secrets, sigs) {
 		return "", refuse(reasonBadSignature, "signature does not match")
 	}
