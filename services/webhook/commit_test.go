@@ -243,7 +243,7 @@ func TestOpenRunsTheGroupCommitter(t *testing.T) {
 		names = append(names, w.Name)
 	}
 	if len(names) < 2 || names[0] != groupCommitWorker || !slices.Contains(names, "webhook.channel_renewer") ||
-		!slices.Contains(names, "webhook.push.1") {
+		!slices.Contains(names, "webhook.push.1") || !slices.Contains(names, "webhook.retention_purger") {
 		t.Fatalf("workers %v, want %s first, the push workers and the channel renewer", names, groupCommitWorker)
 	}
 }

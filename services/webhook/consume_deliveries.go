@@ -128,7 +128,7 @@ func (s *Server) RedriveDeliveries(ctx context.Context, req *webhookv1.RedriveDe
 	if err != nil {
 		return nil, err
 	}
-	p := store.RedriveParams{ErrorContains: req.GetErrorContains(), Now: s.now()}
+	p := store.RedriveParams{ErrorContains: req.GetErrorContains(), Now: s.now(), Actor: actor(ctx)}
 	if p.SubscriptionID, err = validate.UUID("subscription_id", req.GetSubscriptionId()); err != nil {
 		return nil, err
 	}

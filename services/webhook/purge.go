@@ -87,15 +87,9 @@ func (s *Server) purge(ctx context.Context, ds store.DeliveryStore, p store.Purg
 	return r, nil
 }
 
-// purgeWorkers are the workers commit.go declares to the platform. None yet: TestOpenRunsTheGroupCommitter
-// (commit_test.go) wants exactly the group committer and the channel renewer, so the retention purger is
-// built (retentionWorkers) but declared only once that test accepts it (this function then returns
-// s.retentionWorkers()).
-func (s *Server) purgeWorkers() []app.Worker { return nil }
-
-// retentionWorkers is the retention purger, on one replica only (two would only contend for the same
+// purgeWorkers is the retention purger, on one replica only (two would only contend for the same
 // rows), when the store keeps deliveries and WEBHOOK_RETENTION is not 0.
-func (s *Server) retentionWorkers() []app.Worker {
+func (s *Server) purgeWorkers() []app.Worker {
 	if s.deliveries == nil || s.cfg.Retention.Retention <= 0 {
 		return nil
 	}

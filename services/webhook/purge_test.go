@@ -105,7 +105,7 @@ func TestRetentionPurger(t *testing.T) {
 		r.clock.advance(2 * time.Hour)
 		recent := r.ingestDelivered(t)
 		r.srv.cfg.Retention = RetentionConfig{Retention: time.Hour, Interval: time.Hour}
-		ws := r.srv.retentionWorkers()
+		ws := r.srv.purgeWorkers()
 		if len(ws) != 1 || ws[0].Name != "webhook.retention_purger" || !ws[0].SingleReplica {
 			t.Fatalf("workers %+v", ws)
 		}
@@ -132,7 +132,7 @@ func TestRetentionPurger(t *testing.T) {
 			t.Fatal("the purger did not stop")
 		}
 		r.srv.cfg.Retention.Retention = 0
-		if ws := r.srv.retentionWorkers(); len(ws) != 0 {
+		if ws := r.srv.purgeWorkers(); len(ws) != 0 {
 			t.Fatalf("retention 0 runs %+v", ws)
 		}
 	})
