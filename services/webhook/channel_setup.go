@@ -63,6 +63,9 @@ func channelOptions(ctx context.Context, cfg ChannelConfig, st store.Store, log 
 			return nil, err
 		}
 	}
+	if err := checkPushKeys(ctx, st, ring); err != nil {
+		return nil, err
+	}
 	return []Option{WithKeyring(ring)}, nil
 }
 
