@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,27 +21,34 @@ import (
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/auth"
+	"github.com/sergas/core/internal/keyring"
 )
 
 // deliveryOptions are the delivery suite's flags.
 type deliveryOptions struct {
 	rates     []float64 // offered ingests/s; 0 is saturation (senders as fast as answered)
 	senders   int
-	sink      string // pull today; push once the service pushes
+	sinks     []string // pull, push: each on its own service, gateway and store
 	consumers int
 	inFlight  int
 	// profileRate is the offered rate of the profiled run (-profile): 0, saturation, by default.
 	profileRate float64
 }
 
+// maxDuplicateShare is the share of duplicate deliveries (push, at least once) over the events sent above
+// which a run fails: a few are what at least once allows; many would mean settles are lost.
+const maxDuplicateShare = 0.05
+
 // deliveryLease is the bench subscription's lease: long enough that no lease ends under load (a refused
 // Ack fails the run).
 const deliveryLease = 5 * time.Minute
 
-// runDelivery measures webhook delivery end to end on each backend: signed ingests through the gateway
-// (as the webhook suite sends them) into a subscription that consumers drain and acknowledge, both in the
-// load generator's process (tools/bench/loadgen, -call delivery), the webhook service and the gateway
-// each in their own (tools/bench/internal/webhookserver).
+// runDelivery measures webhook delivery end to end on each backend and with each sink: signed ingests
+// through the gateway (as the webhook suite sends them) into a subscription whose deliveries the sink
+// takes and acknowledges (pull: consumers Receive and Ack; push: the service POSTs each to an HTTP
+// endpoint, which answers 204), senders and sink in the load generator's process (tools/bench/loadgen,
+// -call delivery), the webhook service and the gateway each in their own (tools/bench/internal/
+// webhookserver).
 func runDelivery(o options) error {
 	bin, err := os.MkdirTemp("", "sergas-bench-bin-")
 	if err != nil {
@@ -61,17 +71,19 @@ func runDelivery(o options) error {
 	started := time.Now()
 	rep := &deliveryReport{o: o}
 	for _, b := range o.backends {
-		if err := benchDelivery(o, bin, b, rep); err != nil {
-			return fmt.Errorf("%s delivery: %w", b, err)
+		for _, sink := range o.delivery.sinks {
+			if err := benchDelivery(o, bin, b, sink, rep); err != nil {
+				return fmt.Errorf("%s delivery (%s): %w", b, sink, err)
+			}
 		}
 	}
 	rep.print(os.Stdout, time.Since(started))
 	return nil
 }
 
-// benchDelivery starts the service and the gateway on a new store, creates the subscription and measures
-// each offered rate -n times, the rates in a different order each round.
-func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
+// benchDelivery starts the service and the gateway on a new store, creates the subscription (in the
+// sink's mode) and measures each offered rate -n times, the rates in a different order each round.
+func benchDelivery(o options, bin, backend, sink string, rep *deliveryReport) error {
 	setup, err := newWebhookSetup()
 	if err != nil {
 		return err
@@ -96,6 +108,15 @@ func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
 	env, err := webhookServiceEnv(backend, setup, dir, schema)
 	if err != nil {
 		return err
+	}
+	var push *pushSetup
+	if sink == "push" {
+		if push, err = newPushSetup(); err != nil {
+			return err
+		}
+		// Push subscriptions' signing secrets are sealed under it: a key made for this run, gone with
+		// its store.
+		env["WEBHOOK_ENCRYPTION_KEYS"] = push.keys
 	}
 	pprofAddr := ""
 	if o.profileDir != "" {
@@ -124,23 +145,31 @@ func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
 	}()
-	sub, err := createBenchSubscription(svc.addr, adminKey)
+	sub, err := createBenchSubscription(svc.addr, adminKey, push)
 	if err != nil {
 		return err
+	}
+	if push != nil {
+		os.Setenv("BENCH_PUSH_SECRET", push.secret) // for the load generator's endpoint, which verifies with it
 	}
 	os.Setenv("BENCH_WEBHOOK_SECRET", setup.sourceSecret) // for the load generator, which inherits it
 	// The load generator sends to the gateway and consumes from the service; the CPU it reports as the
 	// server's is the webhook service's.
 	target := &serverProc{cmd: svc.cmd, addr: gw.addr, pprof: svc.pprof}
 	extra := func(rate float64) []string {
-		return append([]string{"-service-addr", svc.addr, "-subscription", sub, "-rate", strconv.FormatFloat(rate, 'f', -1, 64),
-			"-sink", o.delivery.sink, "-consumers", strconv.Itoa(o.delivery.consumers), "-in-flight", strconv.Itoa(o.delivery.inFlight)}, dbFlags(backend)...)
+		args := []string{"-service-addr", svc.addr, "-subscription", sub, "-rate", strconv.FormatFloat(rate, 'f', -1, 64),
+			"-sink", sink, "-consumers", strconv.Itoa(o.delivery.consumers), "-in-flight", strconv.Itoa(o.delivery.inFlight),
+			"-max-duplicate-share", strconv.FormatFloat(maxDuplicateShare, 'f', -1, 64)}
+		if push != nil {
+			args = append(args, "-push-addr", push.addr)
+		}
+		return append(args, dbFlags(backend)...)
 	}
 	if o.profileDir != "" {
 		// By default at saturation: where the service's time goes when it cannot keep up.
 		po := o
 		po.profileC = o.delivery.senders
-		name := "delivery-" + strings.TrimSuffix(rateName(o.delivery.profileRate), "/s")
+		name := "delivery-" + sink + "-" + strings.TrimSuffix(rateName(o.delivery.profileRate), "/s")
 		if err := profileRun(po, bin, backend, target, consumeKey, "delivery", name, extra(o.delivery.profileRate)...); err != nil {
 			return err
 		}
@@ -156,16 +185,43 @@ func benchDelivery(o options, bin, backend string, rep *deliveryReport) error {
 			if calls := r.PerSecond * (o.d + o.warmup).Seconds(); calls > 0 {
 				r.GatewayCPU = float64((procCPU(gw.cmd.Process.Pid) - gw0).Microseconds()) / calls
 			}
-			rep.add(backend, rate, r)
-			fmt.Fprintf(os.Stderr, "%s | delivery | offered %s | run %d: ingested %.0f/s, delivered %.0f/s, receipt-to-ack p50 %.1f ms, p99 %.1f ms, backlog at end %d, drained in %.1f s, %.1f deliveries per Ack, CPU µs/event: gateway ≈%.0f, webhook service %.0f, load generator %.0f, database %.0f\n",
-				backend, rateName(rate), i+1, r.PerSecond, r.DeliveredPerSecond, r.AckP50ms, r.AckP99ms, r.BacklogEnd, r.DrainSeconds, r.PerAck, r.GatewayCPU, r.ServerCPU, r.ClientCPU, r.DBCPU)
+			rep.add(backend, sink, rate, r)
+			fmt.Fprintf(os.Stderr, "%s | delivery, %s | offered %s | run %d: ingested %.0f/s, delivered %.0f/s, receipt-to-delivery p50 %.1f ms, p99 %.1f ms, backlog at end %d, drained in %.1f s, %.1f deliveries per Ack, %d duplicates, CPU µs/event: gateway ≈%.0f, webhook service %.0f, load generator %.0f, database %.0f\n",
+				backend, sink, rateName(rate), i+1, r.PerSecond, r.DeliveredPerSecond, r.AckP50ms, r.AckP99ms, r.BacklogEnd, r.DrainSeconds, r.PerAck, r.Duplicates, r.GatewayCPU, r.ServerCPU, r.ClientCPU, r.DBCPU)
 		}
 	}
 	return nil
 }
 
-// createBenchSubscription subscribes to every event of the bench source, with deliveryLease.
-func createBenchSubscription(addr, adminKey string) (string, error) {
+// pushSetup is a push run's: the endpoint's address (the load generator listens there during each run),
+// the subscription's signing secret and the service's keyring that seals it.
+type pushSetup struct {
+	addr, secret, keys string
+}
+
+func newPushSetup() (*pushSetup, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	keys, err := keyring.NewKeySpec("bench")
+	if err != nil {
+		return nil, err
+	}
+	return &pushSetup{addr: addr, secret: "whsec_" + base64.StdEncoding.EncodeToString(raw), keys: keys}, nil
+}
+
+// pushEndpoint is the subscription's endpoint: plain http on loopback, which allow_private_network
+// permits.
+func (p *pushSetup) endpoint() string { return "http://" + p.addr + "/bench/push" }
+
+// createBenchSubscription subscribes to every event of the bench source, with deliveryLease; in push mode
+// (push set) to the load generator's endpoint, with the push timeout left at its default (10 s).
+func createBenchSubscription(addr, adminKey string, push *pushSetup) (string, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return "", err
@@ -174,8 +230,13 @@ func createBenchSubscription(addr, adminKey string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminKey)
-	resp, err := webhookv1.NewWebhookServiceClient(conn).CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "bench",
-		Filter: &webhookv1.EventFilter{Sources: []string{"bench"}}, LeaseDuration: durationpb.New(deliveryLease)})
+	req := &webhookv1.CreateSubscriptionRequest{Name: "bench",
+		Filter: &webhookv1.EventFilter{Sources: []string{"bench"}}, LeaseDuration: durationpb.New(deliveryLease)}
+	if push != nil {
+		req.Mode = webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH
+		req.Push = &webhookv1.PushConfig{Endpoint: push.endpoint(), AllowPrivateNetwork: true, SigningSecret: push.secret}
+	}
+	resp, err := webhookv1.NewWebhookServiceClient(conn).CreateSubscription(ctx, req)
 	if err != nil {
 		return "", fmt.Errorf("CreateSubscription: %w", err)
 	}
@@ -193,6 +254,7 @@ type deliveryResult struct {
 	BacklogEnd         int     `json:"backlog_end"`
 	DrainSeconds       float64 `json:"drain_seconds"`
 	PerAck             float64 `json:"per_ack"`
+	Duplicates         int64   `json:"duplicates"`
 	// GatewayCPU is the gateway's CPU per ingest (µs), read around the whole run: approximate.
 	GatewayCPU float64 `json:"-"`
 }
@@ -226,6 +288,19 @@ func rateName(r float64) string {
 		return "saturation"
 	}
 	return fmt.Sprintf("%.0f/s", r)
+}
+
+// splitSinks reads -delivery-sink: pull, push or both, each once.
+func splitSinks(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if (f != "pull" && f != "push") || slices.Contains(out, f) {
+			return nil, fmt.Errorf("bad sink %q in %q (pull, push)", f, s)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // splitRates reads -delivery-rates: offered rates per second, 0 for saturation.

@@ -70,7 +70,7 @@ func main() {
 	suite := flag.String("suite", "token", "token (GetAccessToken), audit (RecordEvent, RecordEvents, ListEvents), webhook (signed ingests through the gateway) or delivery (ingest to Ack, delivery.go)")
 	deliveryRates := flag.String("delivery-rates", "250,500,1000,0", "delivery suite: offered ingests/s in all, comma-separated; 0 is saturation")
 	flag.IntVar(&o.delivery.senders, "delivery-c", 64, "delivery suite: concurrent senders")
-	flag.StringVar(&o.delivery.sink, "delivery-sink", "pull", "delivery suite: how deliveries are consumed: pull (streaming gRPC Receive and Ack)")
+	deliverySinks := flag.String("delivery-sink", "pull", "delivery suite: how deliveries are consumed, comma-separated: pull (streaming gRPC Receive and Ack), push (the service POSTs each to an HTTP endpoint in the load generator)")
 	flag.IntVar(&o.delivery.consumers, "delivery-consumers", 4, "delivery suite: pull consumers (one Receive stream each)")
 	flag.IntVar(&o.delivery.inFlight, "delivery-in-flight", 100, "delivery suite: max_in_flight of each pull consumer")
 	flag.Float64Var(&o.delivery.profileRate, "delivery-profile-rate", 0, "delivery suite: offered rate of the profiled run (-profile); 0 is saturation")
@@ -96,6 +96,9 @@ func main() {
 		}
 	}
 	if o.delivery.rates, err = splitRates(*deliveryRates); err != nil {
+		fail(err)
+	}
+	if o.delivery.sinks, err = splitSinks(*deliverySinks); err != nil {
 		fail(err)
 	}
 	switch {

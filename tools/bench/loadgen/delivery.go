@@ -22,18 +22,22 @@ import (
 
 // The delivery call (-call delivery) measures webhook delivery end to end: -c senders POST signed
 // webhooks to the gateway at -addr (the webhook call, paced to -rate per second in all, or as fast as
-// they are answered with -rate 0) while a sink consumes the subscription -subscription and acknowledges
-// every delivery. It reports the ingests/s, the acknowledgements/s and the receipt-to-ack latency over
+// they are answered with -rate 0) while a sink takes the subscription's deliveries and acknowledges
+// every one: pull consumers (Receive and Ack on the subscription -subscription) or, with -sink push, an
+// HTTP endpoint on -push-addr the service POSTs them to (delivery_push.go). It reports the ingests/s, the acknowledgements/s and the receipt-to-ack latency over
 // the measured window; then it stops sending and waits (up to -drain) until every event it sent is
 // acknowledged, so that the next run starts on an empty backlog and a lost delivery fails the run.
 var (
 	serviceAddr  = flag.String("service-addr", "", "delivery: the webhook service's gRPC address (consumers connect there)")
 	subscription = flag.String("subscription", "", "delivery: the subscription to consume")
 	rate         = flag.Float64("rate", 0, "delivery: offered ingests per second in all (0: as fast as answered)")
-	sinkKind     = flag.String("sink", "pull", "delivery: pull (streaming gRPC Receive, Ack per message)")
+	sinkKind     = flag.String("sink", "pull", "delivery: pull (streaming gRPC Receive, Ack per message) or push (an HTTP endpoint on -push-addr, 204 per request)")
+	pushAddr     = flag.String("push-addr", "", "delivery: where the push sink listens (the push subscription's endpoint names it); the signing secret comes from BENCH_PUSH_SECRET")
 	consumers    = flag.Int("consumers", 4, "delivery: pull consumers (one Receive stream each)")
 	inFlight     = flag.Int("in-flight", 100, "delivery: max_in_flight of each pull consumer")
-	drain        = flag.Duration("drain", time.Minute, "delivery: how long to wait after the run for every sent event to be acknowledged")
+	// maxDupShare: a few duplicates are what at least once allows; many would mean settles are lost.
+	maxDupShare = flag.Float64("max-duplicate-share", 0.05, "delivery: duplicates over events sent above which the run fails")
+	drain       = flag.Duration("drain", time.Minute, "delivery: how long to wait after the run for every sent event to be acknowledged")
 )
 
 // DeliveryResult is what the delivery call prints: the senders' Result (calls, per_second: ingests)
@@ -43,8 +47,9 @@ type DeliveryResult struct {
 	OfferedPerSecond   float64 `json:"offered_per_second"`
 	DeliveredPerSecond float64 `json:"delivered_per_second"`
 	Delivered          int     `json:"delivered"`
-	// AckP50ms and AckP99ms are receipt to ack: from the event's receive_time (when the webhook service
-	// received it, as stored) to the answer of the Ack that settled it, over the acks answered in the window.
+	// AckP50ms and AckP99ms are receipt to delivery: from the event's receive_time (when the webhook
+	// service received it, as stored) to the answer of the Ack that settled it (pull) or to the push
+	// endpoint's receipt of it (push), over the deliveries recorded in the window.
 	AckP50ms float64 `json:"ack_p50_ms"`
 	AckP99ms float64 `json:"ack_p99_ms"`
 	// BacklogEnd is how many sent events were not yet acknowledged when the window ended.
@@ -52,8 +57,11 @@ type DeliveryResult struct {
 	// DrainSeconds is how long the backlog took to reach zero after the window.
 	DrainSeconds float64 `json:"drain_seconds"`
 	// PerAck is the mean number of deliveries each settling call carried (pull: per Ack, which is per
-	// Receive message), over the whole run: how well claims and acks are batched.
+	// Receive message), over the whole run: how well claims and acks are batched. Push: 0 (one each).
 	PerAck float64 `json:"per_ack"`
+	// Duplicates is how many deliveries arrived again after their first receipt (push is at least once;
+	// a pull delivery acknowledged twice fails the run instead).
+	Duplicates int64 `json:"duplicates"`
 }
 
 // ackRecord is one acknowledged delivery: when the Ack was answered, and the receipt-to-ack latency.
@@ -62,14 +70,15 @@ type ackRecord struct {
 	latency time.Duration
 }
 
-// sink consumes the subscription's deliveries and records each acknowledgement. Pull is built; a push
-// sink (an HTTP endpoint the service POSTs each delivery to, answering 2xx) fits the same shape: it
-// records the answer time against the event's receive_time.
+// sink consumes the subscription's deliveries and records each one once: pull when its Ack is
+// answered, push when the endpoint has received it (it answers 204 at once).
 type sink interface {
-	// run consumes until ctx ends; record is called for every acknowledged delivery.
+	// run consumes until ctx ends; record is called for the first acknowledgement of each delivery.
 	run(ctx context.Context, record func(ackRecord)) error
 	// settles is how many settling calls (Acks, or answers to pushes) were made.
 	settles() int64
+	// duplicates is how many deliveries were received again after being recorded.
+	duplicates() int64
 }
 
 func newSink(kind string) (sink, error) {
@@ -79,6 +88,11 @@ func newSink(kind string) (sink, error) {
 			return nil, fmt.Errorf("the pull sink needs -service-addr and -subscription")
 		}
 		return &pullSink{addr: *serviceAddr, sub: *subscription, consumers: *consumers, inFlight: int32(*inFlight)}, nil
+	case "push":
+		if *pushAddr == "" {
+			return nil, fmt.Errorf("the push sink needs -push-addr")
+		}
+		return newPushSink(*pushAddr, os.Getenv("BENCH_PUSH_SECRET"))
 	}
 	return nil, fmt.Errorf("unknown -sink %q", kind)
 }
@@ -155,8 +169,14 @@ func runDelivery(addr string, callers int, d, warm time.Duration) error {
 	if n := acked.Load(); n != int64(sent) {
 		return fmt.Errorf("%d deliveries acknowledged for %d events sent: one each expected", n, sent)
 	}
-	if n := s.settles(); n > 0 {
-		out.PerAck = float64(sent) / float64(n)
+	out.Duplicates = s.duplicates()
+	if float64(out.Duplicates) > *maxDupShare*float64(sent) {
+		return fmt.Errorf("%d duplicate deliveries for %d events sent: more than %g%%", out.Duplicates, sent, 100**maxDupShare)
+	}
+	if _, push := s.(*pushSink); !push {
+		if n := s.settles(); n > 0 {
+			out.PerAck = float64(sent) / float64(n)
+		}
 	}
 	var lat []time.Duration
 	for _, a := range records {
@@ -210,6 +230,10 @@ type pullSink struct {
 }
 
 func (p *pullSink) settles() int64 { return p.acks.Load() }
+
+// duplicates is 0: a delivery handed out again after its Ack would be refused, and a refused Ack fails
+// the run.
+func (p *pullSink) duplicates() int64 { return 0 }
 
 func (p *pullSink) run(ctx context.Context, record func(ackRecord)) error {
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
