@@ -71,22 +71,69 @@ var ranges = []struct {
 	{netip.MustParsePrefix("2001:db8::/32"), ClassReserved},
 }
 
-// nat64 are the prefixes whose last 32 bits are an IPv4 address a NAT64 gateway connects to: they are
-// judged by that address.
-var nat64 = []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48")}
+// Prefixes of IPv6 addresses that carry an IPv4 address a gateway or relay connects to (RFC 6052 NAT64,
+// RFC 7915 SIIT, RFC 3056 6to4, RFC 4380 Teredo): such an address is judged by the IPv4 address it
+// carries, so that a private or loopback target cannot be reached through its IPv6 translation.
+var (
+	// nat64WellKnown embeds the IPv4 address in its last 32 bits.
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")
+	// nat64LocalUse is RFC 8215's local-use prefix: an operator takes a NAT64 prefix of length 48, 56, 64
+	// or 96 inside it, and RFC 6052 puts the IPv4 address at a different place for each (skipping bits
+	// 64-71). Which length a network uses is not known here, so every placement is judged.
+	nat64LocalUse = netip.MustParsePrefix("64:ff9b:1::/48")
+	// siit is the IPv4-translated form ::ffff:0:a.b.c.d (RFC 2765), in its last 32 bits.
+	siit = netip.MustParsePrefix("::ffff:0:0:0/96")
+	// sixToFour carries the IPv4 address of the site's 6to4 router in bits 16-47.
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	// teredo carries the client's IPv4 address, inverted, in its last 32 bits.
+	teredo = netip.MustParsePrefix("2001::/32")
+)
+
+// nat64Placements are the byte offsets of the four IPv4 bytes for each NAT64 prefix length (RFC 6052
+// section 2.2): /48, /56, /64, /96.
+var nat64Placements = [][4]int{{6, 7, 9, 10}, {7, 9, 10, 11}, {9, 10, 11, 12}, {12, 13, 14, 15}}
+
+// embeddedIPv4 returns the IPv4 addresses an IPv6 address a carries (none for other addresses).
+func embeddedIPv4(a netip.Addr) []netip.Addr {
+	b := a.As16()
+	at := func(i [4]int) netip.Addr { return netip.AddrFrom4([4]byte{b[i[0]], b[i[1]], b[i[2]], b[i[3]]}) }
+	switch {
+	case nat64WellKnown.Contains(a), siit.Contains(a):
+		return []netip.Addr{at(nat64Placements[3])}
+	case nat64LocalUse.Contains(a):
+		// Every placement but those that read "this network" (0/8): the bits a placement of another
+		// prefix length reads are mostly zero (a /96 gateway's addresses read 0.0.0.x at /48), and
+		// judging them would refuse every public address behind such a gateway. All zero is judged as is.
+		var out []netip.Addr
+		for _, p := range nat64Placements {
+			if v4 := at(p); v4.As4()[0] != 0 {
+				out = append(out, v4)
+			}
+		}
+		if len(out) == 0 {
+			out = append(out, at(nat64Placements[3]))
+		}
+		return out
+	case sixToFour.Contains(a):
+		return []netip.Addr{at([4]int{2, 3, 4, 5})}
+	case teredo.Contains(a):
+		return []netip.Addr{netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})}
+	}
+	return nil
+}
 
 // Classify returns the class of a non-public address, or "" for a public one. IPv4-mapped IPv6
-// (::ffff:a.b.c.d) and NAT64 addresses are judged by the IPv4 address they carry; a zone is ignored.
+// (::ffff:a.b.c.d), NAT64, SIIT, 6to4 and Teredo addresses are judged by the IPv4 address they carry; a
+// zone is ignored.
 func Classify(a netip.Addr) string {
 	if !a.IsValid() {
 		return ClassInvalid
 	}
 	a = a.WithZone("").Unmap()
 	if a.Is6() {
-		for _, p := range nat64 {
-			if p.Contains(a) {
-				b := a.As16()
-				return Classify(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+		for _, v4 := range embeddedIPv4(a) {
+			if c := Classify(v4); c != "" {
+				return c
 			}
 		}
 	}

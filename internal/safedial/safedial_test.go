@@ -26,6 +26,16 @@ func TestClassify(t *testing.T) {
 		"::ffff:127.0.0.1": ClassLoopback, "::ffff:10.0.0.1": ClassPrivate, "::ffff:169.254.169.254": ClassMetadata,
 		"::ffff:8.8.8.8": "", "64:ff9b::7f00:1": ClassLoopback, "64:ff9b::808:808": "", "64:ff9b:1::a00:1": ClassPrivate,
 		"::127.0.0.1": ClassReserved,
+		// Local-use NAT64 (64:ff9b:1::/48) at each RFC 6052 prefix length: /48 (bytes 6-7, 9-10), /56,
+		// /64, /96; a public address behind a /96 gateway with zero middle bits stays public.
+		"64:ff9b:1:7f00:0:100::": ClassLoopback, "64:ff9b:1:a00:0:100::": ClassPrivate, "64:ff9b:1:a:0:100::": ClassPrivate, "64:ff9b:1:0:a9:fea9:fe00::": ClassMetadata,
+		"64:ff9b:1::808:808": "", "64:ff9b:1:808:8:800::": "", "64:ff9b:1::": ClassUnspecified,
+		// SIIT IPv4-translated (::ffff:0:a.b.c.d), 6to4 (2002:aabb:ccdd::) and Teredo (client address
+		// inverted in the last 32 bits) carry an IPv4 address too.
+		"::ffff:0:7f00:1": ClassLoopback, "::ffff:0:808:808": "",
+		"2002:7f00:1::1": ClassLoopback, "2002:a9fe:a9fe::": ClassMetadata, "2002:c0a8:101:1::1": ClassPrivate, "2002:808:808::1": "",
+		"2001:0:4136:e378:8000:63bf:80ff:fffe": ClassLoopback, "2001:0:4136:e378:8000:63bf:f5ff:fffe": ClassPrivate,
+		"2001:0:4136:e378:8000:63bf:f7f7:f7f7": "",
 	} {
 		if got := Classify(netip.MustParseAddr(in)); got != want {
 			t.Errorf("Classify(%s) = %q, want %q", in, got, want)
