@@ -145,6 +145,9 @@ func checkEndpoint(v string, allowPrivate bool) (string, error) {
 			return "", errs.Invalid("push.endpoint has an invalid port")
 		}
 	}
+	if numericHost(u.Hostname()) {
+		return "", errs.Invalid("push.endpoint's host ends in a number but is not an IP address in dotted-decimal form (a.b.c.d); write the address that way, or use a name")
+	}
 	if !allowPrivate {
 		if c := literalClass(u.Hostname()); c != "" {
 			return "", errs.Invalid("push.endpoint names a %s address, which only a subscription with allow_private_network may reach", c)
@@ -153,8 +156,11 @@ func checkEndpoint(v string, allowPrivate bool) (string, error) {
 	return v, nil
 }
 
-// literalClass is the non-public class of host when it is an IP literal or localhost, "" otherwise.
+// literalClass is the non-public class of host when it is an IP literal or localhost, "" otherwise. A
+// trailing dot (the root of a fully qualified name) is ignored: "localhost." and "169.254.169.254." name
+// what "localhost" and "169.254.169.254" do.
 func literalClass(host string) string {
+	host = strings.TrimSuffix(host, ".")
 	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return safedial.ClassLoopback
 	}
@@ -175,4 +181,29 @@ func pushProto(p *store.PushConfig) *webhookv1.PushConfig {
 		out.PreviousSecretExpireTime = timestamppb.New(p.PreviousSecretExpireTime)
 	}
 	return out
+}
+
+// numericHost reports whether host ends in a numeric label ("127.1", "0x7f000001", "2130706433",
+// "0177.0.0.1") without being a dotted-decimal IPv4 address. No DNS name ends in a number, and resolvers
+// differ on these forms: the C library's reads them as IPv4 addresses (127.1 is 127.0.0.1), Go's asks DNS.
+// Such a host is refused rather than judged: the dialer would still refuse a non-public address it
+// connects to, but the endpoint would pass the creation check as a name.
+func numericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if strings.Contains(host, ":") { // an IPv6 literal
+		return false
+	}
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	numeric := strings.Trim(last, "0123456789") == ""
+	if l := strings.ToLower(last); strings.HasPrefix(l, "0x") {
+		numeric = strings.Trim(l[2:], "0123456789abcdef") == ""
+	}
+	if !numeric {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err != nil || !a.Is4()
 }

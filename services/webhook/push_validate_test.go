@@ -52,8 +52,19 @@ func TestCreatePushSubscriptionRefusals(t *testing.T) {
 		"localhost":           {push("https://localhost:8443/x", nil), "loopback"},
 		"metadata":            {push("https://169.254.169.254/latest", nil), "cloud metadata"},
 		"mapped private":      {push("https://[::ffff:10.0.0.1]/x", nil), "private"},
-		"timeout short":       {push("https://example.com", func(p *webhookv1.PushConfig) { p.Timeout = durationpb.New(500 * time.Millisecond) }), "push.timeout"},
-		"timeout long":        {push("https://example.com", func(p *webhookv1.PushConfig) { p.Timeout = durationpb.New(61 * time.Second) }), "push.timeout"},
+		// A trailing dot names the same host; short, hex, octal and integer IPv4 forms are refused even
+		// with allow_private_network (the C resolver reads 127.1 as 127.0.0.1, Go's asks DNS).
+		"localhost dot":     {push("https://localhost./x", nil), "loopback"},
+		"sub localhost dot": {push("https://a.LOCALHOST./x", nil), "loopback"},
+		"metadata dot":      {push("https://169.254.169.254./latest", nil), "cloud metadata"},
+		"short ipv4":        {push("https://127.1/x", nil), "dotted-decimal"},
+		"hex ipv4":          {push("https://0x7f000001/x", nil), "dotted-decimal"},
+		"integer ipv4":      {push("https://2130706433/x", nil), "dotted-decimal"},
+		"octal ipv4":        {push("https://0177.0.0.1/x", nil), "dotted-decimal"},
+		"hex part ipv4":     {push("https://10.0.0.0x1/x", allow), "dotted-decimal"},
+		"integer ipv4 dot":  {push("http://2130706433./x", allow), "dotted-decimal"},
+		"timeout short":     {push("https://example.com", func(p *webhookv1.PushConfig) { p.Timeout = durationpb.New(500 * time.Millisecond) }), "push.timeout"},
+		"timeout long":      {push("https://example.com", func(p *webhookv1.PushConfig) { p.Timeout = durationpb.New(61 * time.Second) }), "push.timeout"},
 		"timeout vs lease": {func() *webhookv1.CreateSubscriptionRequest {
 			r := push("https://example.com", func(p *webhookv1.PushConfig) { p.Timeout = durationpb.New(5 * time.Second) })
 			r.LeaseDuration = durationpb.New(5 * time.Second)
@@ -145,5 +156,21 @@ func TestRefusePush(t *testing.T) {
 	}
 	if err := refusePush(&store.Subscription{ID: "x", Mode: store.SubscriptionPush}); err == nil {
 		t.Fatal("push subscription not refused")
+	}
+}
+
+// TestCheckEndpointAcceptsNamesAndAddresses: the numeric-host rule leaves names (digits inside labels
+// included), dotted-decimal IPv4 and IPv6 literals alone.
+func TestCheckEndpointAcceptsNamesAndAddresses(t *testing.T) {
+	for _, e := range []string{"https://example.com/x", "https://example.com./x", "https://1password.com/x", "https://a1.b2.c3d/x",
+		"https://8.8.8.8/x", "https://[2606:4700::1111]:8443/x", "https://xn--bcher-kva.example/x", "https://0xabc.example/x"} {
+		if _, err := checkEndpoint(e, false); err != nil {
+			t.Errorf("checkEndpoint(%s): %v", e, err)
+		}
+	}
+	for _, e := range []string{"http://10.0.0.1:8080/x", "http://localhost:9999/x", "http://[::1]/x"} {
+		if _, err := checkEndpoint(e, true); err != nil {
+			t.Errorf("checkEndpoint(%s, allowPrivate): %v", e, err)
+		}
 	}
 }
