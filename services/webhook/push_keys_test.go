@@ -20,7 +20,7 @@ func TestStartNeedsKeysForStoredPushSubscriptions(t *testing.T) {
 		now := time.Now().UTC()
 		sub := func(name string, mode store.SubscriptionMode) {
 			s := &store.Subscription{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Mode: mode,
-				Retry: store.RetryPolicy{MaxRetries: 1, BackoffBase: time.Second, BackoffCap: time.Minute},
+				Retry:         store.RetryPolicy{MaxRetries: 1, BackoffBase: time.Second, BackoffCap: time.Minute},
 				LeaseDuration: time.Minute, State: store.SubscriptionActive, CreateTime: now, UpdateTime: now}
 			if mode == store.SubscriptionPush {
 				s.Push = &store.PushConfig{Endpoint: "https://hooks.example/x", Timeout: 10 * time.Second, Secret: []byte("sealed")}
