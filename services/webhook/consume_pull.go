@@ -153,7 +153,8 @@ func (s *Server) Poll(ctx context.Context, req *webhookv1.PollRequest) (*webhook
 
 // How a sleep ended.
 const (
-	sleepWoken     = iota // a wake-up or the time passed
+	sleepWoken     = iota // a wake-up
+	sleepTimedOut         // the time passed
 	sleepCancelled        // ctx ended
 	sleepStopping         // the server began to stop
 )
@@ -173,6 +174,7 @@ func (st *consumeState) sleep(ctx context.Context, woken, subWoken, stopping <-c
 	case <-woken:
 	case <-subWoken:
 	case <-t.C:
+		return sleepTimedOut
 	}
 	return sleepWoken
 }
@@ -182,6 +184,9 @@ func (st *consumeState) sleep(ctx context.Context, woken, subWoken, stopping <-c
 // interval. When the server stops, the stream's context ends (internal/grpcserver) and no more is
 // claimed; what was sent stays leased to the consumer and is handed out again when its lease ends if
 // the consumer does not settle it.
+//
+// The streams of one subscription on this replica claim one at a time and skip what another already
+// looked at (subState); a stream claims again at once only after a claim that got all it asked for.
 func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStreamingServer[webhookv1.ReceiveResponse]) error {
 	ctx := stream.Context()
 	consumer, err := consumerName(req.GetConsumer())
@@ -197,6 +202,8 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 		return err
 	}
 	st := s.consume()
+	ss := st.sub(sub)
+	defer ss.join(consumer)()
 	// An empty message at once and after every heartbeat interval without one: over REST, grpc-gateway
 	// writes the status and headers only with the first message, and an HTTP client or proxy with a
 	// response-header or idle timeout would cut an idle consumer.
@@ -205,8 +212,9 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 		return err
 	}
 	lastSend := time.Now()
+	rs := receiveState{look: true} // the first pass claims
 	for {
-		woken, subWoken := st.wake.wait(), st.subWake(sub).wait()
+		woken, subWoken := st.wake.wait(), ss.wait()
 		if err := ctx.Err(); err != nil {
 			return err // stopping or cancelled: nothing more is claimed
 		}
@@ -216,28 +224,92 @@ func (s *Server) Receive(req *webhookv1.ReceiveRequest, stream grpc.ServerStream
 			}
 			lastSend = time.Now()
 		}
-		inFlight, err := ds.DeliveryInFlight(ctx, sub, consumer, s.now())
+		got, again, err := s.topUp(ctx, ds, st, ss, sub, consumer, maxInFlight, &rs)
 		if err != nil {
 			return err
 		}
-		if room := maxInFlight - inFlight; room > 0 {
-			got, err := s.claim(ctx, ds, sub, consumer, s.claimLimit(room, maxClaimBytes))
-			if err != nil {
-				return err
-			}
-			if err := sendBatches(stream, got); err != nil {
-				return err
-			}
-			if len(got) > 0 {
-				lastSend = time.Now()
-				continue // top up again at once: more may be waiting
-			}
+		if err := sendBatches(stream, got); err != nil {
+			return err
+		}
+		if len(got) > 0 {
+			lastSend = time.Now()
+		}
+		if again {
+			rs.look = true
+			continue // the claim got all it asked for and there is room: more may be waiting
 		}
 		nap := min(time.Duration(st.pollInterval.Load()), max(heartbeat-time.Since(lastSend), 0))
-		if st.sleep(ctx, woken, subWoken, nil, nap) != sleepWoken {
+		switch st.sleep(ctx, woken, subWoken, nil, nap) {
+		case sleepWoken:
+			rs.look = false
+		case sleepTimedOut:
+			rs.look = true // what no wake-up announces: other replicas, retries come due, expired leases
+		default:
 			return ctx.Err()
 		}
 	}
+}
+
+// receiveState is what a Receive stream remembers between its claims.
+type receiveState struct {
+	// look makes the next pass claim whatever the news (first pass, poll interval, after a full claim).
+	look bool
+	// full is set when the consumer's budget was used up at the last claim: it claims again when a
+	// settle here frees room (freed moves past seenFreed) or at its poll interval.
+	full      bool
+	seenFreed uint64
+	// seenOwn is the subscription's own news generation at the last claim.
+	seenOwn uint64
+}
+
+// topUp claims for one Receive stream of consumer, unless nothing it has not looked at could be there:
+// no news since a claim found the subscription drained, a claim begun after that news still running,
+// or no room freed since its budget was full. It reports whether to claim again at once.
+func (s *Server) topUp(ctx context.Context, ds store.DeliveryStore, st *consumeState, ss *subState, sub, consumer string,
+	maxInFlight int, rs *receiveState) ([]*webhookv1.LeasedDelivery, bool, error) {
+	// Read before the claim: news after this point wakes the stream again.
+	own, freed := ss.generation(), ss.freed(consumer)
+	work := st.wake.generation() + own // both only grow, so their sum does too
+	roomFreed := freed != rs.seenFreed
+	// A consumer whose budget was full looks when room was freed for it, whatever the other streams
+	// found: they may have left deliveries for want of room. Otherwise it waits for room unless the
+	// subscription itself has news (a nack, a redrive, a pause or deletion: the claim reports a
+	// deleted subscription).
+	if !ss.begin(work, rs.look || (rs.full && roomFreed), rs.full && !roomFreed && own == rs.seenOwn) {
+		return nil, false, nil
+	}
+	rs.seenFreed, rs.seenOwn = freed, own
+	got, limit, room, err := s.lookup(ctx, ds, st, sub, consumer, maxInFlight)
+	switch {
+	case err != nil:
+		ss.end(work, claimFailed)
+		return nil, false, err
+	case limit == 0:
+		ss.end(work, claimNoRoom)
+	case len(got) < limit:
+		ss.end(work, claimDrained)
+	default:
+		ss.end(work, claimFull)
+	}
+	rs.full = len(got) == room
+	return got, len(got) == limit && !rs.full, nil
+}
+
+// lookup counts consumer's deliveries in flight and claims what its budget leaves room for, up to the
+// claim's limit; it returns them with the limit and the room (limit 0: no room).
+func (s *Server) lookup(ctx context.Context, ds store.DeliveryStore, st *consumeState, sub, consumer string, maxInFlight int) (
+	got []*webhookv1.LeasedDelivery, limit, room int, err error) {
+	st.lookups.Add(1)
+	inFlight, err := ds.DeliveryInFlight(ctx, sub, consumer, s.now())
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if room = maxInFlight - inFlight; room <= 0 {
+		return nil, 0, 0, nil
+	}
+	limit = s.claimLimit(room, maxClaimBytes)
+	got, err = s.claim(ctx, ds, sub, consumer, limit)
+	return got, limit, room, err
 }
 
 // sendBatches sends ds in messages of at most maxMessageBytes (one delivery alone may be larger).

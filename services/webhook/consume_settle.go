@@ -82,21 +82,11 @@ feed:
 // errNotTried marks an ack id settleEach did not get to.
 var errNotTried = errors.New("not tried")
 
-// wakeSubscriptions wakes the consumers of the subscriptions refs name, each once.
-func (s *Server) wakeSubscriptions(refs []ackRef) {
-	woken := map[string]bool{}
-	for _, r := range refs {
-		if !woken[r.subscriptionID] {
-			woken[r.subscriptionID] = true
-			s.wakeSubscription(r.subscriptionID)
-		}
-	}
-}
-
 // settleBatch settles every ack id's lease in one transaction (DeliverySettleBatch: one commit for the
 // call, where one per ack id made a consumer acking each delivery wait on a commit per delivery) and
-// returns the ack ids refused, in request order. An error settles none of them.
-func (s *Server) settleBatch(ctx context.Context, ds store.DeliveryStore, ids []string, refs []ackRef,
+// returns the ack ids refused, in request order. An error settles none of them. The consumers of what
+// was settled are told that room was freed (and, with work set, that deliveries may be due again).
+func (s *Server) settleBatch(ctx context.Context, ds store.DeliveryStore, ids []string, refs []ackRef, work bool,
 	params func(ref ackRef, now time.Time) store.SettleParams) ([]string, error) {
 	now := s.now()
 	ps := make([]store.SettleParams, len(refs))
@@ -108,10 +98,13 @@ func (s *Server) settleBatch(ctx context.Context, ds store.DeliveryStore, ids []
 		return nil, err
 	}
 	var refused []string
+	var settled []*store.Delivery
+	defer func() { s.wakeSettled(settled, work) }()
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
 			observeSettled(r.Delivery, now)
+			settled = append(settled, r.Delivery)
 		case refusedLease(r.Err):
 			refused = append(refused, ids[i])
 		default:
@@ -137,9 +130,8 @@ func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1
 	if err != nil {
 		return nil, err
 	}
-	// Settling frees room in the consumer's in-flight budget: its Receive may top up.
-	defer s.wakeSubscriptions(refs)
-	refused, err := s.settleBatch(ctx, ds, ids, refs, func(ref ackRef, now time.Time) store.SettleParams {
+	// Settling frees room in the consumer's in-flight budget: its Receive may top up (settleBatch wakes it).
+	refused, err := s.settleBatch(ctx, ds, ids, refs, false, func(ref ackRef, now time.Time) store.SettleParams {
 		return store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now}
 	})
 	if err != nil {
@@ -161,9 +153,9 @@ func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhook
 	if err := validate.Text("error", req.GetError(), maxNackError, false); err != nil {
 		return nil, err
 	}
-	// A nacked delivery may be due at once, and settling frees room: wake the subscriptions' consumers.
-	defer s.wakeSubscriptions(refs)
-	refused, err := s.settleBatch(ctx, ds, ids, refs, func(ref ackRef, now time.Time) store.SettleParams {
+	// A nacked delivery may be due at once, and settling frees room: settleBatch wakes the subscriptions'
+	// consumers.
+	refused, err := s.settleBatch(ctx, ds, ids, refs, true, func(ref ackRef, now time.Time) store.SettleParams {
 		p := store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, Nack: true, Error: req.GetError()}
 		if delaySet {
 			// A zero delay is "now", not "the backoff" (which an unset delay means): RetryAt must not be zero.

@@ -48,10 +48,13 @@ func WithConsumeConfig(cfg ConsumeConfig) Option {
 
 // wakeup is an in-process broadcast: every waiter holding the channel of wait() is woken by the next
 // notify. A waiter takes the channel before it looks for work, so a notify that comes while it looks
-// is not lost (it finds the channel closed and looks again).
+// is not lost (it finds the channel closed and looks again). gen counts the notifies that announced
+// work (not those that only freed room, see subState): a consumer that read it before a claim that
+// found less than it asked for knows that everything announced up to then was looked at.
 type wakeup struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64
 }
 
 func newWakeup() *wakeup { return &wakeup{ch: make(chan struct{})} }
@@ -63,27 +66,44 @@ func (w *wakeup) wait() <-chan struct{} {
 	return w.ch
 }
 
-// notify wakes every waiter. Wake-ups that come while nobody waits cost one allocation and coalesce.
-func (w *wakeup) notify() {
+// notify wakes every waiter: work may be due. Wake-ups that come while nobody waits cost one allocation
+// and coalesce.
+func (w *wakeup) notify() { w.signal(true) }
+
+// signal wakes every waiter, counting the wake-up in gen when it announces work.
+func (w *wakeup) signal(work bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	close(w.ch)
 	w.ch = make(chan struct{})
+	if work {
+		w.gen++
+	}
+}
+
+// generation is how many notifies announced work so far.
+func (w *wakeup) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
 }
 
 // consumeState is a server's pull-consumer state.
 type consumeState struct {
 	// wake is for news about every subscription (events stored: Ingest does not know which
-	// subscriptions they matched); subs holds one wakeup per subscription consumed here, for news about
-	// it alone (a settle that frees room or gives a delivery back, a redrive), so that a busy consumer's
-	// acks do not wake the consumers of every other subscription.
+	// subscriptions they matched); subs holds the state of each subscription consumed here, with its
+	// wakeup for news about it alone (a settle that frees room or gives a delivery back, a redrive), so
+	// that a busy consumer's acks do not wake the consumers of every other subscription.
 	wake         *wakeup
-	subs         sync.Map     // subscription id -> *wakeup
+	subs         sync.Map     // subscription id -> *subState
 	pollInterval atomic.Int64 // a time.Duration
 	// heartbeat is how long a Receive stream stays silent at most (a time.Duration).
 	heartbeat atomic.Int64
 	// waiting counts the consumers waiting for a wake-up (tests wait for it before they wake them).
 	waiting atomic.Int32
+	// lookups counts the times a Receive stream asked the store for its deliveries in flight (each
+	// followed by a claim when there was room): what a wake-up costs (tests read it).
+	lookups atomic.Int64
 }
 
 // newConsumeState is a server's pull-consumer state at DefaultReceivePollInterval.
@@ -99,20 +119,23 @@ func (s *Server) consume() *consumeState { return s.consumer }
 
 // subWake returns the wakeup of subscription sub, made on first use (by a consumer of a subscription
 // that exists; one per subscription consumed since the start).
-func (st *consumeState) subWake(sub string) *wakeup {
-	if w, ok := st.subs.Load(sub); ok {
-		return w.(*wakeup)
+func (st *consumeState) subWake(sub string) *wakeup { return st.sub(sub).wakeup }
+
+// sub returns the state of subscription sub, made on first use (see subWake).
+func (st *consumeState) sub(sub string) *subState {
+	if v, ok := st.subs.Load(sub); ok {
+		return v.(*subState)
 	}
-	w, _ := st.subs.LoadOrStore(sub, newWakeup())
-	return w.(*wakeup)
+	v, _ := st.subs.LoadOrStore(sub, newSubState())
+	return v.(*subState)
 }
 
 // wakeSubscription tells the consumers waiting on subscription sub that deliveries may have become
 // available or room may have been freed. Only subscriptions a consumer has waited on have a wakeup: the
 // ids of ack ids are the caller's to choose, and must not add entries.
 func (s *Server) wakeSubscription(sub string) {
-	if w, ok := s.consume().subs.Load(sub); ok {
-		w.(*wakeup).notify()
+	if v, ok := s.consume().subs.Load(sub); ok {
+		v.(*subState).notify()
 	}
 }
 
