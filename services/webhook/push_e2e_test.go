@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/webhook/store"
@@ -50,7 +51,10 @@ func newPushRigWith(t *testing.T, d db.Dialect, opts []Option, env ...string) *p
 	for i := 0; i+1 < len(env); i += 2 {
 		m[env[i]] = env[i+1]
 	}
-	h := startServiceOn(t, newStore(t, d), m, append([]Option{WithKeyring(testPushRing(t))}, opts...)...)
+	// The harness does not apply the consume settings (the service's main passes them as an option):
+	// without this WEBHOOK_RECEIVE_POLL_INTERVAL was ignored and every rig polled every 100 ms.
+	consume := LoadConsumeConfig(config.FromMap(m))
+	h := startServiceOn(t, newStore(t, d), m, append([]Option{WithKeyring(testPushRing(t)), WithConsumeConfig(consume)}, opts...)...)
 	if h.srv.deliveries == nil {
 		t.Fatalf("the %s store keeps no deliveries", d)
 	}
