@@ -28,6 +28,10 @@ func (s *Server) ReplayEvents(ctx context.Context, req *webhookv1.ReplayEventsRe
 	r, err := ds.DeliveryReplay(ctx, p)
 	if r.Replayed > 0 {
 		s.wakeSubscription(p.SubscriptionID)
+		// The push workers wait on every subscription's news, not on one subscription's: without this a
+		// replay to a push subscription waited for their poll. Replays are rare; waking the waiting pull
+		// consumers too costs each one look.
+		s.wakeConsumers()
 	}
 	attrs := []any{"service", "webhook", "subscription", p.SubscriptionID, "actor", p.Actor, "replayed", r.Replayed, "skipped", r.Skipped}
 	if p.EventID != "" {
