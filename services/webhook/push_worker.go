@@ -92,7 +92,13 @@ func (p *pusher) newWorker() *pushWorker {
 // replica, a subscription resumed), when one of its late requests ends, and otherwise every poll
 // interval (deliveries of other replicas, retries come due, expired leases).
 func (w *pushWorker) run(ctx context.Context) error {
-	defer w.late.Wait()
+	defer func() {
+		w.late.Wait()
+		// The endpoints' keep-alive connections would otherwise stay open, with their goroutines, until
+		// the idle timeout. Only idle ones close: the other workers' requests in flight go on, and a
+		// worker restarted after an error connects again.
+		w.p.clients.close()
+	}()
 	st := w.p.s.consume()
 	news := true // the first pass looks at once
 	for {
