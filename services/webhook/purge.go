@@ -74,6 +74,9 @@ func (s *Server) PurgeEvents(ctx context.Context, req *webhookv1.PurgeEventsRequ
 func (s *Server) purge(ctx context.Context, ds store.DeliveryStore, p store.PurgeParams) (store.PurgeResult, error) {
 	r, err := ds.EventsPurge(ctx, p)
 	purgedEvents.Add(float64(r.Events))
+	if r.Events > 0 {
+		s.wakeOutbox() // each batch that purged something queued an audit event
+	}
 	attrs := []any{"service", "webhook", "before", p.Before, "actor", p.Actor, "events", r.Events, "deliveries", r.Deliveries}
 	switch {
 	case err != nil && ctx.Err() != nil: // shutdown or the caller's deadline: not a fault

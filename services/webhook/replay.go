@@ -32,6 +32,7 @@ func (s *Server) ReplayEvents(ctx context.Context, req *webhookv1.ReplayEventsRe
 		// replay to a push subscription waited for their poll. Replays are rare; waking the waiting pull
 		// consumers too costs each one look.
 		s.wakeConsumers()
+		s.wakeOutbox() // the pages that replayed something queued audit events
 	}
 	attrs := []any{"service", "webhook", "subscription", p.SubscriptionID, "actor", p.Actor, "replayed", r.Replayed, "skipped", r.Skipped}
 	if p.EventID != "" {

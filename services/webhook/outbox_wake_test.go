@@ -1,0 +1,91 @@
+package webhook
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
+)
+
+// chanRecorder is an audit service that is always ready and hands each event it is sent to a channel.
+type chanRecorder struct {
+	got chan *auditv1.RecordEventRequest
+}
+
+func (r chanRecorder) Record(_ context.Context, req *auditv1.RecordEventRequest) error {
+	r.got <- req
+	return nil
+}
+
+func (chanRecorder) Ready() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// TestReplayAndPurgeWakeTheOutbox: with the outbox sender idle for a minute between rounds, the audit
+// events of a replay and of a purge reach the audit service within seconds: the RPC wakes the sender
+// after the commit that queued them.
+func TestReplayAndPurgeWakeTheOutbox(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		rec := chanRecorder{got: make(chan *auditv1.RecordEventRequest, 100)}
+		h := startServiceOn(t, newStore(t, d), map[string]string{"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0"}, WithAudit(rec))
+		h.srv.outbox.idle, h.srv.outbox.maxBackoff = time.Minute, time.Minute
+		ws := h.srv.outboxWorkers()
+		if len(ws) != 1 {
+			t.Fatalf("outbox workers %+v, want the sender", ws)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = ws[0].Run(ctx) }()
+		t.Cleanup(func() { cancel(); wg.Wait() })
+		// The first round runs at once and finds nothing; the next would come a minute later.
+		testutil.Eventually(t, 10*time.Second, "the sender's first round", func() bool { return h.srv.outbox.rounds.Load() > 0 })
+		ing, err := h.client.Ingest(from(t, "192.0.2.9"), delivery(`{"n":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := h.client.CreateSubscription(t.Context(), &webhookv1.CreateSubscriptionRequest{Name: "later"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect := func(action string) {
+			t.Helper()
+			select {
+			case req := <-rec.got:
+				if req.GetAction() != action {
+					t.Fatalf("audit event %q, want %q", req.GetAction(), action)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no %s audit event within 10s (the sender's idle wait is a minute)", action)
+			}
+		}
+		if _, err := h.client.ReplayEvents(t.Context(), &webhookv1.ReplayEventsRequest{SubscriptionId: sub.GetSubscription().GetId(),
+			EventId: ing.GetEventId()}); err != nil {
+			t.Fatal(err)
+		}
+		expect("webhook.deliveries.replayed")
+		// The replayed delivery is acked, so that the event can be purged a minute later.
+		poll, err := h.client.Poll(t.Context(), &webhookv1.PollRequest{SubscriptionId: sub.GetSubscription().GetId(), Consumer: "agent"})
+		if err != nil || len(poll.GetDeliveries()) != 1 {
+			t.Fatalf("poll: %v, %v", poll, err)
+		}
+		if _, err := h.client.Ack(t.Context(), &webhookv1.AckRequest{AckIds: []string{poll.GetDeliveries()[0].GetAckId()}}); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.advance(time.Minute)
+		resp, err := h.client.PurgeEvents(t.Context(), &webhookv1.PurgeEventsRequest{Before: timestamppb.New(h.srv.now())})
+		if err != nil || resp.GetPurgedEvents() != 1 {
+			t.Fatalf("purge: %v, %v", resp, err)
+		}
+		expect("webhook.events.purged")
+	})
+}
