@@ -13,7 +13,7 @@ PROTOC_GEN_GO_GRPC_VERSION  := v1.6.0
 GRPC_GATEWAY_VERSION        := v2.33.0
 
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
-BINARIES := sergas sergas-token sergas-audit sergas-webhook sergas-gateway
+BINARIES := sergas sergas-token sergas-audit sergas-webhook sergas-gateway sergasctl
 
 .PHONY: help
 help: ## list the targets
@@ -21,6 +21,7 @@ help: ## list the targets
 
 .PHONY: run
 run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite under ./data (development mode)
+	@echo 'Operator commands (after make build): SERGAS_ENV=development .bin/sergasctl health | validate | migrate status  (.bin/sergasctl --help)'
 	SERGAS_ENV=development $(BIN)/sergas
 
 .PHONY: test
@@ -45,6 +46,7 @@ build: ## build every binary into .bin/
 	go build -o $(BIN)/sergas-audit ./services/audit/cmd/sergas-audit
 	go build -o $(BIN)/sergas-webhook ./services/webhook/cmd/sergas-webhook
 	go build -o $(BIN)/sergas-gateway ./services/gateway/cmd/sergas-gateway
+	go build -o $(BIN)/sergasctl ./services/sergasctl/cmd/sergasctl
 
 .PHONY: $(BIN)/sergas
 $(BIN)/sergas:

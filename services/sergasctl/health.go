@@ -1,0 +1,379 @@
+package sergasctl
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	auditstore "github.com/sergas/core/services/audit/store"
+	tokenstore "github.com/sergas/core/services/token/store"
+	webhookstore "github.com/sergas/core/services/webhook/store"
+)
+
+func init() {
+	register(&command{
+		name:    "health",
+		summary: "database size, free pages, integrity, WAL; audit chain head and checkpoint; webhook backlog; tokens needing re-authorisation (read-only)",
+		usage: `health [--service token|audit|webhook|all] [--json] [--full]
+
+Reads, for each selected service: the database size and free pages, PRAGMA quick_check (with --full
+the slower integrity_check, which also checks every index against its table), the journal mode and the
+WAL's size on SQLite; the database and schema size on PostgreSQL; the audit chain head and the newest
+checkpoint; the webhook backlog by subscription and its oldest undelivered event; the token
+connections that need re-authorisation. Everything is read through the services' own stores; nothing
+is written, and it is safe while the services run.
+
+Exits 0 when the integrity check passes, 1 when it finds a problem, 3 when a database cannot be
+reached or opened.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.full, "full", false, "run PRAGMA integrity_check instead of quick_check (SQLite; reads every page and index)")
+		},
+		run: runHealth,
+	})
+}
+
+// serviceHealth is what health reports for one service.
+type serviceHealth struct {
+	Service  string         `json:"service"`
+	Database string         `json:"database"`
+	Dialect  string         `json:"dialect"`
+	Error    string         `json:"error,omitempty"` // the database could not be opened or read
+	SQLite   *sqliteHealth  `json:"sqlite,omitempty"`
+	Postgres *pgHealth      `json:"postgres,omitempty"`
+	Token    *tokenHealth   `json:"token,omitempty"`
+	Audit    *auditHealth   `json:"audit,omitempty"`
+	Webhook  *webhookHealth `json:"webhook,omitempty"`
+	// Problems are findings that fail the command (an integrity check that is not ok).
+	Problems []string `json:"problems"`
+	code     int
+}
+
+type sqliteHealth struct {
+	FileBytes   int64  `json:"file_bytes"`
+	PageSize    int64  `json:"page_size"`
+	PageCount   int64  `json:"page_count"`
+	FreePages   int64  `json:"free_pages"`
+	FreeBytes   int64  `json:"free_bytes"`
+	JournalMode string `json:"journal_mode"`
+	WALBytes    int64  `json:"wal_bytes"`
+	// Check is the pragma that ran (quick_check or integrity_check); Integrity its answer: "ok" or the
+	// problems it found (at most 100).
+	Check     string   `json:"integrity_check"`
+	Integrity []string `json:"integrity"`
+}
+
+type pgHealth struct {
+	DatabaseBytes int64 `json:"database_bytes"`
+	SchemaBytes   int64 `json:"schema_bytes"`
+	Tables        int   `json:"tables"`
+	LiveRows      int64 `json:"live_rows_estimate"`
+	DeadRows      int64 `json:"dead_rows_estimate"`
+}
+
+type tokenHealth struct {
+	Connections          int      `json:"connections"`
+	NeedsReauthorization int      `json:"needs_reauthorization"`
+	Reauthorize          []string `json:"needs_reauthorization_connections"` // provider/connection_id, the first 100
+}
+
+type auditHealth struct {
+	HeadSequence   int64             `json:"head_sequence"`
+	HeadHash       string            `json:"head_hash"`
+	AnchorSequence int64             `json:"anchor_sequence"`
+	LastCheckpoint *checkpointHealth `json:"last_checkpoint"`
+}
+
+type checkpointHealth struct {
+	ID          int64     `json:"id"`
+	Sequence    int64     `json:"sequence"`
+	Time        time.Time `json:"time"`
+	KeyID       string    `json:"key_id"`
+	EventsSince int64     `json:"events_since"`
+}
+
+type webhookHealth struct {
+	// Backlog counts events still to deliver (pending or failed), up to backlogCap.
+	Backlog       int64             `json:"backlog_events"`
+	BacklogCapped bool              `json:"backlog_capped"`
+	DeadLetters   int64             `json:"dead_letter_deliveries"`
+	Oldest        *time.Time        `json:"oldest_undelivered"`
+	OldestAge     float64           `json:"oldest_undelivered_age_seconds"`
+	Subscriptions []backlogOfHealth `json:"subscriptions"`
+}
+
+type backlogOfHealth struct {
+	ID         string     `json:"id"`
+	Pending    int64      `json:"pending"`
+	Leased     int64      `json:"leased"`
+	Failed     int64      `json:"failed"`
+	DeadLetter int64      `json:"dead_letter"`
+	Oldest     *time.Time `json:"oldest_undelivered"`
+}
+
+// backlogCap bounds the event backlog count (it reads one index entry per event).
+const backlogCap = 1_000_000
+
+// maxConnectionPages bounds the pages of connections health reads.
+const maxConnectionPages = 1000
+
+func runHealth(ctx context.Context, c *cmdCtx) int {
+	targets, err := loadTargets(c.env, c.opts.service)
+	if err != nil {
+		return c.configFail("health", err)
+	}
+	var out []*serviceHealth
+	code := ExitOK
+	for _, t := range targets {
+		h := healthOne(ctx, t, c.opts.full)
+		out = append(out, h)
+		if h.code == ExitUnreachable || code == ExitOK {
+			code = max(code, h.code)
+		}
+	}
+	if c.opts.json {
+		_ = writeJSON(c.Stdout, map[string]any{"services": out, "ok": code == ExitOK, "exit_code": code})
+		return code
+	}
+	for _, h := range out {
+		printHealth(c, h)
+	}
+	return code
+}
+
+func healthOne(ctx context.Context, t *target, full bool) *serviceHealth {
+	h := &serviceHealth{Service: t.Name, Database: t.DB.Redacted(), Dialect: string(t.DB.Dialect), Problems: []string{}}
+	cn, err := openExisting(ctx, t)
+	if err != nil {
+		h.Error, h.code = err.Error(), exitFor(err)
+		return h
+	}
+	defer cn.Close()
+	fail := func(err error) *serviceHealth {
+		h.Error, h.code = err.Error(), exitFor(err)
+		return h
+	}
+	if cn.SQLite != nil {
+		if h.SQLite, err = sqliteFigures(ctx, cn, full); err != nil {
+			return fail(err)
+		}
+		if len(h.SQLite.Integrity) != 1 || h.SQLite.Integrity[0] != "ok" {
+			h.Problems = append(h.Problems, fmt.Sprintf("%s found %d problem(s): restore the newest backup whose check passes", h.SQLite.Check, len(h.SQLite.Integrity)))
+			h.code = ExitFailed
+		}
+	} else if h.Postgres, err = pgFigures(ctx, cn); err != nil {
+		return fail(err)
+	}
+	switch t.Name {
+	case "token":
+		h.Token, err = tokenFigures(ctx, tokenStore(cn))
+	case "audit":
+		h.Audit, err = auditFigures(ctx, auditStore(cn))
+	case "webhook":
+		h.Webhook, err = webhookFigures(ctx, webhookStore(cn))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return h
+}
+
+func sqliteFigures(ctx context.Context, cn *conn, full bool) (*sqliteHealth, error) {
+	s := &sqliteHealth{Check: "quick_check", Integrity: []string{}}
+	if full {
+		s.Check = "integrity_check"
+	}
+	q := cn.SQLite.Read
+	for _, p := range []struct {
+		pragma string
+		dst    any
+	}{{"page_size", &s.PageSize}, {"page_count", &s.PageCount}, {"freelist_count", &s.FreePages}, {"journal_mode", &s.JournalMode}} {
+		if err := q.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(p.dst); err != nil {
+			return nil, fmt.Errorf("PRAGMA %s: %w", p.pragma, err)
+		}
+	}
+	s.FreeBytes = s.FreePages * s.PageSize
+	if fi, err := os.Stat(cn.SQLite.Path); err == nil {
+		s.FileBytes = fi.Size()
+	}
+	if fi, err := os.Stat(cn.SQLite.Path + "-wal"); err == nil {
+		s.WALBytes = fi.Size()
+	}
+	rows, err := q.QueryContext(ctx, "PRAGMA "+s.Check+"(100)")
+	if err != nil {
+		return nil, fmt.Errorf("PRAGMA %s: %w", s.Check, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		s.Integrity = append(s.Integrity, line)
+	}
+	return s, rows.Err()
+}
+
+func pgFigures(ctx context.Context, cn *conn) (*pgHealth, error) {
+	p := &pgHealth{}
+	err := cn.SQL.QueryRowContext(ctx, `SELECT pg_database_size(current_database()),
+		coalesce((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')), 0)::bigint,
+		(SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = $1),
+		coalesce((SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = $1), 0)::bigint,
+		coalesce((SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE schemaname = $1), 0)::bigint`, cn.t.DB.Schema).
+		Scan(&p.DatabaseBytes, &p.SchemaBytes, &p.Tables, &p.LiveRows, &p.DeadRows)
+	if err != nil {
+		return nil, fmt.Errorf("read sizes: %w", err)
+	}
+	return p, nil
+}
+
+func tokenFigures(ctx context.Context, st tokenstore.Store) (*tokenHealth, error) {
+	h := &tokenHealth{Reauthorize: []string{}}
+	var after tokenstore.ConnectionListParams
+	for range maxConnectionPages {
+		after.Limit = 500
+		page, err := st.ConnectionList(ctx, after)
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		for _, c := range page {
+			h.Connections++
+			if c.Status == tokenstore.StatusNeedsReauthorization {
+				h.NeedsReauthorization++
+				if len(h.Reauthorize) < 100 {
+					h.Reauthorize = append(h.Reauthorize, c.Provider+"/"+c.ConnectionID)
+				}
+			}
+		}
+		if len(page) < after.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		after.AfterProvider, after.AfterConnectionID = last.Provider, last.ConnectionID
+	}
+	return h, nil
+}
+
+func auditFigures(ctx context.Context, st auditstore.Store) (*auditHealth, error) {
+	cs, err := st.ChainState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the chain head: %w", err)
+	}
+	h := &auditHealth{HeadSequence: cs.HeadSeq, HeadHash: hex.EncodeToString(cs.HeadHash), AnchorSequence: cs.AnchorSeq}
+	last, err := st.CheckpointList(ctx, auditstore.CheckpointListParams{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("read the newest checkpoint: %w", err)
+	}
+	if len(last) > 0 {
+		c := last[0]
+		h.LastCheckpoint = &checkpointHealth{ID: c.ID, Sequence: c.Sequence, Time: c.Time, KeyID: c.KeyID, EventsSince: cs.HeadSeq - c.Sequence}
+	}
+	return h, nil
+}
+
+func webhookFigures(ctx context.Context, st webhookstore.Store) (*webhookHealth, error) {
+	h := &webhookHealth{Subscriptions: []backlogOfHealth{}}
+	if bc, ok := st.(webhookstore.BacklogCounter); ok {
+		n, err := bc.EventBacklog(ctx, backlogCap)
+		if err != nil {
+			return nil, fmt.Errorf("count the backlog: %w", err)
+		}
+		h.Backlog, h.BacklogCapped = n, n >= backlogCap
+	}
+	bs, err := st.SubscriptionBacklogs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the subscriptions' backlogs: %w", err)
+	}
+	for _, b := range bs {
+		o := backlogOfHealth{ID: b.SubscriptionID, Pending: b.Pending, Leased: b.Leased, Failed: b.Failed, DeadLetter: b.DeadLetter}
+		if !b.OldestUndelivered.IsZero() {
+			t := b.OldestUndelivered
+			o.Oldest = &t
+			if h.Oldest == nil || t.Before(*h.Oldest) {
+				h.Oldest = &t
+			}
+		}
+		h.DeadLetters += b.DeadLetter
+		h.Subscriptions = append(h.Subscriptions, o)
+	}
+	if h.Oldest != nil {
+		h.OldestAge = time.Since(*h.Oldest).Seconds()
+	}
+	return h, nil
+}
+
+func printHealth(c *cmdCtx, h *serviceHealth) {
+	w := c.Stdout
+	fmt.Fprintf(w, "%-8s %s\n", h.Service, h.Database)
+	line := func(format string, a ...any) { fmt.Fprintf(w, "         "+format+"\n", a...) }
+	if h.Error != "" {
+		line("ERROR %s", h.Error)
+		return
+	}
+	if s := h.SQLite; s != nil {
+		line("file %s, %d pages of %d bytes, %d free (%s); journal %s, WAL %s",
+			bytes(s.FileBytes), s.PageCount, s.PageSize, s.FreePages, bytes(s.FreeBytes), s.JournalMode, bytes(s.WALBytes))
+		line("%s: %s", s.Check, strings.Join(s.Integrity, "; "))
+	}
+	if p := h.Postgres; p != nil {
+		line("schema %s in %d table(s) (about %d live, %d dead rows); database %s", bytes(p.SchemaBytes), p.Tables, p.LiveRows, p.DeadRows, bytes(p.DatabaseBytes))
+	}
+	if t := h.Token; t != nil {
+		line("%d connection(s), %d needing re-authorisation%s", t.Connections, t.NeedsReauthorization, list(t.Reauthorize))
+	}
+	if a := h.Audit; a != nil {
+		hash := a.HeadHash
+		if len(hash) > 16 {
+			hash = hash[:16] + "…"
+		}
+		line("chain head %d (hash %s), retention anchor %d", a.HeadSequence, hash, a.AnchorSequence)
+		if cp := a.LastCheckpoint; cp != nil {
+			line("last checkpoint %d at sequence %d, %s, key %s; %d event(s) since", cp.ID, cp.Sequence, cp.Time.Format(time.RFC3339), cp.KeyID, cp.EventsSince)
+		} else {
+			line("no checkpoint yet")
+		}
+	}
+	if wh := h.Webhook; wh != nil {
+		capped := ""
+		if wh.BacklogCapped {
+			capped = " or more"
+		}
+		oldest := "none"
+		if wh.Oldest != nil {
+			oldest = fmt.Sprintf("%s (%s ago)", wh.Oldest.Format(time.RFC3339), time.Duration(wh.OldestAge*float64(time.Second)).Round(time.Second))
+		}
+		line("backlog %d event(s)%s to deliver, oldest undelivered %s; %d dead-lettered deliveries", wh.Backlog, capped, oldest, wh.DeadLetters)
+		for _, s := range wh.Subscriptions {
+			line("  subscription %s: %d pending, %d leased, %d failed, %d dead letter", s.ID, s.Pending, s.Leased, s.Failed, s.DeadLetter)
+		}
+	}
+	for _, p := range h.Problems {
+		line("PROBLEM %s", p)
+	}
+}
+
+func list(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(ss, ", ")
+}
+
+// bytes formats n in binary units.
+func bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
