@@ -173,6 +173,9 @@ func (p *pusher) claim(ctx context.Context, t *pushTarget, n int) ([]store.Claim
 	}
 	observeClaimed(res.Claimed)
 	observeDeadLettered(res.DeadLettered)
+	if len(res.DeadLettered) > 0 {
+		p.s.wakeOutbox() // the claim queued their audit events
+	}
 	return res.Claimed, nil
 }
 
@@ -254,10 +257,17 @@ func (p *pusher) settle(ctx context.Context, t *pushTarget, outs []pushOutcome) 
 			"subscription", t.sub.ID, "deliveries", len(ps), "error", errs.Message(err))
 		return
 	}
+	dead := false
+	defer func() {
+		if dead {
+			p.s.wakeOutbox() // the settle queued their audit events
+		}
+	}()
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
 			observeSettled(r.Delivery, now)
+			dead = dead || r.Delivery.Status == store.DeliveryDeadLetter
 		case refusedLease(r.Err):
 			p.s.log.Warn("push outcome not recorded: the lease had passed on", "service", "webhook",
 				"subscription", t.sub.ID, "delivery", ps[i].ID)
