@@ -20,7 +20,7 @@ type stmtCache struct {
 }
 
 // cachedQueries are the statements every claim and settle runs.
-var cachedQueries = []string{subscriptionGet, deliveriesDue, deliveryGet, deliveryUpdate, attemptInsert, eventsSettle, eventsByID}
+var cachedQueries = []string{subscriptionGet, deliveriesDue, deliveryGet, deliveriesByID, deliveryUpdate, attemptInsert, eventsSettle, eventsByID}
 
 // stmtCaches maps a database, weakly, to its cache: the Store has no field for one, and an entry goes
 // when its database is collected.

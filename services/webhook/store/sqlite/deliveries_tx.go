@@ -101,7 +101,11 @@ func (t deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*st
 	if err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, deliveriesByID, string(list))
+	st, err := t.stmts.stmt(ctx, t.tx, deliveriesByID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, string(list))
 	return scanAll(rows, err, scanDelivery)
 }
 
