@@ -201,4 +201,3 @@ func auditStoreOf(h *db.Handle) auditstore.Store {
 	}
 	return auditpg.New(h.Postgres)
 }
-
