@@ -219,6 +219,10 @@ func schemaExists(ctx context.Context, c db.Config) error {
 		return unreachablef("invalid PostgreSQL connection string") // the parse error may quote the password
 	}
 	pc.RuntimeParams["application_name"] = "sergasctl"
+	// A server that does not answer must not hang a script: wait as long as the services wait for a
+	// connection from their pool.
+	ctx, cancel := context.WithTimeout(ctx, c.PoolTimeout)
+	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, pc)
 	if err != nil {
 		// pgconn names the host, user and database in its message, never the password.
@@ -242,6 +246,8 @@ func pgReason(ctx context.Context, c db.Config, err error) error {
 	if perr != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.PoolTimeout)
+	defer cancel()
 	conn, cerr := pgx.ConnectConfig(ctx, pc)
 	if cerr != nil {
 		return cerr

@@ -299,7 +299,7 @@ func roundTrip(ctx context.Context, r *report, cn *conn) {
 	}()
 	if err != nil {
 		fix := "check that the database is writable by this user and has space"
-		if cn.SQLite != nil && strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy") {
+		if cn.SQLite != nil && (strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy")) {
 			fix = fmt.Sprintf("another process held the write lock longer than SQLITE_BUSY_TIMEOUT (%s); look for a stuck process (fuser %s)", cn.t.DB.SQLiteBusyTimeout, cn.SQLite.Path)
 		}
 		r.fail(svc, "round trip", "write, read and delete in a rolled-back transaction: "+err.Error(), fix)
