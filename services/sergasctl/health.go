@@ -107,6 +107,7 @@ type webhookHealth struct {
 
 type backlogOfHealth struct {
 	ID         string     `json:"id"`
+	Name       string     `json:"name"`
 	Pending    int64      `json:"pending"`
 	Leased     int64      `json:"leased"`
 	Failed     int64      `json:"failed"`
@@ -289,8 +290,23 @@ func webhookFigures(ctx context.Context, st webhookstore.Store) (*webhookHealth,
 	if err != nil {
 		return nil, fmt.Errorf("read the subscriptions' backlogs: %w", err)
 	}
+	names := map[string]string{}
+	after := ""
+	for range maxConnectionPages { // bounded: every page moves forward or ends the loop
+		page, err := st.SubscriptionList(ctx, webhookstore.SubscriptionListParams{AfterID: after, Limit: 500})
+		if err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		for _, s := range page {
+			names[s.ID] = s.Name
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
 	for _, b := range bs {
-		o := backlogOfHealth{ID: b.SubscriptionID, Pending: b.Pending, Leased: b.Leased, Failed: b.Failed, DeadLetter: b.DeadLetter}
+		o := backlogOfHealth{ID: b.SubscriptionID, Name: names[b.SubscriptionID], Pending: b.Pending, Leased: b.Leased, Failed: b.Failed, DeadLetter: b.DeadLetter}
 		if !b.OldestUndelivered.IsZero() {
 			t := b.OldestUndelivered
 			o.Oldest = &t
@@ -349,7 +365,7 @@ func printHealth(c *cmdCtx, h *serviceHealth) {
 		}
 		line("backlog %d event(s)%s to deliver, oldest undelivered %s; %d dead-lettered deliveries", wh.Backlog, capped, oldest, wh.DeadLetters)
 		for _, s := range wh.Subscriptions {
-			line("  subscription %s: %d pending, %d leased, %d failed, %d dead letter", s.ID, s.Pending, s.Leased, s.Failed, s.DeadLetter)
+			line("  subscription %s (%s): %d pending, %d leased, %d failed, %d dead letter", s.Name, s.ID, s.Pending, s.Leased, s.Failed, s.DeadLetter)
 		}
 	}
 	for _, p := range h.Problems {

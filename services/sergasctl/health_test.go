@@ -54,7 +54,7 @@ type healthDoc struct {
 			Backlog       int64      `json:"backlog_events"`
 			Oldest        *time.Time `json:"oldest_undelivered"`
 			Subscriptions []struct {
-				ID               string
+				ID, Name         string
 				Pending, Leased  int64
 				Failed           int64
 				DeadLetter       int64      `json:"dead_letter"`
@@ -154,7 +154,7 @@ func TestHealthReadsThroughTheStores(t *testing.T) {
 			t.Errorf("audit: %+v (checkpoint %+v)", aud, aud.LastCheckpoint)
 		}
 		if wh == nil || wh.Backlog != 2 || wh.Oldest == nil || !wh.Oldest.Equal(now) || len(wh.Subscriptions) != 1 ||
-			wh.Subscriptions[0].ID != sub.ID || wh.Subscriptions[0].Pending != 2 {
+			wh.Subscriptions[0].ID != sub.ID || wh.Subscriptions[0].Name != "crm-sync" || wh.Subscriptions[0].Pending != 2 {
 			t.Errorf("webhook: %+v", wh)
 		}
 
@@ -168,7 +168,7 @@ func TestHealthReadsThroughTheStores(t *testing.T) {
 		}
 		r := mustRun(t, e, 0, "health")
 		for _, want := range []string{"1 needing re-authorisation: zoho/crm-2", "chain head 5", "last checkpoint", "2 event(s) since",
-			"backlog 2 event(s) to deliver", "subscription " + sub.ID + ": 2 pending"} {
+			"backlog 2 event(s) to deliver", "subscription crm-sync (" + sub.ID + "): 2 pending"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("text output lacks %q:\n%s", want, r.stdout)
 			}
