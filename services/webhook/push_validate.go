@@ -176,11 +176,23 @@ func pushProto(p *store.PushConfig) *webhookv1.PushConfig {
 	if p == nil {
 		return nil
 	}
-	out := &webhookv1.PushConfig{Endpoint: p.Endpoint, AllowPrivateNetwork: p.AllowPrivateNetwork, Timeout: durationpb.New(p.Timeout)}
+	out := &webhookv1.PushConfig{Endpoint: shownEndpoint(p.Endpoint), AllowPrivateNetwork: p.AllowPrivateNetwork, Timeout: durationpb.New(p.Timeout)}
 	if !p.PreviousSecretExpireTime.IsZero() {
 		out.PreviousSecretExpireTime = timestamppb.New(p.PreviousSecretExpireTime)
 	}
 	return out
+}
+
+// shownEndpoint is the endpoint as answers show it: its query, where many receivers take a token
+// (?key=…), is replaced by "REDACTED", so that readers of subscriptions (webhook:read) do not learn a
+// credential. The endpoint is stored and called whole.
+func shownEndpoint(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.RawQuery == "" && !u.ForceQuery) {
+		return endpoint
+	}
+	u.RawQuery, u.ForceQuery = "REDACTED", false
+	return u.String()
 }
 
 // numericHost reports whether host ends in a numeric label ("127.1", "0x7f000001", "2130706433",

@@ -142,8 +142,11 @@ func TestNewPushSubscriptionSealsTheSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(j)
-	if !strings.Contains(js, `"endpoint":"http://10.1.2.3:8080/hook?tenant=7"`) || !strings.Contains(js, `"timeout":"10s"`) || !strings.Contains(js, `SUBSCRIPTION_MODE_PUSH`) {
+	if !strings.Contains(js, `"endpoint":"http://10.1.2.3:8080/hook?REDACTED"`) || !strings.Contains(js, `"timeout":"10s"`) || !strings.Contains(js, `SUBSCRIPTION_MODE_PUSH`) {
 		t.Fatalf("answer %s lacks the push configuration", js)
+	}
+	if strings.Contains(js, "tenant=7") {
+		t.Fatalf("answer %s shows the endpoint's query", js)
 	}
 	if strings.Contains(js, "signingSecret") || strings.Contains(js, strings.TrimPrefix(secret, "whsec_")) {
 		t.Fatalf("answer %s shows the secret", js)

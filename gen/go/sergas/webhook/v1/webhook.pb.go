@@ -1786,7 +1786,8 @@ func (x *RetryPolicy) GetBackoffCap() *durationpb.Duration {
 type PushConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The endpoint: an https URL. http is accepted only with allow_private_network (an endpoint inside
-	// the cluster or behind a mesh sidecar that encrypts).
+	// the cluster or behind a mesh sidecar that encrypts). Answers show it with its query replaced by
+	// "REDACTED" (a query often carries the receiver's token); requests go to it whole.
 	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	// Allows the endpoint to resolve to loopback, private, link-local and other non-public addresses. Off
 	// by default: the service refuses to connect to them (checked on every connection, after DNS), so that
