@@ -166,6 +166,9 @@ func confirm(c *cmdCtx, t *target, cn *conn, plan []int, ms []migrate.Migration)
 	fmt.Fprintf(c.Stderr, "Roll back %s of %s (%s)? Data in what they created is lost. Type yes to go on: ",
 		strings.Join(names, ", "), t.Name, t.DB.Redacted())
 	line, _ := bufio.NewReader(c.Stdin).ReadString('\n')
+	if !strings.HasSuffix(line, "\n") {
+		fmt.Fprintln(c.Stderr) // no terminal echoed a newline: end the question's line
+	}
 	return strings.TrimSpace(line) == "yes"
 }
 
