@@ -4,4 +4,7 @@
 -- scanned the table from its start, and the purge's last page every event kept. seq is named (SQLite's
 -- index ends in the rowid, which is seq, by itself). Its entries are appended in receive order, the
 -- cheapest an index costs an ingest.
-CREATE INDEX events_receive_time ON events (receive_time, seq);
+-- Built inside the migration's transaction, this blocks writes to events while it builds: on a large
+-- table, build it first without blocking (CREATE INDEX CONCURRENTLY events_receive_time ON events
+-- (receive_time, seq)), then migrate; IF NOT EXISTS then keeps it.
+CREATE INDEX IF NOT EXISTS events_receive_time ON events (receive_time, seq);
