@@ -64,6 +64,9 @@ type sqliteHealth struct {
 	// problems it found (at most 100).
 	Check     string   `json:"integrity_check"`
 	Integrity []string `json:"integrity"`
+	// OpenBy are the other processes with the file or its WAL open (Linux): the services, and anyone
+	// else who could hold its lock or keep the WAL from being checkpointed.
+	OpenBy []holder `json:"open_by"`
 }
 
 type pgHealth struct {
@@ -203,6 +206,10 @@ func sqliteFigures(ctx context.Context, cn *conn, full bool) (*sqliteHealth, err
 	if fi, err := os.Stat(cn.SQLite.Path + "-wal"); err == nil {
 		s.WALBytes = fi.Size()
 	}
+	s.OpenBy = fileHolders(cn.SQLite.Path)
+	if s.OpenBy == nil {
+		s.OpenBy = []holder{}
+	}
 	rows, err := q.QueryContext(ctx, "PRAGMA "+s.Check+"(100)")
 	if err != nil {
 		return nil, fmt.Errorf("PRAGMA %s: %w", s.Check, err)
@@ -335,6 +342,7 @@ func printHealth(c *cmdCtx, h *serviceHealth) {
 		line("file %s, %d pages of %d bytes, %d free (%s); journal %s, WAL %s",
 			bytes(s.FileBytes), s.PageCount, s.PageSize, s.FreePages, bytes(s.FreeBytes), s.JournalMode, bytes(s.WALBytes))
 		line("%s: %s", s.Check, strings.Join(s.Integrity, "; "))
+		line("open by %s", describeHolders(s.OpenBy))
 	}
 	if p := h.Postgres; p != nil {
 		line("schema %s in %d table(s) (about %d live, %d dead rows); database %s", bytes(p.SchemaBytes), p.Tables, p.LiveRows, p.DeadRows, bytes(p.DatabaseBytes))

@@ -30,6 +30,10 @@ type healthDoc struct {
 			WALBytes    *int64   `json:"wal_bytes"`
 			Check       string   `json:"integrity_check"`
 			Integrity   []string `json:"integrity"`
+			OpenBy      []struct {
+				PID     int
+				Command string
+			} `json:"open_by"`
 		}
 		Postgres *struct {
 			DatabaseBytes int64 `json:"database_bytes"`
@@ -140,6 +144,9 @@ func TestHealthReadsThroughTheStores(t *testing.T) {
 				if s.SQLite == nil || s.SQLite.FileBytes <= 0 || s.SQLite.PageCount <= 0 || s.SQLite.FreePages == nil || s.SQLite.WALBytes == nil ||
 					s.SQLite.JournalMode != "wal" || s.SQLite.Check != "quick_check" || strings.Join(s.SQLite.Integrity, ",") != "ok" {
 					t.Errorf("%s sqlite figures: %+v", s.Service, s.SQLite)
+				}
+				if len(s.SQLite.OpenBy) != 0 {
+					t.Errorf("%s: no other process has the file open, health says %+v", s.Service, s.SQLite.OpenBy)
 				}
 			} else if s.Postgres == nil || s.Postgres.SchemaBytes <= 0 || s.Postgres.DatabaseBytes < s.Postgres.SchemaBytes || s.Postgres.Tables < 2 {
 				t.Errorf("%s postgres figures: %+v", s.Service, s.Postgres)

@@ -92,6 +92,9 @@ func TestValidateAndHealthWhileTheServiceWrites(t *testing.T) {
 	if s.SQLite == nil || s.SQLite.JournalMode != "wal" || *s.SQLite.WALBytes == 0 || strings.Join(s.SQLite.Integrity, ",") != "ok" {
 		t.Errorf("health of the live file: %+v", s.SQLite)
 	}
+	if len(s.SQLite.OpenBy) == 0 || s.SQLite.OpenBy[0].Command != "sergas-audit" {
+		t.Errorf("health names the processes with the file open: %+v, want sergas-audit", s.SQLite.OpenBy)
+	}
 	if s.Audit == nil || s.Audit.HeadSequence < 20 {
 		t.Errorf("audit head %+v, want at least the 20 events acknowledged before", s.Audit)
 	}

@@ -2,11 +2,14 @@ package sergasctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
 )
 
 func init() {
@@ -298,11 +301,14 @@ func roundTrip(ctx context.Context, r *report, cn *conn) {
 		return nil
 	}()
 	if err != nil {
+		detail := "write, read and delete in a rolled-back transaction: " + err.Error()
 		fix := "check that the database is writable by this user and has space"
-		if cn.SQLite != nil && (strings.Contains(err.Error(), "locked") || strings.Contains(err.Error(), "busy")) {
-			fix = fmt.Sprintf("another process held the write lock longer than SQLITE_BUSY_TIMEOUT (%s); look for a stuck process (fuser %s)", cn.t.DB.SQLiteBusyTimeout, cn.SQLite.Path)
+		if cn.SQLite != nil && (errors.Is(err, sqlite3.BUSY) || errors.Is(err, sqlite3.LOCKED)) {
+			detail = fmt.Sprintf("the write lock was not free within SQLITE_BUSY_TIMEOUT (%s)", cn.t.DB.SQLiteBusyTimeout)
+			fix = fmt.Sprintf("a write transaction elsewhere lasted longer than that; processes with the file open: %s. Look for a stuck one, or raise SQLITE_BUSY_TIMEOUT",
+				describeHolders(fileHolders(cn.SQLite.Path)))
 		}
-		r.fail(svc, "round trip", "write, read and delete in a rolled-back transaction: "+err.Error(), fix)
+		r.fail(svc, "round trip", detail, fix)
 		return
 	}
 	r.ok(svc, "round trip", fmt.Sprintf("write, read and delete in a rolled-back transaction took %s", time.Since(start).Round(time.Microsecond)))

@@ -201,3 +201,32 @@ func auditStoreOf(h *db.Handle) auditstore.Store {
 	}
 	return auditpg.New(h.Postgres)
 }
+
+// A write transaction held longer than SQLITE_BUSY_TIMEOUT fails the round trip by name, with the fix,
+// rather than hanging or reporting a bare "database is locked".
+func TestValidateRoundTripUnderAHeldLock(t *testing.T) {
+	e := newEnv(t, db.SQLite).with("SQLITE_BUSY_TIMEOUT", "200ms")
+	mustRun(t, e, 0, "setup", "--service", "token")
+	h := serviceDB(t, e, "token")
+	tx, err := h.SQLite.Write.Begin() // BEGIN IMMEDIATE: the write lock, held until the end of the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var doc checkDoc
+	start := time.Now()
+	mustRun(t, e, 1, "validate", "--service", "token", "--json").decode(t, &doc)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("validate took %s under a held lock", took)
+	}
+	status, detail, fix := doc.find(t, "token", "round trip")
+	if status != "fail" || !strings.Contains(detail, "not free within SQLITE_BUSY_TIMEOUT (200ms)") || strings.Contains(detail, "database is locked") ||
+		!strings.Contains(fix, "processes with the file open: none but sergasctl") {
+		t.Errorf("round trip under a held lock: %s %q fix %q", status, detail, fix)
+	}
+	if status, _, fix := doc.find(t, "token", "pragmas"); status != "warn" || !strings.Contains(fix, "SQLITE_BUSY_TIMEOUT=5s") {
+		t.Errorf("a busy timeout under a second: %s fix %q", status, fix)
+	}
+	// Reads do not wait for the writer.
+	mustRun(t, e, 0, "health", "--service", "token")
+}
