@@ -118,6 +118,9 @@ type backlogOfHealth struct {
 	Oldest     *time.Time `json:"oldest_undelivered"`
 }
 
+// longCheckBytes is the database size from which health warns that its integrity check takes time.
+const longCheckBytes = 1 << 30
+
 // backlogCap bounds the event backlog count (it reads one index entry per event).
 const backlogCap = 1_000_000
 
@@ -132,7 +135,7 @@ func runHealth(ctx context.Context, c *cmdCtx) int {
 	var out []*serviceHealth
 	code := ExitOK
 	for _, t := range targets {
-		h := healthOne(ctx, t, c.opts.full)
+		h := healthOne(ctx, c, t)
 		out = append(out, h)
 		if h.code == ExitUnreachable || code == ExitOK {
 			code = max(code, h.code)
@@ -148,7 +151,7 @@ func runHealth(ctx context.Context, c *cmdCtx) int {
 	return code
 }
 
-func healthOne(ctx context.Context, t *target, full bool) *serviceHealth {
+func healthOne(ctx context.Context, c *cmdCtx, t *target) *serviceHealth {
 	h := &serviceHealth{Service: t.Name, Database: t.DB.Redacted(), Dialect: string(t.DB.Dialect), Problems: []string{}}
 	cn, err := openExisting(ctx, t)
 	if err != nil {
@@ -161,7 +164,7 @@ func healthOne(ctx context.Context, t *target, full bool) *serviceHealth {
 		return h
 	}
 	if cn.SQLite != nil {
-		if h.SQLite, err = sqliteFigures(ctx, cn, full); err != nil {
+		if h.SQLite, err = sqliteFigures(ctx, c, cn); err != nil {
 			return fail(err)
 		}
 		if len(h.SQLite.Integrity) != 1 || h.SQLite.Integrity[0] != "ok" {
@@ -185,9 +188,9 @@ func healthOne(ctx context.Context, t *target, full bool) *serviceHealth {
 	return h
 }
 
-func sqliteFigures(ctx context.Context, cn *conn, full bool) (*sqliteHealth, error) {
+func sqliteFigures(ctx context.Context, c *cmdCtx, cn *conn) (*sqliteHealth, error) {
 	s := &sqliteHealth{Check: "quick_check", Integrity: []string{}}
-	if full {
+	if c.opts.full {
 		s.Check = "integrity_check"
 	}
 	q := cn.SQLite.Read
@@ -209,6 +212,12 @@ func sqliteFigures(ctx context.Context, cn *conn, full bool) (*sqliteHealth, err
 	s.OpenBy = fileHolders(cn.SQLite.Path)
 	if s.OpenBy == nil {
 		s.OpenBy = []holder{}
+	}
+	if size := s.PageCount * s.PageSize; size >= longCheckBytes {
+		// The check reads every page (integrity_check every index entry too) and says nothing until it
+		// ends: tell the operator why the command is quiet, on stderr so that --json stays clean.
+		fmt.Fprintf(c.Stderr, "%s: %s reads all %s of %s and prints nothing until it ends\n",
+			cn.t.Name, s.Check, bytes(size), cn.SQLite.Path)
 	}
 	rows, err := q.QueryContext(ctx, "PRAGMA "+s.Check+"(100)")
 	if err != nil {
