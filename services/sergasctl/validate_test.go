@@ -1,7 +1,9 @@
 package sergasctl_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/keyring"
@@ -229,4 +232,45 @@ func TestValidateRoundTripUnderAHeldLock(t *testing.T) {
 	}
 	// Reads do not wait for the writer.
 	mustRun(t, e, 0, "health", "--service", "token")
+}
+
+// A push subscription made by the webhook service's own CreateSubscription: its signing secret opens
+// with the keyring that sealed it and with no other.
+func TestValidateOpensPushSecrets(t *testing.T) {
+	forDialects(t, func(t *testing.T, d db.Dialect) {
+		ctx := context.Background()
+		e := newEnv(t, d)
+		mustRun(t, e, 0, "setup", "--service", "webhook")
+		wcfg := webhook.LoadConfig(config.FromMap(e))
+		ring, err := webhook.LoadKeyring(wcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := serviceDB(t, e, "webhook")
+		srv := webhook.NewServer(webhookStoreOf(h), wcfg, webhook.WithKeyring(ring), webhook.WithLogger(quietLog))
+		resp, err := srv.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "pusher", Mode: webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH,
+			Push: &webhookv1.PushConfig{Endpoint: "http://127.0.0.1:9/hooks", AllowPrivateNetwork: true,
+				SigningSecret: "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc checkDoc
+		mustRun(t, e, 0, "validate", "--service", "webhook", "--json").decode(t, &doc)
+		if status, detail, _ := doc.find(t, "webhook", "keys"); status != "ok" || !strings.Contains(detail, "1 push signing secret(s)") {
+			t.Errorf("push secret: %s %q", status, detail)
+		}
+		other, _ := keyring.NewKeySpec("dev")
+		doc = checkDoc{}
+		mustRun(t, e.with("WEBHOOK_ENCRYPTION_KEYS", other), 1, "validate", "--service", "webhook", "--json").decode(t, &doc)
+		if status, detail, _ := doc.find(t, "webhook", "keys"); status != "fail" || !strings.Contains(detail, "push subscription "+resp.GetSubscription().GetId()+" signing secret") {
+			t.Errorf("push secret under another key: %s %q", status, detail)
+		}
+		// In production without WEBHOOK_ENCRYPTION_KEYS the service refuses to start; validate says why.
+		doc = checkDoc{}
+		prod := e.with("SERGAS_ENV", "production")
+		mustRun(t, prod, 1, "validate", "--service", "webhook", "--json").decode(t, &doc)
+		if status, detail, _ := doc.find(t, "webhook", "keys"); status != "fail" || !strings.Contains(detail, "1 push subscription(s) are stored sealed") {
+			t.Errorf("no keyring: %s %q", status, detail)
+		}
+	})
 }
