@@ -115,7 +115,7 @@ func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) (ClaimResu
 	var died []*Delivery
 	err := s.D.DeliveryTx(ctx, func(tx DeliveryTx) error {
 		out, died = nil, nil // a retried transaction starts over
-		sub, err := tx.SubscriptionGet(ctx, p.SubscriptionID)
+		sub, due, err := claimStart(ctx, tx, p.SubscriptionID, now, p.Limit)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return subscriptionNotFound(p.SubscriptionID)
 		}
@@ -125,9 +125,10 @@ func (s Deliveries) DeliveryClaim(ctx context.Context, p ClaimParams) (ClaimResu
 		var leased []*Delivery
 		for round := 0; round < maxClaimRounds && len(leased) < p.Limit; round++ {
 			asked := p.Limit - len(leased)
-			due, err := tx.DeliveriesDue(ctx, sub.ID, now, asked)
-			if err != nil {
-				return err
+			if round > 0 {
+				if due, err = tx.DeliveriesDue(ctx, sub.ID, now, asked); err != nil {
+					return err
+				}
 			}
 			got, dead, err := lease(ctx, tx, sub, due, p.Consumer, now)
 			if err != nil {

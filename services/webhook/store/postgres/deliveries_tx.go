@@ -152,15 +152,21 @@ func (t *deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAtte
 	return nil
 }
 
+// EventsGet reads the events after the pending writes, in the same round trip (a claim's leases and
+// its read of their events).
 func (t *deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
-	if err := t.flush(ctx); err != nil {
+	b := t.pending
+	t.pending = pgx.Batch{}
+	var out []*store.Event
+	b.Queue(eventsByID, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Event, error) { return scan(row, true) })
+		return err
+	})
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.Query(ctx, eventsByID, ids)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Event, error) { return scan(row, true) })
+	return out, nil
 }
 
 // EventsSettle queues the lock and then the update (see deliveryTx): the update starts after the lock
