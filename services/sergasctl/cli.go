@@ -44,6 +44,9 @@ type options struct {
 	json    bool
 	full    bool
 	yes     bool
+	// backup and restore
+	out                   string
+	keepDaily, keepWeekly int
 }
 
 // cmdCtx is what a running command gets.
