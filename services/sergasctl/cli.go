@@ -1,7 +1,7 @@
 // Package sergasctl is the operator's command over the three services' databases: setup, validate,
 // migrate, health, maintain, backup and restore. It reads the same variables as the services (DATA_DIR,
-// DATABASE_URL, <SERVICE>_DATABASE_URL, <SERVICE>_DATABASE_SCHEMA, SERGAS_ENV, the keyrings), through the services' own
-// LoadConfig functions, so it always finds the databases they use.
+// DATABASE_URL, <SERVICE>_DATABASE_URL, <SERVICE>_DATABASE_SCHEMA, SERGAS_ENV, the keyrings), through the
+// services' own LoadConfig functions, so it always finds the databases they use.
 package sergasctl
 
 import (

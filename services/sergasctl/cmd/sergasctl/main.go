@@ -1,5 +1,6 @@
 // Command sergasctl operates the Sergas Core databases: setup, validate, migrate, health, maintain,
-// backup and restore, for the token, audit and webhook services. "sergasctl --help" lists the commands and the exit codes.
+// backup and restore, for the token, audit and webhook services. "sergasctl --help" lists the commands
+// and the exit codes.
 package main
 
 import (
