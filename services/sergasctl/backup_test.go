@@ -191,8 +191,26 @@ func TestBackupWhileTheServiceWrites(t *testing.T) {
 		t.Fatalf("the restored chain: %+v %v", v, err)
 	}
 	if m.AuditHead == nil || m.AuditHead.Sequence != v.HeadSeq || m.AuditHead.Hash != hex.EncodeToString(v.HeadHash) || v.HeadSeq != m.Tables["events"] {
-		t.Errorf("manifest audit head %+v, restored chain head %d %x (%d events)", m.AuditHead, v.HeadSeq, v.HeadHash, m.Tables["events"])
+		t.Fatalf("manifest audit head %+v, restored chain head %d %x (%d events)", m.AuditHead, v.HeadSeq, v.HeadHash, m.Tables["events"])
 	}
+
+	// restore refuses while the service has the file open, and names it.
+	manPath := strings.TrimSuffix(b.Path, ".db.gz") + ".manifest.json"
+	var rd restoreDoc
+	r := run(t, e, "", "restore", "--yes", "--json", manPath)
+	r.decode(t, &rd)
+	if r.code != 1 || rd.Restored || len(rd.OpenBy) == 0 || rd.OpenBy[0].Command != "sergas-audit" {
+		t.Fatalf("restore while the service runs: exit %d, %+v", r.code, rd)
+	}
+	// Stopped, the service's file is replaced by the backup: its head is the manifest's, and it checks.
+	proc.Stop(t)
+	mustRun(t, e, 0, "restore", "--yes", "--json", manPath).decode(t, &rd)
+	var h healthDoc
+	mustRun(t, e, 0, "health", "--service", "audit", "--full", "--json").decode(t, &h)
+	if a := h.Services[0].Audit; a == nil || a.HeadSequence != m.AuditHead.Sequence || a.HeadHash != m.AuditHead.Hash {
+		t.Errorf("head after restore %+v, manifest %+v", a, m.AuditHead)
+	}
+	mustRun(t, e, 0, "validate", "--service", "audit")
 }
 
 // TestBackupRotation: --keep-daily 2 keeps the new backup and the newest of the day before, and deletes
