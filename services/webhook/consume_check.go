@@ -3,11 +3,13 @@ package webhook
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/services/webhook/store"
 )
 
 // Pull consumption limits, as the protobuf documents them.
@@ -33,6 +35,9 @@ func consumerName(v string) (string, error) {
 	}
 	if len(v) > maxConsumerName {
 		return "", errs.Invalid("consumer must be at most %d characters", maxConsumerName)
+	}
+	if strings.HasPrefix(v, store.PushConsumerPrefix) {
+		return "", errs.Invalid("consumer must not start with %q: it names the push workers", store.PushConsumerPrefix)
 	}
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c > 0x7e {

@@ -132,7 +132,7 @@ func (s *Server) Ack(ctx context.Context, req *webhookv1.AckRequest) (*webhookv1
 	}
 	// Settling frees room in the consumer's in-flight budget: its Receive may top up (settleBatch wakes it).
 	refused, err := s.settleBatch(ctx, ds, ids, refs, false, func(ref ackRef, now time.Time) store.SettleParams {
-		return store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now}
+		return store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, SubscriptionID: ref.subscriptionID}
 	})
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func (s *Server) Nack(ctx context.Context, req *webhookv1.NackRequest) (*webhook
 	// A nacked delivery may be due at once, and settling frees room: settleBatch wakes the subscriptions'
 	// consumers.
 	refused, err := s.settleBatch(ctx, ds, ids, refs, true, func(ref ackRef, now time.Time) store.SettleParams {
-		p := store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, Nack: true, Error: req.GetError()}
+		p := store.SettleParams{ID: ref.deliveryID, Lease: ref.lease, Now: now, Nack: true, Error: req.GetError(), SubscriptionID: ref.subscriptionID}
 		if delaySet {
 			// A zero delay is "now", not "the backoff" (which an unset delay means): RetryAt must not be zero.
 			p.RetryAt = now.Add(delay)

@@ -42,7 +42,7 @@ func (s *Server) pushWorkers() []app.Worker {
 	if s.deliveries == nil || s.cfg.Push.Workers <= 0 || s.cfg.Push.BatchSize <= 0 {
 		return nil
 	}
-	p := &pusher{s: s, cfg: s.cfg.Push, consumer: "push/" + replicaName(),
+	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
 		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize)}
 	ws := make([]app.Worker, s.cfg.Push.Workers)
 	for i := range ws {
@@ -238,7 +238,7 @@ func (p *pusher) settle(ctx context.Context, t *pushTarget, outs []pushOutcome) 
 	ps := make([]store.SettleParams, len(outs))
 	for i, o := range outs {
 		d := o.claimed.Delivery
-		sp := store.SettleParams{ID: d.ID, Lease: d.Lease, Now: now, HTTPStatus: o.status, Response: o.excerpt}
+		sp := store.SettleParams{ID: d.ID, Lease: d.Lease, Now: now, HTTPStatus: o.status, Response: o.excerpt, Pusher: true}
 		if !o.ok {
 			sp.Nack, sp.Error = true, o.err
 			if o.retryAfter > 0 {

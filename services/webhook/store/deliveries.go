@@ -165,7 +165,19 @@ type SettleParams struct {
 	// HTTPStatus and Response are kept with the attempt (push); see Attempt.
 	HTTPStatus int32
 	Response   string
+	// SubscriptionID, when set, must be the delivery's subscription, or the settle is refused
+	// (errs.KindNotFound): an ack id names both, and one that pairs a subscription with another's
+	// delivery must not settle it.
+	SubscriptionID string
+	// Pusher is set by push workers. A settle without it refuses a delivery leased to a push worker
+	// (a consumer named with PushConsumerPrefix; errs.KindFailedPrecondition), so that no ack id made up
+	// by a pull consumer marks a push delivery delivered that its endpoint never received.
+	Pusher bool
 }
+
+// PushConsumerPrefix starts the consumer name of every push worker, and of no pull consumer (the
+// service refuses such names).
+const PushConsumerPrefix = "push/"
 
 // DeliveryListParams filters and pages deliveries in id order.
 type DeliveryListParams struct {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/sergas/core/internal/errs"
 )
 
 // SettleResult is what DeliverySettleBatch did with one SettleParams: the delivery as settled, or Err
@@ -54,6 +57,9 @@ func (s Deliveries) DeliverySettleBatch(ctx context.Context, ps []SettleParams) 
 			p := ps[i]
 			// A delivery named twice is settled by the first; the second finds its lease no longer current.
 			d, err := check(byID[p.ID], p.ID, p.Lease)
+			if err == nil {
+				err = inSubscription(d, p)
+			}
 			if err != nil {
 				out[i].Err = err
 				continue
@@ -133,3 +139,15 @@ func latest(ps []SettleParams) time.Time {
 }
 
 func clone(d *Delivery) *Delivery { c := *d; return &c }
+
+// inSubscription refuses p unless it names no subscription or d's, and unless d is leased to a push
+// worker only when a push worker settles it.
+func inSubscription(d *Delivery, p SettleParams) error {
+	if p.SubscriptionID != "" && d.SubscriptionID != p.SubscriptionID {
+		return errs.NotFound("delivery %d not found in subscription %s", p.ID, p.SubscriptionID)
+	}
+	if !p.Pusher && strings.HasPrefix(d.Consumer, PushConsumerPrefix) {
+		return errs.New(errs.KindFailedPrecondition, "delivery %d is being pushed to its endpoint: only the push worker settles it", p.ID)
+	}
+	return nil
+}

@@ -220,6 +220,9 @@ func (s Deliveries) DeliverySettle(ctx context.Context, p SettleParams) (*Delive
 	var out *Delivery
 	err := s.D.DeliveryTx(ctx, func(tx DeliveryTx) error {
 		d, err := current(ctx, tx, p.ID, p.Lease)
+		if err == nil {
+			err = inSubscription(d, p)
+		}
 		if err != nil {
 			return err
 		}
