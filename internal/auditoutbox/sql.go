@@ -2,10 +2,9 @@ package auditoutbox
 
 import (
 	"database/sql"
-	"fmt"
-	"time"
 
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/sqlq"
 )
 
 // The statements every backend runs on audit_outbox, written once in PostgreSQL's $N form: SQLite
@@ -51,25 +50,8 @@ func ClaimSQL(skipLocked string) string {
 func ScanEntry(row db.Scanner) (Entry, error) {
 	var e Entry
 	var owner sql.NullString
-	err := row.Scan(&e.ID, &e.IdempotencyKey, &e.Payload, timeValue{&e.CreateTime}, &owner, timeValue{&e.ClaimExpireTime},
-		timeValue{&e.ParkTime}, &e.ParkReason)
+	err := row.Scan(&e.ID, &e.IdempotencyKey, &e.Payload, sqlq.Time{T: &e.CreateTime}, &owner, sqlq.Time{T: &e.ClaimExpireTime},
+		sqlq.Time{T: &e.ParkTime}, &e.ParkReason)
 	e.ClaimOwner = owner.String
 	return e, err
-}
-
-// timeValue scans a time stored as Unix microseconds or as a timestamp.
-type timeValue struct{ t *time.Time }
-
-func (v timeValue) Scan(src any) error {
-	switch x := src.(type) {
-	case nil:
-		*v.t = time.Time{}
-	case int64:
-		*v.t = time.UnixMicro(x).UTC()
-	case time.Time:
-		*v.t = x.UTC()
-	default:
-		return fmt.Errorf("cannot scan %T as a time", src)
-	}
-	return nil
 }

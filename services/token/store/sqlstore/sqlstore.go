@@ -480,25 +480,7 @@ func scanConnection(row db.Scanner) (*store.Connection, error) {
 	return &c, nil
 }
 
-// timeValue scans a time stored either as Unix microseconds (SQLite) or as a timestamp (PostgreSQL);
-// NULL scans as the zero time.
-type timeValue struct{ t *time.Time }
-
-func tv(t *time.Time) timeValue { return timeValue{t} }
-
-func (v timeValue) Scan(src any) error {
-	switch x := src.(type) {
-	case nil:
-		*v.t = time.Time{}
-	case int64:
-		*v.t = time.UnixMicro(x).UTC()
-	case time.Time:
-		*v.t = x.UTC()
-	default:
-		return fmt.Errorf("cannot scan %T as a time", src)
-	}
-	return nil
-}
+func tv(t *time.Time) sqlq.Time { return sqlq.Time{T: t} }
 
 func nonNil(s []string) []string {
 	if s == nil {
