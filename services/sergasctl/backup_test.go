@@ -7,19 +7,14 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/authtest"
@@ -71,46 +66,12 @@ func TestBackupWhileTheServiceWrites(t *testing.T) {
 	proc := auditService.Start(t, map[string]string{"AUDIT_DATABASE_URL": "sqlite://" + path, "AUDIT_SIGNING_KEY": signingKey, "AUTH_API_KEYS": authtest.JSON(k)})
 	client := auditv1.NewAuditServiceClient(proc.Conn(t))
 
-	ctx, stop := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+k.Key))
-	var acked atomic.Int64
-	var writeErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	progress := make(chan int64, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			_, err := client.RecordEvent(ctx, &auditv1.RecordEventRequest{Actor: "agent-1", Action: "crm.deal.update",
-				Resource: fmt.Sprintf("Deals/%d", i), Outcome: auditv1.Outcome_OUTCOME_SUCCESS})
-			if err != nil {
-				if ctx.Err() == nil {
-					writeErr.Store(&err)
-				}
-				return
-			}
-			select {
-			case progress <- acked.Add(1):
-			default:
-			}
-		}
-	}()
-	defer func() { stop(); wg.Wait() }()
-	waitFor := func(n int64) {
-		t.Helper()
-		deadline := time.After(time.Minute)
-		for acked.Load() < n {
-			select {
-			case <-progress:
-			case <-deadline:
-				t.Fatalf("the service acknowledged %d events in a minute, want %d (write error: %v)", acked.Load(), n, writeErr.Load())
-			}
-		}
-	}
-	waitFor(50)
+	w := startAuditWriter(t, client, k.Key)
+	w.waitFor(t, 50)
 
 	e := env{"DATA_DIR": dir, "AUDIT_DATABASE_URL": "sqlite://" + path, "AUDIT_SIGNING_KEY": signingKey}
 	out := filepath.Join(dir, "backups")
-	ackedBefore := acked.Load()
+	ackedBefore := w.acked.Load()
 	var doc backupDoc
 	mustRun(t, e, 0, "backup", "--service", "audit", "--out", out, "--json").decode(t, &doc)
 	b := doc.Backups[0]
@@ -119,10 +80,9 @@ func TestBackupWhileTheServiceWrites(t *testing.T) {
 		t.Fatalf("backup: %+v", doc)
 	}
 	// The service kept writing after the backup, without an error.
-	waitFor(acked.Load() + 20)
-	stop()
-	wg.Wait()
-	if err := writeErr.Load(); err != nil {
+	w.waitFor(t, w.acked.Load()+20)
+	w.stop()
+	if err := w.writeErr.Load(); err != nil {
 		t.Fatalf("a write failed while sergasctl backed up: %v", *err)
 	}
 

@@ -1,16 +1,9 @@
 package sergasctl_test
 
 import (
-	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
-
-	"google.golang.org/grpc/metadata"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/authtest"
@@ -35,42 +28,8 @@ func TestValidateAndHealthWhileTheServiceWrites(t *testing.T) {
 	proc := auditService.Start(t, map[string]string{"AUDIT_DATABASE_URL": "sqlite://" + path, "AUDIT_SIGNING_KEY": signingKey, "AUTH_API_KEYS": authtest.JSON(k)})
 	client := auditv1.NewAuditServiceClient(proc.Conn(t))
 
-	ctx, stop := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+k.Key))
-	var acked atomic.Int64
-	var writeErr atomic.Pointer[error] // the first write that failed
-	var wg sync.WaitGroup
-	progress := make(chan int64, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			_, err := client.RecordEvent(ctx, &auditv1.RecordEventRequest{Actor: "agent-1", Action: "crm.deal.update",
-				Resource: fmt.Sprintf("Deals/%d", i), Outcome: auditv1.Outcome_OUTCOME_SUCCESS})
-			if err != nil {
-				if ctx.Err() == nil {
-					writeErr.Store(&err)
-				}
-				return
-			}
-			select {
-			case progress <- acked.Add(1):
-			default:
-			}
-		}
-	}()
-	defer func() { stop(); wg.Wait() }()
-	waitFor := func(n int64) {
-		t.Helper()
-		deadline := time.After(time.Minute)
-		for acked.Load() < n {
-			select {
-			case <-progress:
-			case <-deadline:
-				t.Fatalf("the service acknowledged %d events in a minute, want %d (write error: %v)", acked.Load(), n, writeErr.Load())
-			}
-		}
-	}
-	waitFor(20)
+	w := startAuditWriter(t, client, k.Key)
+	w.waitFor(t, 20)
 
 	e := env{"DATA_DIR": dir, "AUDIT_DATABASE_URL": "sqlite://" + path, "AUDIT_SIGNING_KEY": signingKey}
 	var doc checkDoc
@@ -85,7 +44,7 @@ func TestValidateAndHealthWhileTheServiceWrites(t *testing.T) {
 	if status, _, _ := doc.find(t, "audit", "round trip"); status != "ok" {
 		t.Errorf("round trip: %s", status)
 	}
-	before := acked.Load()
+	before := w.acked.Load()
 	var h healthDoc
 	mustRun(t, e, 0, "health", "--service", "audit", "--full", "--json").decode(t, &h)
 	s := h.Services[0]
@@ -99,16 +58,15 @@ func TestValidateAndHealthWhileTheServiceWrites(t *testing.T) {
 		t.Errorf("audit head %+v, want at least the 20 events acknowledged before", s.Audit)
 	}
 	// The service kept writing after sergasctl was done, without an error.
-	waitFor(before + 20)
-	stop()
-	wg.Wait()
-	if err := writeErr.Load(); err != nil {
+	w.waitFor(t, before+20)
+	w.stop()
+	if err := w.writeErr.Load(); err != nil {
 		t.Fatalf("a write failed while sergasctl ran: %v", *err)
 	}
 	// And the head health saw was the service's own: what it acknowledged since is after it.
 	var after healthDoc
 	mustRun(t, e, 0, "health", "--service", "audit", "--json").decode(t, &after)
-	if got := after.Services[0].Audit.HeadSequence; got < acked.Load() || got <= s.Audit.HeadSequence {
-		t.Errorf("head after: %d, acknowledged %d, head seen while running %d", got, acked.Load(), s.Audit.HeadSequence)
+	if got := after.Services[0].Audit.HeadSequence; got < w.acked.Load() || got <= s.Audit.HeadSequence {
+		t.Errorf("head after: %d, acknowledged %d, head seen while running %d", got, w.acked.Load(), s.Audit.HeadSequence)
 	}
 }
