@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/testutil"
@@ -13,7 +15,7 @@ import (
 )
 
 // A webhook:consume caller cannot settle a push delivery: an ack id it makes up for the push worker's
-// lease (naming the push subscription, or a pull subscription of its own) is refused by Ack and Nack,
+// lease (naming the push subscription, or a pull subscription of its own) is refused by Ack, Nack and ExtendLease,
 // and the delivery stays leased to the worker, so that it is never marked delivered without its
 // endpoint's 2xx. A pull consumer cannot take the push workers' name either.
 func TestConsumersCannotSettlePushDeliveries(t *testing.T) {
@@ -51,8 +53,12 @@ func TestConsumersCannotSettlePushDeliveries(t *testing.T) {
 			if err != nil || len(nack.GetRefusedAckIds()) != 1 {
 				t.Fatalf("Nack of the worker's lease: %v, %v; want it refused", nack, err)
 			}
+			ext, err := r.client.ExtendLease(t.Context(), &webhookv1.ExtendLeaseRequest{AckIds: []string{forged}, LeaseDuration: durationpb.New(time.Hour)})
+			if err != nil || len(ext.GetRefusedAckIds()) != 1 {
+				t.Fatalf("ExtendLease of the worker's lease: %v, %v; want it refused", ext, err)
+			}
 		}
-		if after, _ := r.only(t, sub.GetId()); after.Status != store.DeliveryLeased || after.Lease != leased.Lease {
+		if after, _ := r.only(t, sub.GetId()); after.Status != store.DeliveryLeased || after.Lease != leased.Lease || !after.AvailableTime.Equal(leased.AvailableTime) {
 			t.Fatalf("the push delivery changed: %+v", after)
 		}
 		if _, err := r.client.Poll(t.Context(), &webhookv1.PollRequest{SubscriptionId: pull.GetSubscription().GetId(), Consumer: "push/imposter"}); err == nil {

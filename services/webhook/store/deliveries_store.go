@@ -265,6 +265,10 @@ func (s Deliveries) DeliveryExtend(ctx context.Context, id, leaseNo int64, now, 
 	var out *Delivery
 	err := s.D.DeliveryTx(ctx, func(tx DeliveryTx) error {
 		d, err := current(ctx, tx, id, leaseNo)
+		if err == nil {
+			// Push workers never extend: a lease of theirs is extended by no one (see SettleParams.Pusher).
+			err = inSubscription(d, SettleParams{ID: id})
+		}
 		if err != nil {
 			return err
 		}
