@@ -135,3 +135,26 @@ func openSigningSecret(ring *keyring.Keyring, id string, sealed []byte) ([]byte,
 	}
 	return parseStandardSecret(string(secret))
 }
+
+// current is t as read after the latest change to push subscriptions made through this process: a
+// rotation that committed after t was read and before the claim (so before the events it took were
+// stored, or at least before they were claimed) signs what the claim took. t itself when nothing changed,
+// or when the subscription is no longer an active push target (what was claimed is still sent).
+func (p *pusher) current(ctx context.Context, t *pushTarget) *pushTarget {
+	p.cache.mu.Lock()
+	same := p.cache.gen == pushGeneration.Load()
+	p.cache.mu.Unlock()
+	if same {
+		return t
+	}
+	ts, err := p.targets(ctx)
+	if err != nil {
+		return t
+	}
+	for _, n := range ts {
+		if n.sub.ID == t.sub.ID {
+			return n
+		}
+	}
+	return t
+}

@@ -153,7 +153,7 @@ func (w *pushWorker) pass(ctx context.Context) (bool, error) {
 			return sent, err
 		}
 		if len(got) > 0 {
-			w.batch(ctx, t, got)
+			w.batch(ctx, w.p.current(ctx, t), got)
 			sent = true
 		}
 	}
