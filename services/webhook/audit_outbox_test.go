@@ -78,7 +78,23 @@ func auditClient(t *testing.T, addr string) *auditclient.Client {
 // runOutbox runs the server's audit outbox sender, pacing it for tests, until the test ends.
 func runOutbox(t *testing.T, s *Server) {
 	t.Helper()
-	s.outbox.idle, s.outbox.maxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	runOutboxPaced(t, s, 10*time.Millisecond, 100*time.Millisecond)
+}
+
+// runIdleOutbox runs the sender with a minute between idle rounds and waits for its first round (which
+// finds nothing): an audit event that reaches the audit service within seconds after that was sent
+// because something woke the sender.
+func runIdleOutbox(t *testing.T, s *Server) {
+	t.Helper()
+	runOutboxPaced(t, s, time.Minute, time.Minute)
+	testutil.Eventually(t, 10*time.Second, "the sender's first round", func() bool { return s.outbox.rounds.Load() > 0 })
+}
+
+// runOutboxPaced runs the sender, idle between empty rounds and backing off at most as given, until the
+// test ends.
+func runOutboxPaced(t *testing.T, s *Server, idle, maxBackoff time.Duration) {
+	t.Helper()
+	s.outbox.idle, s.outbox.maxBackoff = idle, maxBackoff
 	ws := s.outboxWorkers()
 	if len(ws) != 1 || ws[0].Name != outboxWorker {
 		t.Fatalf("outbox workers %+v, want the sender", ws)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/db"
-	"github.com/sergas/core/internal/testutil"
 	"github.com/sergas/core/services/webhook/store"
 )
 
@@ -41,18 +39,7 @@ func TestReplayAndPurgeWakeTheOutbox(t *testing.T) {
 	eachBackend(t, func(t *testing.T, d db.Dialect) {
 		rec := chanRecorder{got: make(chan *auditv1.RecordEventRequest, 100)}
 		h := startServiceOn(t, newStore(t, d), map[string]string{"WEBHOOK_ADDRESS_RATE_LIMIT_PER_SECOND": "0"}, WithAudit(rec))
-		h.srv.outbox.idle, h.srv.outbox.maxBackoff = time.Minute, time.Minute
-		ws := h.srv.outboxWorkers()
-		if len(ws) != 1 {
-			t.Fatalf("outbox workers %+v, want the sender", ws)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = ws[0].Run(ctx) }()
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		// The first round runs at once and finds nothing; the next would come a minute later.
-		testutil.Eventually(t, 10*time.Second, "the sender's first round", func() bool { return h.srv.outbox.rounds.Load() > 0 })
+		runIdleOutbox(t, h.srv)
 		ing, err := h.client.Ingest(from(t, "192.0.2.9"), delivery(`{"n":1}`))
 		if err != nil {
 			t.Fatal(err)
@@ -101,17 +88,7 @@ func TestPushDeadLetterWakesTheOutbox(t *testing.T) {
 	eachBackend(t, func(t *testing.T, d db.Dialect) {
 		rec := chanRecorder{got: make(chan *auditv1.RecordEventRequest, 100)}
 		r := newPushRigWith(t, d, []Option{WithAudit(rec)})
-		r.srv.outbox.idle, r.srv.outbox.maxBackoff = time.Minute, time.Minute
-		ws := r.srv.outboxWorkers()
-		if len(ws) != 1 {
-			t.Fatalf("outbox workers %+v, want the sender", ws)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = ws[0].Run(ctx) }()
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		testutil.Eventually(t, 10*time.Second, "the sender's first round", func() bool { return r.srv.outbox.rounds.Load() > 0 })
+		runIdleOutbox(t, r.srv)
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 		defer ts.Close()
 		retries := int32(0)
@@ -140,17 +117,7 @@ func TestPushClaimDeadLetterWakesTheOutbox(t *testing.T) {
 		rec := chanRecorder{got: make(chan *auditv1.RecordEventRequest, 100)}
 		// No workers run: the test claims as one would, after another holder's last lease expired.
 		r := newPushRigWith(t, d, []Option{WithAudit(rec)}, "WEBHOOK_NUM_WORKERS", "0")
-		r.srv.outbox.idle, r.srv.outbox.maxBackoff = time.Minute, time.Minute
-		ws := r.srv.outboxWorkers()
-		if len(ws) != 1 {
-			t.Fatalf("outbox workers %+v, want the sender", ws)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = ws[0].Run(ctx) }()
-		t.Cleanup(func() { cancel(); wg.Wait() })
-		testutil.Eventually(t, 10*time.Second, "the sender's first round", func() bool { return r.srv.outbox.rounds.Load() > 0 })
+		runIdleOutbox(t, r.srv)
 		retries := int32(0)
 		resp, err := r.client.CreateSubscription(t.Context(), &webhookv1.CreateSubscriptionRequest{Name: "hook",
 			Mode:        webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH,
