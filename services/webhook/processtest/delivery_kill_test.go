@@ -79,13 +79,19 @@ func TestKillMidStreamLosesNoDelivery(t *testing.T) {
 					}
 					return cons.step(ctx)
 				}
+				more := l.ackedSince()
 				mu.Lock()
 				ahead := len(events) - l.ackedCount()
 				mu.Unlock()
 				if ahead > maxAhead {
-					// Keeps the backlog the consumer drains after the restart bounded (under -race too), with a
-					// call the kill cuts off like an ingest.
-					time.Sleep(10 * time.Millisecond)
+					// Keeps the backlog the consumer drains after the restart bounded (under -race too): wait
+					// for the consumer's next Ack (at most a second: the kill may stop it), then make a call
+					// the kill cuts off like an ingest.
+					select {
+					case <-more:
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
 					_, err := cl.read.GetSubscription(ctx, &webhookv1.GetSubscriptionRequest{Id: sub})
 					return 0, err
 				}

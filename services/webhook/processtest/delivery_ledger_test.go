@@ -40,10 +40,14 @@ type ledger struct {
 	acked      map[string]*handout // delivery id -> the hand-out whose Ack was answered OK
 	ackedEvent map[string]string   // event id -> its delivery, acked OK
 	failures   []error
+	// ackedMore is closed (and replaced) whenever an Ack is answered OK, for senders pacing themselves
+	// on the consumer's progress.
+	ackedMore chan struct{}
 }
 
 func newLedger() *ledger {
-	return &ledger{byDelivery: map[string][]*handout{}, acked: map[string]*handout{}, ackedEvent: map[string]string{}}
+	return &ledger{byDelivery: map[string][]*handout{}, acked: map[string]*handout{}, ackedEvent: map[string]string{},
+		ackedMore: make(chan struct{})}
 }
 
 func (l *ledger) failf(format string, args ...any) {
@@ -117,6 +121,8 @@ func (l *ledger) settled(hs []*handout, what string, answered time.Time, err err
 			}
 			l.acked[h.deliveryID] = h
 			l.ackedEvent[h.eventID] = h.deliveryID
+			close(l.ackedMore)
+			l.ackedMore = make(chan struct{})
 		default:
 			h.outcome = what
 		}
@@ -167,6 +173,13 @@ func (l *ledger) lastOutcome(id string) string {
 		return hs[len(hs)-1].outcome
 	}
 	return ""
+}
+
+// ackedSince returns a channel closed at the next Ack answered OK.
+func (l *ledger) ackedSince() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ackedMore
 }
 
 // ackedCount is how many deliveries were acked OK.
