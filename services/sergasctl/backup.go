@@ -128,9 +128,7 @@ func runBackup(ctx context.Context, c *cmdCtx) int {
 			}
 		}
 		results = append(results, r)
-		if r.code == ExitUnreachable || code == ExitOK {
-			code = max(code, r.code)
-		}
+		code = combineExit(code, r.code)
 	}
 	if c.opts.json {
 		_ = writeJSON(c.Stdout, map[string]any{"backups": results, "ok": code == ExitOK, "exit_code": code})

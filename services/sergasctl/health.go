@@ -132,23 +132,7 @@ func runHealth(ctx context.Context, c *cmdCtx) int {
 	if err != nil {
 		return c.configFail("health", err)
 	}
-	var out []*serviceHealth
-	code := ExitOK
-	for _, t := range targets {
-		h := healthOne(ctx, c, t)
-		out = append(out, h)
-		if h.code == ExitUnreachable || code == ExitOK {
-			code = max(code, h.code)
-		}
-	}
-	if c.opts.json {
-		_ = writeJSON(c.Stdout, map[string]any{"services": out, "ok": code == ExitOK, "exit_code": code})
-		return code
-	}
-	for _, h := range out {
-		printHealth(c, h)
-	}
-	return code
+	return eachService(ctx, c, targets, healthOne, func(h *serviceHealth) int { return h.code }, printHealth)
 }
 
 func healthOne(ctx context.Context, c *cmdCtx, t *target) *serviceHealth {

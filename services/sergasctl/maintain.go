@@ -96,23 +96,7 @@ func runMaintain(ctx context.Context, c *cmdCtx) int {
 	if err != nil {
 		return c.configFail("maintain", err)
 	}
-	var out []*maintainResult
-	code := ExitOK
-	for _, t := range targets {
-		r := maintainOne(ctx, c, t)
-		out = append(out, r)
-		if r.code == ExitUnreachable || code == ExitOK {
-			code = max(code, r.code)
-		}
-	}
-	if c.opts.json {
-		_ = writeJSON(c.Stdout, map[string]any{"services": out, "ok": code == ExitOK, "exit_code": code})
-		return code
-	}
-	for _, r := range out {
-		printMaintain(c, r)
-	}
-	return code
+	return eachService(ctx, c, targets, maintainOne, func(r *maintainResult) int { return r.code }, printMaintain)
 }
 
 func maintainOne(ctx context.Context, c *cmdCtx, t *target) *maintainResult {
