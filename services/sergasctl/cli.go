@@ -47,6 +47,9 @@ type options struct {
 	// backup and restore
 	out                   string
 	keepDaily, keepWeekly int
+	// cmd holds a command's own flags: its flags function stores a pointer to a struct it defines in
+	// its own file, and its run function reads it back, so that a new command adds no field here.
+	cmd any
 }
 
 // cmdCtx is what a running command gets.
