@@ -11,6 +11,7 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbstats"
 	"github.com/sergas/core/services/audit/store"
 	"github.com/sergas/core/services/audit/store/postgres"
 	"github.com/sergas/core/services/audit/store/sqlite"
@@ -102,9 +103,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	stats := dbstats.Source{Service: "audit", Log: log}
 	st, elector, err := app.OpenStoreElector(ctx, cfg.ServiceConfig, log,
-		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
-		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+		func(d *db.SQLiteDB) store.Store { stats.SQLite = d; return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { stats.Postgres = d; return postgres.New(d) })
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +121,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		srv.trustedKeys = trustedKeyIDs(key, cfg.Signing.PreviousKeyIDs)
 		svc.retainer = &retainer{st: st, cfg: cfg.Retention, cp: srv.checkpoints, now: time.Now, log: log}
 	}
+	stats.Audit = st
+	dbstats.Register(svc, stats)
 	return svc, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbstats"
 	"github.com/sergas/core/internal/grpcserver"
 	"github.com/sergas/core/internal/keyring"
 	"github.com/sergas/core/services/token/store"
@@ -51,7 +52,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg, log)
+	stats := dbstats.Source{Service: "token", Log: log}
+	st, err := openStoreStats(ctx, cfg, log, &stats)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +66,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder
 	for _, p := range cfg.Providers {
 		log.Info("token provider", "provider", p.Describe())
 	}
-	return &Service{Server: s, audit: audit}, nil
+	svc := &Service{Server: s, audit: audit}
+	stats.Token = st
+	dbstats.Register(svc, stats)
+	return svc, nil
 }
 
 // Background implements app.BackgroundService. Both jobs run on every replica, with no election: each
@@ -83,6 +88,11 @@ func (s *Service) Background() app.Background {
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
+	return openStoreStats(ctx, cfg, log, &dbstats.Source{})
+}
+
+// openStoreStats is openStore that also sets the database in stats, for the database gauges.
+func openStoreStats(ctx context.Context, cfg Config, log *slog.Logger, stats *dbstats.Source) (store.Store, error) {
 	sc := cfg.ServiceConfig
 	if !cfg.Persistent {
 		// An in-memory SQLite database: the same store and SQL, nothing written to disk.
@@ -90,8 +100,8 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		log.Warn("TOKEN_PERSISTENCE_ENABLED=false: tokens live in memory and are lost when the process stops")
 	}
 	return app.OpenStore(ctx, sc, log,
-		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
-		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+		func(d *db.SQLiteDB) store.Store { stats.SQLite = d; return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { stats.Postgres = d; return postgres.New(d) })
 }
 
 // checkKeys refuses to start when stored rows were sealed with keys the keyring lacks, or with material

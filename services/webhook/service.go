@@ -12,6 +12,7 @@ import (
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/dbstats"
 	"github.com/sergas/core/services/webhook/store"
 	"github.com/sergas/core/services/webhook/store/postgres"
 	"github.com/sergas/core/services/webhook/store/sqlite"
@@ -204,9 +205,10 @@ var (
 // committed (commit.go) once the platform runs the service's workers.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Service, error) {
 	clientaddr.LogWarning(log, cfg.TrustedProxies)
+	stats := dbstats.Source{Service: "webhook", Log: log}
 	st, elector, err := app.OpenStoreElector(ctx, cfg.ServiceConfig, log,
-		func(d *db.SQLiteDB) store.Store { return sqlite.New(d) },
-		func(d *db.PostgresDB) store.Store { return postgres.New(d) })
+		func(d *db.SQLiteDB) store.Store { stats.SQLite = d; return sqlite.New(d) },
+		func(d *db.PostgresDB) store.Store { stats.Postgres = d; return postgres.New(d) })
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +219,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 	}
 	srv := NewServer(st, cfg, append(append([]Option{WithLogger(log), withGroupCommit(defaultGroupCommit), WithConsumeConfig(cfg.Consume)}, chOpts...), opts...)...)
 	srv.logSources()
-	return &Service{StoreService: app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), server: srv, elector: elector}, nil
+	svc := &Service{StoreService: app.NewStoreService(st, Policy, &webhookv1.WebhookService_ServiceDesc, srv), server: srv, elector: elector}
+	dbstats.Register(svc, stats) // the backlog gauges are the server's own (consume_metrics.go)
+	return svc, nil
 }
 
 // Background implements app.BackgroundService: the server's workers and the channel renewer; the
