@@ -1,17 +1,23 @@
 package sergasctl_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver for the legacy PostgreSQL fixture
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
@@ -30,16 +36,18 @@ type legacyDB struct {
 	from string // the --from argument
 	h    *sql.DB
 	d    db.Dialect
+	// text: the PostgreSQL tables hold times and metadata as text, as a schema made by hand may; SQLite
+	// always does.
+	text bool
 }
 
 // newLegacyDB makes the original system's three tables on d: on SQLite with the column types its ORM
 // declared there (times as ISO-8601 text, success as 0/1, metadata as JSON text), on PostgreSQL with
 // timestamptz, timestamp without time zone, boolean and jsonb, in a schema of its own reached with
 // ?search_path=.
-func newLegacyDB(t *testing.T, d db.Dialect) *legacyDB {
+func newLegacyDB(t *testing.T, d db.Dialect, text bool) *legacyDB {
 	t.Helper()
-	var l legacyDB
-	l.d = d
+	l := legacyDB{d: d, text: text || d == db.SQLite}
 	var ddl []string
 	switch d {
 	case db.SQLite:
@@ -86,6 +94,16 @@ func newLegacyDB(t *testing.T, d db.Dialect) *legacyDB {
 			`CREATE TABLE audit_events (event_id varchar(64) PRIMARY KEY, session_id varchar(128), event_type varchar(64),
 				timestamp timestamptz, actor varchar(256), action varchar(128), resource varchar(512), metadata jsonb)`,
 		}
+		if text {
+			ddl = []string{
+				`CREATE TABLE zoho_tokens (id serial PRIMARY KEY, token_type text NOT NULL UNIQUE, access_token text NOT NULL,
+					refresh_token text, expires_at text, created_at text, updated_at text)`,
+				`CREATE TABLE token_refresh_audit (id serial PRIMARY KEY, token_id integer, token_type text, refreshed_at text,
+					previous_expires_at text, new_expires_at text, success boolean, error_message text)`,
+				`CREATE TABLE audit_events (event_id text PRIMARY KEY, session_id text, event_type text,
+					timestamp text, actor text, action text, resource text, metadata text)`,
+			}
+		}
 	}
 	t.Cleanup(func() { l.h.Close() })
 	for _, s := range ddl {
@@ -130,7 +148,7 @@ const (
 func fillLegacy(t *testing.T, l *legacyDB, access string, expires time.Time) {
 	t.Helper()
 	ts := func(text string) any {
-		if l.d == db.SQLite {
+		if l.text {
 			return text
 		}
 		if p, err := time.Parse("2006-01-02T15:04:05.999999Z07:00", text); err == nil {
@@ -232,7 +250,7 @@ func TestImportLegacy(t *testing.T) {
 				ctx := context.Background()
 				e := newEnv(t, dst)
 				mustRun(t, e, 0, "setup")
-				l := newLegacyDB(t, src)
+				l := newLegacyDB(t, src, false)
 				expires := time.Now().Add(time.Hour).Truncate(time.Microsecond)
 				fillLegacy(t, l, "at-crm-1", expires)
 
@@ -343,5 +361,216 @@ func TestImportLegacy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestImportLegacyBadRows: rows that cannot be imported as they are (an unparseable time, a connection
+// id the token service refuses, invalid JSON, NUL, invalid UTF-8, a field over the audit service's
+// limit) are listed by source id and refuse the whole run before anything is written; --skip-bad
+// imports the others and counts them. On PostgreSQL the legacy tables hold text (typed columns cannot
+// hold such values; NUL and invalid UTF-8 cannot be stored in PostgreSQL text at all).
+func TestImportLegacyBadRows(t *testing.T) {
+	for _, src := range dbtest.Dialects {
+		t.Run(string(src), func(t *testing.T) {
+			e := newEnv(t, db.SQLite)
+			mustRun(t, e, 0, "setup")
+			l := newLegacyDB(t, src, true)
+			fillLegacy(t, l, "at-crm-1", time.Now().Add(time.Hour))
+			want := map[string]string{ // "table id" → a word of the problem
+				"zoho_tokens 3":         "connection id",
+				"zoho_tokens 4":         "expires_at",
+				"token_refresh_audit 3": "refreshed_at",
+				"audit_events e5":       "not valid JSON",
+				"audit_events e8":       "action",
+				"audit_events e9":       "NUL",
+			}
+			l.exec(t, `INSERT INTO zoho_tokens (id, token_type, access_token, expires_at) VALUES (3, 'has space', 'x', '2024-01-01T00:00:00')`)
+			l.exec(t, `INSERT INTO zoho_tokens (id, token_type, access_token, expires_at) VALUES (4, 'books', 'x', 'tomorrow')`)
+			l.exec(t, `INSERT INTO token_refresh_audit (id, token_id, token_type, refreshed_at, success) VALUES (3, 1, 'crm', '2024-13-45T00:00:00', TRUE)`)
+			// A refresh row of the refused token: without its connection it has nowhere to go.
+			l.exec(t, `INSERT INTO token_refresh_audit (id, token_id, token_type, refreshed_at, success) VALUES (4, 4, 'books', '2024-01-01T00:00:00', TRUE)`)
+			bad := func(id, action, meta string) {
+				l.exec(t, `INSERT INTO audit_events (event_id, event_type, timestamp, actor, action, metadata) VALUES (?, 'x', '2024-03-01T00:00:00', 'a', ?, ?)`, id, action, meta)
+			}
+			bad("e5", "ok", `{not json`)
+			bad("e8", strings.Repeat("a", 129), `{}`)
+			bad("e9", "ok", `{"k": "a\u0000b"}`)
+			if src == db.SQLite {
+				want["audit_events e6"], want["audit_events e7"] = "actor", "resource"
+				l.exec(t, `INSERT INTO audit_events (event_id, timestamp, actor, action) VALUES ('e6', '2024-03-01T00:00:00', 'a' || char(0) || 'b', 'ok')`)
+				l.exec(t, `INSERT INTO audit_events (event_id, timestamp, actor, action, resource) VALUES ('e7', '2024-03-01T00:00:00', 'a', 'ok', CAST(x'ff41' AS TEXT))`)
+			}
+
+			doc := importLegacyJSON(t, e, 1, "--from", l.from)
+			if doc.BadTotal != len(want) || len(doc.BadRows) != len(want) || !strings.Contains(doc.Error, "nothing was written") {
+				t.Fatalf("refused run: %+v", doc)
+			}
+			for _, b := range doc.BadRows {
+				if w, ok := want[b.Table+" "+b.ID]; !ok || !strings.Contains(b.Problem, w) {
+					t.Errorf("bad row %s %s: %q, want one of %v", b.Table, b.ID, b.Problem, want)
+				}
+			}
+			if n, head := legacyState(t, e); n != 0 || head != 0 {
+				t.Fatalf("after the refused run: %d connections, audit head %d; want nothing written", n, head)
+			}
+			// The text report names them too, and exits alike.
+			r := run(t, e, "", "import-legacy", "--from", l.from)
+			if r.code != 1 || !strings.Contains(r.stdout, "zoho_tokens 4: expires_at") || !strings.Contains(r.stderr, "--skip-bad") {
+				t.Errorf("text report (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+
+			doc = importLegacyJSON(t, e, 0, "--from", l.from, "--skip-bad")
+			if doc.Connections.Imported != 2 || doc.Connections.Bad != 2 || doc.RefreshEvents.Imported != 2 || doc.RefreshEvents.Bad != 1 ||
+				doc.RefreshEvents.Orphaned != 1 || doc.AuditEvents.Imported != 4 || doc.AuditEvents.Bad != len(want)-3 || doc.BadTotal != len(want) {
+				t.Fatalf("--skip-bad: %+v", doc)
+			}
+			if n, head := legacyState(t, e); n != 2 || head != 4 {
+				t.Fatalf("after --skip-bad: %d connections, audit head %d; want 2 and 4", n, head)
+			}
+		})
+	}
+}
+
+// TestImportLegacyMetadataAsTheServiceStoresIt: the import applies the audit service's metadata rules
+// itself (they are unexported there), so the text it stores for an event's metadata must be exactly what
+// the service's RecordEvent stores for the same metadata: canonical JSON and redaction at any depth.
+func TestImportLegacyMetadataAsTheServiceStoresIt(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, db.SQLite)
+	mustRun(t, e, 0, "setup", "--service", "audit")
+	meta := `{"a": 1, "b": 1.5, "e": 1e3, "big": 12345678901234567890, "n": null, "s": "<&> é \u2028",
+		"arr": [{"api_key": "k", "x": [1, {"Token": "t"}]}], "nested": {"db_password": "p", "input_tokens": 5}, "apiKey": "z", "ok": true}`
+	l := newLegacyDB(t, db.SQLite, true)
+	const id = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+	l.exec(t, `INSERT INTO audit_events (event_id, timestamp, actor, action, metadata) VALUES (?, '2024-03-01T00:00:00', 'a', 'x.y', ?)`, id, meta)
+	mustRun(t, e, 0, "import-legacy", "--from", l.from, "--service", "audit")
+
+	st := auditStoreOf(serviceDB(t, e, "audit"))
+	var m map[string]any
+	if err := json.Unmarshal([]byte(meta), &m); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := structpb.NewStruct(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := audit.NewServer(st, audit.DefaultLimits).RecordEvent(ctx, &auditv1.RecordEventRequest{Actor: "a", Action: "x.y",
+		Outcome: auditv1.Outcome_OUTCOME_SUCCESS, Metadata: pb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byService, err := st.EventGet(ctx, rec.GetEvent().GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported, err := st.EventGet(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imported.Metadata != byService.Metadata {
+		t.Errorf("imported metadata\n%s\nthe service stores\n%s", imported.Metadata, byService.Metadata)
+	}
+	if !strings.Contains(imported.Metadata, `"sergas.redacted":true`) || strings.Contains(imported.Metadata, `"t"`) {
+		t.Errorf("not redacted: %s", imported.Metadata)
+	}
+}
+
+// TestImportLegacyLeavesTheSourceAndExistingConnectionsAlone: the legacy SQLite file is the same, byte
+// for byte, with no journal or WAL beside it; a connection Sergas Core already holds under the same id
+// is not replaced; --service token imports tokens only.
+func TestImportLegacyLeavesTheSourceAndExistingConnectionsAlone(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, db.SQLite)
+	mustRun(t, e, 0, "setup")
+	l := newLegacyDB(t, db.SQLite, true)
+	fillLegacy(t, l, "at-crm-legacy", time.Now().Add(time.Hour))
+	path := strings.TrimPrefix(l.from, "sqlite:")
+	l.h.Close() // as the old system would be, stopped
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirBefore := dirEntries(t, filepath.Dir(path))
+
+	svc, err := token.Open(ctx, token.LoadConfig(config.FromMap(e)), quietLog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if _, err := svc.CreateConnection(ctx, &tokenv1.CreateConnectionRequest{Provider: "zoho", ConnectionId: "crm",
+		AccessToken: "at-made-here", RefreshToken: "rt", ExpiresIn: durationpb.New(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	doc := importLegacyJSON(t, e, 0, "--from", l.from, "--service", "token")
+	if doc.Connections.Imported != 1 || doc.Connections.Present != 1 || doc.RefreshEvents.Present != 2 {
+		t.Errorf("import beside an existing connection: %+v", doc)
+	}
+	at, err := svc.GetAccessToken(ctx, &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "crm"})
+	if err != nil || at.GetAccessToken() != "at-made-here" {
+		t.Errorf("the existing connection serves %q (%v), want its own token", at.GetAccessToken(), err)
+	}
+	if _, head := legacyState(t, e); head != 0 {
+		t.Errorf("--service token appended %d audit events", head)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) || !slices.Equal(dirBefore, dirEntries(t, filepath.Dir(path))) {
+		t.Errorf("the legacy file or its directory changed: %v → %v", dirBefore, dirEntries(t, filepath.Dir(path)))
+	}
+}
+
+// TestImportLegacyUsageAndExitCodes: a command line or configuration problem exits 2 before anything is
+// read; a source or target that cannot be opened exits 3; a database without the legacy tables exits 1.
+func TestImportLegacyUsageAndExitCodes(t *testing.T) {
+	e := newEnv(t, db.SQLite)
+	l := newLegacyDB(t, db.SQLite, true)
+	mustRun(t, e, 2, "import-legacy")
+	mustRun(t, e, 2, "import-legacy", "--from", "mysql://x")
+	mustRun(t, e, 2, "import-legacy", "--from", l.from, "--service", "webhook")
+	mustRun(t, e, 2, "import-legacy", "--from", l.from, "extra")
+	mustRun(t, e.with("TOKEN_PROVIDERS", "other"), 2, "import-legacy", "--from", l.from)
+	mustRun(t, e, 3, "import-legacy", "--from", "sqlite:"+filepath.Join(t.TempDir(), "absent.db"))
+	// Before setup: the target databases do not exist, and are not made.
+	doc := importLegacyJSON(t, e, 3, "--from", l.from)
+	if !strings.Contains(doc.Error, "sergasctl setup") {
+		t.Errorf("before setup: %+v", doc)
+	}
+	empty := filepath.Join(t.TempDir(), "other.db")
+	h, err := sql.Open("sqlite3", "file:"+empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Exec("CREATE TABLE unrelated (x)"); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	mustRun(t, e, 0, "setup")
+	if doc := importLegacyJSON(t, e, 1, "--from", "sqlite:"+empty); !strings.Contains(doc.Error, "none of the tables") {
+		t.Errorf("a database without the legacy tables: %+v", doc)
+	}
+	mustRun(t, e, 0, "import-legacy", "--help")
+}
+
+// TestImportLegacyChangedRowConflicts: a legacy event changed after it was imported is not imported a
+// second time beside the first: the run names it as a conflict and exits 1, and the chain stands.
+func TestImportLegacyChangedRowConflicts(t *testing.T) {
+	e := newEnv(t, db.SQLite)
+	mustRun(t, e, 0, "setup")
+	l := newLegacyDB(t, db.SQLite, true)
+	fillLegacy(t, l, "at-crm-1", time.Now().Add(time.Hour))
+	mustRun(t, e, 0, "import-legacy", "--from", l.from)
+	l.exec(t, `UPDATE audit_events SET metadata = '{"count": 4}' WHERE event_id = ?`, e1)
+	var doc struct {
+		AuditEvents legacyCountDoc                 `json:"audit_events"`
+		Conflicts   []struct{ ID, Problem string } `json:"conflicts"`
+	}
+	mustRun(t, e, 1, "import-legacy", "--from", l.from, "--json").decode(t, &doc)
+	if doc.AuditEvents.Conflicts != 1 || doc.AuditEvents.Present != 3 || doc.AuditEvents.Imported != 0 || len(doc.Conflicts) != 1 || doc.Conflicts[0].ID != e1 {
+		t.Errorf("rerun after a change: %+v", doc)
+	}
+	if _, head := legacyState(t, e); head != 4 {
+		t.Errorf("audit head %d after the conflicting rerun, want 4", head)
 	}
 }
