@@ -87,19 +87,22 @@ type backendInfo struct {
 
 // benchResult is one operation on one backend over all runs.
 type benchResult struct {
-	Key        string     `json:"key"`
-	Operation  string     `json:"operation"`
-	Backend    string     `json:"backend"`
-	Count      int        `json:"count"`
-	MinMS      float64    `json:"min_ms"`
-	P50        spread     `json:"p50_ms"`
-	P99        spread     `json:"p99_ms"`
-	Mean       spread     `json:"mean_ms"`
-	MaxMS      float64    `json:"max_ms"`
-	OriginalMS float64    `json:"original_ms"`
-	Ratio      float64    `json:"p50_vs_original"`
-	Runs       []benchRun `json:"runs"`
-	samples    [][]time.Duration
+	Key        string  `json:"key"`
+	Operation  string  `json:"operation"`
+	Backend    string  `json:"backend"`
+	Count      int     `json:"count"`
+	MinMS      float64 `json:"min_ms"`
+	P50        spread  `json:"p50_ms"`
+	P99        spread  `json:"p99_ms"`
+	Mean       spread  `json:"mean_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	OriginalMS float64 `json:"original_ms"`
+	Ratio      float64 `json:"p50_vs_original"`
+	// RowsPerCall is the mean of the rows a call read or wrote (the complex query's page varies).
+	RowsPerCall float64    `json:"rows_per_call"`
+	Runs        []benchRun `json:"runs"`
+	samples     [][]time.Duration
+	rows        int
 }
 
 const benchNote = "The original guide does not say whether its figures are means or medians, how many calls it made, nor on what machine; compare them with p50 and mean. One caller, no RPC: the store call alone."
@@ -212,7 +215,7 @@ func measure(ctx context.Context, c *cmdCtx, f *benchFlags, backends []db.Dialec
 	var results []*benchResult
 	type slot struct {
 		r    *benchResult
-		call func(context.Context) error
+		call func(context.Context) (int, error)
 	}
 	var slots []slot
 	for i, b := range backends {
@@ -229,15 +232,16 @@ func measure(ctx context.Context, c *cmdCtx, f *benchFlags, backends []db.Dialec
 	for run := range f.runs {
 		for _, s := range slots {
 			if run == 0 {
-				if _, err := timeCalls(ctx, s.call, benchWarmup(f.n), f.maxTime/4, nil); err != nil {
+				if _, _, err := timeCalls(ctx, s.call, benchWarmup(f.n), f.maxTime/4, nil); err != nil {
 					return nil, fmt.Errorf("%s on %s: warm-up: %w", s.r.Operation, s.r.Backend, err)
 				}
 			}
-			d, err := timeCalls(ctx, s.call, f.n, f.maxTime, p)
+			d, rows, err := timeCalls(ctx, s.call, f.n, f.maxTime, p)
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", s.r.Operation, s.r.Backend, err)
 			}
 			s.r.samples = append(s.r.samples, d)
+			s.r.rows += rows
 		}
 	}
 	for _, r := range results {
@@ -252,6 +256,7 @@ func measure(ctx context.Context, c *cmdCtx, f *benchFlags, backends []db.Dialec
 		r.P99 = spreadOf(r.Runs, func(x benchRun) float64 { return x.P99 })
 		r.Mean = spreadOf(r.Runs, func(x benchRun) float64 { return x.Mean })
 		r.Ratio = r.P50.Median / r.OriginalMS
+		r.RowsPerCall = float64(r.rows) / float64(r.Count)
 	}
 	slices.SortStableFunc(results, func(a, b *benchResult) int {
 		switch {
@@ -266,26 +271,28 @@ func measure(ctx context.Context, c *cmdCtx, f *benchFlags, backends []db.Dialec
 }
 
 // timeCalls makes up to n calls, stopping early after budget (at least one call is made), and returns
-// each call's duration.
-func timeCalls(ctx context.Context, call func(context.Context) error, n int, budget time.Duration, p *progress) ([]time.Duration, error) {
+// each call's duration and the rows they read or wrote.
+func timeCalls(ctx context.Context, call func(context.Context) (int, error), n int, budget time.Duration, p *progress) ([]time.Duration, int, error) {
 	out := make([]time.Duration, 0, n)
+	rows := 0
 	deadline := time.Now().Add(budget)
 	for i := range n {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		start := time.Now()
-		err := call(ctx)
+		k, err := call(ctx)
 		d := time.Since(start)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out = append(out, d)
+		rows += k
 		p.Add(1)
 		if i+1 < n && !time.Now().Before(deadline) {
 			p.Add(int64(n - i - 1)) // the calls not made, so that the line reaches its end
 			break
 		}
 	}
-	return out, nil
+	return out, rows, nil
 }

@@ -106,10 +106,10 @@ func printBench(c *cmdCtx, doc *benchDoc) {
 		fmt.Fprintf(w, "          populated in %.1fs: %d audit events, %d webhook events with %d deliveries (%d subscriptions), %d token connections; ANALYZE\n",
 			b.PopulateS, p.AuditEvents, p.WebhookEvents, p.WebhookDeliveries, p.Subscriptions, p.TokenConnections)
 	}
-	fmt.Fprintf(w, "\nms; p50, p99 and mean: median of the runs (range); worst against the original first\n\n")
-	fmt.Fprintf(w, "%-20s %-8s %7s %7s %-22s %-22s %-22s %8s %8s %8s\n", "operation", "backend", "calls", "min", "p50", "p99", "mean", "max", "original", "p50/orig")
+	fmt.Fprintf(w, "\nms; p50, p99 and mean: median of the runs (range); rows: read or written per call, mean; worst against the original first\n\n")
+	fmt.Fprintf(w, "%-20s %-8s %7s %6s %7s %-22s %-22s %-22s %8s %8s %8s\n", "operation", "backend", "calls", "rows", "min", "p50", "p99", "mean", "max", "original", "p50/orig")
 	for _, r := range doc.Results {
-		fmt.Fprintf(w, "%-20s %-8s %7d %7.3f %-22s %-22s %-22s %8.3f %8.2f %8.2f\n", r.Operation, r.Backend, r.Count, r.MinMS,
+		fmt.Fprintf(w, "%-20s %-8s %7d %6.1f %7.3f %-22s %-22s %-22s %8.3f %8.2f %8.2f\n", r.Operation, r.Backend, r.Count, r.RowsPerCall, r.MinMS,
 			spreadText(r.P50), spreadText(r.P99), spreadText(r.Mean), r.MaxMS, r.OriginalMS, r.Ratio)
 	}
 	fmt.Fprintf(w, "\nworst against the original: %s\n\nWhat each operation is here:\n", doc.Worst)

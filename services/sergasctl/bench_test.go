@@ -44,6 +44,7 @@ type benchDoc struct {
 		OriginalMS              float64                            `json:"original_ms"`
 		P50                     struct{ Median, Min, Max float64 } `json:"p50_ms"`
 		P99                     struct{ Median, Min, Max float64 } `json:"p99_ms"`
+		RowsPerCall             float64                            `json:"rows_per_call"`
 		Runs                    []struct{ Count int }
 	}
 	Worst    string
@@ -201,7 +202,7 @@ func TestBench(t *testing.T) {
 	forDialects(t, func(t *testing.T, d db.Dialect) {
 		e, hs := benchInstallation(t, d)
 		before := snapshot(t, e, hs)
-		args := []string{"bench", "-n", "20", "--runs", "2", "--rows", "300", "--json"}
+		args := []string{"bench", "-n", "20", "--runs", "2", "--rows", "5000", "--json"}
 		want := []string{"sqlite"}
 		if d == db.Postgres {
 			args = append(args, "--backend", "both")
@@ -219,7 +220,7 @@ func TestBench(t *testing.T) {
 		var backends []string
 		for _, b := range doc.Backends {
 			backends = append(backends, b.Backend)
-			if b.Version == "" || b.Settings == "" || len(b.Scratch) != 3 || b.Populated.AuditEvents != 300 || b.Populated.WebhookEvents != 300 {
+			if b.Version == "" || b.Settings == "" || len(b.Scratch) != 3 || b.Populated.AuditEvents != 5000 || b.Populated.WebhookEvents != 5000 {
 				t.Errorf("backend %+v", b)
 			}
 			for _, s := range b.Scratch {
@@ -247,6 +248,17 @@ func TestBench(t *testing.T) {
 			if !(x.MinMS > 0 && x.MinMS <= x.P50.Min && x.P50.Min <= x.P50.Median && x.P50.Median <= x.P50.Max &&
 				x.P50.Median <= x.P99.Median && x.P99.Max <= x.MaxMS && x.MaxMS < 30_000) {
 				t.Errorf("%s %s: figures out of order: %+v", x.Key, x.Backend, x)
+			}
+			// The complex query must find events: its filters match about 7 of the 5000 events a call
+			// (events spread over 30 days, 7 of them asked for, 20 actors × 8 actions), so an empty page
+			// on average means the populated times or filters are wrong (times past 3,500 rows once overflowed
+			// into the past).
+			wantRows := map[string]float64{"simple_select": 1, "token_lookup": 1, "audit_insert": 1, "webhook_batch_10": 10}
+			if w, ok := wantRows[x.Key]; ok && x.RowsPerCall != w {
+				t.Errorf("%s %s: %.2f rows a call, want %v", x.Key, x.Backend, x.RowsPerCall, w)
+			}
+			if x.Key == "complex_query" && x.RowsPerCall < 1 {
+				t.Errorf("complex query on %s: %.2f rows a call: its filters find (almost) nothing", x.Backend, x.RowsPerCall)
 			}
 			ratio := x.P50.Median / x.OriginalMS
 			if ratio > prev*1.000001 {
