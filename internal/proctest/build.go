@@ -72,3 +72,7 @@ func binary(t testing.TB, pkg string) string {
 	}
 	return r.path
 }
+
+// Binary builds the command pkg (once per test binary, as Start does) and returns its path, for tests
+// that run a command other than a service.
+func Binary(t testing.TB, pkg string) string { return binary(t, pkg) }

@@ -75,6 +75,8 @@ type manifest struct {
 	Integrity     string           `json:"integrity_check"`
 	AuditHead     *auditHead       `json:"audit_head,omitempty"`
 	Seconds       float64          `json:"seconds"`
+	// Checksums are each table's storecopy checksum (PostgreSQL backups, which hold rows, not a file).
+	Checksums map[string]string `json:"checksums,omitempty"`
 }
 
 type auditHead struct {
@@ -154,8 +156,8 @@ func runBackup(ctx context.Context, c *cmdCtx) int {
 }
 
 func backupOne(ctx context.Context, c *cmdCtx, t *target, out string, r *backupResult) error {
-	if t.DB.Dialect != db.SQLite {
-		return fmt.Errorf("backup of PostgreSQL is not in this release: use pg_dump --schema=%s (see the README)", t.DB.Schema)
+	if t.DB.Dialect == db.Postgres {
+		return backupPG(ctx, c, t, out, r)
 	}
 	start := time.Now()
 	cn, err := openExisting(ctx, t)
