@@ -102,7 +102,7 @@ func (p *progress) draw(now time.Time, final bool) {
 		}
 		fmt.Fprintf(&b, "%3.0f%% %s/%s %s", frac*100, p.amount(p.done), p.amount(p.total), p.unit)
 		if !final && rate > 0 && p.done < p.total {
-			fmt.Fprintf(&b, ", %s left", (time.Duration(float64(p.total-p.done)/rate*float64(time.Second))).Round(time.Second))
+			fmt.Fprintf(&b, ", %s left", (time.Duration(float64(p.total-p.done) / rate * float64(time.Second))).Round(time.Second))
 		}
 	} else {
 		fmt.Fprintf(&b, "%s %s", p.amount(p.done), p.unit)
