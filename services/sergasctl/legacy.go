@@ -151,7 +151,9 @@ func importLegacy(ctx context.Context, c *cmdCtx, f *legacyFlags, dsn legacyDSN,
 		r.Error = err.Error()
 		return max(exitFor(err), ExitFailed)
 	}
-	src, err := readLegacy(ctx, dsn)
+	reading := newProgress(c.Stderr, "import-legacy: reading", "rows", 0)
+	src, err := readLegacy(ctx, dsn, reading)
+	reading.Done()
 	if err != nil {
 		return fail(err)
 	}

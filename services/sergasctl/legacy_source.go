@@ -129,7 +129,7 @@ func openLegacy(ctx context.Context, d legacyDSN) (*sql.DB, error) {
 
 // readLegacy reads the three tables in one read-only transaction (REPEATABLE READ on PostgreSQL, so all
 // three come from one snapshot; SQLite's read transaction is one snapshot already).
-func readLegacy(ctx context.Context, d legacyDSN) (*legacySource, error) {
+func readLegacy(ctx context.Context, d legacyDSN, prog *progress) (*legacySource, error) {
 	h, err := openLegacy(ctx, d)
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func readLegacy(ctx context.Context, d legacyDSN) (*legacySource, error) {
 			continue
 		}
 		found++
-		if err := readLegacyTable(ctx, tx, d.dialect, table, src); err != nil {
+		if err := readLegacyTable(ctx, tx, d.dialect, table, src, prog); err != nil {
 			return nil, fmt.Errorf("read legacy table %s: %w", table, err)
 		}
 	}
@@ -175,7 +175,7 @@ func readLegacy(ctx context.Context, d legacyDSN) (*legacySource, error) {
 	return src, nil
 }
 
-func readLegacyTable(ctx context.Context, tx *sql.Tx, d db.Dialect, table string, src *legacySource) error {
+func readLegacyTable(ctx context.Context, tx *sql.Tx, d db.Dialect, table string, src *legacySource, prog *progress) error {
 	// Metadata may be json or jsonb on PostgreSQL: read its text. Order: the table's own order
 	// (rowid, or ctid on PostgreSQL, which is insertion order for a table that is only appended to).
 	pos, meta := "rowid", "metadata"
@@ -198,6 +198,7 @@ func readLegacyTable(ctx context.Context, tx *sql.Tx, d db.Dialect, table string
 	}
 	defer rows.Close()
 	for i := 0; rows.Next(); i++ {
+		prog.Add(1)
 		switch table {
 		case "zoho_tokens":
 			var id, tt, at, rt any
