@@ -5,10 +5,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/sergas/core/internal/dbstats"
 	auditstore "github.com/sergas/core/services/audit/store"
 	tokenstore "github.com/sergas/core/services/token/store"
 	webhookstore "github.com/sergas/core/services/webhook/store"
@@ -26,6 +26,12 @@ WAL's size on SQLite; the database and schema size on PostgreSQL; the audit chai
 checkpoint; the webhook backlog by subscription and its oldest undelivered event; the token
 connections that need re-authorisation. Everything is read through the services' own stores; nothing
 is written, and it is safe while the services run.
+
+On SQLite it also runs a PASSIVE checkpoint (as the services do every 250 ms: it waits for nobody and
+blocks no writer) and names the processes whose read transactions keep the WAL from being copied back
+(Linux), oldest first. Under "advice" it explains, in plain words, a WAL that grows and a webhook
+backlog that is old (which subscription, how old, whether a consumer takes its deliveries, the last
+error of a push endpoint) and what to do about them.
 
 Exits 0 when the integrity check passes, 1 when it finds a problem, 3 when a database cannot be
 reached or opened.`,
@@ -49,7 +55,10 @@ type serviceHealth struct {
 	Webhook  *webhookHealth `json:"webhook,omitempty"`
 	// Problems are findings that fail the command (an integrity check that is not ok).
 	Problems []string `json:"problems"`
-	code     int
+	// Advice explains what needs an operator's attention without failing the command: a WAL that
+	// cannot be copied back, an old webhook backlog; each says what holds it and what to do.
+	Advice []string `json:"advice"`
+	code   int
 }
 
 type sqliteHealth struct {
@@ -67,6 +76,8 @@ type sqliteHealth struct {
 	// OpenBy are the other processes with the file or its WAL open (Linux): the services, and anyone
 	// else who could hold its lock or keep the WAL from being checkpointed.
 	OpenBy []holder `json:"open_by"`
+	// WAL is set in WAL mode: whether it can be copied back, and the readers that hold it.
+	WAL *walHealth `json:"wal,omitempty"`
 }
 
 type pgHealth struct {
@@ -111,11 +122,21 @@ type webhookHealth struct {
 type backlogOfHealth struct {
 	ID         string     `json:"id"`
 	Name       string     `json:"name"`
+	Mode       string     `json:"mode"`  // pull or push
+	State      string     `json:"state"` // active or paused
 	Pending    int64      `json:"pending"`
 	Leased     int64      `json:"leased"`
 	Failed     int64      `json:"failed"`
 	DeadLetter int64      `json:"dead_letter"`
 	Oldest     *time.Time `json:"oldest_undelivered"`
+	OldestAge  float64    `json:"oldest_undelivered_age_seconds"`
+	// Set for a backlog older than backlogOld: the oldest delivery still owed (failed first, else
+	// pending), its attempts, the consumer that last held one and the last error; and Advice, the
+	// explanation also listed under the service's advice.
+	Attempts     int32  `json:"oldest_attempts,omitempty"`
+	LastConsumer string `json:"last_consumer,omitempty"`
+	LastError    string `json:"last_error,omitempty"`
+	Advice       string `json:"advice,omitempty"`
 }
 
 // longCheckBytes is the database size from which health warns that its integrity check takes time.
@@ -136,7 +157,7 @@ func runHealth(ctx context.Context, c *cmdCtx) int {
 }
 
 func healthOne(ctx context.Context, c *cmdCtx, t *target) *serviceHealth {
-	h := &serviceHealth{Service: t.Name, Database: t.DB.Redacted(), Dialect: string(t.DB.Dialect), Problems: []string{}}
+	h := &serviceHealth{Service: t.Name, Database: t.DB.Redacted(), Dialect: string(t.DB.Dialect), Problems: []string{}, Advice: []string{}}
 	cn, err := openExisting(ctx, t)
 	if err != nil {
 		h.Error, h.code = err.Error(), exitFor(err)
@@ -155,6 +176,7 @@ func healthOne(ctx context.Context, c *cmdCtx, t *target) *serviceHealth {
 			h.Problems = append(h.Problems, fmt.Sprintf("%s found %d problem(s): restore the newest backup whose check passes", h.SQLite.Check, len(h.SQLite.Integrity)))
 			h.code = ExitFailed
 		}
+		h.Advice = append(h.Advice, walAdvice(h.SQLite)...)
 	} else if h.Postgres, err = pgFigures(ctx, cn); err != nil {
 		return fail(err)
 	}
@@ -165,6 +187,9 @@ func healthOne(ctx context.Context, c *cmdCtx, t *target) *serviceHealth {
 		h.Audit, err = auditFigures(ctx, auditStore(cn))
 	case "webhook":
 		h.Webhook, err = webhookFigures(ctx, webhookStore(cn))
+		if h.Webhook != nil {
+			h.Advice = append(h.Advice, backlogAdvice(h.Webhook)...)
+		}
 	}
 	if err != nil {
 		return fail(err)
@@ -178,24 +203,20 @@ func sqliteFigures(ctx context.Context, c *cmdCtx, cn *conn) (*sqliteHealth, err
 		s.Check = "integrity_check"
 	}
 	q := cn.SQLite.Read
-	for _, p := range []struct {
-		pragma string
-		dst    any
-	}{{"page_size", &s.PageSize}, {"page_count", &s.PageCount}, {"freelist_count", &s.FreePages}, {"journal_mode", &s.JournalMode}} {
-		if err := q.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(p.dst); err != nil {
-			return nil, fmt.Errorf("PRAGMA %s: %w", p.pragma, err)
-		}
+	f, err := dbstats.ReadSQLite(ctx, q, cn.SQLite.Path)
+	if err != nil {
+		return nil, err
 	}
-	s.FreeBytes = s.FreePages * s.PageSize
-	if fi, err := os.Stat(cn.SQLite.Path); err == nil {
-		s.FileBytes = fi.Size()
-	}
-	if fi, err := os.Stat(cn.SQLite.Path + "-wal"); err == nil {
-		s.WALBytes = fi.Size()
-	}
+	s.FileBytes, s.PageSize, s.PageCount, s.FreePages, s.FreeBytes, s.JournalMode, s.WALBytes =
+		f.FileBytes, f.PageSize, f.PageCount, f.FreePages, f.FreeBytes, f.JournalMode, f.WALBytes
 	s.OpenBy = fileHolders(cn.SQLite.Path)
 	if s.OpenBy == nil {
 		s.OpenBy = []holder{}
+	}
+	if strings.EqualFold(s.JournalMode, "wal") {
+		if s.WAL, err = walFigures(ctx, cn); err != nil {
+			return nil, err
+		}
 	}
 	if size := s.PageCount * s.PageSize; size >= longCheckBytes {
 		// The check reads every page (integrity_check every index entry too) and says nothing until it
@@ -219,60 +240,30 @@ func sqliteFigures(ctx context.Context, c *cmdCtx, cn *conn) (*sqliteHealth, err
 }
 
 func pgFigures(ctx context.Context, cn *conn) (*pgHealth, error) {
-	p := &pgHealth{}
-	err := cn.SQL.QueryRowContext(ctx, `SELECT pg_database_size(current_database()),
-		coalesce((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')), 0)::bigint,
-		(SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = $1),
-		coalesce((SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = $1), 0)::bigint,
-		coalesce((SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE schemaname = $1), 0)::bigint`, cn.t.DB.Schema).
-		Scan(&p.DatabaseBytes, &p.SchemaBytes, &p.Tables, &p.LiveRows, &p.DeadRows)
+	f, err := dbstats.ReadPostgres(ctx, cn.PG, true)
 	if err != nil {
-		return nil, fmt.Errorf("read sizes: %w", err)
+		return nil, err
 	}
-	return p, nil
+	return &pgHealth{DatabaseBytes: f.DatabaseBytes, SchemaBytes: f.SchemaBytes, Tables: f.Tables, LiveRows: f.LiveRows, DeadRows: f.DeadRows}, nil
 }
 
 func tokenFigures(ctx context.Context, st tokenstore.Store) (*tokenHealth, error) {
-	h := &tokenHealth{Reauthorize: []string{}}
-	var after tokenstore.ConnectionListParams
-	for range maxConnectionPages {
-		after.Limit = 500
-		page, err := st.ConnectionList(ctx, after)
-		if err != nil {
-			return nil, fmt.Errorf("list connections: %w", err)
-		}
-		for _, c := range page {
-			h.Connections++
-			if c.Status == tokenstore.StatusNeedsReauthorization {
-				h.NeedsReauthorization++
-				if len(h.Reauthorize) < 100 {
-					h.Reauthorize = append(h.Reauthorize, c.Provider+"/"+c.ConnectionID)
-				}
-			}
-		}
-		if len(page) < after.Limit {
-			break
-		}
-		last := page[len(page)-1]
-		after.AfterProvider, after.AfterConnectionID = last.Provider, last.ConnectionID
+	c, err := dbstats.ReadConnections(ctx, st, maxConnectionPages)
+	if err != nil {
+		return nil, err
 	}
-	return h, nil
+	return &tokenHealth{Connections: c.Total, NeedsReauthorization: c.NeedsReauthorization, Reauthorize: c.Reauthorize}, nil
 }
 
 func auditFigures(ctx context.Context, st auditstore.Store) (*auditHealth, error) {
-	cs, err := st.ChainState(ctx)
+	c, err := dbstats.ReadChain(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("read the chain head: %w", err)
+		return nil, err
 	}
+	cs := c.State
 	h := &auditHealth{HeadSequence: cs.HeadSeq, HeadHash: hex.EncodeToString(cs.HeadHash), AnchorSequence: cs.AnchorSeq}
-	last, err := st.CheckpointList(ctx, auditstore.CheckpointListParams{Limit: 1})
-	if err != nil {
-		return nil, fmt.Errorf("read the newest checkpoint: %w", err)
-	}
-	if len(last) > 0 {
-		c := last[0]
-		h.LastCheckpoint = &checkpointHealth{ID: c.ID, Sequence: c.Sequence, Time: c.Time, KeyID: c.KeyID, EventsSince: cs.HeadSeq - c.Sequence}
+	if cp := c.Last; cp != nil {
+		h.LastCheckpoint = &checkpointHealth{ID: cp.ID, Sequence: cp.Sequence, Time: cp.Time, KeyID: cp.KeyID, EventsSince: cs.HeadSeq - cp.Sequence}
 	}
 	return h, nil
 }
@@ -290,7 +281,7 @@ func webhookFigures(ctx context.Context, st webhookstore.Store) (*webhookHealth,
 	if err != nil {
 		return nil, fmt.Errorf("read the subscriptions' backlogs: %w", err)
 	}
-	names := map[string]string{}
+	subs := map[string]*webhookstore.Subscription{}
 	after := ""
 	for range maxConnectionPages { // bounded: every page moves forward or ends the loop
 		page, err := st.SubscriptionList(ctx, webhookstore.SubscriptionListParams{AfterID: after, Limit: 500})
@@ -298,29 +289,52 @@ func webhookFigures(ctx context.Context, st webhookstore.Store) (*webhookHealth,
 			return nil, fmt.Errorf("list subscriptions: %w", err)
 		}
 		for _, s := range page {
-			names[s.ID] = s.Name
+			subs[s.ID] = s
 		}
 		if len(page) < 500 {
 			break
 		}
 		after = page[len(page)-1].ID
 	}
+	now := time.Now()
+	explained := 0
 	for _, b := range bs {
-		o := backlogOfHealth{ID: b.SubscriptionID, Name: names[b.SubscriptionID], Pending: b.Pending, Leased: b.Leased, Failed: b.Failed, DeadLetter: b.DeadLetter}
+		o := backlogOfHealth{ID: b.SubscriptionID, Pending: b.Pending, Leased: b.Leased, Failed: b.Failed, DeadLetter: b.DeadLetter}
+		sub := subs[b.SubscriptionID]
+		if sub != nil {
+			o.Name, o.Mode, o.State = sub.Name, modeName(sub.Mode), stateName(sub.State)
+		}
 		if !b.OldestUndelivered.IsZero() {
 			t := b.OldestUndelivered
-			o.Oldest = &t
+			o.Oldest, o.OldestAge = &t, now.Sub(t).Seconds()
 			if h.Oldest == nil || t.Before(*h.Oldest) {
 				h.Oldest = &t
+			}
+		}
+		if sub != nil && (o.OldestAge >= backlogOld.Seconds() || b.DeadLetter > 0) && explained < maxExplained {
+			explained++
+			if err := explainBacklog(ctx, st, sub, &o); err != nil {
+				return nil, err
 			}
 		}
 		h.DeadLetters += b.DeadLetter
 		h.Subscriptions = append(h.Subscriptions, o)
 	}
 	if h.Oldest != nil {
-		h.OldestAge = time.Since(*h.Oldest).Seconds()
+		h.OldestAge = now.Sub(*h.Oldest).Seconds()
 	}
 	return h, nil
+}
+
+// backlogAdvice is the explanation of every subscription whose backlog health explained.
+func backlogAdvice(h *webhookHealth) []string {
+	var out []string
+	for _, s := range h.Subscriptions {
+		if s.Advice != "" {
+			out = append(out, s.Advice)
+		}
+	}
+	return out
 }
 
 func printHealth(c *cmdCtx, h *serviceHealth) {
@@ -336,6 +350,15 @@ func printHealth(c *cmdCtx, h *serviceHealth) {
 			bytes(s.FileBytes), s.PageCount, s.PageSize, s.FreePages, bytes(s.FreeBytes), s.JournalMode, bytes(s.WALBytes))
 		line("%s: %s", s.Check, strings.Join(s.Integrity, "; "))
 		line("open by %s", describeHolders(s.OpenBy))
+		if wal := s.WAL; wal != nil {
+			readers := "no other process reads from it"
+			if !wal.ReadersKnown {
+				readers = "its readers cannot be seen here (Linux /proc)"
+			} else if r := wal.OldestReader; r != nil {
+				readers = fmt.Sprintf("%d read transaction(s) of other processes use it, the oldest pid %d (%s) %s", len(wal.Readers), r.PID, r.Command, sinceFrame(r.SnapshotFrame))
+			}
+			line("WAL checkpoint (PASSIVE): %d of %d frame(s) in the database file; %s", wal.Checkpointed, wal.Frames, readers)
+		}
 	}
 	if p := h.Postgres; p != nil {
 		line("schema %s in %d table(s) (about %d live, %d dead rows); database %s", bytes(p.SchemaBytes), p.Tables, p.LiveRows, p.DeadRows, bytes(p.DatabaseBytes))
@@ -371,6 +394,9 @@ func printHealth(c *cmdCtx, h *serviceHealth) {
 	}
 	for _, p := range h.Problems {
 		line("PROBLEM %s", p)
+	}
+	for _, a := range h.Advice {
+		line("ADVICE %s", a)
 	}
 }
 
