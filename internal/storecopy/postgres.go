@@ -249,7 +249,7 @@ func (s *copySource) Next() bool {
 func (s *copySource) Values() ([]any, error) {
 	s.vals = s.vals[:0]
 	for i, c := range s.cols {
-		s.vals = append(s.vals, pgValue(c.Kind, s.cur[i]))
+		s.vals = append(s.vals, PGValue(c.Kind, s.cur[i]))
 	}
 	return append(s.vals, s.local...), nil
 }

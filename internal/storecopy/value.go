@@ -110,8 +110,8 @@ func truncate(s string) string {
 	return s[:cut] + "…"
 }
 
-// pgValue is the value COPY sends for canonical value v of kind k.
-func pgValue(k Kind, v any) any {
+// PGValue is the value COPY sends for canonical value v of kind k.
+func PGValue(k Kind, v any) any {
 	if v == nil {
 		return nil
 	}

@@ -136,7 +136,7 @@ func withSchemas(t *testing.T, e env, url string) env {
 	return e
 }
 
-func dropSchemasLike(t *testing.T, url, pattern string) {
+func dropSchemasLike(t testing.TB, url, pattern string) {
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {

@@ -30,7 +30,7 @@ type env map[string]string
 
 // newEnv is a development installation on dialect: a private DATA_DIR, and on PostgreSQL a fresh schema
 // per service in TEST_DATABASE_URL (dropped when the test ends).
-func newEnv(t *testing.T, d db.Dialect) env {
+func newEnv(t testing.TB, d db.Dialect) env {
 	t.Helper()
 	e := env{"SERGAS_ENV": "development", "DATA_DIR": t.TempDir()}
 	if d == db.Postgres {
@@ -59,7 +59,7 @@ type result struct {
 }
 
 // run runs sergasctl in this process with e, stdin and args.
-func run(t *testing.T, e env, stdin string, args ...string) result {
+func run(t testing.TB, e env, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -121,7 +121,7 @@ func (d checkDoc) failed() []string {
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // serviceDB opens a service's database as the service would find it with e (already set up).
-func serviceDB(t *testing.T, e env, service string) *db.Handle {
+func serviceDB(t testing.TB, e env, service string) *db.Handle {
 	t.Helper()
 	cenv := config.FromMap(e)
 	var c db.Config
