@@ -164,6 +164,8 @@ func importLegacy(ctx context.Context, c *cmdCtx, f *legacyFlags, dsn legacyDSN,
 		redactKeys = at.Audit.RedactKeys
 	}
 	plan := planLegacy(src, now, redactKeys)
+	read := map[string]int{"zoho_tokens": len(src.Tokens), "token_refresh_audit": len(src.Refresh), "audit_events": len(src.Events)}
+	src = nil // the plan holds what is written: let the raw rows go
 	if tt == nil {
 		plan.Conns, plan.Orphaned = nil, 0
 		plan.Bad = onlyTables(plan.Bad, "audit_events")
@@ -179,11 +181,11 @@ func importLegacy(ctx context.Context, c *cmdCtx, f *legacyFlags, dsn legacyDSN,
 		bad[b.Table]++
 	}
 	if tt != nil {
-		r.Connections = &legacyCount{Read: len(src.Tokens), Bad: bad["zoho_tokens"]}
-		r.Refresh = &legacyCount{Read: len(src.Refresh), Bad: bad["token_refresh_audit"], Orphaned: plan.Orphaned}
+		r.Connections = &legacyCount{Read: read["zoho_tokens"], Bad: bad["zoho_tokens"]}
+		r.Refresh = &legacyCount{Read: read["token_refresh_audit"], Bad: bad["token_refresh_audit"], Orphaned: plan.Orphaned}
 	}
 	if at != nil {
-		r.Audit = &legacyCount{Read: len(src.Events), Bad: bad["audit_events"]}
+		r.Audit = &legacyCount{Read: read["audit_events"], Bad: bad["audit_events"]}
 	}
 	if len(plan.Bad) > 0 && !f.skipBad {
 		return fail(fmt.Errorf("%d legacy row(s) cannot be imported as they are (listed with their source id): nothing was written; correct them in the legacy database, or rerun with --skip-bad to import the others", len(plan.Bad)))
