@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,18 +19,24 @@ import (
 	webhookstore "github.com/sergas/core/services/webhook/store"
 )
 
-// walReaderEnv, when set to a database path, makes TestWALReaderProcess the helper process of
-// TestHealthNamesTheReaderHoldingTheWAL: it opens a read transaction, says so, and holds it until its
-// stdin closes.
-const walReaderEnv = "SERGASCTL_TEST_WAL_READER"
+// holdEnv, when set to "read:<path>" or "write:<path>", makes TestHoldProcess the helper process of the
+// tests that need another process in a transaction on a database: it opens a read transaction (BEGIN,
+// SELECT) or takes the write lock (BEGIN IMMEDIATE), prints "holding", and holds it until its stdin
+// closes.
+const holdEnv = "SERGASCTL_TEST_HOLD"
 
-func TestWALReaderProcess(t *testing.T) {
-	path := os.Getenv(walReaderEnv)
-	if path == "" {
-		t.Skip("helper process of TestHealthNamesTheReaderHoldingTheWAL")
+func TestHoldProcess(t *testing.T) {
+	mode, path, ok := strings.Cut(os.Getenv(holdEnv), ":")
+	if !ok {
+		t.Skip("helper process of the tests that hold a database from another process")
 	}
-	// A deferred BEGIN, as the services' readers: the driver's default, IMMEDIATE, would take the write lock.
-	d, err := sql.Open("sqlite3", "file:"+path+"?_txlock=deferred&_pragma=busy_timeout(5000)")
+	// A deferred BEGIN for a reader, as the services' readers: the driver's default, IMMEDIATE, takes
+	// the write lock, which is what a writer wants.
+	txlock := "deferred"
+	if mode == "write" {
+		txlock = "immediate"
+	}
+	d, err := sql.Open("sqlite3", "file:"+path+"?_txlock="+txlock+"&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +47,58 @@ func TestWALReaderProcess(t *testing.T) {
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil {
+	if err := tx.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("reading")
+	fmt.Println("holding")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the test closes stdin
+}
+
+// holder is a helper process in a transaction on a database.
+type holderProc struct {
+	cmd *exec.Cmd
+	end func() // ends the transaction and waits for the process
+}
+
+// startHolder starts TestHoldProcess in mode (read or write) on path and waits until it holds.
+func startHolder(t *testing.T, mode, path string) *holderProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), holdEnv+"="+mode+":"+path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &holderProc{cmd: cmd, end: sync.OnceFunc(func() { stdin.Close(); _ = cmd.Wait() })}
+	t.Cleanup(h.end)
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "holding" {
+				ready <- nil
+				return
+			}
+		}
+		ready <- fmt.Errorf("the %s holder ended before holding: %v", mode, sc.Err())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the %s holder did not hold within a minute", mode)
+	}
+	return h
 }
 
 // A read transaction held by another process while the service writes keeps the WAL from being copied
@@ -57,48 +111,7 @@ func TestHealthNamesTheReaderHoldingTheWAL(t *testing.T) {
 	h := serviceDB(t, e, "webhook") // as the service opens it, with its background checkpointer
 	ws := webhookStoreOf(h)
 
-	reader := exec.Command(os.Args[0], "-test.run=^TestWALReaderProcess$", "-test.count=1")
-	reader.Env = append(os.Environ(), walReaderEnv+"="+h.SQLite.Path)
-	stdin, err := reader.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := reader.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader.Stderr = os.Stderr
-	if err := reader.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ended := false
-	endReader := func() {
-		if !ended {
-			ended = true
-			stdin.Close()
-			_ = reader.Wait()
-		}
-	}
-	t.Cleanup(endReader)
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == "reading" {
-				ready <- nil
-				return
-			}
-		}
-		ready <- fmt.Errorf("the reader process ended before reading: %v", sc.Err())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the reader process did not start reading within a minute")
-	}
+	reader := startHolder(t, "read", h.SQLite.Path)
 
 	// The service writes on: 200 events of 4 KiB, each its own commit.
 	payload := []byte(`{"pad":"` + strings.Repeat("x", 4096) + `"}`)
@@ -115,22 +128,22 @@ func TestHealthNamesTheReaderHoldingTheWAL(t *testing.T) {
 	s := doc.Services[0]
 	w := s.SQLite.WAL
 	if w == nil || !w.Pinned || w.Checkpointed >= w.Frames || w.Frames < 200 || !w.ReadersKnown || w.OldestReader == nil ||
-		w.OldestReader.PID != reader.Process.Pid || w.OldestReader.SnapshotFrame > w.Checkpointed {
-		t.Fatalf("health while pid %d holds a read transaction: WAL %+v (oldest reader %+v)\n%s", reader.Process.Pid, w, w.OldestReader, r.stdout)
+		w.OldestReader.PID != reader.cmd.Process.Pid || w.OldestReader.SnapshotFrame > w.Checkpointed {
+		t.Fatalf("health while pid %d holds a read transaction: WAL %+v (oldest reader %+v)\n%s", reader.cmd.Process.Pid, w, w.OldestReader, r.stdout)
 	}
 	advice := strings.Join(s.Advice, "\n")
-	for _, want := range []string{fmt.Sprintf("pid %d (", reader.Process.Pid), "has held a read transaction since", "grows with every write",
+	for _, want := range []string{fmt.Sprintf("pid %d (", reader.cmd.Process.Pid), "has held a read transaction since", "grows with every write",
 		"End that transaction"} {
 		if !strings.Contains(advice, want) {
 			t.Errorf("advice lacks %q: %q", want, advice)
 		}
 	}
 	text := mustRun(t, e, 0, "health", "--service", "webhook").stdout
-	if !strings.Contains(text, "ADVICE the WAL") || !strings.Contains(text, fmt.Sprintf("the oldest pid %d", reader.Process.Pid)) {
+	if !strings.Contains(text, "ADVICE the WAL") || !strings.Contains(text, fmt.Sprintf("the oldest pid %d", reader.cmd.Process.Pid)) {
 		t.Errorf("text output does not explain the WAL:\n%s", text)
 	}
 
-	endReader()
+	reader.end()
 	doc = walDoc{}
 	r = mustRun(t, e, 0, "health", "--service", "webhook", "--json")
 	r.decode(t, &doc)
