@@ -34,6 +34,11 @@ type healthDoc struct {
 				PID     int
 				Command string
 			} `json:"open_by"`
+			WAL *struct {
+				Frames, Checkpointed int64
+				Pinned               bool
+				Readers              []struct{ PID int }
+			}
 		}
 		Postgres *struct {
 			DatabaseBytes int64 `json:"database_bytes"`
@@ -66,6 +71,7 @@ type healthDoc struct {
 			}
 		}
 		Problems []string
+		Advice   []string
 	}
 	OK       bool
 	ExitCode int `json:"exit_code"`
@@ -137,8 +143,8 @@ func TestHealthReadsThroughTheStores(t *testing.T) {
 			t.Fatalf("health: %+v", doc)
 		}
 		for _, s := range doc.Services {
-			if s.Error != "" || len(s.Problems) != 0 {
-				t.Errorf("%s: error %q problems %v", s.Service, s.Error, s.Problems)
+			if s.Error != "" || len(s.Problems) != 0 || s.Advice == nil || len(s.Advice) != 0 {
+				t.Errorf("%s: error %q problems %v advice %v (want none, as an empty list)", s.Service, s.Error, s.Problems, s.Advice)
 			}
 			if d == db.SQLite {
 				if s.SQLite == nil || s.SQLite.FileBytes <= 0 || s.SQLite.PageCount <= 0 || s.SQLite.FreePages == nil || s.SQLite.WALBytes == nil ||
@@ -147,6 +153,9 @@ func TestHealthReadsThroughTheStores(t *testing.T) {
 				}
 				if len(s.SQLite.OpenBy) != 0 {
 					t.Errorf("%s: no other process has the file open, health says %+v", s.Service, s.SQLite.OpenBy)
+				}
+				if w := s.SQLite.WAL; w == nil || w.Pinned || w.Checkpointed != w.Frames || len(w.Readers) != 0 {
+					t.Errorf("%s: a WAL no one reads is copied back whole by health's checkpoint: %+v", s.Service, w)
 				}
 			} else if s.Postgres == nil || s.Postgres.SchemaBytes <= 0 || s.Postgres.DatabaseBytes < s.Postgres.SchemaBytes || s.Postgres.Tables < 2 {
 				t.Errorf("%s postgres figures: %+v", s.Service, s.Postgres)
