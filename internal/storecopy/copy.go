@@ -47,6 +47,9 @@ type Options struct {
 	Batch int
 	// OnRows is told of every batch read (for a progress line); it may be nil.
 	OnRows func(table string, n int)
+	// Observe, when set, sees every row read (for example to note the audit chain head a backup holds).
+	// It must not keep or change the row.
+	Observe func(t Table, cols []Column, row []any)
 }
 
 // Copy moves every table of spec from src to dst and returns, per table, the rows and the checksum of
@@ -100,6 +103,9 @@ func copyTable(ctx context.Context, t Table, src Reader, dst Writer, o Options) 
 		}
 		err := src.Rows(ctx, t, cols, func(row []any) error {
 			h.add(row)
+			if o.Observe != nil {
+				o.Observe(t, cols, row)
+			}
 			batch = append(batch, row)
 			if len(batch) == o.Batch {
 				return send()

@@ -21,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name:    "backup",
-		summary: "online, consistent, compressed SQLite backup with a manifest; rotation by --keep-daily/--keep-weekly",
+		summary: "online, consistent, compressed backup with a manifest (SQLite file, or PostgreSQL rows in the portable format); rotation",
 		usage: `backup --out DIR [--service token|audit|webhook|all] [--json] [--keep-daily N] [--keep-weekly M]
 
 For each selected service on SQLite, copies the database with VACUUM INTO while the services run: the
@@ -41,7 +41,10 @@ the newest of each of the M newest ISO weeks; any other backup of the service in
 command made (it has its manifest) is deleted. Without either flag nothing is deleted. Files this
 command did not make are never touched.
 
-PostgreSQL is not backed up by this command yet: use pg_dump -n <schema> (see the README).
+On PostgreSQL, the rows of every table are read in one REPEATABLE READ snapshot while the services
+write, in the portable format "copy" uses, into <service>-<time>.export.gz with the same manifest
+(plus every table's checksum); the file is read back and checked before it counts. restore takes
+it back into PostgreSQL or into SQLite.
 
 Exits 0 when every backup is written and checked, 1 when one fails, 2 on a usage problem, 3 when a
 database or DIR cannot be reached.`,

@@ -81,9 +81,9 @@ func exportTo(ctx context.Context, c *cmdCtx, cn *conn, path string, m *manifest
 	if err != nil {
 		return err
 	}
-	head := &headCapture{Writer: fw}
 	bar := newProgress(c.Stderr, cn.t.Name+" backup", "rows", total)
-	reports, err := copyFrom(ctx, cn, spec, head, storecopy.Options{OnRows: func(_ string, n int) { bar.Add(int64(n)) }})
+	reports, err := copyFrom(ctx, cn, spec, fw, storecopy.Options{OnRows: func(_ string, n int) { bar.Add(int64(n)) },
+		Observe: noteHead(&m.AuditHead)})
 	bar.Done()
 	if err != nil {
 		return err
@@ -113,7 +113,6 @@ func exportTo(ctx context.Context, c *cmdCtx, cn *conn, path string, m *manifest
 	}
 	m.FileBytes, m.FileSHA256 = fileCount.n, hex.EncodeToString(fileHash.Sum(nil))
 	m.DBBytes, m.DBSHA256 = rawCount.n, hex.EncodeToString(rawHash.Sum(nil))
-	m.AuditHead = head.head
 	return nil
 }
 
@@ -135,42 +134,23 @@ func checkExport(ctx context.Context, path string, spec storecopy.Spec, reports 
 	return storecopy.Verify(ctx, spec, fr, reports)
 }
 
-// headCapture passes rows to a writer and keeps the audit chain head seen in chain_head's row, so that
-// the manifest names the head of the snapshot the backup holds.
-type headCapture struct {
-	storecopy.Writer
-	head *auditHead
-}
-
-func (h *headCapture) Write(ctx context.Context, t storecopy.Table, cols []storecopy.Column, hw int64, rows <-chan [][]any) (int64, error) {
-	if t.Name != "chain_head" {
-		return h.Writer.Write(ctx, t, cols, hw, rows)
-	}
-	seq, hash := -1, -1
-	for i, c := range cols {
-		switch c.Name {
-		case "sequence":
-			seq = i
-		case "hash":
-			hash = i
+// noteHead returns an Observe function that records the audit chain head seen in chain_head's row, so
+// that the manifest names the head of the snapshot the backup holds.
+func noteHead(head **auditHead) func(storecopy.Table, []storecopy.Column, []any) {
+	return func(t storecopy.Table, cols []storecopy.Column, row []any) {
+		if t.Name != "chain_head" {
+			return
 		}
-	}
-	tee := make(chan [][]any)
-	go func() {
-		defer close(tee)
-		for b := range rows {
-			for _, row := range b {
-				if seq >= 0 && hash >= 0 {
-					s, _ := row[seq].(int64)
-					hb, _ := row[hash].([]byte)
-					h.head = &auditHead{Sequence: s, Hash: hex.EncodeToString(hb)}
-				}
+		h := &auditHead{}
+		for i, c := range cols {
+			switch c.Name {
+			case "sequence":
+				h.Sequence, _ = row[i].(int64)
+			case "hash":
+				b, _ := row[i].([]byte)
+				h.Hash = hex.EncodeToString(b)
 			}
-			tee <- b
 		}
-	}()
-	n, err := h.Writer.Write(ctx, t, cols, hw, tee)
-	for range tee { // the writer stopped early: let the goroutine finish
+		*head = h
 	}
-	return n, err
 }

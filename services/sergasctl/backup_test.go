@@ -224,17 +224,4 @@ func TestBackupRefusals(t *testing.T) {
 	if r := run(t, e, "", "backup", "--service", "token"); r.code != 2 || !strings.Contains(r.stderr, "--out") {
 		t.Errorf("without --out: exit %d, %s", r.code, r.stderr)
 	}
-	forDialects(t, func(t *testing.T, d db.Dialect) {
-		if d != db.Postgres {
-			return
-		}
-		e := newEnv(t, d)
-		mustRun(t, e, 0, "setup", "--service", "token")
-		var doc backupDoc
-		r := run(t, e, "", "backup", "--service", "token", "--out", t.TempDir(), "--json")
-		r.decode(t, &doc)
-		if r.code != 1 || !strings.Contains(doc.Backups[0].Error, "pg_dump") {
-			t.Errorf("PostgreSQL: exit %d, %+v", r.code, doc)
-		}
-	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/migrate"
 	"github.com/sergas/core/internal/storecopy"
 	auditstore "github.com/sergas/core/services/audit/store"
@@ -174,6 +175,9 @@ func copyOne(ctx context.Context, c *cmdCtx, f *copyFlags, src, dst *target, r *
 	}
 	if f.dryRun {
 		return nil
+	}
+	if dst.DB.Dialect == db.Postgres && stage.exists {
+		warnServiceConnected(ctx, c, dst)
 	}
 	if f.backup != "" {
 		if r.Backup, err = backupBeforeCopy(ctx, c, src, f.backup); err != nil {

@@ -48,6 +48,7 @@ func stagingName(t *target) string {
 // SQLite: no process may have the file open).
 func prepareTarget(ctx context.Context, t *target, word string, dryRun bool) (*stage, error) {
 	st := *t
+	st.DB.AppName = "sergasctl" // not the service's name: a check for the service's connections must not see this
 	s := &stage{t: t, st: &st, word: word}
 	var err error
 	if t.DB.Dialect == db.Postgres {

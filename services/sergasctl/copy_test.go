@@ -66,14 +66,7 @@ func populate(t *testing.T, e env, d db.Dialect) auditstore.ChainState {
 	as := auditStoreOf(serviceDB(t, e, "audit"))
 	appendEvents := func(n int) {
 		t.Helper()
-		var ps []auditstore.Pending
-		for i := range n {
-			now := time.Now().UTC().Truncate(time.Microsecond)
-			ps = append(ps, auditstore.Pending{Event: &auditstore.Event{ID: uuid.NewString(), OccurTime: now, RecordTime: now,
-				Actor: "agent-1", Action: "crm.deal.update", Resource: fmt.Sprintf("Deals/%d", i), Outcome: 1,
-				Metadata: `{"b": 1, "a": "ü"}`, Principal: "apikey:test"}})
-		}
-		if _, err := as.Append(ctx, ps); err != nil {
+		if _, err := as.Append(ctx, pendingEvents(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,6 +116,18 @@ func populate(t *testing.T, e env, d db.Dialect) auditstore.ChainState {
 			id, at, map[int]string{3: "acked", 4: "nacked", 5: "lease_expired"}[id])
 	}
 	return head
+}
+
+// pendingEvents are n audit events to append.
+func pendingEvents(n int) []auditstore.Pending {
+	var ps []auditstore.Pending
+	for i := range n {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		ps = append(ps, auditstore.Pending{Event: &auditstore.Event{ID: uuid.NewString(), OccurTime: now, RecordTime: now,
+			Actor: "agent-1", Action: "crm.deal.update", Resource: fmt.Sprintf("Deals/%d", i), Outcome: 1,
+			Metadata: `{"b": 1, "a": "ü"}`, Principal: "apikey:test"}})
+	}
+	return ps
 }
 
 // withSchemas gives each service a fresh PostgreSQL schema name, and drops what copy makes beside them.

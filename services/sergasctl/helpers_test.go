@@ -136,6 +136,7 @@ func serviceDB(t testing.TB, e env, service string) *db.Handle {
 	if err := cenv.Err(); err != nil {
 		t.Fatal(err)
 	}
+	c.AppName = "sergasctl-test-fixture" // not the service: restore refuses while sergas-<service> is connected
 	h, err := db.Open(context.Background(), c, service, false)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sergas/core/internal/keyring"
 	"github.com/sergas/core/services/token"
 	tokenstore "github.com/sergas/core/services/token/store"
 )
@@ -260,9 +261,12 @@ func openCurrent(ctx context.Context, t *target) (*conn, error) {
 
 func importConns(ctx context.Context, cn *conn, dryRun bool, plan *legacyPlan, r *legacyResult, prog *progress) error {
 	w := tokenWriter{cn: cn}
-	ring, err := token.LoadKeyring(*cn.t.Token)
-	if err != nil {
-		return fmt.Errorf("token keyring: %w", err)
+	var ring *keyring.Keyring
+	if !dryRun { // in development loading may make the key file: a dry run writes nothing
+		var err error
+		if ring, err = token.LoadKeyring(*cn.t.Token); err != nil {
+			return fmt.Errorf("token keyring: %w", err)
+		}
 	}
 	for _, ic := range plan.Conns {
 		out := legacyConnOut{LegacyID: ic.SourceID, Provider: ic.Conn.Provider, ConnectionID: ic.Conn.ConnectionID,
@@ -278,6 +282,7 @@ func importConns(ctx context.Context, cn *conn, dryRun bool, plan *legacyPlan, r
 			if err := sealConn(ring, ic); err != nil {
 				return fmt.Errorf("token: %w", err)
 			}
+			var err error
 			if inserted, err = w.insert(ctx, ic); err != nil {
 				return fmt.Errorf("token: %w (the connections before it are imported; run the command again to import the rest)", err)
 			}

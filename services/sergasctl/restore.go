@@ -24,7 +24,7 @@ import (
 func init() {
 	register(&command{
 		name:    "restore",
-		summary: "restore a SQLite backup: checks manifest, checksums, integrity and schema version, refuses while the file is open, swaps atomically",
+		summary: "restore a backup: checks manifest, checksums, integrity, schema version and the audit chain, then swaps atomically",
 		usage: `restore [--service token|audit|webhook] [--json] [--yes] BACKUP
 
 BACKUP is a backup's .manifest.json or its .db.gz (the other is found beside it). restore checks,
@@ -36,6 +36,11 @@ service's database file or its WAL open (stop the services first; Linux names th
 Then it asks (--yes skips the question; without a terminal and without --yes nothing changes), keeps
 the current database beside it as <file>.before-restore-<UTC time> (with its -wal, so nothing it held
 is lost), and renames the checked copy over the file in one atomic step, in WAL mode and 0600.
+
+A PostgreSQL backup (.export.gz) restores into the service's configured database, PostgreSQL or SQLite:
+rows load into a staging schema or file made by the migrations of the backup's version, every table's
+rows and checksum are compared with the manifest, the audit chain is verified, the newer migrations
+run, and the staging database replaces the current one (kept as <schema>_before_restore_<time>).
 
 Exits 0 when restored, 1 when a check fails or the question is not answered yes (nothing changed),
 2 on a usage problem, 3 when the backup or the database cannot be reached.`,
@@ -68,8 +73,10 @@ func runRestore(ctx context.Context, c *cmdCtx) int {
 		return c.usageError("restore", "name one backup (its .manifest.json or .db.gz)")
 	}
 	manPath := c.args[0]
-	if strings.HasSuffix(manPath, ".db.gz") {
-		manPath = strings.TrimSuffix(manPath, ".db.gz") + ".manifest.json"
+	for _, suffix := range []string{".db.gz", exportSuffix} {
+		if strings.HasSuffix(manPath, suffix) {
+			manPath = strings.TrimSuffix(manPath, suffix) + ".manifest.json"
+		}
 	}
 	raw, err := os.ReadFile(manPath)
 	if err != nil {
@@ -117,9 +124,30 @@ func runRestore(ctx context.Context, c *cmdCtx) int {
 	return r.ExitCode
 }
 
+// confirmRestore asks before the database at where is replaced (unless --yes) and records a refusal.
+func confirmRestore(c *cmdCtx, t *target, where string, m *manifest, r *restoreResult) bool {
+	if c.opts.yes {
+		return true
+	}
+	fmt.Fprintf(c.Stderr, "Replace %s database %s with the backup of %s? The current one is kept beside it. Type yes to go on: ",
+		t.Name, where, m.CreatedAt.Format(time.RFC3339))
+	line, _ := bufio.NewReader(c.Stdin).ReadString('\n')
+	if !strings.HasSuffix(line, "\n") {
+		fmt.Fprintln(c.Stderr)
+	}
+	if strings.TrimSpace(line) != "yes" {
+		r.Refusal = "not confirmed (answer yes, or pass --yes)"
+		return false
+	}
+	return true
+}
+
 func restoreOne(ctx context.Context, c *cmdCtx, t *target, m *manifest, r *restoreResult) error {
+	if m.Dialect == string(db.Postgres) {
+		return restorePortable(ctx, c, t, m, r)
+	}
 	if t.DB.Dialect != db.SQLite {
-		return fmt.Errorf("%s uses PostgreSQL: restore takes SQLite backups only (use pg_restore for a pg_dump)", t.Name)
+		return fmt.Errorf("%s uses PostgreSQL and the backup is a SQLite file: move it with \"sergasctl copy\" instead (restore it to a SQLite file first)", t.Name)
 	}
 	if m.Dialect != string(db.SQLite) {
 		return fmt.Errorf("the backup's dialect is %q, not sqlite", m.Dialect)
@@ -192,17 +220,8 @@ func restoreOne(ctx context.Context, c *cmdCtx, t *target, m *manifest, r *resto
 		r.OpenBy = hs
 		return fmt.Errorf("%s is open by %s: stop the services first", dst, describeHolders(hs))
 	}
-	if !c.opts.yes {
-		fmt.Fprintf(c.Stderr, "Replace %s database %s with the backup of %s? The current one is kept beside it. Type yes to go on: ",
-			t.Name, dst, m.CreatedAt.Format(time.RFC3339))
-		line, _ := bufio.NewReader(c.Stdin).ReadString('\n')
-		if !strings.HasSuffix(line, "\n") {
-			fmt.Fprintln(c.Stderr)
-		}
-		if strings.TrimSpace(line) != "yes" {
-			r.Refusal = "not confirmed (answer yes, or pass --yes)"
-			return nil
-		}
+	if !confirmRestore(c, t, dst, m, r) {
+		return nil
 	}
 	// WAL mode and a private WAL before the swap, so that the services open it as they left it.
 	if err := walMode(ctx, tmp); err != nil {
