@@ -33,6 +33,7 @@ bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 1
 	go test -run=NONE -bench=. -benchmem -count=3 ./internal/keyring ./services/token/store/sqlite
 	scripts/with-postgres sh -c 'go run ./tools/bench -d 4s -n 3 -c 1,4,16,64 && go run ./tools/bench -suite audit -d 3s -n 3 && go run ./tools/bench -suite webhook -d 3s -n 3 && go run ./tools/bench -suite delivery -delivery-sink pull,push -d 3s -n 3'
 	mkdir -p data && scripts/with-postgres sh -c 'SERGAS_ENV=development DATA_DIR=./data DATABASE_URL="$$TEST_DATABASE_URL" go run ./services/sergasctl/cmd/sergasctl bench --backend both -n 2000 --runs 3'
+	scripts/with-postgres sh -c 'go test -run=NONE -bench=CopyAudit -benchtime=1x -count=3 -timeout=60m ./services/sergasctl'
 
 .PHONY: fuzz
 fuzz: ## fuzz credential parsing and the webhook ingress and verifiers (30 s per target; outside make test, whose runs cover the seed corpus)
