@@ -195,6 +195,7 @@ func runBench(ctx context.Context, c *cmdCtx) int {
 		return c.fail("bench", err)
 	}
 	doc.Results = results
+	doc.Machine.LoadEnd = loadAverage()
 	w := results[0]
 	doc.Worst = fmt.Sprintf("%s on %s: p50 %.3f ms against the original's %.2f ms (%.2f×)", w.Operation, w.Backend, w.P50.Median, w.OriginalMS, w.Ratio)
 	doc.OK = true

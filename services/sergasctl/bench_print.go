@@ -17,6 +17,10 @@ type machineInfo struct {
 	CPUs     int    `json:"cpus"`   // logical CPUs Go sees
 	MemBytes int64  `json:"memory"` // MemTotal
 	Go       string `json:"go"`
+	// LoadStart and LoadEnd are the 1, 5 and 15 minute load averages when the bench started and ended:
+	// on a shared machine they say how much else was running.
+	LoadStart string `json:"load_average_start,omitempty"`
+	LoadEnd   string `json:"load_average_end,omitempty"`
 }
 
 func (m machineInfo) String() string {
@@ -24,12 +28,25 @@ func (m machineInfo) String() string {
 	if m.MemBytes > 0 {
 		s += ", " + bytes(m.MemBytes)
 	}
-	return s + ", " + m.Go
+	s += ", " + m.Go
+	if m.LoadStart != "" {
+		s += fmt.Sprintf("; load average %s at the start, %s at the end", m.LoadStart, m.LoadEnd)
+	}
+	return s
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages ("" where /proc/loadavg is missing).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
 }
 
 // describeMachine reads what it can; unknown parts are "unknown", never an error.
 func describeMachine() machineInfo {
-	m := machineInfo{OS: runtime.GOOS + " " + runtime.GOARCH, CPU: "unknown", CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	m := machineInfo{OS: runtime.GOOS + " " + runtime.GOARCH, CPU: "unknown", CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadStart: loadAverage()}
 	ostype, err1 := os.ReadFile("/proc/sys/kernel/ostype")
 	release, err2 := os.ReadFile("/proc/sys/kernel/osrelease")
 	if err1 == nil && err2 == nil {
