@@ -24,14 +24,15 @@ Reads, for each selected service: the database size and free pages, PRAGMA quick
 the slower integrity_check, which also checks every index against its table), the journal mode and the
 WAL's size on SQLite; the database and schema size on PostgreSQL; the audit chain head and the newest
 checkpoint; the webhook backlog by subscription and its oldest undelivered event; the token
-connections that need re-authorisation. Everything is read through the services' own stores; nothing
+connections that need re-authorisation. Everything is read through the services' own stores; no row
 is written, and it is safe while the services run.
 
-On SQLite it also runs a PASSIVE checkpoint (as the services do every 250 ms: it waits for nobody and
-blocks no writer) and names the processes whose read transactions keep the WAL from being copied back
-(Linux), oldest first. Under "advice" it explains, in plain words, a WAL that grows and a webhook
-backlog that is old (which subscription, how old, whether a consumer takes its deliveries, the last
-error of a push endpoint) and what to do about them.
+On SQLite it also runs a PASSIVE checkpoint (as the services do every 250 ms: it copies committed
+pages from the WAL into the file, waits for nobody and blocks no writer) and names the processes whose
+read transactions keep the WAL from being copied back (Linux), oldest first. Under "advice" it
+explains, in plain words, a WAL that grows and a webhook backlog older than a minute (which
+subscription, how old, whether a consumer takes its deliveries, the last error of a push endpoint) and
+what to do about them; advice does not change the exit code.
 
 Exits 0 when the integrity check passes, 1 when it finds a problem, 3 when a database cannot be
 reached or opened.`,
