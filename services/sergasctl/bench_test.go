@@ -330,3 +330,41 @@ func TestBenchInterrupted(t *testing.T) {
 		before.same(t, snapshot(t, e, hs))
 	})
 }
+
+// TestBenchRefusals: bad flags and a PostgreSQL side nobody configured are usage errors (exit 2), a
+// data directory that does not exist is unreachable (exit 3) and is not made; nothing is created.
+func TestBenchRefusals(t *testing.T) {
+	dir := t.TempDir()
+	e := env{"SERGAS_ENV": "development", "DATA_DIR": dir}
+	for _, args := range [][]string{
+		{"bench", "-n", "0"},
+		{"bench", "--runs", "21"},
+		{"bench", "--rows", "10"},
+		{"bench", "--max-time", "0s"},
+		{"bench", "--backend", "mysql"},
+		{"bench", "--service", "audit"},
+		{"bench", "--backend", "postgres"},
+	} {
+		r := run(t, e, "", args...)
+		if r.code != 2 || r.stderr == "" {
+			t.Errorf("sergasctl %q: exit %d, want 2 with the reason on stderr\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := run(t, e, "", "bench", "--backend", "both"); !strings.Contains(r.stderr, "DATABASE_URL") {
+		t.Errorf("--backend both without PostgreSQL does not name DATABASE_URL:\n%s", r.stderr)
+	}
+	missing := dir + "/missing"
+	r := run(t, e.with("DATA_DIR", missing), "", "bench", "--json")
+	if r.code != 3 || !strings.Contains(r.stdout, "does not exist") {
+		t.Errorf("bench with a missing DATA_DIR: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if entries := dirEntries(t, dir); len(entries) != 0 {
+		t.Errorf("refused benches created %v", entries)
+	}
+	h := mustRun(t, e, 0, "bench", "--help")
+	for _, want := range []string{"Usage: sergasctl bench", "-backend", "-runs", "sergasctl_bench_", "Exit codes:"} {
+		if !strings.Contains(h.stdout, want) {
+			t.Errorf("bench --help lacks %q", want)
+		}
+	}
+}
