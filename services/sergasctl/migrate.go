@@ -126,7 +126,7 @@ func migrateOne(ctx context.Context, c *cmdCtx, t *target, verb string, n int) (
 	case "up":
 		applied, err := migrate.Up(ctx, cn.SQL, dialect, ms)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Name, err)
+			return nil, explainBusy(cn, t.Name+": migrate up", err)
 		}
 		changed = append(changed, fmt.Sprintf("applied %d migration(s)", applied))
 	case "down":
@@ -148,7 +148,7 @@ func migrateOne(ctx context.Context, c *cmdCtx, t *target, verb string, n int) (
 		}
 		done, err := migrate.Down(ctx, cn.SQL, dialect, ms, downs, n)
 		if err != nil {
-			return nil, fmt.Errorf("%s: rolled back %d, then: %w", t.Name, done, err)
+			return nil, explainBusy(cn, fmt.Sprintf("%s: rolled back %d, then", t.Name, done), err)
 		}
 		for _, v := range plan {
 			changed = append(changed, "rolled back "+migName(ms, v))

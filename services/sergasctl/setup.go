@@ -94,7 +94,7 @@ func setupOne(ctx context.Context, c *cmdCtx, t *target) (*setupResult, error) {
 	}
 	applied, err := migrate.Up(ctx, cn.SQL, dialect, ms)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Name, err)
+		return nil, explainBusy(cn, t.Name+": migrate", err)
 	}
 	r := &setupResult{Service: t.Name, Database: t.DB.Redacted(), Applied: applied, Version: len(ms), Keys: []string{}}
 	r.Keys, err = setupKeys(c, t)
