@@ -2,10 +2,14 @@ package sergasctl
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/sergas/core/internal/db"
@@ -149,18 +153,29 @@ func runBench(ctx context.Context, c *cmdCtx) int {
 		}
 	}
 
+	// A closed stdout or stderr ("sergasctl bench | head") must not kill bench before it removes its
+	// scratch databases: with SIGPIPE caught, a write to a broken pipe fails instead of ending the
+	// process, and bench goes on to clean up.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+
 	doc := &benchDoc{Machine: describeMachine(), Runs: f.runs, N: f.n, Warmup: benchWarmup(f.n), Callers: 1, Ops: benchOps, Note: benchNote}
 	sets := make([]*scratchSet, len(backends))
 	data := make([]*benchData, len(backends))
-	// Every scratch database made is removed, whatever happens below.
-	defer func() {
+	// Every scratch database made is removed, whatever happens below; dropAll returns the failures.
+	dropAll := func() error {
+		var errsOut []error
 		for _, s := range sets {
-			if s == nil {
-				continue
+			if s != nil {
+				errsOut = append(errsOut, s.drop(ctx)) // drop runs once; later calls return nil
 			}
-			if err := s.drop(ctx); err != nil {
-				fmt.Fprintf(c.Stderr, "sergasctl bench: %v\n", err)
-			}
+		}
+		return errors.Join(errsOut...)
+	}
+	defer func() {
+		if err := dropAll(); err != nil {
+			fmt.Fprintf(c.Stderr, "sergasctl bench: %v\n", err)
 		}
 	}()
 	for i, b := range backends {
@@ -193,6 +208,10 @@ func runBench(ctx context.Context, c *cmdCtx) int {
 	results, err := measure(ctx, c, f, backends, data)
 	if err != nil {
 		return c.fail("bench", err)
+	}
+	// Removed before anything is printed: the result reaches a reader only once nothing is left behind.
+	if err := dropAll(); err != nil {
+		return c.fail("bench", fmt.Errorf("measured, but the scratch databases were not all removed: %w", err))
 	}
 	doc.Results = results
 	doc.Machine.LoadEnd = loadAverage()

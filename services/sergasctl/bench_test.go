@@ -3,7 +3,10 @@ package sergasctl_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"io"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/dbtest"
+	"github.com/sergas/core/internal/proctest"
 	auditstore "github.com/sergas/core/services/audit/store"
 	auditpg "github.com/sergas/core/services/audit/store/postgres"
 	auditsqlite "github.com/sergas/core/services/audit/store/sqlite"
@@ -367,4 +371,37 @@ func TestBenchRefusals(t *testing.T) {
 			t.Errorf("bench --help lacks %q", want)
 		}
 	}
+}
+
+// TestBenchBrokenPipe runs the sergasctl binary with stdout and stderr on a pipe nobody reads
+// ("sergasctl bench | head" once head has exited): its first progress line meets a broken pipe, and
+// the process must still remove its scratch databases rather than die of SIGPIPE with them in place.
+func TestBenchBrokenPipe(t *testing.T) {
+	bin := proctest.Binary(t, "github.com/sergas/core/services/sergasctl/cmd/sergasctl")
+	forDialects(t, func(t *testing.T, d db.Dialect) {
+		e, hs := benchInstallation(t, d)
+		before := snapshot(t, e, hs)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close() // nobody reads: every write to w fails with EPIPE
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "bench", "--backend", string(d), "-n", "5", "--runs", "1", "--rows", "100")
+		cmd.Stdout, cmd.Stderr = w, w
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range e {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		err = cmd.Run()
+		w.Close()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && !exit.Exited() {
+			t.Errorf("bench was killed by a signal (%v): it should survive a broken pipe", err)
+		} else if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		before.same(t, snapshot(t, e, hs))
+	})
 }
