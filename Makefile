@@ -29,11 +29,12 @@ test: ## run every test against SQLite and a real PostgreSQL (throwaway server u
 	REQUIRE_POSTGRES=1 scripts/with-postgres go test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 10 million audit events, kept in ./data/bench): Go micro-benchmarks, GetAccessToken, then audit RecordEvent/RecordEvents, each against an authenticated no-op over gRPC, ListEvents p99 on 10 million events, signed webhook ingests through the gateway beside /healthz, and end-to-end delivery (signed ingest through the gateway to Ack by streaming consumers, and to a push endpoint on loopback; fixed rates and saturation); server and load generator in separate processes, SQLite and PostgreSQL; prints the README tables
+bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 10 million audit events, kept in ./data/bench): Go micro-benchmarks, GetAccessToken, then audit RecordEvent/RecordEvents, each against an authenticated no-op over gRPC, ListEvents p99 on 10 million events, signed webhook ingests through the gateway beside /healthz, and end-to-end delivery (signed ingest through the gateway to Ack by streaming consumers, and to a push endpoint on loopback; fixed rates and saturation); server and load generator in separate processes, SQLite and PostgreSQL; sergasctl bench (the original guide's table on both backends), sergasctl copy of one million audit events beside a bare COPY, and sergasctl backup of a 1 GiB SQLite file while the service writes; prints the README tables
 	go test -run=NONE -bench=. -benchmem -count=3 ./internal/keyring ./services/token/store/sqlite
 	scripts/with-postgres sh -c 'go run ./tools/bench -d 4s -n 3 -c 1,4,16,64 && go run ./tools/bench -suite audit -d 3s -n 3 && go run ./tools/bench -suite webhook -d 3s -n 3 && go run ./tools/bench -suite delivery -delivery-sink pull,push -d 3s -n 3'
 	mkdir -p data && scripts/with-postgres sh -c 'SERGAS_ENV=development DATA_DIR=./data DATABASE_URL="$$TEST_DATABASE_URL" go run ./services/sergasctl/cmd/sergasctl bench --backend both -n 2000 --runs 3'
 	scripts/with-postgres sh -c 'go test -run=NONE -bench=CopyAudit -benchtime=1x -count=3 -timeout=60m ./services/sergasctl'
+	go test -run=NONE -bench=BackupOneGigabyte -benchtime=1x -count=3 -timeout=30m ./services/sergasctl
 
 .PHONY: fuzz
 fuzz: ## fuzz credential parsing and the webhook ingress and verifiers (30 s per target; outside make test, whose runs cover the seed corpus)

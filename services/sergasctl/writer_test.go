@@ -22,7 +22,7 @@ type auditWriter struct {
 	stop     func() // stops writing and waits for the writer
 }
 
-func startAuditWriter(t *testing.T, client auditv1.AuditServiceClient, key string) *auditWriter {
+func startAuditWriter(t testing.TB, client auditv1.AuditServiceClient, key string) *auditWriter {
 	t.Helper()
 	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+key))
 	w := &auditWriter{progress: make(chan int64, 1)}
@@ -51,7 +51,7 @@ func startAuditWriter(t *testing.T, client auditv1.AuditServiceClient, key strin
 }
 
 // waitFor waits (at most a minute) until the service has acknowledged n events.
-func (w *auditWriter) waitFor(t *testing.T, n int64) {
+func (w *auditWriter) waitFor(t testing.TB, n int64) {
 	t.Helper()
 	deadline := time.After(time.Minute)
 	for w.acked.Load() < n {
