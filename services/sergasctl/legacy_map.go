@@ -1,18 +1,16 @@
 package sergasctl
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/sergas/core/internal/validate"
+	"github.com/sergas/core/services/audit"
 	auditstore "github.com/sergas/core/services/audit/store"
 	"github.com/sergas/core/services/token/provider"
 	tokenstore "github.com/sergas/core/services/token/store"
@@ -50,8 +48,6 @@ const (
 	legacyMaxAction   = 128
 	legacyMaxResource = 512
 	legacyMaxContext  = 128
-	legacyMaxMetadata = 64 << 10
-	legacyMaxDepth    = 64
 	legacyMaxConnID   = 128
 )
 
@@ -297,160 +293,12 @@ func mapEvent(r legacyEvent, now time.Time, redactKeys []string) (*auditstore.Ev
 		SourceService: legacySourceSvc}, nil
 }
 
-// The audit service's metadata rules, applied as its RecordEvent applies them (services/audit/metadata.go
-// and redact.go, unexported there): a JSON object whose strings are valid UTF-8 without NUL, at most 64
-// levels deep and 64 KiB as canonical JSON (sorted keys, encoding/json's form); the values of secret keys
-// (AUDIT_REDACT_KEYS, matched on normalised suffixes, at any depth) replaced by "[REDACTED]" and the
-// top-level "sergas.redacted": true added; the reserved keys refused. TestLegacyMetadataAsTheServiceStoresIt
-// checks that the text equals what the service stores for the same metadata.
-const (
-	legacyRedactedKey   = "sergas.redacted"
-	legacyUnreadableKey = "sergas.unreadable_metadata"
-	legacyRedacted      = "[REDACTED]"
-)
-
+// legacyMetadata is the metadata text the audit service stores for the legacy row's JSON (NULL: none)
+// with extra's keys added: audit.MetadataFromJSON, the service's own rules (checks, redaction by
+// AUDIT_REDACT_KEYS, canonical form).
 func legacyMetadata(text string, null bool, redactKeys []string, extra map[string]string) (string, error) {
-	if !utf8.ValidString(text) {
-		return "", errors.New("metadata is not valid UTF-8")
+	if null {
+		text = ""
 	}
-	doc := map[string]any{}
-	if t := strings.TrimSpace(text); !null && t != "" && t != "null" {
-		if legacyJSONDepth(t) > legacyMaxDepth {
-			return "", fmt.Errorf("metadata nests more than %d levels", legacyMaxDepth)
-		}
-		var v any
-		if err := json.Unmarshal([]byte(t), &v); err != nil {
-			return "", errors.New("metadata is not valid JSON")
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			return "", errors.New("metadata is JSON but not an object")
-		}
-		doc = m
-	}
-	for _, k := range []string{legacyRedactedKey, legacyUnreadableKey} {
-		if _, ok := doc[k]; ok {
-			return "", fmt.Errorf("metadata uses the reserved key %q", k)
-		}
-	}
-	if err := legacyCheckValue(doc); err != nil {
-		return "", err
-	}
-	var suffixes []string
-	for _, k := range redactKeys {
-		if n := legacyNormalizeKey(k); n != "" {
-			suffixes = append(suffixes, n)
-		}
-	}
-	out, redacted := legacyRedact(doc, suffixes)
-	m := out.(map[string]any)
-	if redacted {
-		m[legacyRedactedKey] = true
-	}
-	for k, v := range extra {
-		if _, ok := m[k]; ok {
-			return "", fmt.Errorf("metadata already has the key %q, which the import adds", k)
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", errors.New("metadata cannot be encoded as JSON")
-	}
-	if len(b) > legacyMaxMetadata {
-		return "", fmt.Errorf("metadata is %d bytes as JSON, more than %d", len(b), legacyMaxMetadata)
-	}
-	return string(b), nil
-}
-
-// legacyCheckValue refuses NUL in any string, keys included (the depth is bounded already).
-func legacyCheckValue(v any) error {
-	switch x := v.(type) {
-	case string:
-		if strings.IndexByte(x, 0) >= 0 {
-			return errors.New("metadata holds a NUL character")
-		}
-	case map[string]any:
-		for k, e := range x {
-			if err := legacyCheckValue(k); err != nil {
-				return err
-			}
-			if err := legacyCheckValue(e); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if err := legacyCheckValue(e); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// legacyRedact copies v, replacing the values of secret keys, and reports whether it replaced any.
-func legacyRedact(v any, suffixes []string) (any, bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		out, found := make(map[string]any, len(x)+1), false
-		for k, e := range x {
-			if legacySecret(k, suffixes) {
-				out[k], found = legacyRedacted, true
-				continue
-			}
-			c, f := legacyRedact(e, suffixes)
-			out[k], found = c, found || f
-		}
-		return out, found
-	case []any:
-		out, found := make([]any, len(x)), false
-		for i, e := range x {
-			c, f := legacyRedact(e, suffixes)
-			out[i], found = c, found || f
-		}
-		return out, found
-	}
-	return v, false
-}
-
-func legacySecret(key string, suffixes []string) bool {
-	n := legacyNormalizeKey(key)
-	for _, s := range suffixes {
-		if strings.HasSuffix(n, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func legacyNormalizeKey(k string) string {
-	return strings.Map(func(c rune) rune {
-		if unicode.IsLetter(c) || unicode.IsDigit(c) {
-			return unicode.ToLower(c)
-		}
-		return -1
-	}, k)
-}
-
-// legacyJSONDepth is the deepest nesting of objects and arrays in JSON text, in one pass without
-// recursion, so that a hostile document is measured before it is decoded.
-func legacyJSONDepth(text string) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-			deepest = max(deepest, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
+	return audit.MetadataFromJSON(text, extra, redactKeys)
 }

@@ -18,26 +18,12 @@ import (
 // batch at a time, so the audit service's own appends wait at most one batch.
 const legacyAuditBatch = 500
 
-// legacySealAAD is the token service's binding of a sealed value to its row and column
-// (services/token/sealing.go, unexported there). Every connection sealed here is opened again with
-// token.OpenSealed, the service's own code, before it is written: were the two ever to differ, the
-// import would fail instead of storing tokens the service cannot open.
-func legacySealAAD(k tokenstore.Key, column string) []byte {
-	return []byte(k.Provider + "\x00" + k.ConnectionID + "\x00" + column)
-}
-
 // sealConn seals c's tokens with the keyring's primary key and checks them with the service's opener.
 func sealConn(ring *keyring.Keyring, c *importConn) error {
 	k := tokenstore.Key{Provider: c.Conn.Provider, ConnectionID: c.Conn.ConnectionID}
 	var err error
-	if c.Conn.AccessToken, err = ring.Seal([]byte(c.Access), legacySealAAD(k, "access_token")); err != nil {
+	if c.Conn.AccessToken, c.Conn.RefreshToken, err = token.SealTokens(ring, k, c.Access, c.Refresh); err != nil {
 		return err
-	}
-	c.Conn.RefreshToken = nil
-	if c.Refresh != "" {
-		if c.Conn.RefreshToken, err = ring.Seal([]byte(c.Refresh), legacySealAAD(k, "refresh_token")); err != nil {
-			return err
-		}
 	}
 	c.Conn.KeyID = ring.Primary
 	if err := token.OpenSealed(ring, &c.Conn); err != nil {

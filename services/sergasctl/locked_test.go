@@ -58,7 +58,7 @@ func TestDatabaseIsLockedNeverReachesAUser(t *testing.T) {
 		needsLock bool
 	}{
 		{[]string{"maintain", "--service", "audit"}, true},
-		{[]string{"validate", "--service", "audit"}, true}, // its round trip writes
+		{[]string{"validate", "--service", "audit"}, true},      // its round trip writes
 		{[]string{"migrate", "up", "--service", "audit"}, true}, // each migration's transaction takes the lock, applied or not
 		{[]string{"setup", "--service", "audit"}, true},
 		{[]string{"backup", "--service", "audit", "--out", t.TempDir()}, false},
