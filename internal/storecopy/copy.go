@@ -228,3 +228,17 @@ func Verify(ctx context.Context, spec Spec, dst Reader, reports []TableReport) e
 	}
 	return nil
 }
+
+// withLocal is the column list a writer stores, cols followed by the target's Local columns (of
+// targetCols), and the values those take.
+func withLocal(t Table, cols, targetCols []Column) ([]string, []any) {
+	out := names(cols)
+	var local []any
+	for _, c := range targetCols {
+		if t.isLocal(c.Name) {
+			out = append(out, c.Name)
+			local = append(local, t.LocalValue)
+		}
+	}
+	return out, local
+}

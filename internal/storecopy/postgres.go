@@ -144,14 +144,7 @@ func (p *Postgres) Write(ctx context.Context, t Table, cols []Column, hw int64, 
 	if err != nil {
 		return 0, err
 	}
-	copyCols := names(cols)
-	var local []any
-	for _, c := range dcols {
-		if t.isLocal(c.Name) {
-			copyCols = append(copyCols, c.Name)
-			local = append(local, t.LocalValue)
-		}
-	}
+	copyCols, local := withLocal(t, cols, dcols)
 	tx, err := p.conn.Begin(ctx)
 	if err != nil {
 		return 0, err

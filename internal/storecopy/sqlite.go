@@ -167,14 +167,7 @@ func (s *SQLite) Write(ctx context.Context, t Table, cols []Column, hw int64, ro
 	if err != nil {
 		return 0, err
 	}
-	insertCols := names(cols)
-	var local []any
-	for _, c := range dcols {
-		if t.isLocal(c.Name) {
-			insertCols = append(insertCols, c.Name)
-			local = append(local, t.LocalValue)
-		}
-	}
+	insertCols, local := withLocal(t, cols, dcols)
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(insertCols)), ", ") + ")"
 	stmtFor := func(k int) string {
 		return "INSERT INTO " + quote(t.Name) + " (" + quoteAll(insertCols) + ") VALUES " +

@@ -202,12 +202,18 @@ func backupOne(ctx context.Context, c *cmdCtx, t *target, out string, r *backupR
 	if m.FileBytes, m.FileSHA256, err = compressTo(raw, gzPath); err != nil {
 		return err
 	}
+	return finishBackup(start, manPath, gzPath, m, r)
+}
+
+// finishBackup writes the manifest of the backup file path (which is removed if that fails) and
+// reports both.
+func finishBackup(start time.Time, manPath, path string, m *manifest, r *backupResult) error {
 	m.Seconds = time.Since(start).Seconds()
 	if err := writeFileAtomic(manPath, m); err != nil {
-		os.Remove(gzPath)
+		os.Remove(path)
 		return err
 	}
-	r.Manifest, r.Path = m, gzPath
+	r.Manifest, r.Path = m, path
 	return nil
 }
 

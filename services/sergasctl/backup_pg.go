@@ -45,13 +45,7 @@ func backupPG(ctx context.Context, c *cmdCtx, t *target, out string, r *backupRe
 	if err := exportTo(ctx, c, cn, path, m); err != nil {
 		return err
 	}
-	m.Seconds = time.Since(start).Seconds()
-	if err := writeFileAtomic(manPath, m); err != nil {
-		os.Remove(path)
-		return err
-	}
-	r.Manifest, r.Path = m, path
-	return nil
+	return finishBackup(start, manPath, path, m, r)
 }
 
 // exportTo writes cn's tables to path (0600, complete or absent) and fills m: rows, checksums, sizes,

@@ -167,14 +167,9 @@ func restoreOne(ctx context.Context, c *cmdCtx, t *target, m *manifest, r *resto
 		return fmt.Errorf("the backup's schema version %d is newer than this binary's (%d): restore with the release that made it", m.SchemaVersion, len(ms))
 	}
 	// 1. The compressed file is the one the manifest describes.
-	size, sum, err := hashFile(r.Backup)
-	if err != nil {
-		return unreachablef("read the backup: %v", err)
+	if err := checkBackupFile(m, r); err != nil {
+		return err
 	}
-	if sum != m.FileSHA256 || size != m.FileBytes {
-		return fmt.Errorf("%s does not match its manifest's checksum: it is damaged or not this backup", r.Backup)
-	}
-	r.Checks = append(r.Checks, "checksum of "+filepath.Base(r.Backup)+" matches the manifest")
 	// 2. Unpack next to the database (the same filesystem, so that the final rename is atomic).
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return unreachablef("database directory: %v", err)
@@ -301,4 +296,17 @@ func walMode(ctx context.Context, path string) error {
 	}
 	_, err = d.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
+}
+
+// checkBackupFile checks that the backup file is the one its manifest describes (size and SHA-256).
+func checkBackupFile(m *manifest, r *restoreResult) error {
+	size, sum, err := hashFile(r.Backup)
+	if err != nil {
+		return unreachablef("read the backup: %v", err)
+	}
+	if sum != m.FileSHA256 || size != m.FileBytes {
+		return fmt.Errorf("%s does not match its manifest's checksum: it is damaged or not this backup", r.Backup)
+	}
+	r.Checks = append(r.Checks, "checksum of "+filepath.Base(r.Backup)+" matches the manifest")
+	return nil
 }

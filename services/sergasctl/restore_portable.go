@@ -31,14 +31,9 @@ func restorePortable(ctx context.Context, c *cmdCtx, t *target, m *manifest, r *
 	if m.SchemaVersion < 1 || m.SchemaVersion > len(ms) {
 		return fmt.Errorf("the backup's schema version %d is not one this binary knows (1 to %d): restore with the release that made it", m.SchemaVersion, len(ms))
 	}
-	size, sum, err := hashFile(r.Backup)
-	if err != nil {
-		return unreachablef("read the backup: %v", err)
+	if err := checkBackupFile(m, r); err != nil {
+		return err
 	}
-	if sum != m.FileSHA256 || size != m.FileBytes {
-		return fmt.Errorf("%s does not match its manifest's checksum: it is damaged or not this backup", r.Backup)
-	}
-	r.Checks = append(r.Checks, "checksum of "+filepath.Base(r.Backup)+" matches the manifest")
 	if t.DB.Dialect == db.Postgres {
 		warnServiceConnected(ctx, c, t)
 	}
