@@ -146,8 +146,13 @@ func runBackup(ctx context.Context, c *cmdCtx) int {
 			continue
 		}
 		m := r.Manifest
-		fmt.Fprintf(c.Stdout, "         %s (%s, database %s) in %.1fs; schema version %d, integrity_check %s\n",
-			r.Path, bytes(m.FileBytes), bytes(m.DBBytes), m.Seconds, m.SchemaVersion, m.Integrity)
+		if m.Dialect == string(db.Postgres) {
+			fmt.Fprintf(c.Stdout, "         %s (%s, rows %s uncompressed) in %.1fs; schema version %d, %s\n",
+				r.Path, bytes(m.FileBytes), bytes(m.DBBytes), m.Seconds, m.SchemaVersion, m.Integrity)
+		} else {
+			fmt.Fprintf(c.Stdout, "         %s (%s, database %s) in %.1fs; schema version %d, integrity_check %s\n",
+				r.Path, bytes(m.FileBytes), bytes(m.DBBytes), m.Seconds, m.SchemaVersion, m.Integrity)
+		}
 		if m.AuditHead != nil {
 			fmt.Fprintf(c.Stdout, "         audit chain head %d (hash %.16s…)\n", m.AuditHead.Sequence, m.AuditHead.Hash)
 		}

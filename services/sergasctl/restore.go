@@ -116,6 +116,8 @@ func runRestore(ctx context.Context, c *cmdCtx) int {
 	switch {
 	case r.Error != "":
 		fmt.Fprintf(c.Stdout, "%-8s FAILED: %s (nothing was changed)\n", r.Service, r.Error)
+	case r.Restored && r.KeptAs == "":
+		fmt.Fprintf(c.Stdout, "%-8s restored %s from %s in %.1fs; it held no data before\n", r.Service, r.Database, r.Backup, r.Seconds)
 	case r.Restored:
 		fmt.Fprintf(c.Stdout, "%-8s restored %s from %s in %.1fs; the previous database is kept as %s\n", r.Service, r.Database, r.Backup, r.Seconds, r.KeptAs)
 	default:
