@@ -10,7 +10,7 @@ import (
 func TestHelpOnEveryCommand(t *testing.T) {
 	e := env{"SERGAS_ENV": "development", "DATA_DIR": t.TempDir()}
 	r := mustRun(t, e, 0, "--help")
-	for _, name := range []string{"setup", "validate", "migrate", "health"} {
+	for _, name := range []string{"setup", "validate", "migrate", "health", "maintain", "backup", "restore", "copy", "import-legacy", "bench"} {
 		if !strings.Contains(r.stdout, "  "+name+" ") {
 			t.Errorf("--help does not list %s:\n%s", name, r.stdout)
 		}
@@ -38,6 +38,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"migrate", "down", "0"},
 		{"migrate", "sideways"},
 		{"migrate", "status", "extra"},
+		{"copy"},                              // --to is required
+		{"copy", "--to", "mysql://db/sergas"}, // not a backend
+		{"copy", "--to", "sqlite://" + e["DATA_DIR"] + "/x.db", "extra"},
+		{"restore"},
 	} {
 		r := run(t, e, "", args...)
 		if r.code != 2 {
@@ -46,6 +50,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 		if r.stderr == "" {
 			t.Errorf("sergasctl %q: nothing on stderr says what is wrong", args)
 		}
+	}
+	same := "sqlite://" + e["DATA_DIR"] + "/sergas.db"
+	if r := run(t, e.with("DATABASE_URL", same), "", "copy", "--to", same); r.code != 2 || !strings.Contains(r.stderr, "the target is the source") {
+		t.Errorf("copy onto its own source: exit %d\n%s", r.code, r.stderr)
 	}
 	if entries := dirEntries(t, e["DATA_DIR"]); len(entries) != 0 {
 		t.Errorf("usage errors created %v", entries)
