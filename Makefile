@@ -11,8 +11,11 @@ BUF_VERSION                 := v1.75.0
 PROTOC_GEN_GO_VERSION       := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION  := v1.6.0
 GRPC_GATEWAY_VERSION        := v2.33.0
+KUSTOMIZE_VERSION           := v5.8.1
 
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+# Tools the tests run (make test builds them; the code generation above does not need them).
+TEST_TOOLS := $(BIN)/kustomize
 BINARIES := sergas sergas-token sergas-audit sergas-webhook sergas-gateway sergasctl
 
 .PHONY: help
@@ -25,8 +28,9 @@ run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite 
 	SERGAS_ENV=development $(BIN)/sergas
 
 .PHONY: test
-test: ## run every test against SQLite and a real PostgreSQL (throwaway server unless TEST_DATABASE_URL is set)
-	REQUIRE_POSTGRES=1 scripts/with-postgres go test -race -count=1 ./...
+test: $(TEST_TOOLS) ## run every test against SQLite and a real PostgreSQL (throwaway server unless TEST_DATABASE_URL is set); installs the Debian packages the tests run (scripts/packages) when missing
+	scripts/packages
+	REQUIRE_POSTGRES=1 REQUIRE_TOOLS=1 scripts/with-postgres go test -race -count=1 ./...
 
 .PHONY: bench
 bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 10 million audit events, kept in ./data/bench): Go micro-benchmarks, GetAccessToken, then audit RecordEvent/RecordEvents, each against an authenticated no-op over gRPC, ListEvents p99 on 10 million events, signed webhook ingests through the gateway beside /healthz, and end-to-end delivery (signed ingest through the gateway to Ack by streaming consumers, and to a push endpoint on loopback; fixed rates and saturation); server and load generator in separate processes, SQLite and PostgreSQL; sergasctl bench (the original guide's table on both backends), sergasctl copy of one million audit events beside a bare COPY, and sergasctl backup of a 1 GiB SQLite file while the service writes; prints the README tables
@@ -68,6 +72,8 @@ $(BIN)/protoc-gen-grpc-gateway:
 	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
 $(BIN)/protoc-gen-openapiv2:
 	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+$(BIN)/kustomize:
+	GOBIN=$(BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 .PHONY: grpcurl
 grpcurl: $(BIN)/grpcurl ## build grpcurl into .bin/ for the README's gRPC examples
