@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -21,18 +22,41 @@ import (
 	"github.com/sergas/core/internal/db"
 	"github.com/sergas/core/internal/grpcserver"
 	"github.com/sergas/core/internal/logging"
+	"github.com/sergas/core/internal/tracing"
 )
 
-// Main runs run with a context cancelled on SIGINT or SIGTERM and exits non-zero when it fails.
+// Main runs run with a context cancelled on SIGINT or SIGTERM and exits non-zero when it fails. Tracing
+// is set up from the OTEL_* variables before run and flushed after it (see flushTraces).
 func Main(run func(ctx context.Context, env *config.Env, log *slog.Logger) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := config.FromOS()
 	log := logging.New(logging.LoadConfig(env), os.Stderr)
-	if err := run(ctx, env, log); err != nil {
+	var stopAt atomic.Pointer[time.Time]
+	defer context.AfterFunc(ctx, func() { now := time.Now(); stopAt.Store(&now) })()
+	// A bad OTEL_* variable is reported by run with the others (env.Err), and tracing stays off meanwhile.
+	shutdownTracing, err := tracing.Setup(ctx, tracing.LoadConfig(env, filepath.Base(os.Args[0])), log)
+	if err != nil {
+		log.Error("exiting", "error", err.Error())
+		os.Exit(1)
+	}
+	err = run(ctx, env, log)
+	flushTraces(shutdownTracing, env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute), stopAt.Load(), log)
+	if err != nil {
 		log.Error("exiting", "error", err.Error())
 		stop()
 		os.Exit(1)
+	}
+}
+
+// flushTraces exports the spans still buffered, within what the stop left of SHUTDOWN_TIMEOUT (counted
+// from the signal, as the drain and the workers are) but at least a tenth of it, so that the spans of
+// the last requests reach the collector and a collector that is down cannot hold the exit.
+func flushTraces(shutdown func(context.Context) error, timeout time.Duration, stopAt *time.Time, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), workerBudget(timeout, stopAt))
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("tracing: spans not exported at exit", "error", err.Error())
 	}
 }
 

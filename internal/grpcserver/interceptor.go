@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -19,6 +20,7 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/logging"
 	"github.com/sergas/core/internal/telemetry"
+	"github.com/sergas/core/internal/tracing"
 )
 
 // observe wraps every RPC: it turns a panic into Internal, maps domain errors to status codes, and
@@ -35,10 +37,13 @@ type observe struct {
 	report func(error)
 	// methods caches the metric children of each method.
 	methods *methodMetrics
+	// tracer makes the server span of each application RPC.
+	tracer trace.Tracer
 }
 
 func newObserve(log *slog.Logger, report func(error)) observe {
-	return observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: report, methods: &methodMetrics{}}
+	return observe{log: log, metrics: telemetry.GRPC(), refusals: logging.NewSampler(RefusalLogsPerSecond, RefusalLogBurst), report: report, methods: &methodMetrics{},
+		tracer: tracing.Tracer("github.com/sergas/core/internal/grpcserver")}
 }
 
 // refusalCodes are the codes whose log lines are sampled.
@@ -46,6 +51,7 @@ var refusalCodes = map[codes.Code]bool{codes.Unauthenticated: true, codes.Permis
 
 func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	ctx, span := startSpan(o.tracer, ctx, info.FullMethod)
 	// The guard runs inside this interceptor: the slot lets the log line name the client it found.
 	ctx, call := auth.WithClientAddrSlot(ctx)
 	func() {
@@ -53,17 +59,27 @@ func (o observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		resp, err = h(ctx, req)
 	}()
 	err = o.finish(ctx, info.FullMethod, start, err, call.ClientAddr())
+	code := status.Code(err)
+	setTrailer(ctx, traceTrailer(ctx, code))
+	endSpan(span, info.FullMethod, code)
 	return resp, err
 }
 
 func (o observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 	start := time.Now()
-	ctx, call := auth.WithClientAddrSlot(ss.Context())
+	ctx, span := startSpan(o.tracer, ss.Context(), info.FullMethod)
+	ctx, call := auth.WithClientAddrSlot(ctx)
 	func() {
 		defer o.recover(info.FullMethod, &err)
 		err = h(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}()
-	return o.finish(ctx, info.FullMethod, start, err, call.ClientAddr())
+	err = o.finish(ctx, info.FullMethod, start, err, call.ClientAddr())
+	code := status.Code(err)
+	if md := traceTrailer(ctx, code); md != nil {
+		ss.SetTrailer(md)
+	}
+	endSpan(span, info.FullMethod, code)
+	return err
 }
 
 // contextStream is a server stream with another context.

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/sergas/core/internal/tracing"
 )
 
 // Conn is a connection that is dialled once, by Connect; until then calls fail as Unavailable.
@@ -29,9 +31,10 @@ func New(what, apiKey string) *Conn {
 	return &Conn{what: what, apiKey: apiKey, ready: make(chan struct{})}
 }
 
-// Connect dials endpoint; call it once.
+// Connect dials endpoint; call it once. Every call makes a client span and carries the caller's trace
+// (traceparent) to the other service.
 func (c *Conn) Connect(endpoint string, creds credentials.TransportCredentials) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds), tracing.DialOption())
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,12 @@ func LoadConfig(env *config.Env) Config {
 	return c
 }
 
-// New returns a logger writing to w.
+// New returns a logger writing to w; a line logged with a request's context names its trace (trace_id,
+// span_id).
 func New(c Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.Level}
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(WithTrace(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(WithTrace(slog.NewJSONHandler(w, opts)))
 }

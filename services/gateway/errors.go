@@ -42,7 +42,7 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 			w = &challengeWriter{ResponseWriter: w, challenge: c}
 		}
 	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, withTraceID(r.Context(), err))
 }
 
 // challengeWriter sets WWW-Authenticate when the status line is written.

@@ -25,6 +25,7 @@ import (
 	"github.com/sergas/core/gen/openapi"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/tracing"
 )
 
 // Gateway routes HTTP requests to the three services over gRPC.
@@ -97,7 +98,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	g.probe = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(probeError),
 		runtime.WithRoutingErrorHandler(probeRoutingError), runtime.WithMiddlewares(probeMatch)})...)
 	for _, e := range endpoints {
-		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}),
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}), tracing.DialOption(),
 			grpc.WithUnaryInterceptor(g.unaryInterceptor), grpc.WithStreamInterceptor(g.streamInterceptor))
 		if err != nil {
 			g.Close()
@@ -120,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	root.HandleFunc("GET /openapi.json", serveOpenAPI)
 	root.HandleFunc("/webhooks/{source}", g.ingest)
 	root.Handle("/", g.restInput(g.mux))
-	g.handler = instrument(root, g.routes.isStream, validPath(g.withClientAddr(root)))
+	g.handler = traced(root, g.routes.isStream, instrument(root, g.routes.isStream, validPath(g.withClientAddr(root))))
 	return g, nil
 }
 

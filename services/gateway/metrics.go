@@ -70,17 +70,24 @@ func instrument(mux *http.ServeMux, isStream func(*http.Request) bool, h http.Ha
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
-		_, route := mux.Handler(r)
-		if route == "/" {
-			route = "rest"
-			if isStream(r) {
-				route = "rest_stream"
-			}
-		}
+		route := routeOf(mux, isStream, r)
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
 		httpRequests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.code)).Inc()
 		httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// routeOf names r's route for metrics and spans: the root mux's pattern, or "rest" and "rest_stream" for
+// the REST routes.
+func routeOf(mux *http.ServeMux, isStream func(*http.Request) bool, r *http.Request) string {
+	_, route := mux.Handler(r)
+	if route == "/" {
+		route = "rest"
+		if isStream(r) {
+			route = "rest_stream"
+		}
+	}
+	return route
 }

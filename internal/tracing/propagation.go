@@ -1,0 +1,87 @@
+package tracing
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
+)
+
+// Propagator reads and writes W3C traceparent and tracestate. Servers and clients use it directly, not
+// the global one, so that propagation works even in a process that never called Setup (tests).
+var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
+
+// TraceIDHeader is the response header (HTTP) and trailer (gRPC) that names the trace of a failed
+// request, so that an operator can find its log lines and spans from the answer a caller reports.
+const TraceIDHeader = "x-trace-id"
+
+// Tracer returns the tracer of the process's provider, for a component named name. Components take it
+// when they are built, after Setup.
+func Tracer(name string) trace.Tracer { return otel.GetTracerProvider().Tracer(name) }
+
+// TraceID returns the trace id of ctx in hex, or "" when it has none.
+func TraceID(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// Traceparent returns the W3C traceparent of ctx's span, or "" when it has none.
+func Traceparent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	Propagator.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// FromTraceparent returns the span context a traceparent (and tracestate) names, marked remote; the zero
+// value when it names none.
+func FromTraceparent(traceparent, tracestate string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	c := propagation.MapCarrier{"traceparent": traceparent}
+	if tracestate != "" {
+		c["tracestate"] = tracestate
+	}
+	return trace.SpanContextFromContext(Propagator.Extract(context.Background(), c))
+}
+
+// ExtractGRPC returns ctx with the span context of the incoming call's traceparent, when it has one.
+func ExtractGRPC(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok || len(md["traceparent"]) == 0 {
+		return ctx
+	}
+	return Propagator.Extract(ctx, MDCarrier(md))
+}
+
+// MDCarrier lets the propagator read and write gRPC metadata.
+type MDCarrier metadata.MD
+
+// Get returns the first value of key.
+func (c MDCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set replaces the values of key.
+func (c MDCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+// Keys lists the keys.
+func (c MDCarrier) Keys() []string {
+	out := make([]string, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	return out
+}
