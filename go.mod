@@ -34,6 +34,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
+	github.com/sergas/core/client v0.0.0-00010101000000-000000000000
 	github.com/sergas/core/gen v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.72.0
 	go.opentelemetry.io/otel v1.47.0
@@ -52,3 +53,5 @@ require (
 )
 
 replace github.com/sergas/core/gen => ./gen
+
+replace github.com/sergas/core/client => ./client
