@@ -40,6 +40,7 @@ func OpenPostgres(ctx context.Context, c Config) (*PostgresDB, error) {
 	pc.MaxConnLifetime = c.PoolRecycle
 	pc.MaxConnLifetimeJitter = c.PoolRecycle / 10
 	pc.ConnConfig.RuntimeParams["search_path"] = c.Schema
+	pc.ConnConfig.Tracer = newPGTracer()
 	if c.AppName != "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = c.AppName
 	}

@@ -86,7 +86,7 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		unlock := lockPath(c.SQLitePath)
 		defer unlock()
 	}
-	w, err := sql.Open("sqlite3", dsn("immediate", false))
+	w, err := openSQLite(dsn("immediate", false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
@@ -99,7 +99,7 @@ func OpenSQLite(ctx context.Context, c Config) (*SQLiteDB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", c.SQLitePath, err)
 	}
-	r, err := sql.Open("sqlite3", dsn("deferred", true))
+	r, err := openSQLite(dsn("deferred", true))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
