@@ -151,6 +151,7 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, 
 			c.Provider, envName(c.Provider))
 	}
 	if problem != nil {
+		s.observeRefresh(c.Provider, refreshNotConfigured)
 		release(time.Time{}, "")
 		if !forced && c.ExpireTime.After(now) {
 			return c, nil
@@ -166,6 +167,7 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, 
 		if n >= prov.RefreshLimit {
 			// Never burn the provider's budget: wait until the oldest refresh leaves the window.
 			next := oldest.Add(prov.RefreshWindow)
+			s.observeRefresh(c.Provider, refreshBudgetSpent)
 			release(next, string(provider.ClassRateLimited))
 			if !forced && c.ExpireTime.After(now) {
 				return c, nil
@@ -184,11 +186,15 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, 
 			tokens, err = prov.Refresh(pctx, refreshToken, c.ClientID, secret)
 			cancel()
 			if err == nil {
-				return s.refreshSucceeded(ctx, c, l, tokens, refreshToken, secret, now)
+				out, serr := s.refreshSucceeded(ctx, c, l, tokens, refreshToken, secret, now)
+				s.observeRefresh(c.Provider, storedResult(serr))
+				return out, serr
 			}
+			s.observeRefresh(c.Provider, refreshFailureResult(err))
 			return s.refreshFailed(ctx, c, l, err, now, forced)
 		}
 	}
+	s.observeRefresh(c.Provider, refreshUnsealFailed)
 	release(time.Time{}, "")
 	return nil, err
 }
