@@ -29,6 +29,7 @@ import (
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/lazyconn"
+	"github.com/sergas/core/internal/tracing"
 )
 
 var (
@@ -44,8 +45,13 @@ type Client struct{ *lazyconn.Conn }
 // NewClient returns an unconnected client.
 func NewClient(apiKey string) *Client { return &Client{lazyconn.New("audit", apiKey)} }
 
-// Record appends one event.
+// Record appends one event. An event without a request_id or an idempotency key takes the trace id of
+// ctx as its request_id (the audit service would take the same from the call's traceparent); one with an
+// idempotency key keeps what it has, so that every retry of it is the same event.
 func (c *Client) Record(ctx context.Context, req *auditv1.RecordEventRequest) error {
+	if req.GetRequestId() == "" && req.GetIdempotencyKey() == "" {
+		req.RequestId = tracing.TraceID(ctx)
+	}
 	conn, ctx, err := c.Get(ctx)
 	if err != nil {
 		return err

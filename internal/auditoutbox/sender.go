@@ -10,11 +10,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
+	"github.com/sergas/core/internal/tracing"
 )
 
 // Defaults of a Sender's zero fields.
@@ -69,6 +72,8 @@ type Sender struct {
 	Batch                   int
 	ClaimTTL, RecordTimeout time.Duration
 	Idle, MaxBackoff        time.Duration
+
+	tracer trace.Tracer
 }
 
 func (s *Sender) defaults() {
@@ -93,6 +98,7 @@ func (s *Sender) defaults() {
 	if s.MaxBackoff < s.Idle {
 		s.MaxBackoff = max(DefaultMaxBackoff, s.Idle)
 	}
+	s.tracer = tracing.Tracer("github.com/sergas/core/internal/auditoutbox")
 }
 
 // Run sends until ctx is done, once the recorder is ready.
@@ -145,6 +151,13 @@ func (s *Sender) round(ctx context.Context) (int, bool) {
 		}
 		return 0, true
 	}
+	if len(entries) == 0 {
+		return 0, false
+	}
+	// A round with work is a job of its own: a new trace, not a child of the process's start.
+	ctx, span := s.tracer.Start(ctx, "audit outbox round", trace.WithNewRoot(), trace.WithAttributes(
+		attribute.String("sergas.service", s.Service), attribute.Int("sergas.outbox.entries", len(entries))))
+	defer span.End()
 	var done, unsent []int64
 	failed := false
 	for i, e := range entries {
@@ -161,7 +174,14 @@ func (s *Sender) round(ctx context.Context) (int, bool) {
 			continue
 		}
 		req.IdempotencyKey = e.IdempotencyKey
-		rctx, cancel := context.WithTimeout(ctx, s.RecordTimeout)
+		// The delivery belongs to the trace of the request that queued the event (its client span and the
+		// audit service's spans are children of that request's span); the round links to it.
+		rctx := ctx
+		if sc := takeTraceparent(&req); sc.IsValid() {
+			rctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			span.AddLink(trace.Link{SpanContext: sc})
+		}
+		rctx, cancel := context.WithTimeout(rctx, s.RecordTimeout)
 		err := s.Audit.Record(rctx, &req)
 		cancel()
 		switch code := status.Code(err); {

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -17,9 +18,24 @@ var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 // request, so that an operator can find its log lines and spans from the answer a caller reports.
 const TraceIDHeader = "x-trace-id"
 
+// provider is the process's tracer provider: the id-only one until Setup installs another, so that
+// requests have trace ids in every process, tests included.
+var provider atomic.Value // trace.TracerProvider
+
+func init() { provider.Store(trace.TracerProvider(idProvider{})) }
+
+// Provider returns the process's tracer provider.
+func Provider() trace.TracerProvider { return provider.Load().(trace.TracerProvider) }
+
+// setProvider installs tp as the process's provider and as OpenTelemetry's global one.
+func setProvider(tp trace.TracerProvider) {
+	provider.Store(tp)
+	otel.SetTracerProvider(tp)
+}
+
 // Tracer returns the tracer of the process's provider, for a component named name. Components take it
 // when they are built, after Setup.
-func Tracer(name string) trace.Tracer { return otel.GetTracerProvider().Tracer(name) }
+func Tracer(name string) trace.Tracer { return Provider().Tracer(name) }
 
 // TraceID returns the trace id of ctx in hex, or "" when it has none.
 func TraceID(ctx context.Context) string {

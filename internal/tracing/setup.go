@@ -25,7 +25,7 @@ import (
 func Setup(ctx context.Context, cfg Config, log *slog.Logger) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(Propagator)
 	if !cfg.Export {
-		otel.SetTracerProvider(idProvider{})
+		setProvider(idProvider{})
 		return func(context.Context) error { return nil }, nil
 	}
 	sampled := logging.NewSampler(1.0/60, 5)
@@ -56,7 +56,7 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (shutdown func(con
 		res = resource.NewSchemaless(attrs...)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(sampler(cfg)))
-	otel.SetTracerProvider(tp)
+	setProvider(tp)
 	log.Info("tracing: exporting spans", "endpoint", redactURL(cfg.Endpoint), "protocol", cfg.Protocol,
 		"service_name", cfg.ServiceName, "sampler", cfg.Sampler)
 	return tp.Shutdown, nil

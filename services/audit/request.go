@@ -11,6 +11,7 @@ import (
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/internal/validate"
 	"github.com/sergas/core/services/audit/store"
 )
@@ -74,8 +75,20 @@ func (s *Server) eventFromRequest(ctx context.Context, req *auditv1.RecordEventR
 		Actor: req.GetActor(), Action: req.GetAction(), Resource: req.GetResource(),
 		Outcome: int32(req.GetOutcome()), Metadata: meta, IdempotencyKey: req.GetIdempotencyKey(),
 		Principal: principal, ActorType: int32(req.GetActorType()), SessionID: req.GetSessionId(),
-		RequestID: req.GetRequestId(), SourceService: req.GetSourceService(),
+		RequestID: requestID(ctx, req), SourceService: req.GetSourceService(),
 	}, answer, nil
+}
+
+// requestID is the request_id to record: the caller's, or, when it sent none, the trace id of the call
+// (its traceparent's, or the one this service gave the call), so that the event leads to the request's
+// log lines and spans. It is set before the event is sealed, as a caller's is, so the hash covers it.
+// An event with an idempotency key keeps the caller's choice, even none: a retry may come in another
+// trace, and a request_id that changed would make the retry a different event (AlreadyExists).
+func requestID(ctx context.Context, req *auditv1.RecordEventRequest) string {
+	if id := req.GetRequestId(); id != "" || req.GetIdempotencyKey() != "" {
+		return id
+	}
+	return tracing.TraceID(ctx)
 }
 
 // occurTime returns the caller's occur_time, or now without one. It must lie in

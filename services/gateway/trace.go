@@ -31,7 +31,9 @@ func traced(mux *http.ServeMux, isStream func(*http.Request) bool, next http.Han
 		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, "HTTP", serverSpan...)
 		defer span.End()
-		w.Header().Set(traceIDHeader, span.SpanContext().TraceID().String())
+		if sc := span.SpanContext(); sc.IsValid() {
+			w.Header().Set(traceIDHeader, sc.TraceID().String())
+		}
 		if !span.IsRecording() {
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
