@@ -322,6 +322,10 @@ func k8sCheckPod(t *testing.T, s k8sSet, p k8sPod, pods []k8sPod, vars, bins, ro
 	for _, v := range vols {
 		volumes[fmtString(dig(v, "name"))] = v
 		if sn := fmtString(dig(v, "secret", "secretName")); sn != "" {
+			// Kubernetes' default 0644 lets every user read the keys; the pod's group (fsGroup) is enough.
+			if mode, ok := dig(v, "secret", "defaultMode").(int); !ok || mode&0o007 != 0 {
+				t.Errorf("%s: Secret volume %v has mode %v: want no access for others (e.g. 0440)", name, dig(v, "name"), dig(v, "secret", "defaultMode"))
+			}
 			items, _ := dig(v, "secret", "items").([]any)
 			if len(items) == 0 {
 				k8sSecretResolves(t, s, name+" volume "+fmtString(dig(v, "name")), sn, "")
