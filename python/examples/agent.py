@@ -8,7 +8,9 @@ work), record what it did in the audit log, and acknowledge the delivery.
         --connection org-1 --subscription <id> --max-deliveries 10 --deadline 60
 
 The API key is read from the environment (SERGAS_API_KEY), never from the command line, where other
-users of the machine could read it. The key needs token:read, audit:write and webhook:consume.
+users of the machine could read it. The key needs token:read, audit:write and webhook:consume. Over mTLS
+(--ca-file, --cert-file, --key-file) the certificate's identity can stand in for the key
+(AUTH_TLS_IDENTITIES maps it to those scopes). Retries are printed as they happen.
 
 Bounded: it stops after --max-deliveries deliveries or --deadline seconds, whichever comes first. It
 prints one JSON line per delivery, and a summary; never the access token, only a fingerprint of it.
@@ -52,17 +54,23 @@ def fingerprint(secret):
 def main(argv=None):
     args = parse_args(argv)
     bearer = os.environ.get(args.api_key_env, "")
-    if not bearer:
-        sys.exit("agent: %s is empty: set it to an API key with token:read, audit:write and webhook:consume" % args.api_key_env)
-    common = dict(
-        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file, server_name=args.server_name,
-        bearer=bearer, insecure=args.insecure, allow_bearer_over_insecure=args.insecure,
-    )
+    if not bearer and not args.cert_file:
+        sys.exit("agent: %s is empty: set it to an API key with token:read, audit:write and webhook:consume, "
+                 "or give a client certificate whose identity has them" % args.api_key_env)
     out = sys.stdout
 
     def log(**fields):
         out.write(json.dumps(fields, sort_keys=True) + "\n")
         out.flush()
+
+    def on_retry(method, attempt, err, wait):
+        log(retry=method, attempt=attempt, code=err.code().name, wait=round(wait, 3))
+
+    common = dict(
+        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file, server_name=args.server_name,
+        bearer=bearer or None, insecure=args.insecure, allow_bearer_over_insecure=args.insecure,
+        retry=sergas_client.RetryPolicy(on_retry=on_retry),
+    )
 
     with sergas_client.connect(args.token, **common) as tokens, \
             sergas_client.connect(args.audit, **common) as audit, \

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
@@ -80,47 +82,68 @@ func TestPythonClientUnitTests(t *testing.T) {
 
 // agentLine is one line the example agent prints.
 type agentLine struct {
-	Delivery      string `json:"delivery"`
-	Event         string `json:"event"`
-	RequestID     string `json:"request_id"`
-	TokenSHA256   string `json:"token_sha256"`
-	AuditEvent    string `json:"audit_event"`
-	AuditSequence int64  `json:"audit_sequence"`
-	Duplicate     bool   `json:"duplicate"`
-	Error         string `json:"error"`
-	Summary       bool   `json:"summary"`
-	Handled       int    `json:"handled"`
-	Acked         int    `json:"acked"`
-	Nacked        int    `json:"nacked"`
+	Delivery      string  `json:"delivery"`
+	Event         string  `json:"event"`
+	RequestID     string  `json:"request_id"`
+	TokenSHA256   string  `json:"token_sha256"`
+	AuditEvent    string  `json:"audit_event"`
+	AuditSequence int64   `json:"audit_sequence"`
+	Duplicate     bool    `json:"duplicate"`
+	Error         string  `json:"error"`
+	Summary       bool    `json:"summary"`
+	Handled       int     `json:"handled"`
+	Acked         int     `json:"acked"`
+	Nacked        int     `json:"nacked"`
+	Retry         string  `json:"retry"`
+	Code          string  `json:"code"`
+	Wait          float64 `json:"wait"`
 }
 
-// python/examples/agent.py as a real process against the real stack: with an API key of only the scopes
-// an agent needs, it gets a Zoho token (refreshed at the stand-in), consumes the two webhooks ingested
-// through the gateway, records an audit event for each with the sender's trace or request id, and acks.
+// agentStack is the stack an agent test runs against, and how the test and the agent reach it.
+type agentStack struct {
+	r       *running
+	token   tokenv1.TokenServiceClient
+	audit   auditv1.AuditServiceClient
+	webhook webhookv1.WebhookServiceClient
+	https   *http.Client // for the gateway
+	base    string
+	// agentArgs say how the agent connects; agentEnv adds its credential; principal is who it is to the
+	// services.
+	agentArgs []string
+	agentEnv  []string
+	principal string
+}
+
+// python/examples/agent.py as a real process against the real stack: with a credential of only the
+// scopes an agent needs, it gets a Zoho token (refreshed at the stand-in), consumes the two webhooks
+// ingested through the gateway, records an audit event for each with the sender's trace or request id,
+// and acks. On both backends; over mTLS with the certificate's identity as the only credential; and with
+// a write budget so small that the services refuse calls with RESOURCE_EXHAUSTED and a RetryInfo, which
+// the client waits out and retries, with no event recorded twice.
 func TestPythonAgentAgainstStack(t *testing.T) {
 	t.Parallel()
-	backends := map[string]func(t *testing.T) map[string]string{
-		"sqlite": func(*testing.T) map[string]string { return map[string]string{} },
-		"postgres": func(t *testing.T) map[string]string {
-			url := dbtest.PostgresURL(t)
-			return map[string]string{
-				"DATABASE_URL": url, "TOKEN_DATABASE_SCHEMA": dbtest.NewSchema(t, url),
-				"AUDIT_DATABASE_SCHEMA": dbtest.NewSchema(t, url), "WEBHOOK_DATABASE_SCHEMA": dbtest.NewSchema(t, url),
-				"DATABASE_POOL_SIZE": "2",
-			}
-		},
+	postgres := func(t *testing.T) map[string]string {
+		url := dbtest.PostgresURL(t)
+		return map[string]string{
+			"DATABASE_URL": url, "TOKEN_DATABASE_SCHEMA": dbtest.NewSchema(t, url),
+			"AUDIT_DATABASE_SCHEMA": dbtest.NewSchema(t, url), "WEBHOOK_DATABASE_SCHEMA": dbtest.NewSchema(t, url),
+			"DATABASE_POOL_SIZE": "2",
+		}
 	}
-	for name, backend := range backends {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			testPythonAgent(t, backend(t))
-		})
-	}
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); testPythonAgent(t, map[string]string{}, false) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testPythonAgent(t, postgres(t), false) })
+	t.Run("mtls", func(t *testing.T) { t.Parallel(); testPythonAgent(t, map[string]string{"mtls": "1"}, false) })
+	t.Run("rate_limited", func(t *testing.T) {
+		t.Parallel()
+		// One write a burst, two a second, per credential: the agent's Ack and next Poll come back to back.
+		testPythonAgent(t, map[string]string{"RATE_LIMIT_PER_SECOND": "2", "RATE_LIMIT_BURST": "1"}, true)
+	})
 }
 
-func testPythonAgent(t *testing.T, env map[string]string) {
-	py, pyEnv := python(t)
-	z := zohotest.New(t)
+// startAgentStack starts the stack for an agent test: plaintext with an API key, or (env["mtls"]) TLS
+// with client certificates required, the agent known by its certificate alone.
+func startAgentStack(t *testing.T, env map[string]string, z *zohotest.Server) *agentStack {
+	t.Helper()
 	admin := authtest.NewKey(t, "admin", auth.AllScopes...)
 	agent := authtest.NewKey(t, "agent", auth.ScopeTokenRead, auth.ScopeAuditWrite, auth.ScopeWebhookConsume)
 	for k, v := range map[string]string{
@@ -130,18 +153,66 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 	} {
 		env[k] = v
 	}
+	_, mtls := env["mtls"]
+	delete(env, "mtls")
+	if !mtls {
+		r := start(t, env)
+		return &agentStack{
+			r: r, token: r.token, audit: r.audit, webhook: r.webhook, https: http.DefaultClient, base: r.base,
+			agentArgs: []string{"--token", r.addrs.Token, "--audit", r.addrs.Audit, "--webhook", r.addrs.Webhook, "--insecure"},
+			// The key goes by the environment, as the agent wants it (never on a command line).
+			agentEnv: []string{"SERGAS_API_KEY=" + agent.Key}, principal: "apikey:agent",
+		}
+	}
+	const agentID = "spiffe://sergas.test/python-agent"
+	ca := newCA(t)
+	serverCert, serverKey := ca.issue(t, "server", "sergas-services", 10)
+	gwCert, gwKey := ca.issue(t, "gateway", "sergas-gateway", 11)
+	agentCert, agentKey := ca.issue(t, "agent", "python-agent", 12, agentID)
+	for k, v := range map[string]string{
+		"TLS_DISABLED": "", "TLS_CERT_FILE": serverCert, "TLS_KEY_FILE": serverKey, "TLS_CLIENT_CA_FILE": ca.path("ca.pem"),
+		"GRPC_CLIENT_CA_FILE": ca.path("ca.pem"), "GRPC_CLIENT_CERT_FILE": gwCert, "GRPC_CLIENT_KEY_FILE": gwKey,
+		"GRPC_CLIENT_SERVER_NAME": "localhost",
+		"AUTH_TLS_IDENTITIES":     `{"` + agentID + `": ["token:read", "audit:write", "webhook:consume"]}`,
+	} {
+		env[k] = v
+	}
 	r := start(t, env)
+	// The test's own calls: the admin key over mTLS (a key wins over the certificate's identity).
+	dial := func(addr string) *grpc.ClientConn {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(ca.clientTLS(t, agentCert, agentKey))), authtest.Bearer(admin.Key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	return &agentStack{
+		r: r, token: tokenv1.NewTokenServiceClient(dial(r.addrs.Token)), audit: auditv1.NewAuditServiceClient(dial(r.addrs.Audit)),
+		webhook: webhookv1.NewWebhookServiceClient(dial(r.addrs.Webhook)),
+		https:   &http.Client{Transport: &http.Transport{TLSClientConfig: ca.clientTLS(t, "", "")}},
+		base:    "https://" + r.addrs.Gateway,
+		agentArgs: []string{"--token", r.addrs.Token, "--audit", r.addrs.Audit, "--webhook", r.addrs.Webhook,
+			"--ca-file", ca.path("ca.pem"), "--cert-file", agentCert, "--key-file", agentKey, "--server-name", "localhost"},
+		principal: "mtls:" + agentID,
+	}
+}
+
+func testPythonAgent(t *testing.T, env map[string]string, rateLimited bool) {
+	py, pyEnv := python(t)
+	z := zohotest.New(t)
+	st := startAgentStack(t, env, z)
 	ctx := t.Context()
 
 	// A connection whose token expires within the refresh margin: the agent's first GetAccessToken
 	// refreshes it at the stand-in, so the token it uses can only have come from there.
-	if _, err := r.token.CreateConnection(ctx, &tokenv1.CreateConnectionRequest{
+	if _, err := st.token.CreateConnection(ctx, &tokenv1.CreateConnectionRequest{
 		Provider: "zoho", ConnectionId: "org-1", AccessToken: "1000.at.old", RefreshToken: z.IssueRefreshToken(),
 		ExpiresIn: durationpb.New(time.Minute), ApiDomain: "https://www.zohoapis.eu",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := r.webhook.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "python-agent"})
+	sub, err := st.webhook.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "python-agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +220,7 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	ingest := func(body string, headers ...string) {
-		req, err := http.NewRequestWithContext(ctx, "POST", r.base+"/webhooks/zoho", strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, "POST", st.base+"/webhooks/zoho", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +228,7 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 		for i := 0; i+1 < len(headers); i += 2 {
 			req.Header.Set(headers[i], headers[i+1])
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := st.https.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,12 +242,10 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 
 	runCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, py, filepath.Join(pythonDir, "examples", "agent.py"),
-		"--token", r.addrs.Token, "--audit", r.addrs.Audit, "--webhook", r.addrs.Webhook, "--insecure",
-		"--connection", "org-1", "--subscription", subID, "--consumer", "py-test",
-		"--max-deliveries", "2", "--deadline", "60")
-	// The key goes by the environment, as the agent wants it (never on a command line).
-	cmd.Env = append(pyEnv, "SERGAS_API_KEY="+agent.Key)
+	args := append([]string{filepath.Join(pythonDir, "examples", "agent.py")}, st.agentArgs...)
+	cmd := exec.CommandContext(runCtx, py, append(args, "--connection", "org-1", "--subscription", subID,
+		"--consumer", "py-test", "--max-deliveries", "2", "--deadline", "60")...)
+	cmd.Env = append(pyEnv, st.agentEnv...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -184,21 +253,41 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
-	if strings.Contains(string(stdout)+stderr.String(), agent.Key) {
-		t.Fatal("the agent printed its API key")
+	for _, e := range st.agentEnv {
+		if secret := e[strings.IndexByte(e, '=')+1:]; strings.Contains(string(stdout)+stderr.String(), secret) {
+			t.Fatal("the agent printed its API key")
+		}
 	}
 
-	var lines []agentLine
+	var lines, retries []agentLine
 	sc := bufio.NewScanner(strings.NewReader(string(stdout)))
 	for sc.Scan() {
 		var l agentLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("agent line %q: %v", sc.Text(), err)
 		}
+		if l.Retry != "" {
+			retries = append(retries, l)
+			continue
+		}
 		lines = append(lines, l)
 	}
 	if len(lines) != 3 || !lines[2].Summary || lines[2].Handled != 2 || lines[2].Acked != 2 || lines[2].Nacked != 0 {
 		t.Fatalf("agent lines %+v, want two deliveries and a summary of two acked", lines)
+	}
+	if rateLimited {
+		// The precondition of this case: the services refused with a RetryInfo and the client waited it
+		// out (a RESOURCE_EXHAUSTED without one would have failed the run).
+		if len(retries) == 0 {
+			t.Fatal("no call was rate limited: the case tests nothing")
+		}
+		for _, l := range retries {
+			if l.Code != "RESOURCE_EXHAUSTED" || l.Wait <= 0 || l.Wait > 1.5 {
+				t.Errorf("retry %+v, want RESOURCE_EXHAUSTED after the RetryInfo delay (at most 0.5 s and a tenth at 2/s)", l)
+			}
+		}
+	} else if len(retries) != 0 {
+		t.Errorf("retries without a reason: %+v", retries)
 	}
 
 	// The token came from the stand-in: it refreshed once, the service hands out that token, and it is
@@ -206,7 +295,7 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 	if z.Refreshes() != 1 {
 		t.Fatalf("%d refreshes at the stand-in, want 1", z.Refreshes())
 	}
-	tok, err := r.token.GetAccessToken(ctx, &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "org-1"})
+	tok, err := st.token.GetAccessToken(ctx, &tokenv1.GetAccessTokenRequest{Provider: "zoho", ConnectionId: "org-1"})
 	if err != nil || !z.Valid(tok.GetAccessToken()) || tok.GetAccessToken() == "1000.at.old" {
 		t.Fatalf("token %v %v: not the stand-in's", tok, err)
 	}
@@ -218,7 +307,7 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 	}
 
 	// Both deliveries delivered.
-	dl, err := r.webhook.ListDeliveries(ctx, &webhookv1.ListDeliveriesRequest{SubscriptionId: subID})
+	dl, err := st.webhook.ListDeliveries(ctx, &webhookv1.ListDeliveriesRequest{SubscriptionId: subID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +322,8 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 		deliveryOf[d.GetEventId()] = d
 	}
 
-	// Two audit events, one per delivery, with the right fields.
-	events, err := r.audit.ListEvents(ctx, &auditv1.ListEventsRequest{Action: "agent.webhook.handle"})
+	// Two audit events, one per delivery (none twice, retries or not), with the right fields.
+	events, err := st.audit.ListEvents(ctx, &auditv1.ListEventsRequest{Action: "agent.webhook.handle"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +340,7 @@ func testPythonAgent(t *testing.T, env map[string]string) {
 			t.Fatalf("audit event %d names event %q, which has no delivery", i, eventID)
 		}
 		if e.GetActor() != "agent:python-example" || e.GetActorType() != auditv1.ActorType_ACTOR_TYPE_AGENT ||
-			e.GetPrincipal() != "apikey:agent" || e.GetOutcome() != auditv1.Outcome_OUTCOME_SUCCESS ||
+			e.GetPrincipal() != st.principal || e.GetOutcome() != auditv1.Outcome_OUTCOME_SUCCESS ||
 			e.GetResource() != "webhook/zoho/"+eventID || e.GetSessionId() != "py-test" ||
 			e.GetIdempotencyKey() != "webhook-delivery/"+d.GetId() ||
 			md["delivery_id"].GetStringValue() != d.GetId() || md["subscription_id"].GetStringValue() != subID ||
