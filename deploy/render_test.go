@@ -371,6 +371,12 @@ func k8sCheckPod(t *testing.T, s k8sSet, p k8sPod, pods []k8sPod, vars, bins, ro
 			t.Errorf("%s %s: unknown valueFrom %v", name, k, vf)
 		}
 	}
+	// A variable naming a file (key files, sources, the signing key) names one the pod mounts.
+	for k, v := range p.env {
+		if path, ok := v.(string); ok && strings.HasPrefix(path, "/etc/") && !k8sFileMounted(t, s, p, path) {
+			t.Errorf("%s: %s=%s, a file no volume of the pod provides", name, k, path)
+		}
+	}
 	// Listen addresses are set and agree with the declared ports.
 	listen := map[string]string{"grpc": "_GRPC_ADDR", "metrics": "_METRICS_ADDR"}
 	prefix := strings.ToUpper(strings.TrimPrefix(p.binary, "sergas-"))
@@ -435,6 +441,39 @@ func k8sCheckPod(t *testing.T, s k8sSet, p k8sPod, pods []k8sPod, vars, bins, ro
 			t.Errorf("%s: %s=%v does not reach %s's gRPC port through a headless Service", name, k, v, target)
 		}
 	}
+}
+
+// k8sFileMounted reports whether path is a file of a Secret volume the container mounts: an item's path,
+// or, without items, a key of the Secret (rendered or from secret.example.yaml).
+func k8sFileMounted(t *testing.T, s k8sSet, p k8sPod, path string) bool {
+	mounts, _ := dig(p.container, "volumeMounts").([]any)
+	vols, _ := dig(p.spec, "volumes").([]any)
+	for _, m := range mounts {
+		rel, ok := strings.CutPrefix(path, strings.TrimSuffix(fmtString(dig(m, "mountPath")), "/")+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range vols {
+			if dig(v, "name") != dig(m, "name") || dig(v, "secret") == nil {
+				continue
+			}
+			if items, _ := dig(v, "secret", "items").([]any); len(items) > 0 {
+				for _, it := range items {
+					if dig(it, "path") == rel {
+						return true
+					}
+				}
+				return false
+			}
+			secret := fmtString(dig(v, "secret", "secretName"))
+			if sec := s.get("Secret", secret); sec != nil {
+				return dig(sec, "data", rel) != nil || dig(sec, "stringData", rel) != nil
+			}
+			_, ok := k8sOperatorSecrets(t)[secret][rel]
+			return ok
+		}
+	}
+	return false
 }
 
 // k8sEndpoint resolves a dns:///service:port endpoint to the pod behind it and its container port, and
