@@ -20,16 +20,18 @@ const TraceIDHeader = "x-trace-id"
 
 // provider is the process's tracer provider: the id-only one until Setup installs another, so that
 // requests have trace ids in every process, tests included.
-var provider atomic.Value // trace.TracerProvider
+var provider atomic.Pointer[providerBox]
 
-func init() { provider.Store(trace.TracerProvider(idProvider{})) }
+type providerBox struct{ trace.TracerProvider }
+
+func init() { provider.Store(&providerBox{idProvider{}}) }
 
 // Provider returns the process's tracer provider.
-func Provider() trace.TracerProvider { return provider.Load().(trace.TracerProvider) }
+func Provider() trace.TracerProvider { return provider.Load().TracerProvider }
 
 // setProvider installs tp as the process's provider and as OpenTelemetry's global one.
 func setProvider(tp trace.TracerProvider) {
-	provider.Store(tp)
+	provider.Store(&providerBox{tp})
 	otel.SetTracerProvider(tp)
 }
 
