@@ -59,10 +59,16 @@ func (s k8sSet) get(kind, name string) map[string]any {
 
 func k8sName(o any) string { n, _ := dig(o, "metadata", "name").(string); return n }
 
+// k8sRendered caches each directory's rendering for the test binary's run.
+var k8sRendered = map[string]k8sSet{}
+
 // k8sRender runs kustomize build on dir (relative to deploy/).
 func k8sRender(t *testing.T, dir string) k8sSet {
 	t.Helper()
 	kustomize := testutil.Tool(t, "kustomize")
+	if s, ok := k8sRendered[dir]; ok {
+		return s
+	}
 	cmd := exec.Command(kustomize, "build", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -85,6 +91,9 @@ func k8sRender(t *testing.T, dir string) k8sSet {
 			t.Errorf("%s: a rendered object lacks apiVersion, kind or metadata.name", dir)
 		}
 		set.objs = append(set.objs, d)
+	}
+	if !t.Failed() {
+		k8sRendered[dir] = set
 	}
 	return set
 }
@@ -273,6 +282,17 @@ func TestRenderedManifests(t *testing.T) {
 				k8sCheckPod(t, s, p, pods, vars, bins, routes)
 			}
 			k8sCheckServices(t, s, pods)
+			if ns := s.get("Namespace", "sergas"); dig(ns, "metadata", "labels", "pod-security.kubernetes.io/enforce") != "restricted" {
+				t.Error("namespace sergas does not enforce the restricted Pod Security Standard")
+			}
+			for _, obj := range s.objs {
+				if ns := dig(obj, "metadata", "namespace"); obj["kind"] != "Namespace" && ns != "sergas" {
+					t.Errorf("%s %s is in namespace %v, not sergas", obj["kind"], k8sName(obj), ns)
+				}
+				if dig(obj, "metadata", "labels", "app.kubernetes.io/part-of") != "sergas-core" {
+					t.Errorf("%s %s lacks the label app.kubernetes.io/part-of=sergas-core", obj["kind"], k8sName(obj))
+				}
+			}
 			for _, pvc := range s.kind("PersistentVolumeClaim") {
 				if !slices.Contains(anyStrings(dig(pvc, "spec", "accessModes")), "ReadWriteOnce") {
 					t.Errorf("PersistentVolumeClaim %s: want ReadWriteOnce (one node's block storage)", k8sName(pvc))
