@@ -22,6 +22,8 @@ import json
 import os
 import sys
 
+import grpc
+
 import sergas_client
 
 
@@ -119,9 +121,13 @@ def main(argv=None):
                 audit_event=resp.event.id, audit_sequence=resp.event.sequence, duplicate=resp.duplicate,
             )
 
-        result = sergas_client.consume(
-            webhook, args.subscription, handle, max_deliveries=args.max_deliveries, deadline=args.deadline, consumer=args.consumer,
-        )
+        try:
+            result = sergas_client.consume(
+                webhook, args.subscription, handle, max_deliveries=args.max_deliveries, deadline=args.deadline, consumer=args.consumer,
+            )
+        except grpc.RpcError as e:  # the webhook service refused (a missing scope, no such subscription…)
+            log(error=e.code().name, detail=e.details())
+            return 2
     log(summary=True, handled=result.handled, acked=result.acked, nacked=result.nacked, refused=result.refused)
     return 0 if result.nacked == 0 and result.refused == 0 else 1
 

@@ -144,7 +144,9 @@ def consume(
     (Nack(reason, delay) chooses the delay; another exception's text is the reason).
 
     Bounded: stops after max_deliveries deliveries (None: no limit) or deadline seconds, whichever comes
-    first; returns a ConsumeResult. Delivery is at least once: a delivery whose handler ran but whose Ack
+    first (a Poll under way ends at most 2 s past the deadline; the deliveries it brings are still handled
+    and settled); returns a ConsumeResult. An error that is not retried (PERMISSION_DENIED, NOT_FOUND for
+    an unknown subscription, retries spent) is raised. Delivery is at least once: a delivery whose handler ran but whose Ack
     was lost, or whose lease (the subscription's lease_duration) ended first, is handed out again, so make
     the handler's effects idempotent (record_event with a key derived from the delivery id does that).
 
@@ -163,9 +165,10 @@ def consume(
         want = batch if max_deliveries is None else min(batch, max_deliveries - result.handled)
         poll_wait = max(0.0, min(wait, 30.0, remaining - 1.0))
         req = webhook_pb2.PollRequest(subscription_id=subscription_id, consumer=consumer, max_deliveries=want, wait=_duration(poll_wait))
-        # The service answers a margin before the call's deadline, so give it room beyond the wait. A Poll
-        # whose answer was lost is safe to repeat: what it leased is handed out again after the lease.
-        got = conn.call(conn.webhook.Poll, req, timeout=poll_wait + 5.0)
+        # The service answers half a second before the call's deadline, so the call gets a little more
+        # than the wait (and the loop ends at most that much after its deadline). A Poll whose answer was
+        # lost is safe to repeat: what it leased is handed out again once the lease ends.
+        got = conn.call(conn.webhook.Poll, req, timeout=poll_wait + 2.0)
         for leased in got.deliveries:
             result.handled += 1
             try:

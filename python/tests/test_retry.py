@@ -51,8 +51,8 @@ class BackoffTest(unittest.TestCase):
         p = RetryPolicy(initial_backoff=0.1, max_backoff=1.0)
         self.assertEqual([p.backoff(n, HIGH) for n in range(1, 7)], [0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
         self.assertEqual([p.backoff(n, LOW) for n in range(1, 5)], [0.05, 0.1, 0.2, 0.4])
-        for n in range(1, 200):  # a huge attempt number neither overflows nor passes the cap
-            self.assertTrue(0.5 <= p.backoff(n) <= 1.0 or n < 5)
+        for n in range(5, 200):  # a huge attempt number neither overflows nor passes the cap
+            self.assertTrue(0.5 <= p.backoff(n) <= 1.0, n)
 
     def test_cap_below_initial_is_raised_to_it(self):
         self.assertEqual(RetryPolicy(initial_backoff=2.0, max_backoff=1.0).backoff(3, HIGH), 2.0)
