@@ -35,6 +35,23 @@ var refreshesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help: "Token refreshes by provider (configured names; any other is \"(unknown)\") and result: success, a provider failure class (invalid_grant, invalid_client, rate_limited, transient, bad_response), budget_spent, not_configured, unseal_failed or store_failed.",
 }, []string{"provider", "result"})
 
+// refreshResults are every value of the result label.
+var refreshResults = []string{refreshSuccess,
+	string(provider.ClassInvalidGrant), string(provider.ClassInvalidClient), string(provider.ClassRateLimited),
+	string(provider.ClassTransient), string(provider.ClassBadResponse),
+	refreshBudgetSpent, refreshNotConfigured, refreshUnsealFailed, refreshStoreFailed}
+
+// initRefreshMetrics exports every result of every configured provider at 0: a series that first
+// appears at 1 has no earlier sample, so increase() over it is 0 and an alert would miss the first
+// failure after a restart.
+func initRefreshMetrics(providers map[string]*provider.Client) {
+	for name := range providers {
+		for _, r := range refreshResults {
+			refreshesTotal.WithLabelValues(name, r)
+		}
+	}
+}
+
 // observeRefresh counts one refresh of a connection of provider prov.
 func (s *Server) observeRefresh(prov, result string) {
 	if _, ok := s.providers[prov]; !ok {

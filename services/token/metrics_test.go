@@ -17,6 +17,13 @@ import (
 // refreshCount reads token_refreshes_total{provider,result} from the registry /metrics serves.
 func refreshCount(t *testing.T, prov, result string) float64 {
 	t.Helper()
+	v, _ := refreshSeries(t, prov, result)
+	return v
+}
+
+// refreshSeries reads token_refreshes_total{provider,result} and whether the series is exported.
+func refreshSeries(t *testing.T, prov, result string) (float64, bool) {
+	t.Helper()
 	fams, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +38,11 @@ func refreshCount(t *testing.T, prov, result string) float64 {
 				labels[l.GetName()] = l.GetValue()
 			}
 			if labels["provider"] == prov && labels["result"] == result {
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue(), true
 			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // Each refresh is counted once by provider and result: a success (however many callers shared it), a
@@ -65,9 +72,11 @@ func TestRefreshOutcomesAreCounted(t *testing.T) {
 			_, err := r.client.RefreshConnection(ctx, &tokenv1.RefreshConnectionRequest{Provider: prov, ConnectionId: id})
 			return err
 		}
-		for _, res := range []string{"success", "transient", "invalid_grant", "budget_spent"} {
-			if n := refreshCount(t, prov, res); n != 0 {
-				t.Fatalf("%s counted %v before any refresh", res, n)
+		// Every result is exported at 0 from the start, so that increase() sees the first of each.
+		for _, res := range []string{"success", "invalid_grant", "invalid_client", "rate_limited", "transient", "bad_response",
+			"budget_spent", "not_configured", "unseal_failed", "store_failed"} {
+			if n, ok := refreshSeries(t, prov, res); n != 0 || !ok {
+				t.Fatalf("%s before any refresh: %v (exported: %v), want 0", res, n, ok)
 			}
 		}
 

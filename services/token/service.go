@@ -66,6 +66,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, audit AuditRecorder
 	for _, p := range cfg.Providers {
 		log.Info("token provider", "provider", p.Describe())
 	}
+	initRefreshMetrics(cfg.Providers)
 	svc := &Service{Server: s, audit: audit}
 	stats.Token = st
 	dbstats.Register(svc, stats)
