@@ -343,6 +343,10 @@ func testGoClientConsume(t *testing.T, r *running, agent authtest.Key) {
 			return errors.New("CRM API 503")
 		}
 		seen <- o
+		if strings.HasPrefix(marker, "hold") { // still working when the consumer stops
+			<-hctx.Done()
+			return hctx.Err()
+		}
 		return nil
 	}
 	var reconnects atomic.Int32
@@ -410,6 +414,10 @@ func testGoClientConsume(t *testing.T, r *running, agent authtest.Key) {
 		t.Errorf("%d handlers at once, MaxInFlight 2", peak.Load())
 	}
 
+	// Stopping with a handler in flight: its context ends, and what it returns still settles the
+	// delivery (a nack, handing it back now rather than when the lease ends).
+	ingest("hold-5")
+	held := next()
 	stop()
 	select {
 	case err := <-done:
@@ -418,6 +426,76 @@ func testGoClientConsume(t *testing.T, r *running, agent authtest.Key) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not end after cancel")
+	}
+	d, err := r.webhook.GetDelivery(ctx, &webhookv1.GetDeliveryRequest{Id: held.delivery})
+	if a := d.GetDelivery().GetAttempts(); err != nil || held.marker != "hold-5" || len(a) != 1 || a[0].GetOutcome() != "nacked" || a[0].GetError() != "context canceled" {
+		t.Fatalf("delivery in flight at stop: %v %v", d, err)
+	}
+}
+
+// A handler that runs longer than the lease keeps the delivery: the consumer extends the lease every
+// half lease, so the delivery is neither handed out again nor its ack refused.
+func TestGoClientConsumeKeepsLease(t *testing.T) {
+	r, agent := startWithAgent(t, nil)
+	ctx := t.Context()
+	sub, err := r.webhook.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "slow", LeaseDuration: durationpb.New(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := r.do(t, "POST", "/webhooks/zoho", `{"slow":1}`, "Content-Type", "application/json"); code != 202 {
+		t.Fatalf("ingest: %d %v", code, body)
+	}
+	c := dialAgent(t, r.addrs.Webhook, agent.Key, &retries{})
+	var calls atomic.Int32
+	handled := make(chan string, 10)
+	var problems []string
+	var mu sync.Mutex
+	cons := &client.Consumer{Subscription: sub.GetSubscription().GetId(), OnError: func(err error) { mu.Lock(); problems = append(problems, err.Error()); mu.Unlock() },
+		Handler: func(hctx context.Context, d *webhookv1.LeasedDelivery) error {
+			calls.Add(1)
+			first := d.GetDelivery().GetLeaseExpireTime().AsTime()
+			// Hold it until the first lease is over and the service shows the lease extended past it.
+			for {
+				got, err := r.webhook.GetDelivery(hctx, &webhookv1.GetDeliveryRequest{Id: d.GetDelivery().GetId()})
+				if err != nil {
+					return err
+				}
+				if time.Now().After(first.Add(200*time.Millisecond)) && got.GetDelivery().GetLeaseExpireTime().AsTime().After(first) {
+					break
+				}
+				select {
+				case <-hctx.Done():
+					return hctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			handled <- d.GetDelivery().GetId()
+			return nil
+		}}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(runCtx, c) }()
+	var id string
+	select {
+	case id = <-handled:
+	case err := <-done:
+		t.Fatalf("consumer ended: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("not handled within 15 s")
+	}
+	waitFor(t, "the delivery to be acked", func() bool {
+		d, err := r.webhook.GetDelivery(ctx, &webhookv1.GetDeliveryRequest{Id: id})
+		return err == nil && d.GetDelivery().GetStatus() == webhookv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	d, _ := r.webhook.GetDelivery(ctx, &webhookv1.GetDeliveryRequest{Id: id})
+	mu.Lock()
+	defer mu.Unlock()
+	if a := d.GetDelivery().GetAttempts(); len(a) != 1 || a[0].GetOutcome() != "acked" || calls.Load() != 1 || len(problems) != 0 {
+		t.Fatalf("attempts %v, handler calls %d, problems %v", a, calls.Load(), problems)
 	}
 }
 
