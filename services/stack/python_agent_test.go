@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	tokenv1 "github.com/sergas/core/gen/go/sergas/token/v1"
@@ -240,38 +242,7 @@ func testPythonAgent(t *testing.T, env map[string]string, rateLimited bool) {
 	ingest(`{"module":"Deals","ids":["1"]}`, "Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
 	ingest(`{"module":"Deals","ids":["2"]}`, "X-Request-Id", "req-42")
 
-	runCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	args := append([]string{filepath.Join(pythonDir, "examples", "agent.py")}, st.agentArgs...)
-	cmd := exec.CommandContext(runCtx, py, append(args, "--connection", "org-1", "--subscription", subID,
-		"--consumer", "py-test", "--max-deliveries", "2", "--deadline", "60")...)
-	cmd.Env = append(pyEnv, st.agentEnv...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	t.Logf("agent output:\n%s%s", stdout, stderr.String())
-	if err != nil {
-		t.Fatalf("agent: %v", err)
-	}
-	for _, e := range st.agentEnv {
-		if secret := e[strings.IndexByte(e, '=')+1:]; strings.Contains(string(stdout)+stderr.String(), secret) {
-			t.Fatal("the agent printed its API key")
-		}
-	}
-
-	var lines, retries []agentLine
-	sc := bufio.NewScanner(strings.NewReader(string(stdout)))
-	for sc.Scan() {
-		var l agentLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("agent line %q: %v", sc.Text(), err)
-		}
-		if l.Retry != "" {
-			retries = append(retries, l)
-			continue
-		}
-		lines = append(lines, l)
-	}
+	lines, retries := runAgent(t, py, pyEnv, st, subID)
 	if len(lines) != 3 || !lines[2].Summary || lines[2].Handled != 2 || lines[2].Acked != 2 || lines[2].Nacked != 0 {
 		t.Fatalf("agent lines %+v, want two deliveries and a summary of two acked", lines)
 	}
@@ -355,4 +326,61 @@ func testPythonAgent(t *testing.T, env map[string]string, rateLimited bool) {
 			t.Errorf("audit event %s is not one the agent reported", e.GetId())
 		}
 	}
+
+	// Delivery is at least once. Both events handed out again (as after a lost Ack or an expired lease):
+	// the agent's idempotency keys, derived from the delivery, make its second run record nothing new.
+	rep, err := st.webhook.ReplayEvents(ctx, &webhookv1.ReplayEventsRequest{SubscriptionId: subID, StartTime: timestamppb.New(time.Now().Add(-time.Hour))})
+	if err != nil || rep.GetReplayed() != 2 {
+		t.Fatalf("replay: %v %v, want 2 replayed", rep, err)
+	}
+	again, _ := runAgent(t, py, pyEnv, st, subID)
+	if len(again) != 3 || again[2].Acked != 2 {
+		t.Fatalf("second run %+v, want two deliveries acked", again)
+	}
+	for _, l := range again[:2] {
+		if !l.Duplicate || !reported[l.AuditEvent] {
+			t.Errorf("redelivery %+v: want the first run's audit event, as a duplicate", l)
+		}
+	}
+	if events, err := st.audit.ListEvents(ctx, &auditv1.ListEventsRequest{Action: "agent.webhook.handle"}); err != nil || len(events.GetEvents()) != 2 {
+		t.Fatalf("after the redelivery: %d audit events (%v), want still 2", len(events.GetEvents()), err)
+	}
+}
+
+// runAgent runs python/examples/agent.py for two deliveries of subID and returns the lines it printed
+// about deliveries (and its summary), and those about retries.
+func runAgent(t *testing.T, py string, pyEnv []string, st *agentStack, subID string) (lines, retries []agentLine) {
+	t.Helper()
+	runCtx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	args := append([]string{filepath.Join(pythonDir, "examples", "agent.py")}, st.agentArgs...)
+	cmd := exec.CommandContext(runCtx, py, append(args, "--connection", "org-1", "--subscription", subID,
+		"--consumer", "py-test", "--max-deliveries", "2", "--deadline", "60")...)
+	cmd.Env = slices.Concat(pyEnv, st.agentEnv)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	t.Logf("agent output:\n%s%s", stdout, stderr.String())
+	if err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	for _, e := range st.agentEnv {
+		if secret := e[strings.IndexByte(e, '=')+1:]; strings.Contains(string(stdout)+stderr.String(), secret) {
+			t.Fatal("the agent printed its API key")
+		}
+	}
+
+	sc := bufio.NewScanner(strings.NewReader(string(stdout)))
+	for sc.Scan() {
+		var l agentLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("agent line %q: %v", sc.Text(), err)
+		}
+		if l.Retry != "" {
+			retries = append(retries, l)
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return lines, retries
 }
