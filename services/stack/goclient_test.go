@@ -598,6 +598,28 @@ func TestGoClientTLS(t *testing.T) {
 			if err := dial(client.Config{CAFile: ca.path("ca.pem"), CertFile: agentCert, KeyFile: agentKey}); err != nil {
 				t.Errorf("certificate identity: %v", err)
 			}
+			if err := dial(client.Config{CAFile: ca.path("ca.pem"), CertFile: agentCert, KeyFile: agentKey,
+				BearerFunc: func(context.Context) (string, error) { return agent.Key, nil }}); err != nil {
+				t.Errorf("bearer from a function over mTLS: %v", err)
+			}
+
+			// A certificate renewed on disk is presented at the next handshake, without a new Dial: first
+			// an identity the service does not map, then, replaced in place, the agent's.
+			rotCert, rotKey := ca.issue(t, "rotating", "agent-8", 13, "spiffe://sergas.test/unmapped")
+			p := newCutProxy(t, r.addrs.Token)
+			c, err := client.Dial(client.Config{Address: p.addr(), ServerName: "localhost", CAFile: ca.path("ca.pem"), CertFile: rotCert, KeyFile: rotKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Token().ListConnections(ctx, &tokenv1.ListConnectionsRequest{}); status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("precondition: an unmapped certificate: %v, want UNAUTHENTICATED", err)
+			}
+			ca.issue(t, "rotating", "agent-7", 14, "spiffe://sergas.test/agent")
+			p.sever() // the next call handshakes again
+			if _, err := c.Token().ListConnections(ctx, &tokenv1.ListConnectionsRequest{}); err != nil {
+				t.Errorf("after the certificate was renewed on disk: %v", err)
+			}
 		})
 	}
 }
