@@ -40,7 +40,8 @@ type Consumer struct {
 	// the last error; 5 minutes when 0.
 	GiveUpAfter time.Duration
 	// OnError, when set, is told of what Run survives: a reconnection, an ack or nack that failed or was
-	// refused (the lease had passed on), a lease that could not be extended.
+	// refused (the lease had passed on), a lease that could not be extended. It is called from the
+	// handlers' goroutines too, possibly at once.
 	OnError func(error)
 	// Handler processes each delivery.
 	Handler Handler
