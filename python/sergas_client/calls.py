@@ -3,7 +3,7 @@
 import time
 import uuid
 
-from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from ._gen.sergas.audit.v1 import audit_pb2
 from ._gen.sergas.token.v1 import token_pb2

@@ -12,6 +12,8 @@ import time
 
 import grpc
 
+from ._gen.sergas_rpc import status_pb2
+
 # The trailer in which gRPC carries the google.rpc.Status of an error, details included.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 RETRY_INFO_TYPE = "google.rpc.RetryInfo"
@@ -94,8 +96,6 @@ def _status_details(err):
         return None
     for key, value in trailers or ():
         if key == STATUS_DETAILS_KEY:
-            from ._gen.sergas_rpc import status_pb2
-
             st = status_pb2.Status()
             try:
                 st.ParseFromString(value)
@@ -110,8 +110,6 @@ def retry_info(err):
     st = _status_details(err)
     if st is None:
         return None
-    from ._gen.sergas_rpc import status_pb2
-
     for any_msg in st.details:
         # type_url is "type.googleapis.com/google.rpc.RetryInfo"; only the part after the last '/' names it.
         if any_msg.type_url.rsplit("/", 1)[-1] != RETRY_INFO_TYPE:
