@@ -55,6 +55,11 @@ build: ## build every binary into .bin/
 	go build -o $(BIN)/sergas-gateway ./services/gateway/cmd/sergas-gateway
 	go build -o $(BIN)/sergasctl ./services/sergasctl/cmd/sergasctl
 
+.PHONY: python
+python: ## build the Python client into python/build/sergas_client from proto/ with Debian's protoc and grpc-tools (scripts/packages installs them)
+	scripts/packages
+	/usr/bin/python3 python/generate.py
+
 .PHONY: $(BIN)/sergas
 $(BIN)/sergas:
 	go build -o $@ ./services/stack/cmd/sergas
