@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 const (
 	alertRulesFile = "prometheus/alerts.yaml"
 	alertTestsFile = "prometheus/alerts_test.yaml"
+	ruleCRDFile    = "prometheus/prometheusrule.yaml"
 	dashboardFile  = "grafana/sergas-core.json"
 )
 
@@ -35,6 +37,30 @@ func promtool(t *testing.T, args ...string) {
 func TestAlertRulesCheckAndUnitTests(t *testing.T) {
 	promtool(t, "check", "rules", alertRulesFile)
 	promtool(t, "test", "rules", alertTestsFile)
+}
+
+// The PrometheusRule for the Prometheus Operator holds exactly the groups of alerts.yaml, which the unit
+// tests cover.
+func TestPrometheusRuleHoldsTheAlertRules(t *testing.T) {
+	read := func(path string) map[string]any {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := yaml.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	rules, crd := read(alertRulesFile), read(ruleCRDFile)
+	if crd["apiVersion"] != "monitoring.coreos.com/v1" || crd["kind"] != "PrometheusRule" {
+		t.Fatalf("%s is a %v %v, want a monitoring.coreos.com/v1 PrometheusRule", ruleCRDFile, crd["apiVersion"], crd["kind"])
+	}
+	spec, _ := crd["spec"].(map[string]any)
+	if !reflect.DeepEqual(spec["groups"], rules["groups"]) {
+		t.Fatalf("the groups of %s differ from %s: copy them again", ruleCRDFile, alertRulesFile)
+	}
 }
 
 type alertRule struct {
