@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
@@ -72,13 +73,19 @@ func FromTraceparent(traceparent, tracestate string) trace.SpanContext {
 	return trace.SpanContextFromContext(Propagator.Extract(context.Background(), c))
 }
 
-// ExtractGRPC returns ctx with the span context of the incoming call's traceparent, when it has one.
+// ExtractGRPC returns ctx with the span context of the incoming call's traceparent, when it has one. It
+// looks the two keys up rather than copying the call's metadata (metadata.FromIncomingContext copies
+// every key and value): most calls carry none, and those pay nothing.
 func ExtractGRPC(ctx context.Context) context.Context {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok || len(md["traceparent"]) == 0 {
+	tp := metadata.ValueFromIncomingContext(ctx, "traceparent")
+	if len(tp) == 0 {
 		return ctx
 	}
-	return Propagator.Extract(ctx, MDCarrier(md))
+	c := propagation.MapCarrier{"traceparent": tp[0]}
+	if ts := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(ts) > 0 {
+		c["tracestate"] = strings.Join(ts, ",")
+	}
+	return Propagator.Extract(ctx, c)
 }
 
 // MDCarrier lets the propagator read and write gRPC metadata.

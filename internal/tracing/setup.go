@@ -9,8 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -38,9 +37,12 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (shutdown func(con
 	var exp sdktrace.SpanExporter
 	switch cfg.Protocol {
 	case ProtocolHTTP:
-		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint), otlptracehttp.WithHeaders(cfg.Headers))
+		exp, err = otlptrace.New(ctx, newHTTPClient(cfg.Endpoint, cfg.Headers))
 	default:
-		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cfg.Endpoint), otlptracegrpc.WithHeaders(cfg.Headers))
+		var c *grpcClient
+		if c, err = newGRPCClient(cfg.Endpoint, cfg.Headers); err == nil {
+			exp, err = otlptrace.New(ctx, c)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/encoding"
 
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/tracing"
@@ -112,11 +113,17 @@ func TestIDsContinueTheCallersTrace(t *testing.T) {
 	}
 }
 
-// With an endpoint, spans go to the receiver over OTLP/gRPC and Shutdown flushes them.
-func TestExportOverGRPC(t *testing.T) {
-	recv := tracingtest.Start(t)
+// With an endpoint, spans go to the receiver over OTLP (gRPC, or HTTP with protobuf) and Shutdown flushes
+// them.
+func TestExport(t *testing.T) {
+	t.Run("grpc", func(t *testing.T) { testExport(t, tracingtest.Start(t), "grpc") })
+	t.Run("http", func(t *testing.T) { testExport(t, tracingtest.StartHTTP(t), "http/protobuf") })
+}
+
+func testExport(t *testing.T, recv *tracingtest.Receiver, protocol string) {
 	e := config.FromMap(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": recv.Endpoint(), "OTEL_SERVICE_NAME": "unit",
-		"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s%20ecret"})
+		"OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+		"OTEL_RESOURCE_ATTRIBUTES":    "deployment.environment=test", "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s%20ecret"})
 	cfg := tracing.LoadConfig(e, "svc")
 	if err := e.Err(); err != nil || !cfg.Export || cfg.Headers["x-api-key"] != "s ecret" {
 		t.Fatalf("config %+v, %v", cfg, err)
@@ -143,8 +150,9 @@ func TestExportOverGRPC(t *testing.T) {
 	for _, s := range spans {
 		byName[s.Name] = s
 	}
-	if r, c := byName["root"], byName["child"]; r.Service != "unit" || c.ParentID != r.SpanID || c.TraceID != r.TraceID || r.ParentID != "" {
-		t.Fatalf("spans %+v", byName)
+	if r, c := byName["root"], byName["child"]; r.Service != "unit" || c.ParentID != r.SpanID || c.TraceID != r.TraceID || r.ParentID != "" ||
+		r.Resource["deployment.environment"] != "test" || recv.APIKey() != "s ecret" {
+		t.Fatalf("spans %+v, api key %q", byName, recv.APIKey())
 	}
 }
 
@@ -176,5 +184,15 @@ func TestConfigErrors(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
 	if cfg := tracing.LoadConfig(e, "svc"); cfg.Endpoint != "https://c/x" || cfg.Protocol != tracing.ProtocolHTTP || cfg.ServiceName != "svc" {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+// Linking tracing must not register gRPC's gzip compressor: every call of every client and server in the
+// process would then carry grpc-accept-encoding headers (about a kilobyte and four allocations more per
+// call in internal/grpcserver's callcost benchmark), tracing on or off. OpenTelemetry's OTLP exporter
+// packages do register it; grpcClient and httpClient stand in for them.
+func TestGzipCompressorNotRegistered(t *testing.T) {
+	if encoding.GetCompressor("gzip") != nil {
+		t.Fatal("gzip is registered: something linked google.golang.org/grpc/encoding/gzip (an OTLP exporter package?)")
 	}
 }

@@ -5,7 +5,10 @@ package tracingtest
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,12 +18,15 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 )
 
 // Span is an exported span, flattened.
 type Span struct {
-	// Service is the resource's service.name.
+	// Service is the resource's service.name; Resource all its attributes.
 	Service  string
+	Resource map[string]string
 	TraceID  string
 	SpanID   string
 	ParentID string // "" for a root span
@@ -42,6 +48,15 @@ type Receiver struct {
 	spans []Span
 	// changed is closed and replaced whenever spans arrive.
 	changed chan struct{}
+	// apiKey is the x-api-key header of the last export.
+	apiKey string
+}
+
+// APIKey is the x-api-key header (gRPC metadata or HTTP header) of the last export.
+func (r *Receiver) APIKey() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.apiKey
 }
 
 // Start serves a receiver on a loopback port until the test ends.
@@ -94,13 +109,21 @@ func (r *Receiver) Wait(t testing.TB, timeout time.Duration, done func([]Span) b
 }
 
 // Export implements the OTLP trace service.
-func (r *Receiver) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+func (r *Receiver) Export(ctx context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	key := ""
+	if v := metadata.ValueFromIncomingContext(ctx, "x-api-key"); len(v) > 0 {
+		key = v[0]
+	}
+	if v, ok := ctx.Value(httpKey{}).(string); ok {
+		key = v
+	}
 	var got []Span
 	for _, rs := range req.GetResourceSpans() {
-		service := attrs(rs.GetResource().GetAttributes())["service.name"]
+		res := attrs(rs.GetResource().GetAttributes())
+		service := res["service.name"]
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
-				sp := Span{Service: service, TraceID: hex.EncodeToString(s.GetTraceId()), SpanID: hex.EncodeToString(s.GetSpanId()),
+				sp := Span{Service: service, Resource: res, TraceID: hex.EncodeToString(s.GetTraceId()), SpanID: hex.EncodeToString(s.GetSpanId()),
 					Name: s.GetName(), Kind: s.GetKind(), Attrs: attrs(s.GetAttributes()),
 					Error: s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR}
 				if len(s.GetParentSpanId()) > 0 {
@@ -115,6 +138,7 @@ func (r *Receiver) Export(_ context.Context, req *collectorpb.ExportTraceService
 	}
 	r.mu.Lock()
 	r.spans = append(r.spans, got...)
+	r.apiKey = key
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -135,6 +159,9 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 	return out
 }
 
+// httpKey carries an HTTP export's x-api-key header to Export.
+type httpKey struct{}
+
 type countingListener struct {
 	net.Listener
 	n *atomic.Int64
@@ -146,4 +173,33 @@ func (l countingListener) Accept() (net.Conn, error) {
 		l.n.Add(1)
 	}
 	return c, err
+}
+
+// StartHTTP serves a receiver over OTLP/HTTP (protobuf, POST /v1/traces) on a loopback port until the
+// test ends; Endpoint is then its base URL.
+func StartHTTP(t testing.TB) *Receiver {
+	t.Helper()
+	r := &Receiver{changed: make(chan struct{})}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		var in collectorpb.ExportTraceServiceRequest
+		if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" ||
+			err != nil || proto.Unmarshal(body, &in) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		out, _ := r.Export(context.WithValue(req.Context(), httpKey{}, req.Header.Get("X-Api-Key")), &in)
+		raw, _ := proto.Marshal(out)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(raw)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			r.conns.Add(1)
+		}
+	}
+	srv.Start()
+	r.addr = srv.Listener.Addr().String()
+	t.Cleanup(srv.Close)
+	return r
 }
