@@ -74,10 +74,13 @@ func (c *tracedConn) ExecContext(ctx context.Context, query string, args []drive
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	if c.inTx {
+	// The driver takes a statement with arguments through PrepareContext (it answers ErrSkip here), whose
+	// span covers it; and ctx goes to the driver unchanged, since it recognises its own contexts by type
+	// (Savepoint).
+	if c.inTx || len(args) != 0 {
 		return ex.ExecContext(ctx, query, args)
 	}
-	ctx, span, rec := c.statementSpan(ctx, query)
+	_, span, rec := c.statementSpan(ctx, query)
 	res, err := ex.ExecContext(ctx, query, args)
 	if rec {
 		endStoreSpan(span, err)

@@ -30,6 +30,14 @@ func init() { provider.Store(&providerBox{idProvider{}}) }
 // Provider returns the process's tracer provider.
 func Provider() trace.TracerProvider { return provider.Load().TracerProvider }
 
+// Use installs tp as the process's provider (Setup calls it; a test installs an in-memory recorder) and
+// returns the one it replaces. Components built afterwards take their tracers from it.
+func Use(tp trace.TracerProvider) (previous trace.TracerProvider) {
+	previous = Provider()
+	setProvider(tp)
+	return previous
+}
+
 // setProvider installs tp as the process's provider and as OpenTelemetry's global one.
 func setProvider(tp trace.TracerProvider) {
 	provider.Store(&providerBox{tp})

@@ -128,7 +128,7 @@ func (g *Gateway) ingestError(w http.ResponseWriter, r *http.Request, err error)
 		writeStatus(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, st.Message())
 	case (st.Code() == codes.Unauthenticated || st.Code() == codes.PermissionDenied) && reason == "":
 		ingestCredentialRefused.Inc()
-		g.transportLog.Error("the webhook service refused the gateway's own credential: deliveries are answered 503 until it presents one with webhook:ingest",
+		g.transportLog.Error(r.Context(), "the webhook service refused the gateway's own credential: deliveries are answered 503 until it presents one with webhook:ingest",
 			"service", "gateway", "code", st.Code().String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(ownCredentialRetryAfter.Seconds())))
 		writeStatus(w, http.StatusServiceUnavailable, codes.Unavailable, "service unavailable")
@@ -137,7 +137,7 @@ func (g *Gateway) ingestError(w http.ResponseWriter, r *http.Request, err error)
 		// and the source's budgets bound deliveries), e.g. the key also declared an internal client, or
 		// its failed-call budget: the sender is not sending too much, we are taking too little.
 		ingestCredentialRefused.Inc()
-		g.transportLog.Error("the gateway's own credential is over a rate limit at the webhook service: check the RATE_LIMIT_* budgets that apply to GATEWAY_WEBHOOK_API_KEY",
+		g.transportLog.Error(r.Context(), "the gateway's own credential is over a rate limit at the webhook service: check the RATE_LIMIT_* budgets that apply to GATEWAY_WEBHOOK_API_KEY",
 			"service", "gateway")
 		wait, ok := ratelimit.RetryAfter(err)
 		if !ok {

@@ -86,7 +86,7 @@ func (g *Gateway) unaryInterceptor(ctx context.Context, method string, req, repl
 	answered := new(atomic.Bool)
 	ctx = context.WithValue(g.outgoing(ctx), answeredKey{}, answered)
 	err := invoker(ctx, method, req, reply, cc, opts...)
-	return g.transportError(method, err, answered)
+	return g.transportError(ctx, method, err, answered)
 }
 
 func (g *Gateway) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -94,9 +94,9 @@ func (g *Gateway) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, 
 	ctx = context.WithValue(g.outgoing(ctx), answeredKey{}, answered)
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
-		return nil, g.transportError(method, err, answered)
+		return nil, g.transportError(ctx, method, err, answered)
 	}
-	return &answeredStream{ClientStream: s, g: g, method: method, answered: answered}, nil
+	return &answeredStream{ClientStream: s, g: g, method: method, answered: answered, ctx: ctx}, nil
 }
 
 // answeredStream applies transportError to a stream's later messages too: a connection lost mid-stream
@@ -106,6 +106,7 @@ type answeredStream struct {
 	g        *Gateway
 	method   string
 	answered *atomic.Bool
+	ctx      context.Context // the request's, for the log line's trace
 }
 
 func (s *answeredStream) RecvMsg(m any) error {
@@ -113,19 +114,19 @@ func (s *answeredStream) RecvMsg(m any) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return err
 	}
-	return s.g.transportError(s.method, err, s.answered)
+	return s.g.transportError(s.ctx, s.method, err, s.answered)
 }
 
 // transportError replaces an UNAVAILABLE the service did not send with errServiceUnavailable, logging the
 // real cause (sampled: a flood of requests to a service that is down must not flood the log).
-func (g *Gateway) transportError(method string, err error, answered *atomic.Bool) error {
+func (g *Gateway) transportError(ctx context.Context, method string, err error, answered *atomic.Bool) error {
 	if err == nil || answered.Load() || status.Code(err) != codes.Unavailable {
 		return err
 	}
 	svc := g.serviceOf(method)
 	transportErrors.WithLabelValues(svc).Inc()
 	if !strings.HasPrefix(method, "/grpc.health.v1.Health/") { // /readyz reports those itself
-		g.transportLog.Warn("service unreachable", "service", svc, "method", method, "error", status.Convert(err).Message())
+		g.transportLog.Warn(ctx, "service unreachable", "service", svc, "method", method, "error", status.Convert(err).Message())
 	}
 	return errServiceUnavailable
 }
@@ -150,12 +151,16 @@ func newSampledLog(log *slog.Logger, perSecond float64, burst int) *sampledLog {
 }
 
 // Warn writes msg at warning level unless sampled out.
-func (s *sampledLog) Warn(msg string, args ...any) { s.write(slog.LevelWarn, msg, args) }
+func (s *sampledLog) Warn(ctx context.Context, msg string, args ...any) {
+	s.write(ctx, slog.LevelWarn, msg, args)
+}
 
 // Error writes msg at error level unless sampled out.
-func (s *sampledLog) Error(msg string, args ...any) { s.write(slog.LevelError, msg, args) }
+func (s *sampledLog) Error(ctx context.Context, msg string, args ...any) {
+	s.write(ctx, slog.LevelError, msg, args)
+}
 
-func (s *sampledLog) write(level slog.Level, msg string, args []any) {
+func (s *sampledLog) write(ctx context.Context, level slog.Level, msg string, args []any) {
 	ok, n := s.s.Allow(time.Now())
 	if !ok {
 		return
@@ -163,5 +168,5 @@ func (s *sampledLog) write(level slog.Level, msg string, args []any) {
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	s.log.Log(context.Background(), level, msg, args...)
+	s.log.Log(ctx, level, msg, args...) // ctx names the request's trace
 }
