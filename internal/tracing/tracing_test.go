@@ -196,3 +196,12 @@ func TestGzipCompressorNotRegistered(t *testing.T) {
 		t.Fatal("gzip is registered: something linked google.golang.org/grpc/encoding/gzip (an OTLP exporter package?)")
 	}
 }
+
+// A job's span is a root even when the job was started from a request's context.
+func TestStartJobIsARoot(t *testing.T) {
+	ctx, req := tracing.Tracer("test").Start(context.Background(), "request")
+	_, job := tracing.StartJob(ctx, "job")
+	if !job.SpanContext().IsValid() || job.SpanContext().TraceID() == req.SpanContext().TraceID() {
+		t.Fatalf("job %v under request %v", job.SpanContext(), req.SpanContext())
+	}
+}
