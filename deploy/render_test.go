@@ -451,6 +451,18 @@ func k8sCheckPod(t *testing.T, s k8sSet, p k8sPod, pods []k8sPod, vars, bins, ro
 	if g, _ := dig(p.spec, "terminationGracePeriodSeconds").(int); time.Duration(g)*time.Second <= shutdown+time.Duration(pause)*time.Second {
 		t.Errorf("%s: terminationGracePeriodSeconds %d does not exceed SHUTDOWN_TIMEOUT %s plus the preStop pause %ds", name, g, shutdown, pause)
 	}
+	// Whoever calls another service is told where it is: unset, the endpoint defaults to localhost, which
+	// in a pod is the caller itself (the gateway calls all three; a service with AUDIT_CLIENT_API_KEY the
+	// audit service, with TOKEN_CLIENT_API_KEY the token service). The audit service may call itself there.
+	need := map[string]bool{"AUDIT_GRPC_ENDPOINT": p.env["AUDIT_CLIENT_API_KEY"] != nil, "TOKEN_GRPC_ENDPOINT": p.env["TOKEN_CLIENT_API_KEY"] != nil}
+	if p.binary == "sergas-gateway" {
+		need = map[string]bool{"AUDIT_GRPC_ENDPOINT": true, "TOKEN_GRPC_ENDPOINT": true, "WEBHOOK_GRPC_ENDPOINT": true}
+	}
+	for k, needed := range need {
+		if needed && p.env[k] == nil && k != prefix+"_GRPC_ENDPOINT" {
+			t.Errorf("%s: %s unset, so it would dial localhost", name, k)
+		}
+	}
 	// Endpoints of other services name a headless Service on the right pod's gRPC port.
 	for k, v := range p.env {
 		if !strings.HasSuffix(k, "_GRPC_ENDPOINT") {
