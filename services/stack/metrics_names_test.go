@@ -1,10 +1,12 @@
 package stack_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,8 +46,8 @@ var prometheusMetrics = []string{"up"}
 
 // Every metric the alert rules and the dashboard name is one the real services export: the stack runs,
 // one request of each kind is made (a token stored and refreshed, audit events, a checkpoint and a
-// verification, a managed Zoho channel renewed, webhooks accepted and refused, deliveries acked, retried
-// and dead-lettered, a refused call), and the gateway's /metrics (the whole process's registry, as in
+// verification, a managed Zoho channel renewed, webhooks accepted and refused, deliveries acked, retried,
+// dead-lettered and pushed, a refused call), and the gateway's /metrics (the whole process's registry, as in
 // `make run`) must hold each name. A renamed metric fails here rather than leaving a silent panel or
 // an alert that can never fire.
 func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
@@ -116,6 +118,14 @@ func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	subID := sub.GetSubscription().GetId()
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(receiver.Close)
+	if _, err := r.webhook.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "metrics-push",
+		Filter: &webhookv1.EventFilter{Sources: []string{"zoho"}}, Mode: webhookv1.SubscriptionMode_SUBSCRIPTION_MODE_PUSH,
+		Push: &webhookv1.PushConfig{Endpoint: receiver.URL, AllowPrivateNetwork: true,
+			SigningSecret: "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, rec := range []string{"4150868000001", "4150868000002"} {
 		if n, err := crm.Notify(ctx, "Deals", "update", []string{rec}, []string{"Stage"}); err != nil || n != 1 {
 			t.Fatalf("notify: %d %v", n, err)
