@@ -63,6 +63,30 @@ func TestPrometheusRuleHoldsTheAlertRules(t *testing.T) {
 	}
 }
 
+// An overlay can render the PrometheusRule with kustomize (deploy/prometheus is a kustomization), and
+// what it renders still holds the rules of alerts.yaml.
+func TestPrometheusRuleRendersWithKustomize(t *testing.T) {
+	out, err := exec.Command(testutil.Tool(t, "kustomize"), "build", filepath.Dir(ruleCRDFile)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", filepath.Dir(ruleCRDFile), err, out)
+	}
+	var rendered, rules map[string]any
+	if err := yaml.Unmarshal(out, &rendered); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(alertRulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := rendered["spec"].(map[string]any)
+	if rendered["kind"] != "PrometheusRule" || !reflect.DeepEqual(spec["groups"], rules["groups"]) {
+		t.Fatalf("kustomize build %s does not render the rules of %s:\n%s", filepath.Dir(ruleCRDFile), alertRulesFile, out)
+	}
+}
+
 type alertRule struct {
 	Alert       string            `yaml:"alert"`
 	Expr        string            `yaml:"expr"`
