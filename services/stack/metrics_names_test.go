@@ -70,6 +70,9 @@ func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 		"WEBHOOK_SOURCES": "zoho:zoho-crm", "WEBHOOK_MAX_BODY_BYTES": "65536",
 		"TOKEN_PROVIDER_ZOHO_ACCOUNTS_URL": oauth.AccountsURL(), "TOKEN_PROVIDER_ZOHO_CLIENT_ID": oauth.ClientID,
 		"TOKEN_PROVIDER_ZOHO_CLIENT_SECRET": oauth.ClientSecret,
+		// The channel gauges are process-wide and withdrawn when any renewer stops (another test's stack
+		// in this process): renewing every second sets them again within the scrape loop's deadline.
+		"WEBHOOK_ZOHO_CHANNEL_CHECK_INTERVAL": "1s",
 	})
 	ctx := t.Context()
 	mustDo := func(method, path, body string, wantCode int) map[string]any {
