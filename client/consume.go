@@ -142,15 +142,31 @@ func (r *consumeRun) receive(ctx context.Context, req *webhookv1.ReceiveRequest)
 			return opened, err
 		}
 		opened = true
-		for _, d := range msg.GetDeliveries() {
+		ds := msg.GetDeliveries()
+		for i, d := range ds {
 			select { // the service leases at most MaxInFlight; this holds a re-leased extra back
 			case r.sem <- struct{}{}:
 			case <-ctx.Done():
+				r.giveBack(ctx, ds[i:])
 				return opened, ctx.Err()
 			}
 			r.wg.Add(1)
 			go r.handle(ctx, d)
 		}
+	}
+}
+
+// giveBack refuses deliveries received but never handled (the consumer stopping), so that another
+// consumer gets them now rather than when their lease ends.
+func (r *consumeRun) giveBack(ctx context.Context, ds []*webhookv1.LeasedDelivery) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.GetAckId()
+	}
+	sctx, done := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer done()
+	if _, err := r.api.Nack(sctx, &webhookv1.NackRequest{AckIds: ids, Error: "consumer stopped before handling it"}); err != nil {
+		r.report(fmt.Errorf("client: giving back %d unhandled deliveries: %w", len(ids), err))
 	}
 }
 
