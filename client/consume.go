@@ -52,6 +52,10 @@ func (c *Conn) Consume(ctx context.Context, subscription string, handler Handler
 	return (&Consumer{Subscription: subscription, Handler: handler}).Run(ctx, c)
 }
 
+// stableStream is how long a stream must have lasted for the reconnection backoff to start again from
+// its first step.
+const stableStream = 10 * time.Second
+
 // settleTimeout bounds an ack or nack made after ctx ended (the consumer stopping with handlers in flight).
 const settleTimeout = 10 * time.Second
 
@@ -84,12 +88,16 @@ func (cs *Consumer) Run(ctx context.Context, conn *Conn) error {
 	req := &webhookv1.ReceiveRequest{SubscriptionId: cs.Subscription, Consumer: name, MaxInFlight: int32(inFlight)}
 	failedSince, attempt := time.Time{}, 0
 	for {
+		began := time.Now()
 		opened, err := r.receive(ctx, req)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if opened {
-			failedSince, attempt = time.Time{}, 0
+		if opened { // the service is there: the give-up clock starts again
+			failedSince = time.Time{}
+			if time.Since(began) >= stableStream { // a stream that fails as soon as it opens keeps backing off
+				attempt = 0
+			}
 		}
 		if failedSince.IsZero() {
 			failedSince = time.Now()
