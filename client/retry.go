@@ -103,7 +103,8 @@ func (p RetryPolicy) retryDelay(err error, attempt int, rnd func(int64) int64) (
 		if !hasInfo {
 			return 0, false
 		}
-		return info + time.Duration(rnd(int64(info/10)+1)), true
+		// The services round the delay to the millisecond: one more keeps a retry from arriving just early.
+		return info + time.Millisecond + time.Duration(rnd(int64(info/10)+1)), true
 	}
 	return 0, false
 }

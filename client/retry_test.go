@@ -54,7 +54,7 @@ func TestRetryDelayRetriesOnlyWhatIsSafe(t *testing.T) {
 	}{
 		{"unavailable", status.Error(codes.Unavailable, "down"), true, 50 * time.Millisecond, 100 * time.Millisecond},
 		{"unavailable with a longer RetryInfo", withRetryInfo(codes.Unavailable, 2*time.Second), true, 2 * time.Second, 2 * time.Second},
-		{"rate limited with RetryInfo", withRetryInfo(codes.ResourceExhausted, time.Second), true, time.Second, 1100 * time.Millisecond},
+		{"rate limited with RetryInfo", withRetryInfo(codes.ResourceExhausted, time.Second), true, 1001 * time.Millisecond, 1101 * time.Millisecond},
 		{"resource exhausted without RetryInfo (message too large)", status.Error(codes.ResourceExhausted, "too large"), false, 0, 0},
 		{"permission denied", status.Error(codes.PermissionDenied, "method requires scope token:admin"), false, 0, 0},
 		{"unauthenticated", status.Error(codes.Unauthenticated, "invalid credentials"), false, 0, 0},

@@ -510,18 +510,21 @@ func TestGoClientHonoursRetryInfo(t *testing.T) {
 	}
 	var rec retries
 	c := dialAgent(t, r.addrs.Token, agent.Key, &rec)
-	if _, err := c.AccessToken(ctx, "zoho", "org-1"); err != nil { // spends the burst
-		t.Fatal(err)
+	// One a second with bursts of one: of calls made back to back, all but the first of each second are
+	// throttled. A loaded machine may space two calls by a second, hence a few calls, until one was.
+	var ev []client.RetryEvent
+	var elapsed time.Duration
+	for i := 0; i < 10 && len(ev) == 0; i++ {
+		start := time.Now()
+		tok, err := c.AccessToken(ctx, "zoho", "org-1")
+		elapsed = time.Since(start)
+		if err != nil || tok.GetAccessToken() != "1000.at.agent" {
+			t.Fatalf("call %d: %v %v", i, tok, err)
+		}
+		ev = rec.list()
 	}
-	start := time.Now()
-	tok, err := c.AccessToken(ctx, "zoho", "org-1")
-	elapsed := time.Since(start)
-	if err != nil || tok.GetAccessToken() != "1000.at.agent" {
-		t.Fatalf("throttled call: %v %v", tok, err)
-	}
-	ev := rec.list()
 	if len(ev) == 0 {
-		t.Fatal("precondition: the second call within the second was not throttled")
+		t.Fatal("precondition: no call was throttled")
 	}
 	delay, ok := client.RetryInfo(ev[0].Err)
 	if status.Code(ev[0].Err) != codes.ResourceExhausted || !ok || delay <= 0 || ev[0].Wait < delay || elapsed < ev[0].Wait {
