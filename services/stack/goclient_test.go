@@ -297,6 +297,37 @@ func TestGoClientAgainstStack(t *testing.T) {
 	})
 
 	t.Run("Consume", func(t *testing.T) { testGoClientConsume(t, r, agent) })
+
+	t.Run("ConsumeRefusedEnds", func(t *testing.T) {
+		// Refusals end the loop with the service's answer instead of reconnecting for ever.
+		reader := authtest.NewKey(t, "reader", auth.ScopeTokenRead) // lacks webhook:consume, and unknown
+		sub, err := r.webhook.CreateSubscription(ctx, &webhookv1.CreateSubscriptionRequest{Name: "refused"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name, key, sub string
+			code           codes.Code
+		}{
+			{"no such subscription", agent.Key, "01a21a28-9efc-7aa0-aa42-950625b9f6fc", codes.NotFound},
+			{"not a subscription id", agent.Key, "nope", codes.InvalidArgument},
+			{"unknown key", reader.Key, sub.GetSubscription().GetId(), codes.Unauthenticated},
+		} {
+			var reports atomic.Int32
+			cons := &client.Consumer{Subscription: c.sub, OnError: func(error) { reports.Add(1) },
+				Handler: func(context.Context, *webhookv1.LeasedDelivery) error { return nil }}
+			done := make(chan error, 1)
+			go func() { done <- cons.Run(ctx, dialAgent(t, r.addrs.Webhook, c.key, &retries{})) }()
+			select {
+			case err := <-done:
+				if status.Code(err) != c.code || reports.Load() != 0 {
+					t.Errorf("%s: Run returned %v after %d reconnections, want %v at once", c.name, err, reports.Load(), c.code)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("%s: Run still going after 15 s", c.name)
+			}
+		}
+	})
 }
 
 // testGoClientConsume runs the consume loop through a proxy: deliveries are acked, a failing one is
