@@ -56,7 +56,8 @@ func (c *Conn) Consume(ctx context.Context, subscription string, handler Handler
 // its first step.
 const stableStream = 10 * time.Second
 
-// settleTimeout bounds an ack or nack made after ctx ended (the consumer stopping with handlers in flight).
+// settleTimeout bounds an ack or nack (made even after ctx ended: the consumer stopping with handlers in
+// flight).
 const settleTimeout = 10 * time.Second
 
 // Run receives deliveries over a Receive stream and handles up to MaxInFlight of them at once, each in
@@ -187,12 +188,10 @@ func (r *consumeRun) handle(ctx context.Context, d *webhookv1.LeasedDelivery) {
 	stopExtending()
 	cancel()
 
-	sctx := ctx
-	if ctx.Err() != nil { // stopping: settle anyway, so that the delivery does not wait out its lease
-		var done context.CancelFunc
-		sctx, done = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-		defer done()
-	}
+	// Settled even when the consumer is stopping (ctx ended, or ends during the call), so that the
+	// delivery does not wait out its lease; bounded instead.
+	sctx, done := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer done()
 	var refused []string
 	var serr error
 	if err == nil {
