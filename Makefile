@@ -30,7 +30,7 @@ run: $(BIN)/sergas ## run all three services and the gateway on embedded SQLite 
 .PHONY: test
 test: $(TEST_TOOLS) ## run every test against SQLite and a real PostgreSQL (throwaway server unless TEST_DATABASE_URL is set); installs the Debian packages the tests run (scripts/packages) when missing
 	scripts/packages
-	REQUIRE_POSTGRES=1 REQUIRE_TOOLS=1 scripts/with-postgres go test -race -count=1 ./...
+	REQUIRE_POSTGRES=1 REQUIRE_TOOLS=1 scripts/with-postgres go test -race -count=1 ./... ./client/...
 
 .PHONY: bench
 bench: ## benchmarks (not part of make test, ~15 min; the first run also seeds 10 million audit events, kept in ./data/bench): Go micro-benchmarks, GetAccessToken, then audit RecordEvent/RecordEvents, each against an authenticated no-op over gRPC, ListEvents p99 on 10 million events, signed webhook ingests through the gateway beside /healthz, and end-to-end delivery (signed ingest through the gateway to Ack by streaming consumers, and to a push endpoint on loopback; fixed rates and saturation); server and load generator in separate processes, SQLite and PostgreSQL; sergasctl bench (the original guide's table on both backends), sergasctl copy of one million audit events beside a bare COPY, and sergasctl backup of a 1 GiB SQLite file while the service writes; prints the README tables
@@ -104,6 +104,7 @@ lint: $(BIN)/buf ## buf lint, buf breaking (against main), gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	cd gen && go vet ./...
+	cd client && go vet ./...
 
 .PHONY: clean
 clean: ## remove built binaries (keeps the cached tools) and nothing under ./data
