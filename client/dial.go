@@ -119,6 +119,9 @@ func Dial(cfg Config) (*Conn, error) {
 		// gRPC's own retry (from a service config) would retry behind our back with other rules.
 		grpc.WithDisableRetry(),
 		grpc.WithChainUnaryInterceptor(retry.unaryInterceptor),
+		// Spread calls over every address the name resolves to: a dns:/// name of a headless Kubernetes
+		// Service lists each pod, and pick_first would send everything to one of them.
+		grpc.WithDefaultServiceConfig(roundRobin),
 	}
 	if hasBearer {
 		opts = append(opts, grpc.WithPerRPCCredentials(&bearer{static: cfg.Bearer, fn: cfg.BearerFunc, secure: !cfg.Plaintext}))
@@ -174,3 +177,7 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// roundRobin is the default service config: round_robin over the resolved addresses (a server's own
+// service config, from DNS TXT records, still wins).
+const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
