@@ -25,6 +25,9 @@ _OPTIONS = [
     # gRPC's own retries (from a service config) would retry behind our back with other rules.
     ("grpc.enable_retries", 0),
     ("grpc.primary_user_agent", "sergas-python-client"),
+    # Spread calls over every address the name resolves to (a dns:/// name of a headless Kubernetes
+    # Service lists each pod); pick_first would send all of them to one pod.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
