@@ -173,6 +173,31 @@ func testTraceOfOneRESTCall(t *testing.T, bin, backend string, backendEnv []stri
 	if auditJoinsTrace && event.GetRequestId() != traceID {
 		t.Errorf("token.refresh request_id %q, want the trace id %s", event.GetRequestId(), traceID)
 	}
+	// RecordEvent without a request_id records the call's trace id as its request_id; with an
+	// idempotency key it keeps what the caller sent (none), so that a retry in another trace is the same
+	// event; a caller's own request_id is kept.
+	const recordTrace = "2af7651916cd43dd8448eb211c80319c"
+	rctx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+recordTrace+"-d7ad6b7169203331-01")
+	for _, c := range []struct {
+		req  *auditv1.RecordEventRequest
+		want string
+	}{
+		{&auditv1.RecordEventRequest{Actor: "agent-1", Action: "trace.test", Outcome: auditv1.Outcome_OUTCOME_SUCCESS}, recordTrace},
+		{&auditv1.RecordEventRequest{Actor: "agent-1", Action: "trace.test", Outcome: auditv1.Outcome_OUTCOME_SUCCESS, IdempotencyKey: "k-1"}, ""},
+		{&auditv1.RecordEventRequest{Actor: "agent-1", Action: "trace.test", Outcome: auditv1.Outcome_OUTCOME_SUCCESS, RequestId: "req-7"}, "req-7"},
+	} {
+		got, err := auditv1.NewAuditServiceClient(auditConn).RecordEvent(rctx, c.req)
+		if err != nil || got.GetEvent().GetRequestId() != c.want {
+			t.Fatalf("RecordEvent(%v): %v, request_id %q, want %q", c.req, err, got.GetEvent().GetRequestId(), c.want)
+		}
+	}
+	// The retry of the keyed event, in another trace, is the same event.
+	other := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-3af7651916cd43dd8448eb211c80319c-e7ad6b7169203331-01")
+	again, err := auditv1.NewAuditServiceClient(auditConn).RecordEvent(other, &auditv1.RecordEventRequest{Actor: "agent-1",
+		Action: "trace.test", Outcome: auditv1.Outcome_OUTCOME_SUCCESS, IdempotencyKey: "k-1"})
+	if err != nil || !again.GetDuplicate() {
+		t.Fatalf("retry of a keyed event in another trace: %v %v", again, err)
+	}
 
 	// Stopping flushes the spans still buffered: after a clean exit the receiver has them all.
 	_ = cmd.Process.Signal(syscall.SIGTERM)
