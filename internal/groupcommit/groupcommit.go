@@ -10,10 +10,16 @@ package groupcommit
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/tracing"
 )
 
 // Config bounds how calls are gathered.
@@ -48,6 +54,8 @@ type Committer[In, Out any] struct {
 	// the database refuses fails alone; not for an outage, which smaller batches would only repeat.
 	split func(error) bool
 	log   *slog.Logger
+	// tracer makes the span of each commit (see commitSpan).
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	running bool
@@ -76,7 +84,7 @@ func New[In, Out any](name string, cfg Config, commit Func[In, Out], split func(
 		split = func(error) bool { return false }
 	}
 	return &Committer[In, Out]{name: name, cfg: cfg, commit: commit, split: split, log: log,
-		wake: make(chan struct{}, 1), full: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), tracer: tracing.Tracer("github.com/sergas/core/internal/groupcommit")}
 }
 
 // Do commits in, with others gathered at the same time when the committer runs, and returns its result
@@ -124,7 +132,9 @@ func (c *Committer[In, Out]) Running() bool {
 // one commits in alone, on the caller's context (no one else shares the transaction).
 func (c *Committer[In, Out]) one(ctx context.Context, in In) (Out, error) {
 	var zero Out
+	ctx, span := c.tracer.Start(ctx, "group commit "+c.name, trace.WithAttributes(attribute.Int("sergas.batch.calls", 1)))
 	out, err := c.commit(ctx, []In{in})
+	endCommitSpan(span, err)
 	if err != nil {
 		return zero, err
 	}
@@ -298,7 +308,9 @@ func (c *Committer[In, Out]) commitBatch(batch []*call[In, Out]) {
 		ins[i] = cl.in
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	ctx, span := c.commitSpan(ctx, live)
 	outs, err := c.commit(ctx, ins)
+	endCommitSpan(span, err)
 	cancel()
 	if err == nil && len(outs) != len(live) {
 		err = errs.New(errs.KindInternal, "%s: commit returned %d results for %d inputs", c.name, len(outs), len(live))
@@ -320,4 +332,36 @@ func (c *Committer[In, Out]) commitBatch(batch []*call[In, Out]) {
 		close(cl.done)
 	}
 	answered = true
+}
+
+// commitSpan starts the span of a batch's commit, whose store calls are its children. The batch runs for
+// many requests at once: the span is the child of the first caller's span (so that its trace shows the
+// commit) and links to every caller's span, so that no request loses sight of the commit it waited on.
+func (c *Committer[In, Out]) commitSpan(ctx context.Context, live []*call[In, Out]) (context.Context, trace.Span) {
+	// Without an exporter no span records: skip the links (an allocation per call) and the span.
+	if !slices.ContainsFunc(live, func(cl *call[In, Out]) bool { return trace.SpanFromContext(cl.ctx).IsRecording() }) {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	links := make([]trace.Link, 0, len(live))
+	var first trace.SpanContext
+	for _, cl := range live {
+		if sc := trace.SpanContextFromContext(cl.ctx); sc.IsValid() {
+			if !first.IsValid() {
+				first = sc
+			}
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if first.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, first)
+	}
+	return c.tracer.Start(ctx, "group commit "+c.name, trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("sergas.batch.calls", len(live))))
+}
+
+func endCommitSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, "commit failed")
+	}
+	span.End()
 }

@@ -9,6 +9,7 @@ import (
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/services/audit/store"
 )
 
@@ -72,6 +73,8 @@ func (c *checkpointer) Run(ctx context.Context) error {
 
 // tick signs when a checkpoint is due and returns how long to wait before the next one may be.
 func (c *checkpointer) tick(ctx context.Context) (time.Duration, error) {
+	ctx, span := tracing.StartJob(ctx, "audit checkpoint")
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, signTimeout)
 	defer cancel()
 	last, err := c.st.CheckpointList(ctx, store.CheckpointListParams{Limit: 1})

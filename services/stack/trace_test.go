@@ -35,7 +35,7 @@ import (
 // its batch under its callers' spans (internal/groupcommit): only then do the audit call, the audit
 // service's spans and the event's request_id belong to the REST call's trace. Both changes lie outside
 // the tracing work's files; see /work/notes/tracing.md.
-const auditJoinsTrace = false
+const auditJoinsTrace = true
 
 // One REST call with a caller's traceparent that makes the token service refresh a token, through the
 // real all-in-one binary exporting to an in-process OTLP receiver: its spans form one trace under the

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/services/token/store"
 )
 
@@ -52,6 +53,8 @@ func (s *Server) refreshRound(ctx context.Context, keys []store.Key, sem chan st
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			ctx, span := tracing.StartJob(ctx, "token background refresh")
+			defer span.End()
 			// Spread replicas and connections over part of the interval.
 			select {
 			case <-ctx.Done():

@@ -24,7 +24,7 @@ func (s *Server) outbox(ctx context.Context, action string, k store.Key, outcome
 	}
 	m, _ := structpb.NewStruct(meta)
 	now := s.clock()
-	e, err := auditoutbox.NewEntry("token", &auditv1.RecordEventRequest{Actor: actor, Action: action, Resource: k.Provider + "/" + k.ConnectionID,
+	e, err := auditoutbox.NewEntryContext(ctx, "token", &auditv1.RecordEventRequest{Actor: actor, Action: action, Resource: k.Provider + "/" + k.ConnectionID,
 		Outcome: outcome, OccurTime: timestamppb.New(now), Metadata: m, ActorType: actorType, SourceService: "sergas-token"}, now)
 	if err != nil {
 		return nil

@@ -134,7 +134,7 @@ func (s *Server) refreshHeld(ctx context.Context, c *store.Connection, l lease, 
 	release := func(next time.Time, class string) {
 		if _, err := s.finish(ctx, store.RefreshResult{Key: k, Owner: l.owner, Now: now, Status: c.Status,
 			NextRefreshTime: next, ErrorClass: class}); err != nil {
-			s.log.Warn("releasing a refresh lease failed; it expires on its own", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+			s.log.WarnContext(ctx, "releasing a refresh lease failed; it expires on its own", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
 		}
 	}
 	prov := s.providers[c.Provider]
@@ -230,7 +230,7 @@ func (s *Server) refreshSucceeded(ctx context.Context, c *store.Connection, l le
 			"previous_expire_time": c.ExpireTime.Format(time.RFC3339), "new_expire_time": expire.Format(time.RFC3339),
 			"refresh_token_rotated": rotated, "replica": s.replica})})
 	if err != nil {
-		s.log.Error("a refreshed token could not be stored; the previous one stays", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+		s.log.ErrorContext(ctx, "a refreshed token could not be stored; the previous one stays", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
 		return nil, err
 	}
 	return out, nil
@@ -257,9 +257,9 @@ func (s *Server) refreshFailed(ctx context.Context, c *store.Connection, l lease
 		NextRefreshTime: next, ErrorClass: string(class), Event: ev,
 		Outbox: s.outbox(ctx, "token.refresh", k, auditv1.Outcome_OUTCOME_FAILURE, meta)})
 	if err != nil {
-		s.log.Error("recording a failed refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
+		s.log.ErrorContext(ctx, "recording a failed refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "error", err.Error())
 	}
-	s.log.Warn("refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "class", string(class), "next_attempt", next)
+	s.log.WarnContext(ctx, "refresh failed", "provider", k.Provider, "connection", k.ConnectionID, "class", string(class), "next_attempt", next)
 	if st == store.StatusNeedsReauthorization {
 		if after == nil {
 			after = c

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/services/webhook/store"
 )
 
@@ -184,6 +185,8 @@ func (p *pusher) claim(ctx context.Context, t *pushTarget, n int) ([]store.Claim
 // records those in one settle and leaves the rest to finish (and be recorded together) on their own.
 // Requests do not end with ctx: a stopping service lets them finish or time out.
 func (w *pushWorker) batch(ctx context.Context, t *pushTarget, got []store.Claimed) {
+	ctx, span := tracing.StartJob(ctx, "webhook push batch")
+	defer span.End()
 	deadline := time.NewTimer(w.p.cfg.BatchTimeout)
 	defer deadline.Stop()
 	results := make(chan pushOutcome, len(got))

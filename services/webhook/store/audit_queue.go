@@ -84,7 +84,7 @@ func queueAudit(ctx context.Context, tx DeliveryTx, rs []AuditRecord) error {
 	}
 	es := make([]auditoutbox.Entry, 0, len(rs))
 	for _, r := range rs {
-		e, err := auditEntry(r)
+		e, err := auditEntry(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -93,8 +93,8 @@ func queueAudit(ctx context.Context, tx DeliveryTx, rs []AuditRecord) error {
 	return tx.OutboxInsert(ctx, es)
 }
 
-// auditEntry is r as an outbox entry.
-func auditEntry(r AuditRecord) (auditoutbox.Entry, error) {
+// auditEntry is r as an outbox entry, queued while serving ctx's request (see auditoutbox.NewEntryContext).
+func auditEntry(ctx context.Context, r AuditRecord) (auditoutbox.Entry, error) {
 	// An operator's request names them; what the service does on its own (a lease that expired, a nack
 	// by a consumer out of attempts) is the service's.
 	actor, actorType := "sergas-webhook/"+replica, auditv1.ActorType_ACTOR_TYPE_SERVICE
@@ -105,7 +105,7 @@ func auditEntry(r AuditRecord) (auditoutbox.Entry, error) {
 	if t.IsZero() {
 		t = micro(time.Now())
 	}
-	e, err := auditoutbox.NewEntry("webhook", &auditv1.RecordEventRequest{Actor: actor, ActorType: actorType, Action: r.Action,
+	e, err := auditoutbox.NewEntryContext(ctx, "webhook", &auditv1.RecordEventRequest{Actor: actor, ActorType: actorType, Action: r.Action,
 		Resource: r.Resource, Outcome: auditv1.Outcome_OUTCOME_SUCCESS, OccurTime: timestamppb.New(t), Metadata: auditMetadata(r.Metadata),
 		SourceService: "sergas-webhook"}, t)
 	if err != nil {

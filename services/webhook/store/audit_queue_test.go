@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 
 func decodeEntry(t *testing.T, r AuditRecord) *auditv1.RecordEventRequest {
 	t.Helper()
-	e, err := auditEntry(r)
+	e, err := auditEntry(context.Background(), r)
 	if err != nil {
 		t.Fatal(err)
 	}
