@@ -25,6 +25,9 @@ const (
 	RefusalLogBurst      = 10
 )
 
+// MaxConnectionAge is how long a client connection lives before the server asks the client to reconnect.
+const MaxConnectionAge = 5 * time.Minute
+
 // Server is a gRPC server bound to its listener.
 type Server struct {
 	cfg    Config
@@ -71,7 +74,9 @@ func New(cfg Config, log *slog.Logger, opts ...grpc.ServerOption) (*Server, erro
 		// Refuse clients that ping more often than every 10 s (a cheap way to keep a server busy), and
 		// close connections idle for 15 minutes.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute}),
+		// Connections older than 5 minutes are asked to go (GOAWAY; calls in flight, streams included, run
+		// to their end), so that clients resolve the name again and reach replicas added since.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, MaxConnectionAge: MaxConnectionAge}),
 		// Each RPC otherwise runs in a new goroutine, whose 8 KiB stack grows (copied twice) on every
 		// call through the transport, the interceptors and the handler: a sixth of a no-op call's server
 		// CPU. Workers keep their grown stacks; when all are busy gRPC starts a goroutine as before.

@@ -34,7 +34,7 @@ func New(what, apiKey string) *Conn {
 // Connect dials endpoint; call it once. Every call makes a client span and carries the caller's trace
 // (traceparent) to the other service.
 func (c *Conn) Connect(endpoint string, creds credentials.TransportCredentials) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds), tracing.DialOption())
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds), tracing.DialOption(), RoundRobin)
 	if err != nil {
 		return err
 	}
@@ -71,3 +71,8 @@ func (c *Conn) Close() error {
 	}
 	return nil
 }
+
+// RoundRobin spreads a client's calls over every address its endpoint resolves to: a dns:/// name of a
+// headless Kubernetes Service lists each pod, and gRPC's default (pick_first) would send every call to one
+// of them. A single address is unaffected.
+var RoundRobin = grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`)

@@ -25,6 +25,7 @@ import (
 	"github.com/sergas/core/gen/openapi"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/config"
+	"github.com/sergas/core/internal/lazyconn"
 	"github.com/sergas/core/internal/tracing"
 )
 
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.Tr
 	g.probe = runtime.NewServeMux(slices.Concat(common, []runtime.ServeMuxOption{runtime.WithErrorHandler(probeError),
 		runtime.WithRoutingErrorHandler(probeRoutingError), runtime.WithMiddlewares(probeMatch)})...)
 	for _, e := range endpoints {
-		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}), tracing.DialOption(),
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(answerTracker{}), tracing.DialOption(), lazyconn.RoundRobin,
 			grpc.WithUnaryInterceptor(g.unaryInterceptor), grpc.WithStreamInterceptor(g.streamInterceptor))
 		if err != nil {
 			g.Close()
