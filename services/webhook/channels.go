@@ -222,12 +222,12 @@ func (m *channels) create(ctx context.Context, c *store.Channel) (*store.Channel
 		// No answer (or a temporary one): Zoho may have enabled it all the same, and would post, until
 		// its expiry, notifications we refuse. Disable it there too, as far as Zoho can be reached.
 		if derr := m.zoho.Disable(dctx, a, c.ID); derr != nil && !errors.Is(derr, zohocrm.ErrChannelNotFound) {
-			m.log.Warn("cannot disable at Zoho a channel whose enabling failed; should Zoho have it, it lapses at its expiry",
+			m.log.WarnContext(ctx, "cannot disable at Zoho a channel whose enabling failed; should Zoho have it, it lapses at its expiry",
 				"service", "webhook", "channel_id", c.ID)
 		}
 	}
 	if derr := m.store.ChannelDelete(dctx, c.ID); derr != nil && errs.KindOf(derr) != errs.KindNotFound {
-		m.log.Error("cannot delete a channel Zoho refused; the renewer retries enabling it", "service", "webhook", "channel_id", c.ID, "error", derr.Error())
+		m.log.ErrorContext(ctx, "cannot delete a channel Zoho refused; the renewer retries enabling it", "service", "webhook", "channel_id", c.ID, "error", derr.Error())
 	}
 	return nil, err
 }
@@ -243,7 +243,7 @@ func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel,
 	if err == nil {
 		next.State, next.ExpireTime, next.RenewTime, next.FailedRenewals, next.LastError = store.ChannelActive, expiry.UTC().Truncate(time.Microsecond), now, 0, ""
 		if asked := now.Add(m.cfg.TTL); expiry.Before(asked.Add(-time.Minute)) {
-			m.log.Warn("zoho confirmed a shorter channel expiry than asked (beyond its maximum it sets one hour); check WEBHOOK_ZOHO_CHANNEL_TTL",
+			m.log.WarnContext(ctx, "zoho confirmed a shorter channel expiry than asked (beyond its maximum it sets one hour); check WEBHOOK_ZOHO_CHANNEL_TTL",
 				"service", "webhook", "channel_id", c.ID, "expire_time", expiry, "asked", asked)
 		}
 	} else {
@@ -261,7 +261,7 @@ func (m *channels) renew(ctx context.Context, c *store.Channel) (*store.Channel,
 		return nil, uerr
 	}
 	if err != nil {
-		m.log.Warn("zoho channel renewal failed", "service", "webhook", "channel_id", c.ID, "state", channelStateName(next.State),
+		m.log.WarnContext(ctx, "zoho channel renewal failed", "service", "webhook", "channel_id", c.ID, "state", channelStateName(next.State),
 			"failed_renewals", next.FailedRenewals, "expire_time", next.ExpireTime, "error", next.LastError)
 		return &next, err
 	}
@@ -314,7 +314,7 @@ func (m *channels) afterConflict(ctx context.Context, id string) {
 	}
 	if a, err := m.auth(ctx, c.ConnectionID); err == nil {
 		if err := m.zoho.Disable(ctx, a, id); err != nil && !errors.Is(err, zohocrm.ErrChannelNotFound) {
-			m.log.Warn("cannot disable at Zoho a channel renewed while it was being disabled; it lapses at its expiry", "service", "webhook", "channel_id", id)
+			m.log.WarnContext(ctx, "cannot disable at Zoho a channel renewed while it was being disabled; it lapses at its expiry", "service", "webhook", "channel_id", id)
 		}
 	}
 }

@@ -167,6 +167,6 @@ func (s *Server) RedriveDeliveries(ctx context.Context, req *webhookv1.RedriveDe
 	if n > 0 {
 		s.wakeSubscription(p.SubscriptionID)
 	}
-	s.log.Info("dead letters redriven", "service", "webhook", "subscription", p.SubscriptionID, "redriven", n)
+	s.log.InfoContext(ctx, "dead letters redriven", "service", "webhook", "subscription", p.SubscriptionID, "redriven", n)
 	return &webhookv1.RedriveDeliveriesResponse{Redriven: n}, nil
 }

@@ -57,7 +57,7 @@ func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*web
 		label = src.name
 	}
 	refuse := func(reason string, err error) (*webhookv1.IngestResponse, error) {
-		s.refusals.refused(label, reason, sender, now)
+		s.refusals.refused(ctx, label, reason, sender, now)
 		return nil, err
 	}
 	if ok, wait := s.bySender.Allow(senderBucket(sender), now); !ok {

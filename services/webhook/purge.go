@@ -80,13 +80,13 @@ func (s *Server) purge(ctx context.Context, ds store.DeliveryStore, p store.Purg
 	attrs := []any{"service", "webhook", "before", p.Before, "actor", p.Actor, "events", r.Events, "deliveries", r.Deliveries}
 	switch {
 	case err != nil && ctx.Err() != nil: // shutdown or the caller's deadline: not a fault
-		s.log.Info("event purge stopped", append(attrs, "error", err.Error())...)
+		s.log.InfoContext(ctx, "event purge stopped", append(attrs, "error", err.Error())...)
 		return r, err
 	case err != nil:
-		s.log.Warn("event purge failed", append(attrs, "error", err.Error())...)
+		s.log.WarnContext(ctx, "event purge failed", append(attrs, "error", err.Error())...)
 		return r, err
 	}
-	s.log.Info("events purged", attrs...)
+	s.log.InfoContext(ctx, "events purged", attrs...)
 	return r, nil
 }
 

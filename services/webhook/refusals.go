@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -50,14 +51,14 @@ func newRefusals(log *slog.Logger, denials auth.DenialSink) *refusals {
 }
 
 // refused records one refusal. label is the source label (a configured name or unknownSourceLabel).
-func (r *refusals) refused(label, reason, sender string, now time.Time) {
+func (r *refusals) refused(ctx context.Context, label, reason, sender string, now time.Time) {
 	refusedTotal.WithLabelValues(label, reason).Inc()
 	if ok, suppressed := r.sampler.Allow(now); ok {
 		args := []any{"service", "webhook", "source", label, "reason", reason, "sender", sender}
 		if suppressed > 0 {
 			args = append(args, "suppressed", suppressed)
 		}
-		r.log.Warn("webhook delivery refused", args...)
+		r.log.WarnContext(ctx, "webhook delivery refused", args...)
 	}
 	if r.denials != nil && auditedReason(reason) {
 		// Summed up per source, sender and reason by the denial log (Known is false), so that a flood of

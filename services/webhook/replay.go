@@ -42,11 +42,11 @@ func (s *Server) ReplayEvents(ctx context.Context, req *webhookv1.ReplayEventsRe
 	}
 	if err != nil {
 		if errs.KindOf(err) != errs.KindNotFound && errs.KindOf(err) != errs.KindInvalid {
-			s.log.Warn("replay stopped", append(attrs, "error", err.Error())...)
+			s.log.WarnContext(ctx, "replay stopped", append(attrs, "error", err.Error())...)
 		}
 		return nil, err
 	}
-	s.log.Info("events replayed", attrs...)
+	s.log.InfoContext(ctx, "events replayed", attrs...)
 	return &webhookv1.ReplayEventsResponse{Replayed: r.Replayed, Skipped: r.Skipped}, nil
 }
 
