@@ -26,7 +26,12 @@ func QueryAll[T any](ctx context.Context, d *sql.DB, translate func(error) error
 // SQLiteQueryAll runs a read query on the SQLite readers and scans every row with scan. Its $N
 // placeholders are rebound to ?N (see sqlq.Rebind), so that they bind by number as on PostgreSQL.
 func SQLiteQueryAll[T any](ctx context.Context, d *SQLiteDB, query string, args []any, scan func(Scanner) (T, error)) ([]T, error) {
-	return QueryAll(ctx, d.Read, SQLiteError, sqlq.Rebind(query), args, scan)
+	rows, err := d.queryRead(ctx, sqlq.Rebind(query), args)
+	if err != nil {
+		return nil, SQLiteError(err)
+	}
+	defer rows.Close()
+	return collect(rows, scan, SQLiteError)
 }
 
 // PostgresQueryAll runs a query on a pooled connection and scans every row with scan.

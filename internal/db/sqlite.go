@@ -28,6 +28,8 @@ type SQLiteDB struct {
 	Path  string
 	// ckpt copies the WAL into the database file in the background (nil for in-memory databases).
 	ckpt *checkpointer
+	// reads are the read queries kept prepared (see readStmts).
+	reads readStmts
 }
 
 // OpenSQLite opens (creating when needed) the file in c.SQLitePath.
@@ -184,7 +186,7 @@ func (s *SQLiteDB) Close() error {
 	if s.ckpt != nil {
 		ck = s.ckpt.close()
 	}
-	return errors.Join(ck, s.Read.Close(), s.Write.Close())
+	return errors.Join(ck, s.closeReadStmts(), s.Read.Close(), s.Write.Close())
 }
 
 // Ping checks that the file is still readable.

@@ -93,11 +93,11 @@ func (c *tracedConn) PrepareContext(ctx context.Context, query string) (driver.S
 	if err != nil || c.inTx {
 		return st, err
 	}
-	_, span, rec := c.statementSpan(ctx, query)
-	if !rec {
-		return st, nil
-	}
-	return &tracedStmt{Stmt: st, span: span}, nil
+	// Wrapped even when nothing records now: a statement kept prepared (SQLiteDB's read statements) runs
+	// again later, under other requests' spans.
+	ts := &tracedStmt{Stmt: st, conn: c, op: operation(query)}
+	_, ts.span, _ = c.statementSpan(ctx, query)
+	return ts, nil
 }
 
 func (c *tracedConn) CheckNamedValue(nv *driver.NamedValue) error {
@@ -141,12 +141,23 @@ func (t *tracedTx) done(err error) {
 	}
 }
 
-// tracedStmt is a statement prepared outside a transaction under a recording span: the span covers the
-// statement's first run (a query's span ends when its rows are ready, not when they are read), or ends
-// at Close when it never ran.
+// tracedStmt is a statement prepared outside a transaction. Prepared under a recording span, that span
+// covers the preparation and the first run (a query's span ends when its rows are ready, not when they
+// are read), or ends at Close when it never ran; every later run outside a transaction under a
+// recording span has a span of its own.
 type tracedStmt struct {
 	driver.Stmt
+	conn *tracedConn
+	op   string
 	span trace.Span
+}
+
+// begin starts the span of a run, unless the preparation's span is still open or a transaction's span
+// covers the run.
+func (s *tracedStmt) begin(ctx context.Context) {
+	if s.span == nil && !s.conn.inTx {
+		_, s.span, _ = startStoreSpan(s.conn.tracer, ctx, "sqlite", s.op)
+	}
 }
 
 var (
@@ -172,6 +183,7 @@ func (s *tracedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) 
 	if !ok {
 		return nil, errors.New("sqlite statement without ExecContext")
 	}
+	s.begin(ctx)
 	res, err := ex.ExecContext(ctx, args)
 	s.end(err)
 	return res, err
@@ -182,6 +194,7 @@ func (s *tracedStmt) QueryContext(ctx context.Context, args []driver.NamedValue)
 	if !ok {
 		return nil, errors.New("sqlite statement without QueryContext")
 	}
+	s.begin(ctx)
 	rows, err := q.QueryContext(ctx, args)
 	s.end(err)
 	return rows, err

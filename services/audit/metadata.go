@@ -118,15 +118,7 @@ func decodeMetadata(text string) (*structpb.Struct, bool) {
 	if !utf8.ValidString(text) || jsonDepth(text) > maxMetadataDepth {
 		return nil, false
 	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(text), &m); err != nil || m == nil {
-		return nil, false
-	}
-	s, err := structpb.NewStruct(m)
-	if err != nil {
-		return nil, false
-	}
-	return s, true
+	return parseObject(text)
 }
 
 // unreadableMetadata is what a response shows instead of metadata decodeMetadata refused: the stored

@@ -6,7 +6,6 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	auditv1 "github.com/sergas/core/gen/go/sergas/audit/v1"
@@ -151,10 +150,10 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 	}
 	resp := &auditv1.ListEventsResponse{}
 	es, resp.NextPageToken = pagetoken.Page(es, size, func(e *store.Event) string { return pagetoken.EncodeInt(e.Sequence) })
-	total := 0
+	var z pageSizer
 	for i, e := range es {
 		pe := toProto(e)
-		if total += proto.Size(pe); total > maxPageBytes && i > 0 {
+		if !z.fits(e, pe, resp.Events) && i > 0 {
 			resp.NextPageToken = pagetoken.EncodeInt(es[i-1].Sequence)
 			break
 		}
