@@ -20,6 +20,8 @@ type auditOptions struct {
 	events                             int64
 	seedDir                            string
 	seedOnly                           bool
+	// listOnly skips RecordEvent and RecordEvents (-audit-list-only), to measure ListEvents alone.
+	listOnly bool
 }
 
 // The audit suite's calls, as the table names them, and the load generator's names for them.
@@ -66,6 +68,9 @@ func runAudit(o options) error {
 	started := time.Now()
 	rep := &auditReport{o: o}
 	for _, b := range o.backends {
+		if o.audit.listOnly {
+			break
+		}
 		if err := benchAuditAppends(o, bin, b, rep); err != nil {
 			return fmt.Errorf("%s appends: %w", b, err)
 		}

@@ -82,6 +82,7 @@ func main() {
 	flag.Int64Var(&o.audit.events, "events", 10_000_000, "audit suite: events in the ListEvents store")
 	flag.StringVar(&o.audit.seedDir, "seed-dir", "./data/bench", "audit suite: where the seeded SQLite store is kept between runs")
 	flag.BoolVar(&o.audit.seedOnly, "seed-only", false, "audit suite: only make sure the seeded ListEvents stores exist, then stop")
+	flag.BoolVar(&o.audit.listOnly, "audit-list-only", false, "audit suite: measure ListEvents only, not RecordEvent and RecordEvents")
 	flag.Parse()
 	var err error
 	if o.callers, err = splitInts(*levels); err != nil {
