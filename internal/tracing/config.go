@@ -63,9 +63,9 @@ func LoadConfig(env *config.Env, service string) Config {
 			c.Endpoint = strings.TrimSuffix(c.Endpoint, "/") + "/v1/traces"
 		}
 	}
-	c.Headers = pairs(env, "OTEL_EXPORTER_OTLP_HEADERS", nil)
-	c.Headers = pairs(env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", c.Headers)
-	c.Attributes = pairs(env, "OTEL_RESOURCE_ATTRIBUTES", nil)
+	c.Headers = pairs(env, "OTEL_EXPORTER_OTLP_HEADERS", nil, true)
+	c.Headers = pairs(env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", c.Headers, true)
+	c.Attributes = pairs(env, "OTEL_RESOURCE_ATTRIBUTES", nil, false)
 	c.Sampler = env.OneOf("OTEL_TRACES_SAMPLER", samplers[0], samplers...)
 	c.SamplerArg = 1
 	if v, ok := env.Lookup("OTEL_TRACES_SAMPLER_ARG"); ok {
@@ -92,8 +92,8 @@ func checkURL(env *config.Env, name, v string) string {
 
 // pairs reads a list of key=value pairs separated by commas, with URL-encoded values (the format of
 // OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES), added to into. The error never quotes the
-// value: headers hold credentials.
-func pairs(env *config.Env, name string, into map[string]string) map[string]string {
+// value: headers hold credentials. Headers are checked to be sendable.
+func pairs(env *config.Env, name string, into map[string]string, headers bool) map[string]string {
 	v, ok := env.Lookup(name)
 	if !ok {
 		return into
@@ -113,7 +113,35 @@ func pairs(env *config.Env, name string, into map[string]string) map[string]stri
 			env.Fail(name, fmt.Sprintf("the value of item %d is not URL-encoded", i+1))
 			continue
 		}
+		// Checked here, at start-up, rather than by the transport at every export, which would only
+		// log a failure a minute: a name gRPC metadata and HTTP both accept, a value of printable ASCII
+		// (a line break or NUL would split or end the header).
+		if headers && (!headerName(k) || !printable(dec)) {
+			env.Fail(name, fmt.Sprintf("item %d is not a valid header: names of letters, digits, '-', '_' and '.'; values of printable ASCII", i+1))
+			continue
+		}
 		into[k] = dec
 	}
 	return into
+}
+
+// headerName reports whether k is a header name that gRPC metadata (which lower-cases it) and HTTP both
+// accept.
+func headerName(k string) bool {
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return k != ""
+}
+
+// printable reports whether v is printable ASCII, what a gRPC metadata value may hold.
+func printable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

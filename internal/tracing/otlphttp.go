@@ -3,9 +3,11 @@ package tracing
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -25,7 +27,10 @@ type httpClient struct {
 var _ otlptrace.Client = (*httpClient)(nil)
 
 func newHTTPClient(endpoint string, headers map[string]string) *httpClient {
-	return &httpClient{url: endpoint, headers: headers, http: &http.Client{Timeout: exportTimeout}}
+	return &httpClient{url: endpoint, headers: headers, http: &http.Client{Timeout: exportTimeout,
+		// A redirect would carry the headers (a collector's API key) to wherever it points: Go strips
+		// only Authorization and cookies when the host changes. The 3xx is reported as a failed export.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 func (c *httpClient) Start(context.Context) error { return nil }
@@ -51,6 +56,12 @@ func (c *httpClient) UploadTraces(ctx context.Context, spans []*tracepb.Resource
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// net/http's error quotes the URL with only the password masked: the user name and query may
+		// hold a collector's credentials too, and this error is logged.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			return fmt.Errorf("OTLP export to %s: %w", redactURL(c.url), uerr.Err)
+		}
 		return err
 	}
 	defer resp.Body.Close()
