@@ -105,7 +105,8 @@ func (cs *Consumer) Run(ctx context.Context, conn *Conn) error {
 		}
 		attempt++
 		wait, ok := policy.retryDelay(err, attempt, rand.Int64N)
-		if !ok || time.Since(failedSince)+wait > giveUp {
+		// Compared without adding to wait, which may be the largest Duration (a RetryInfo): a sum would wrap.
+		if !ok || wait > giveUp-time.Since(failedSince) {
 			return err
 		}
 		r.report(fmt.Errorf("client: Receive of subscription %s ended (%w); reconnecting in %s", cs.Subscription, err, wait.Round(time.Millisecond)))

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -104,7 +105,13 @@ func (p RetryPolicy) retryDelay(err error, attempt int, rnd func(int64) int64) (
 			return 0, false
 		}
 		// The services round the delay to the millisecond: one more keeps a retry from arriving just early.
-		return info + time.Millisecond + time.Duration(rnd(int64(info/10)+1)), true
+		// The sum saturates: a delay near the largest Duration would otherwise wrap to a negative wait,
+		// a retry at once.
+		wait := info + time.Millisecond + time.Duration(rnd(int64(info/10)+1))
+		if wait < info {
+			wait = time.Duration(math.MaxInt64)
+		}
+		return wait, true
 	}
 	return 0, false
 }
@@ -142,7 +149,8 @@ func (p RetryPolicy) do(ctx context.Context, method string, call func(context.Co
 			return err
 		}
 		wait, ok := p.retryDelay(err, attempt, rand.Int64N)
-		if !ok || time.Since(start)+wait > p.MaxElapsed {
+		// Compared without adding to wait, which may be the largest Duration: a sum would wrap.
+		if !ok || wait > p.MaxElapsed-time.Since(start) {
 			return err
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
