@@ -345,16 +345,13 @@ func bootCheckService(t *testing.T, name string, p *bootProc) {
 // with the agents' key.
 func bootCheckGateway(t *testing.T, addr, agentKey string) {
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		body, code := bootGet(t, base+"/readyz", "")
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway /readyz still %d after 30s: %s", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var ready string
+	var code int
+	if _, ok := testutil.Wait(30*time.Second, func() bool {
+		ready, code = bootGet(t, base+"/readyz", "")
+		return code == http.StatusOK
+	}); !ok {
+		t.Fatalf("gateway /readyz still %d after 30s: %s", code, ready)
 	}
 	if _, code := bootGet(t, base+"/healthz", ""); code != http.StatusOK {
 		t.Errorf("gateway /healthz: %d", code)

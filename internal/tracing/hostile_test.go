@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"github.com/sergas/core/internal/testutil"
 	"log/slog"
 	"net"
 	"net/http"
@@ -138,11 +139,8 @@ func TestHangingCollector(t *testing.T) {
 			// exits); once the collector is gone each export fails at once. Other tests count the
 			// exporter's goroutines.
 			release()
-			for deadline := time.Now().Add(15 * time.Second); otelGoroutines(t) != ""; {
-				if time.Now().After(deadline) {
-					t.Fatalf("exporter goroutines left:\n%s", otelGoroutines(t))
-				}
-				time.Sleep(20 * time.Millisecond)
+			if _, ok := testutil.Wait(15*time.Second, func() bool { return otelGoroutines(t) == "" }); !ok {
+				t.Fatalf("exporter goroutines left:\n%s", otelGoroutines(t))
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/auth"
 	"github.com/sergas/core/internal/authtest"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // The Go client (module github.com/sergas/core/client) against the real stack on loopback. The client
@@ -143,18 +144,6 @@ func (p *cutProxy) sever() {
 	p.conns = nil
 }
 
-// waitFor polls cond until it holds, failing the test after 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // countEvents counts the audit events with action, read directly from the service.
 func countEvents(t *testing.T, r *running, action string) int {
 	t.Helper()
@@ -176,7 +165,7 @@ func loseAnswer(t *testing.T, r *running, p *cutProxy, action string, want int, 
 	p.drop.Store(true)
 	done := make(chan error, 1)
 	go func() { done <- call() }()
-	waitFor(t, "the service to store "+action, func() bool { return countEvents(t, r, action) == want })
+	testutil.Eventually(t, 15*time.Second, "the service to store "+action, func() bool { return countEvents(t, r, action) == want })
 	p.drop.Store(false)
 	p.sever()
 	select {
@@ -420,7 +409,7 @@ func testGoClientConsume(t *testing.T, r *running, agent authtest.Key) {
 		t.Fatalf("handled %v", got)
 	}
 	var attempts []*webhookv1.Attempt
-	waitFor(t, "the failed delivery to be acked on its second attempt", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the failed delivery to be acked on its second attempt", func() bool {
 		d, err := r.webhook.GetDelivery(ctx, &webhookv1.GetDeliveryRequest{Id: failDelivery})
 		if err != nil {
 			t.Fatal(err)
@@ -436,7 +425,7 @@ func testGoClientConsume(t *testing.T, r *running, agent authtest.Key) {
 	// The connection breaks: the loop opens a new stream and goes on.
 	opened := p.opened.Load()
 	p.sever()
-	waitFor(t, "a reconnection", func() bool { return reconnects.Load() > 0 && p.opened.Load() > opened })
+	testutil.Eventually(t, 15*time.Second, "a reconnection", func() bool { return reconnects.Load() > 0 && p.opened.Load() > opened })
 	ingest("ok-4")
 	if o := next(); o.marker != "ok-4" {
 		t.Fatalf("after reconnecting: %v", o)
@@ -514,7 +503,7 @@ func TestGoClientConsumeKeepsLease(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("not handled within 15 s")
 	}
-	waitFor(t, "the delivery to be acked", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the delivery to be acked", func() bool {
 		d, err := r.webhook.GetDelivery(ctx, &webhookv1.GetDeliveryRequest{Id: id})
 		return err == nil && d.GetDelivery().GetStatus() == webhookv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
 	})

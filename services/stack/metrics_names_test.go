@@ -3,6 +3,7 @@ package stack_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/sergas/core/internal/testutil"
 	"io"
 	"io/fs"
 	"net/http"
@@ -170,7 +171,7 @@ func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 	// Some series appear a moment later (the outbox sends in the background; the database gauges
 	// are read at most every 5 s): scrape until all are there, within a deadline.
 	var missing []string
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testutil.Wait(30*time.Second, func() bool {
 		fams := scrapeMetrics(t, r.base+"/metrics")
 		missing = missing[:0]
 		for _, name := range want {
@@ -178,11 +179,8 @@ func TestDeployedRulesAndDashboardNameExportedMetrics(t *testing.T) {
 				missing = append(missing, name)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(missing) == 0
+	})
 	if len(missing) > 0 {
 		t.Errorf("the rules or the dashboard name metrics the running stack does not export: %v", missing)
 	}

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/sergas/core/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -155,21 +156,16 @@ func testTraceOfOneRESTCall(t *testing.T, bin, backend string, backendEnv []stri
 	}
 	defer auditConn.Close()
 	var event *auditv1.Event
-	deadline := time.Now().Add(30 * time.Second)
-	for event == nil {
+	testutil.Eventually(t, 30*time.Second, "token.refresh in the audit log", func() bool {
 		list, err := auditv1.NewAuditServiceClient(auditConn).ListEvents(t.Context(), &auditv1.ListEventsRequest{Action: "token.refresh"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(list.GetEvents()) > 0 {
 			event = list.GetEvents()[0]
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("token.refresh never reached the audit log")
-		}
-		time.Sleep(50 * time.Millisecond) // bounded by the deadline
-	}
+		return event != nil
+	})
 	if auditJoinsTrace && event.GetRequestId() != traceID {
 		t.Errorf("token.refresh request_id %q, want the trace id %s", event.GetRequestId(), traceID)
 	}
