@@ -1,7 +1,6 @@
 package tracing_test
 
 import (
-	"bytes"
 	"context"
 	"github.com/sergas/core/internal/testutil"
 	"log/slog"
@@ -16,24 +15,6 @@ import (
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/tracing"
 )
-
-// lockedBuffer collects log output written from the exporter's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A failed export is logged without the endpoint's user information or query, which may hold a
 // collector's credentials (https://TOKEN@collector/..., ?api_key=...): net/http's errors quote the URL
@@ -52,7 +33,7 @@ func TestExportErrorsDoNotQuoteEndpointSecrets(t *testing.T) {
 	_ = l.Close()
 	for name, host := range map[string]string{"refusing": strings.TrimPrefix(refusing.URL, "http://"), "closed": closed} {
 		t.Run(name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testutil.LogBuffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			e := config.FromMap(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://usertok3n:passw0rd@" + host + "/v1/traces?api_key=qu3ry",
 				"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
