@@ -81,8 +81,14 @@ func TestRefusalLogLineNamesTheClient(t *testing.T) {
 // startLogged serves the probe, answering with do, logging to buf, and returns a connection to it.
 func startLogged(t *testing.T, buf *testutil.LogBuffer, do func(context.Context) error, opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
+	return serveProbe(t, slog.New(slog.NewTextHandler(buf, nil)), do, opts...)
+}
+
+// serveProbe serves the probe, answering with do, logging to log, and returns a connection to it.
+func serveProbe(t *testing.T, log *slog.Logger, do func(context.Context) error, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
 	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second},
-		slog.New(slog.NewTextHandler(buf, nil)), opts...)
+		log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -27,25 +25,13 @@ import (
 func TestCallsNameTheirTrace(t *testing.T) {
 	buf := &testutil.LogBuffer{}
 	log := logging.New(logging.Config{Level: slog.LevelDebug, Format: "json"}, buf)
-	s, err := New(Config{Addr: "127.0.0.1:0", MaxRecvBytes: 1 << 20, MaxSendBytes: 1 << 20, ShutdownTimeout: 5 * time.Second}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var fail atomic.Bool
-	s.Register(&probeDesc, &probe{do: func(context.Context) error {
+	conn := serveProbe(t, log, func(context.Context) error {
 		if fail.Load() {
 			return errs.New(errs.KindNotFound, "no such thing")
 		}
 		return nil
-	}})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = s.Serve(ctx) }()
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	})
 
 	const traceID, caller = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	withParent := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+traceID+"-"+caller+"-01")
@@ -57,7 +43,7 @@ func TestCallsNameTheirTrace(t *testing.T) {
 		t.Fatalf("a successful call's trailer names its trace: %v", v)
 	}
 	fail.Store(true)
-	err = conn.Invoke(withParent, "/test.Probe/Call", &emptypb.Empty{}, &emptypb.Empty{}, grpc.Trailer(&trailer))
+	err := conn.Invoke(withParent, "/test.Probe/Call", &emptypb.Empty{}, &emptypb.Empty{}, grpc.Trailer(&trailer))
 	if status.Code(err) != codes.NotFound || strings.Join(trailer.Get("x-trace-id"), ",") != traceID {
 		t.Fatalf("failed call: %v, trailer %v", err, trailer)
 	}
