@@ -95,26 +95,3 @@ func ExtractGRPC(ctx context.Context) context.Context {
 	}
 	return Propagator.Extract(ctx, c)
 }
-
-// MDCarrier lets the propagator read and write gRPC metadata.
-type MDCarrier metadata.MD
-
-// Get returns the first value of key.
-func (c MDCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// Set replaces the values of key.
-func (c MDCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-
-// Keys lists the keys.
-func (c MDCarrier) Keys() []string {
-	out := make([]string, 0, len(c))
-	for k := range c {
-		out = append(out, k)
-	}
-	return out
-}
