@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -162,7 +163,13 @@ func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
 			dropSchema(env["DATABASE_URL"], schema)
 		}
 	}()
-	gw, err := startServer(bin+"/webhookserver", gatewayEnv(setup, dir, svc.addr), "", "-role", "gateway")
+	gwPprof := ""
+	if o.profileDir != "" {
+		if gwPprof, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	gw, err := startServer(bin+"/webhookserver", gatewayEnv(setup, dir, svc.addr), gwPprof, "-role", "gateway")
 	if err != nil {
 		return err
 	}
@@ -177,9 +184,20 @@ func benchWebhook(o options, bin, backend string, rep *webhookReport) error {
 	os.Setenv("BENCH_WEBHOOK_SECRET", setup.sourceSecret) // for the load generator, which inherits it (the servers ignore it)
 	extra := dbFlags(backend)
 	if o.profileDir != "" {
+		// The gateway is profiled over the same window as the service, into a file of its own.
+		gwPath := fmt.Sprintf("%s/%s-webhook-ingest-gateway-c%d.pprof", o.profileDir, backend, o.profileC)
+		gwErr := make(chan error, 1)
+		go func() {
+			time.Sleep(o.warmup + 200*time.Millisecond)
+			gwErr <- gw.profile(context.Background(), o.d-time.Second, gwPath)
+		}()
 		if err := profileRun(o, bin, backend, &serverProc{cmd: svc.cmd, addr: gw.addr, pprof: svc.pprof}, "", webhookLoadgenCall[callIngest], "webhook-ingest", extra...); err != nil {
 			return err
 		}
+		if err := <-gwErr; err != nil {
+			return fmt.Errorf("profile %s: %w", gwPath, err)
+		}
+		fmt.Fprintln(os.Stderr, "profile:", gwPath)
 	}
 	calls := []string{callIngest, callHealthz}
 	for _, c := range o.webhook.callers {
