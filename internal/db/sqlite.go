@@ -28,8 +28,8 @@ type SQLiteDB struct {
 	Path  string
 	// ckpt copies the WAL into the database file in the background (nil for in-memory databases).
 	ckpt *checkpointer
-	// reads are the read queries kept prepared (see readStmts).
-	reads readStmts
+	// reads and writes are the statements kept prepared on Read and on Write (sqlite_stmts.go).
+	reads, writes stmtCache
 }
 
 // OpenSQLite opens (creating when needed) the file in c.SQLitePath.
@@ -186,7 +186,7 @@ func (s *SQLiteDB) Close() error {
 	if s.ckpt != nil {
 		ck = s.ckpt.close()
 	}
-	return errors.Join(ck, s.closeReadStmts(), s.Read.Close(), s.Write.Close())
+	return errors.Join(ck, s.reads.close(), s.writes.close(), s.Read.Close(), s.Write.Close())
 }
 
 // Ping checks that the file is still readable.

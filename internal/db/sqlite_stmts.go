@@ -7,56 +7,56 @@ import (
 	"sync"
 )
 
-// maxReadStmts bounds the read statements a SQLiteDB keeps prepared: list queries are built from the
-// filters a request sets, so there are a few dozen texts per store; a text beyond the bound is
-// prepared for its one run, as before.
-const maxReadStmts = 256
+// maxCachedStmts bounds the statements each of a SQLiteDB's pools keeps prepared: list queries are
+// built from the filters a request sets and batch inserts from their row count, so there are a few
+// dozen texts per store; a text beyond the bound is prepared for its one run, as before.
+const maxCachedStmts = 256
 
-// readStmts keeps read queries prepared on the reader pool, by text. Preparing a list query (SQLite
-// parsing and planning it, inside WebAssembly) cost about a tenth of a ListEvents page's server time.
-// database/sql prepares a cached statement again on each reader connection that runs it, and SQLite
-// prepares it again by itself after a schema change.
-type readStmts struct {
+// stmtCache keeps statements prepared on one pool, by text. Preparing (SQLite parsing and planning,
+// inside WebAssembly) cost about a tenth of a ListEvents page's server time, and as much of a webhook
+// ingest's. database/sql prepares a cached statement again on each connection that runs it, and
+// SQLite prepares it again by itself after a schema change.
+type stmtCache struct {
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
 }
 
-// readStmt returns query prepared on the readers, or nil when the cache is full.
-func (s *SQLiteDB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.reads.mu.Lock()
-	defer s.reads.mu.Unlock()
-	if st := s.reads.m[query]; st != nil {
+// get returns query prepared on pool, or nil when the cache is full.
+func (c *stmtCache) get(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[query]; st != nil {
 		return st, nil
 	}
-	if len(s.reads.m) >= maxReadStmts {
+	if len(c.m) >= maxCachedStmts {
 		return nil, nil
 	}
-	st, err := s.Read.PrepareContext(ctx, query)
+	st, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if s.reads.m == nil {
-		s.reads.m = map[string]*sql.Stmt{}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
 	}
-	s.reads.m[query] = st
+	c.m[query] = st
 	return st, nil
 }
 
-// closeReadStmts closes the cached statements: SQLite does not close a connection that has statements.
-func (s *SQLiteDB) closeReadStmts() error {
-	s.reads.mu.Lock()
-	defer s.reads.mu.Unlock()
+// close closes the cached statements: SQLite does not close a connection that has statements.
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
-	for _, st := range s.reads.m {
+	for _, st := range c.m {
 		errs = append(errs, st.Close())
 	}
-	s.reads.m = nil
+	c.m = nil
 	return errors.Join(errs...)
 }
 
-// queryRead runs a read query through the statement cache.
+// queryRead runs a read query through the readers' statement cache.
 func (s *SQLiteDB) queryRead(ctx context.Context, query string, args []any) (*sql.Rows, error) {
-	st, err := s.readStmt(ctx, query)
+	st, err := s.reads.get(ctx, s.Read, query)
 	if err != nil {
 		return nil, err
 	}
@@ -64,4 +64,29 @@ func (s *SQLiteDB) queryRead(ctx context.Context, query string, args []any) (*sq
 		return s.Read.QueryContext(ctx, query, args...)
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+// WriteStmts prepares queries on the writer (or finds them prepared) for a write transaction about to
+// begin: call it before WriteTx, never inside one, since preparing takes the writer's one connection.
+// Run them in the transaction with TxStmt. An entry is nil when the cache is full; TxStmt then prepares
+// that query for the transaction alone.
+func (s *SQLiteDB) WriteStmts(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
+	out := make([]*sql.Stmt, len(queries))
+	for i, q := range queries {
+		st, err := s.writes.get(ctx, s.Write, q)
+		if err != nil {
+			return nil, SQLiteError(err)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// TxStmt returns st (from WriteStmts) bound to tx, or query prepared in tx when st is nil. Close it
+// after use: that releases the binding, not the cached statement.
+func TxStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string) (*sql.Stmt, error) {
+	if st == nil {
+		return tx.PrepareContext(ctx, query)
+	}
+	return tx.StmtContext(ctx, st), nil
 }

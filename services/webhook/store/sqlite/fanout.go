@@ -43,11 +43,14 @@ const anySubscriptionSQL = `SELECT EXISTS (SELECT 1 FROM subscriptions)`
 // created after the read does not get it, as if created just after the event. An event stored pending
 // is fanned out in its transaction, and marked delivered there if no subscription wants it by then.
 func (s *Store) fanOutStatus(ctx context.Context, es []*store.Event) ([]*store.Event, error) {
-	var some bool
-	if err := s.db.Read.QueryRowContext(ctx, anySubscriptionSQL).Scan(&some); err != nil {
-		return nil, db.SQLiteError(err)
+	some, err := db.SQLiteQueryAll(ctx, s.db, anySubscriptionSQL, nil, func(r db.Scanner) (bool, error) {
+		var b bool
+		return b, r.Scan(&b)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return store.WithStatus(es, some), nil
+	return store.WithStatus(es, len(some) == 1 && some[0]), nil
 }
 
 // fanOut gives the events just inserted in tx (ins; duplicates and nil entries are skipped) that were
@@ -57,7 +60,9 @@ func (s *Store) fanOutStatus(ctx context.Context, es []*store.Event) ([]*store.E
 //
 // The events of one write transaction have consecutive seqs (the single writer: no other transaction
 // inserts meanwhile), so [lowest, highest] names exactly them.
-func fanOut(ctx context.Context, tx *sql.Tx, ins []store.Inserted) error {
+//
+// fanSt and settleSt are fanOutSQL and settleUnwantedSQL from WriteStmts (nil: prepared here).
+func fanOut(ctx context.Context, tx *sql.Tx, fanSt, settleSt *sql.Stmt, ins []store.Inserted) error {
 	lo, hi := int64(-1), int64(-1)
 	bySeq := make(map[int64]*store.Event, len(ins))
 	for _, in := range ins {
@@ -73,10 +78,20 @@ func fanOut(ctx context.Context, tx *sql.Tx, ins []store.Inserted) error {
 	if lo < 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, fanOutSQL, lo, hi); err != nil {
+	fan, err := db.TxStmt(ctx, tx, fanSt, fanOutSQL)
+	if err != nil {
 		return err
 	}
-	rows, err := tx.QueryContext(ctx, settleUnwantedSQL, lo, hi)
+	defer fan.Close()
+	if _, err := fan.ExecContext(ctx, lo, hi); err != nil {
+		return err
+	}
+	settle, err := db.TxStmt(ctx, tx, settleSt, settleUnwantedSQL)
+	if err != nil {
+		return err
+	}
+	defer settle.Close()
+	rows, err := settle.QueryContext(ctx, lo, hi)
 	if err != nil {
 		return err
 	}

@@ -37,15 +37,27 @@ func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]stor
 	}
 	plan := store.PlanBatch(es)
 	out := make([]store.Inserted, len(es))
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		for rest := plan.Insert; len(rest) > 0; {
+	// The statements are prepared before the transaction (on the writer's one connection, which the
+	// transaction then holds): one per chunk size, and the fan-out's.
+	var queries []string
+	for rest := len(plan.Insert); rest > 0; rest -= min(rest, maxStatementRows) {
+		queries = append(queries, insertRowsSQL(min(rest, maxStatementRows)))
+	}
+	queries = append(queries, fanOutSQL, settleUnwantedSQL)
+	stmts, err := s.db.WriteStmts(ctx, queries...)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		for c, rest := 0, plan.Insert; len(rest) > 0; c++ {
 			n := min(len(rest), maxStatementRows)
-			if err := insertRows(ctx, tx, es, rest[:n], out); err != nil {
+			if err := insertRows(ctx, tx, stmts[c], queries[c], es, rest[:n], out); err != nil {
 				return err
 			}
 			rest = rest[n:]
 		}
-		if err := fanOut(ctx, tx, out); err != nil {
+		fan := stmts[len(stmts)-2:]
+		if err := fanOut(ctx, tx, fan[0], fan[1], out); err != nil {
 			return err
 		}
 		for _, i := range plan.Insert {
@@ -71,14 +83,30 @@ func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]stor
 	return out, nil
 }
 
-// insertRows inserts the events es[idx…] in one statement and fills out for those inserted.
-func insertRows(ctx context.Context, tx *sql.Tx, es []*store.Event, idx []int, out []store.Inserted) error {
+// insertRowsSQL is the multi-row INSERT of n events that insertRows runs.
+func insertRowsSQL(n int) string {
 	var q strings.Builder
-	q.Grow(120 + len(idx)*100)
+	q.Grow(120 + n*100)
 	q.WriteString(`INSERT OR IGNORE INTO events (` + batchColumns + `) VALUES `)
+	for j := range n {
+		if j > 0 {
+			q.WriteByte(',')
+		}
+		p := func(k int) string { return "?" + strconv.Itoa(j*batchParams+k) }
+		// id … headers, receive_time twice (update_time), attempt_count 0, then the rest.
+		q.WriteString("(" + p(1) + "," + p(2) + "," + p(3) + "," + p(4) + "," + p(5) + "," + p(6) + "," + p(7) + "," + p(8) + "," + p(8) +
+			",0," + p(9) + "," + p(10) + "," + p(11) + "," + p(12) + "," + p(13) + "," + p(14) + "," + p(15) + ")")
+	}
+	q.WriteString(` RETURNING id, seq`)
+	return q.String()
+}
+
+// insertRows inserts the events es[idx…] with st, query prepared (insertRowsSQL(len(idx))), or query
+// alone when st is nil, and fills out for those inserted.
+func insertRows(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string, es []*store.Event, idx []int, out []store.Inserted) error {
 	args := make([]any, 0, batchParams*len(idx))
 	byID := make(map[string]int, len(idx))
-	for j, i := range idx {
+	for _, i := range idx {
 		e := es[i]
 		headers, err := json.Marshal(e.Headers)
 		if err != nil {
@@ -88,20 +116,17 @@ func insertRows(ctx context.Context, tx *sql.Tx, es []*store.Event, idx []int, o
 		if payload == nil {
 			payload = []byte{} // an empty body is still a body: the column is NOT NULL
 		}
-		if j > 0 {
-			q.WriteByte(',')
-		}
-		p := func(k int) string { return "?" + strconv.Itoa(len(args)+k) }
-		// id … headers, receive_time twice (update_time), attempt_count 0, then the rest.
-		q.WriteString("(" + p(1) + "," + p(2) + "," + p(3) + "," + p(4) + "," + p(5) + "," + p(6) + "," + p(7) + "," + p(8) + "," + p(8) +
-			",0," + p(9) + "," + p(10) + "," + p(11) + "," + p(12) + "," + p(13) + "," + p(14) + "," + p(15) + ")")
 		args = append(args, e.ID, e.Source, e.DedupeKey, int32(e.Status), e.ContentType, payload, string(headers),
 			e.ReceiveTime.UnixMicro(), e.SenderAddress, e.Module, e.Operation, store.StringsJSON(e.RecordIDs),
 			store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType)
 		byID[e.ID] = i
 	}
-	q.WriteString(` RETURNING id, seq`)
-	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	txst, err := db.TxStmt(ctx, tx, st, query)
+	if err != nil {
+		return err
+	}
+	defer txst.Close()
+	rows, err := txst.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
