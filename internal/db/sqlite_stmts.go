@@ -66,27 +66,34 @@ func (s *SQLiteDB) queryRead(ctx context.Context, query string, args []any) (*sq
 	return st.QueryContext(ctx, args...)
 }
 
+// Prepared holds statements that WriteStmts prepared on the writer for one write transaction.
+type Prepared struct {
+	queries []string
+	stmts   []*sql.Stmt // nil where the cache was full
+}
+
 // WriteStmts prepares queries on the writer (or finds them prepared) for a write transaction about to
 // begin: call it before WriteTx, never inside one, since preparing takes the writer's one connection.
-// Run them in the transaction with TxStmt. An entry is nil when the cache is full; TxStmt then prepares
-// that query for the transaction alone.
-func (s *SQLiteDB) WriteStmts(ctx context.Context, queries ...string) ([]*sql.Stmt, error) {
-	out := make([]*sql.Stmt, len(queries))
+// Run them in the transaction with Prepared.Stmt.
+func (s *SQLiteDB) WriteStmts(ctx context.Context, queries ...string) (Prepared, error) {
+	p := Prepared{queries: queries, stmts: make([]*sql.Stmt, len(queries))}
 	for i, q := range queries {
 		st, err := s.writes.get(ctx, s.Write, q)
 		if err != nil {
-			return nil, SQLiteError(err)
+			return Prepared{}, SQLiteError(err)
 		}
-		out[i] = st
+		p.stmts[i] = st
 	}
-	return out, nil
+	return p, nil
 }
 
-// TxStmt returns st (from WriteStmts) bound to tx, or query prepared in tx when st is nil. Close it
-// after use: that releases the binding, not the cached statement.
-func TxStmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string) (*sql.Stmt, error) {
-	if st == nil {
-		return tx.PrepareContext(ctx, query)
+// Stmt returns query bound to tx: its prepared statement when p holds one, else query prepared in tx
+// alone. Close it after use: that releases the binding, not the cached statement.
+func (p Prepared) Stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	for i, q := range p.queries {
+		if q == query && p.stmts[i] != nil {
+			return tx.StmtContext(ctx, p.stmts[i]), nil
+		}
 	}
-	return tx.StmtContext(ctx, st), nil
+	return tx.PrepareContext(ctx, query)
 }

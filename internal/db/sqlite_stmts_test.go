@@ -43,7 +43,7 @@ func TestReadStatementsKeptWithinTheBound(t *testing.T) {
 }
 
 // TestWriteStatementsKeptWithinTheBound: statements prepared by WriteStmts before a write transaction
-// run inside it through TxStmt, the same text gets the same statement, a text past the bound is
+// run inside it through Prepared.Stmt, the same text gets the same statement, a text past the bound is
 // prepared in the transaction alone, and Close closes them before the writer.
 func TestWriteStatementsKeptWithinTheBound(t *testing.T) {
 	ctx := context.Background()
@@ -56,12 +56,12 @@ func TestWriteStatementsKeptWithinTheBound(t *testing.T) {
 	}
 	insert := func(q string) {
 		t.Helper()
-		sts, err := s.WriteStmts(ctx, q)
+		p, err := s.WriteStmts(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.WriteTx(ctx, func(tx *sql.Tx) error {
-			st, err := TxStmt(ctx, tx, sts[0], q)
+			st, err := p.Stmt(ctx, tx, q)
 			if err != nil {
 				return err
 			}

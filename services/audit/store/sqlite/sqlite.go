@@ -34,25 +34,21 @@ const columns = `sequence, id, occur_time, record_time, actor, action, resource,
 func (d *Driver) AppendTx(ctx context.Context, fn func(store.AppendTx) error) error {
 	// The append's statements stay prepared on the writer connection (prepared before the transaction,
 	// which takes that connection): a lone event's transaction spent a tenth of its CPU parsing them.
-	sts, err := d.db.WriteStmts(ctx, appendQueries...)
+	stmts, err := d.db.WriteStmts(ctx, appendQueries...)
 	if err != nil {
 		return err
-	}
-	stmts := make(map[string]*sql.Stmt, len(sts))
-	for i, q := range appendQueries {
-		stmts[q] = sts[i]
 	}
 	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(appendTx{tx, stmts}) }))
 }
 
 type appendTx struct {
 	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	stmts db.Prepared
 }
 
 // stmt returns the statement q bound to this transaction.
 func (a appendTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	return db.TxStmt(ctx, a.tx, a.stmts[q], q)
+	return a.stmts.Stmt(ctx, a.tx, q)
 }
 
 var appendQueries = []string{headQuery, byKeysQuery, insertQuery, moveHeadQuery}

@@ -30,9 +30,9 @@ var (
 )
 
 func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
-	stmts, err := prepared(ctx, d.db)
+	stmts, err := d.db.WriteStmts(ctx, cachedQueries...)
 	if err != nil {
-		return db.SQLiteError(err)
+		return err
 	}
 	return db.SQLiteError(d.db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(deliveryTx{tx: tx, stmts: stmts}) }))
 }

@@ -16,7 +16,7 @@ import (
 // other writer interleaves with, so nothing here locks rows.
 type deliveryTx struct {
 	tx    *sql.Tx
-	stmts *stmtCache
+	stmts db.Prepared
 }
 
 var (
@@ -32,7 +32,7 @@ var (
 )
 
 func (t deliveryTx) SubscriptionGet(ctx context.Context, id string) (*store.Subscription, error) {
-	st, err := t.stmts.stmt(ctx, t.tx, subscriptionGet)
+	st, err := t.stmts.Stmt(ctx, t.tx, subscriptionGet)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (t deliveryTx) DeliveriesDelete(ctx context.Context, subscriptionID string)
 }
 
 func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, now time.Time, limit int) ([]*store.Delivery, error) {
-	st, err := t.stmts.stmt(ctx, t.tx, deliveriesDue)
+	st, err := t.stmts.Stmt(ctx, t.tx, deliveriesDue)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (t deliveryTx) DeliveriesDue(ctx context.Context, subscriptionID string, no
 }
 
 func (t deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.Delivery, error) {
-	st, err := t.stmts.stmt(ctx, t.tx, deliveryGet)
+	st, err := t.stmts.Stmt(ctx, t.tx, deliveryGet)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (t deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*st
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.stmts.stmt(ctx, t.tx, deliveriesByID)
+	st, err := t.stmts.Stmt(ctx, t.tx, deliveriesByID)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (t deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*st
 }
 
 func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
-	stmt, err := t.stmts.stmt(ctx, t.tx, deliveryUpdate)
+	stmt, err := t.stmts.Stmt(ctx, t.tx, deliveryUpdate)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (t deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) 
 }
 
 func (t deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
-	stmt, err := t.stmts.stmt(ctx, t.tx, attemptInsert)
+	stmt, err := t.stmts.Stmt(ctx, t.tx, attemptInsert)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (t deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.stmts.stmt(ctx, t.tx, eventsByID)
+	st, err := t.stmts.Stmt(ctx, t.tx, eventsByID)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (t deliveryTx) EventsSettle(ctx context.Context, ids []string, now time.Tim
 	if err != nil {
 		return err
 	}
-	st, err := t.stmts.stmt(ctx, t.tx, eventsSettle)
+	st, err := t.stmts.Stmt(ctx, t.tx, eventsSettle)
 	if err != nil {
 		return err
 	}

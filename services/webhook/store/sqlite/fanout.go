@@ -60,9 +60,8 @@ func (s *Store) fanOutStatus(ctx context.Context, es []*store.Event) ([]*store.E
 //
 // The events of one write transaction have consecutive seqs (the single writer: no other transaction
 // inserts meanwhile), so [lowest, highest] names exactly them.
-//
-// fanSt and settleSt are fanOutSQL and settleUnwantedSQL from WriteStmts (nil: prepared here).
-func fanOut(ctx context.Context, tx *sql.Tx, fanSt, settleSt *sql.Stmt, ins []store.Inserted) error {
+// stmts may hold fanOutSQL and settleUnwantedSQL prepared (the zero Prepared: prepared here).
+func fanOut(ctx context.Context, tx *sql.Tx, stmts db.Prepared, ins []store.Inserted) error {
 	lo, hi := int64(-1), int64(-1)
 	bySeq := make(map[int64]*store.Event, len(ins))
 	for _, in := range ins {
@@ -78,7 +77,7 @@ func fanOut(ctx context.Context, tx *sql.Tx, fanSt, settleSt *sql.Stmt, ins []st
 	if lo < 0 {
 		return nil
 	}
-	fan, err := db.TxStmt(ctx, tx, fanSt, fanOutSQL)
+	fan, err := stmts.Stmt(ctx, tx, fanOutSQL)
 	if err != nil {
 		return err
 	}
@@ -86,7 +85,7 @@ func fanOut(ctx context.Context, tx *sql.Tx, fanSt, settleSt *sql.Stmt, ins []st
 	if _, err := fan.ExecContext(ctx, lo, hi); err != nil {
 		return err
 	}
-	settle, err := db.TxStmt(ctx, tx, settleSt, settleUnwantedSQL)
+	settle, err := stmts.Stmt(ctx, tx, settleUnwantedSQL)
 	if err != nil {
 		return err
 	}

@@ -51,13 +51,12 @@ func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]stor
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		for c, rest := 0, plan.Insert; len(rest) > 0; c++ {
 			n := min(len(rest), maxStatementRows)
-			if err := insertRows(ctx, tx, stmts[c], queries[c], es, rest[:n], out); err != nil {
+			if err := insertRows(ctx, tx, stmts, queries[c], es, rest[:n], out); err != nil {
 				return err
 			}
 			rest = rest[n:]
 		}
-		fan := stmts[len(stmts)-2:]
-		if err := fanOut(ctx, tx, fan[0], fan[1], out); err != nil {
+		if err := fanOut(ctx, tx, stmts, out); err != nil {
 			return err
 		}
 		for _, i := range plan.Insert {
@@ -101,9 +100,9 @@ func insertRowsSQL(n int) string {
 	return q.String()
 }
 
-// insertRows inserts the events es[idx…] with st, query prepared (insertRowsSQL(len(idx))), or query
-// alone when st is nil, and fills out for those inserted.
-func insertRows(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string, es []*store.Event, idx []int, out []store.Inserted) error {
+// insertRows inserts the events es[idx…] with query (insertRowsSQL(len(idx)), from stmts when prepared
+// there) and fills out for those inserted.
+func insertRows(ctx context.Context, tx *sql.Tx, stmts db.Prepared, query string, es []*store.Event, idx []int, out []store.Inserted) error {
 	args := make([]any, 0, batchParams*len(idx))
 	byID := make(map[string]int, len(idx))
 	for _, i := range idx {
@@ -121,7 +120,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string, es 
 			store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType)
 		byID[e.ID] = i
 	}
-	txst, err := db.TxStmt(ctx, tx, st, query)
+	txst, err := stmts.Stmt(ctx, tx, query)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 			e.Module, e.Operation, store.StringsJSON(e.RecordIDs), store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType,
 		).Scan(&out.Seq)
 		if err == nil {
-			err = fanOut(ctx, tx, nil, nil, []store.Inserted{{Event: &out}})
+			err = fanOut(ctx, tx, db.Prepared{}, []store.Inserted{{Event: &out}})
 		}
 		if err == sql.ErrNoRows {
 			dup, err = scan(tx.QueryRowContext(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
