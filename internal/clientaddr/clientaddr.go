@@ -143,18 +143,34 @@ func FromGRPC(ctx context.Context, t Trusted) string {
 // fromGRPC reads the clock (now) only when there is a proof to check: most calls come straight from
 // their client, and the clock is not free.
 func fromGRPC(ctx context.Context, t Trusted, now func() time.Time) string {
+	v := metadata.ValueFromIncomingContext(ctx, MetadataKey)
+	if len(v) != 1 {
+		return reported(ctx, t, "", nil, now)
+	}
+	return reported(ctx, t, v[0], metadata.ValueFromIncomingContext(ctx, ProofKey), now)
+}
+
+// Reported is the address of one item of a batch that a proxy hands over (webhook IngestBatch): addr,
+// as proven by proof, when the RPC's peer is a trusted proxy and the proof holds, exactly as FromGRPC
+// believes x-sergas-client-ip; otherwise the peer's own address.
+func Reported(ctx context.Context, t Trusted, addr, proof string) string {
+	var proofs []string
+	if proof != "" {
+		proofs = []string{proof}
+	}
+	return reported(ctx, t, addr, proofs, time.Now)
+}
+
+// reported believes addr (with its proof, when the proxy must give one) from a trusted peer only.
+func reported(ctx context.Context, t Trusted, addr string, proofs []string, now func() time.Time) string {
 	ip, ok := peerAddr(ctx)
 	if !ok {
 		return Unknown
 	}
-	if !t.Contains(ip) {
+	if addr == "" || !t.Contains(ip) {
 		return ip.String()
 	}
-	v := metadata.ValueFromIncomingContext(ctx, MetadataKey)
-	if len(v) != 1 {
-		return ip.String()
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
+	a, err := netip.ParseAddr(strings.TrimSpace(addr))
 	if err != nil {
 		return ip.String()
 	}
@@ -162,7 +178,7 @@ func fromGRPC(ctx context.Context, t Trusted, now func() time.Time) string {
 		return a.Unmap().String()
 	}
 	// The proof is checked against the report exactly as sent, so that it covers every byte believed.
-	if p := metadata.ValueFromIncomingContext(ctx, ProofKey); len(p) == 1 && verify(t.key, v[0], p[0], now()) {
+	if len(proofs) == 1 && verify(t.key, addr, proofs[0], now()) {
 		return a.Unmap().String()
 	}
 	return ip.String()

@@ -44,6 +44,7 @@ type Gateway struct {
 	transportLog *sampledLog
 	proofs       *proofCache // client-address proofs of the current second
 	bearer       bearer      // the Authorization value of WebhookCredential's key
+	ingests      *ingestBatcher
 }
 
 // New dials every service (lazily: a service that is down only fails its own routes and /readyz) and
@@ -52,6 +53,7 @@ type Gateway struct {
 // HTTPS.
 func New(ctx context.Context, cfg Config, log *slog.Logger, creds credentials.TransportCredentials, tlsCfg *tls.Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, conns: map[string]*grpc.ClientConn{}, tls: tlsCfg, transportLog: newSampledLog(log, 1, 5), proofs: newProofCache()}
+	g.ingests = &ingestBatcher{g: g}
 	if cfg.ClientAddrSecret == nil { // a Config not made by LoadConfig (tests)
 		g.cfg.ClientAddrSecret, _ = clientaddr.LoadSecret(config.FromMap(nil))
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -62,15 +61,10 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		h.Name, h.Values = name, values
 		req.Headers = append(req.Headers, h)
 	}
-	ctx := r.Context()
-	if g.cfg.WebhookCredential != nil {
-		// The gateway's own credential, never the sender's Authorization header (that one is only stored
-		// with the delivery, if the deny list lets it).
-		if key := g.cfg.WebhookCredential(); key != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", g.bearer.value(key))
-		}
-	}
-	resp, err := g.webhook.Ingest(ctx, req)
+	// The gateway's own credential, never the sender's Authorization header (that one is only stored with
+	// the delivery, if the deny list lets it).
+	ctx := g.withWebhookCredential(r.Context())
+	resp, err := g.ingests.ingest(ctx, req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// GATEWAY_REQUEST_TIMEOUT ran out (serveBounded's deadline, or http.TimeoutHandler's, which

@@ -45,7 +45,7 @@ func TestGatewayPassesTheClientAddress(t *testing.T) {
 // Issue 7 review: a peer on a trusted network (here loopback, as a mesh sidecar is) is not the gateway.
 // Through the real gateway the client's address is proven and stored; the same report sent straight to
 // the service, without a proof or with a forged or replayed one, is ignored, with or without
-// CLIENT_ADDR_SECRET.
+// CLIENT_ADDR_SECRET, on Ingest and in IngestBatch items alike.
 func TestOnlyTheGatewayCanReportTheClientAddress(t *testing.T) {
 	for name, env := range map[string]map[string]string{
 		"secret set":    {"CLIENT_ADDR_SECRET": strings.Repeat("7a", 32)},
@@ -74,6 +74,18 @@ func TestOnlyTheGatewayCanReportTheClientAddress(t *testing.T) {
 				}
 				if a := senderOf(t, r, resp.GetEventId()); a != "127.0.0.1" {
 					t.Errorf("%s report straight to the service: sender %q, want the connection's 127.0.0.1", what, a)
+				}
+				// The same report in an item of IngestBatch, the gateway's batched call, fares the same.
+				item := &webhookv1.IngestBatchItem{Request: &webhookv1.IngestRequest{Source: "zoho", Body: []byte("batched " + what)}, ClientIp: md[1]}
+				if len(md) > 2 {
+					item.ClientIpProof = md[3]
+				}
+				batch, err := r.webhook.IngestBatch(t.Context(), &webhookv1.IngestBatchRequest{Items: []*webhookv1.IngestBatchItem{item}})
+				if err != nil || len(batch.GetResults()) != 1 || batch.GetResults()[0].GetResponse() == nil {
+					t.Fatalf("IngestBatch: %v %v", batch, err)
+				}
+				if a := senderOf(t, r, batch.GetResults()[0].GetResponse().GetEventId()); a != "127.0.0.1" {
+					t.Errorf("%s report in an IngestBatch item: sender %q, want the connection's 127.0.0.1", what, a)
 				}
 			}
 		})

@@ -49,8 +49,12 @@ const backlogRetryAfter = 5 * time.Second
 // the source's budget, which is shared with the source's real deliveries and so is spent only on a
 // verified delivery that is about to be stored.
 func (s *Server) Ingest(ctx context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
+	return s.ingest(ctx, s.sender(ctx), req)
+}
+
+// ingest is Ingest for a delivery from sender (one call's, or one item's of IngestBatch).
+func (s *Server) ingest(ctx context.Context, sender string, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
 	now := s.now()
-	sender := s.sender(ctx)
 	src := s.sources.get()[req.GetSource()]
 	label := unknownSourceLabel
 	if src != nil {

@@ -147,9 +147,10 @@ func (c *Config) loadSources(env *config.Env) {
 // anyone reaching the gRPC port could store events as any source and skip the gateway's limits.
 var Policy = auth.Policy{
 	Scopes: map[string]string{
-		webhookv1.WebhookService_Ingest_FullMethodName:     auth.ScopeWebhookIngest,
-		webhookv1.WebhookService_GetEvent_FullMethodName:   auth.ScopeWebhookRead,
-		webhookv1.WebhookService_ListEvents_FullMethodName: auth.ScopeWebhookRead,
+		webhookv1.WebhookService_Ingest_FullMethodName:      auth.ScopeWebhookIngest,
+		webhookv1.WebhookService_IngestBatch_FullMethodName: auth.ScopeWebhookIngest,
+		webhookv1.WebhookService_GetEvent_FullMethodName:    auth.ScopeWebhookRead,
+		webhookv1.WebhookService_ListEvents_FullMethodName:  auth.ScopeWebhookRead,
 		// Channels: reading them needs webhook:read; enabling, renewing and disabling act at Zoho with a
 		// connection's token, so they need webhook:admin.
 		webhookv1.WebhookService_CreateChannel_FullMethodName:  auth.ScopeWebhookAdmin,

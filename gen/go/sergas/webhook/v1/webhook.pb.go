@@ -692,6 +692,227 @@ func (x *IngestResponse) GetDuplicate() bool {
 	return false
 }
 
+// IngestBatchRequest carries 1 to 256 inbound requests.
+type IngestBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries, each handled as one Ingest call.
+	Items         []*IngestBatchItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestBatchRequest) Reset() {
+	*x = IngestBatchRequest{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestBatchRequest) ProtoMessage() {}
+
+func (x *IngestBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestBatchRequest.ProtoReflect.Descriptor instead.
+func (*IngestBatchRequest) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *IngestBatchRequest) GetItems() []*IngestBatchItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// IngestBatchItem is one inbound request and what the gateway knows of it.
+type IngestBatchItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request, as Ingest takes it.
+	Request *IngestRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// The sender's address and the gateway's proof of it: what x-sergas-client-ip and its proof header say
+	// on a single Ingest call. Believed only from a trusted proxy, as those are.
+	ClientIp      string `protobuf:"bytes,2,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	ClientIpProof string `protobuf:"bytes,3,opt,name=client_ip_proof,json=clientIpProof,proto3" json:"client_ip_proof,omitempty"`
+	// The W3C traceparent of the delivery's own request, so that it keeps its trace.
+	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestBatchItem) Reset() {
+	*x = IngestBatchItem{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestBatchItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestBatchItem) ProtoMessage() {}
+
+func (x *IngestBatchItem) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestBatchItem.ProtoReflect.Descriptor instead.
+func (*IngestBatchItem) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IngestBatchItem) GetRequest() *IngestRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *IngestBatchItem) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *IngestBatchItem) GetClientIpProof() string {
+	if x != nil {
+		return x.ClientIpProof
+	}
+	return ""
+}
+
+func (x *IngestBatchItem) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+// IngestBatchResponse answers every item, in order.
+type IngestBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per item.
+	Results       []*IngestBatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestBatchResponse) Reset() {
+	*x = IngestBatchResponse{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestBatchResponse) ProtoMessage() {}
+
+func (x *IngestBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestBatchResponse.ProtoReflect.Descriptor instead.
+func (*IngestBatchResponse) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IngestBatchResponse) GetResults() []*IngestBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// IngestBatchResult is one item's answer: what Ingest would have answered.
+type IngestBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the delivery is stored (or was stored before).
+	Response *IngestResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when it was refused: the google.rpc.Status that Ingest would have failed with (code, message and
+	// details such as ErrorInfo and RetryInfo), serialized.
+	ErrorStatus   []byte `protobuf:"bytes,2,opt,name=error_status,json=errorStatus,proto3" json:"error_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestBatchResult) Reset() {
+	*x = IngestBatchResult{}
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestBatchResult) ProtoMessage() {}
+
+func (x *IngestBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestBatchResult.ProtoReflect.Descriptor instead.
+func (*IngestBatchResult) Descriptor() ([]byte, []int) {
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *IngestBatchResult) GetResponse() *IngestResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *IngestBatchResult) GetErrorStatus() []byte {
+	if x != nil {
+		return x.ErrorStatus
+	}
+	return nil
+}
+
 // GetEventRequest names one event.
 type GetEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -703,7 +924,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[4]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +936,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[4]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +949,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{4}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetEventRequest) GetId() string {
@@ -749,7 +970,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[5]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +982,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[5]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +995,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{5}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetEventResponse) GetEvent() *Event {
@@ -807,7 +1028,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[6]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1040,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[6]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1053,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{6}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListEventsRequest) GetSource() string {
@@ -899,7 +1120,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[7]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1132,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[7]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1145,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{7}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -977,7 +1198,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1210,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[8]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1223,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{8}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Channel) GetChannelId() string {
@@ -1117,7 +1338,7 @@ type CreateChannelRequest struct {
 
 func (x *CreateChannelRequest) Reset() {
 	*x = CreateChannelRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1350,7 @@ func (x *CreateChannelRequest) String() string {
 func (*CreateChannelRequest) ProtoMessage() {}
 
 func (x *CreateChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[9]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1363,7 @@ func (x *CreateChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChannelRequest.ProtoReflect.Descriptor instead.
 func (*CreateChannelRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{9}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateChannelRequest) GetChannelId() string {
@@ -1198,7 +1419,7 @@ type CreateChannelResponse struct {
 
 func (x *CreateChannelResponse) Reset() {
 	*x = CreateChannelResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1431,7 @@ func (x *CreateChannelResponse) String() string {
 func (*CreateChannelResponse) ProtoMessage() {}
 
 func (x *CreateChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[10]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1444,7 @@ func (x *CreateChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChannelResponse.ProtoReflect.Descriptor instead.
 func (*CreateChannelResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{10}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateChannelResponse) GetChannel() *Channel {
@@ -1244,7 +1465,7 @@ type GetChannelRequest struct {
 
 func (x *GetChannelRequest) Reset() {
 	*x = GetChannelRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1477,7 @@ func (x *GetChannelRequest) String() string {
 func (*GetChannelRequest) ProtoMessage() {}
 
 func (x *GetChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[11]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1490,7 @@ func (x *GetChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChannelRequest.ProtoReflect.Descriptor instead.
 func (*GetChannelRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{11}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetChannelRequest) GetChannelId() string {
@@ -1290,7 +1511,7 @@ type GetChannelResponse struct {
 
 func (x *GetChannelResponse) Reset() {
 	*x = GetChannelResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1523,7 @@ func (x *GetChannelResponse) String() string {
 func (*GetChannelResponse) ProtoMessage() {}
 
 func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[12]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1536,7 @@ func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChannelResponse.ProtoReflect.Descriptor instead.
 func (*GetChannelResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{12}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetChannelResponse) GetChannel() *Channel {
@@ -1342,7 +1563,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1575,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[13]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1588,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{13}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListChannelsRequest) GetSource() string {
@@ -1411,7 +1632,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1644,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[14]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1657,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{14}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -1464,7 +1685,7 @@ type RenewChannelRequest struct {
 
 func (x *RenewChannelRequest) Reset() {
 	*x = RenewChannelRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1697,7 @@ func (x *RenewChannelRequest) String() string {
 func (*RenewChannelRequest) ProtoMessage() {}
 
 func (x *RenewChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[15]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1710,7 @@ func (x *RenewChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewChannelRequest.ProtoReflect.Descriptor instead.
 func (*RenewChannelRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{15}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RenewChannelRequest) GetChannelId() string {
@@ -1510,7 +1731,7 @@ type RenewChannelResponse struct {
 
 func (x *RenewChannelResponse) Reset() {
 	*x = RenewChannelResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1743,7 @@ func (x *RenewChannelResponse) String() string {
 func (*RenewChannelResponse) ProtoMessage() {}
 
 func (x *RenewChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[16]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1756,7 @@ func (x *RenewChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewChannelResponse.ProtoReflect.Descriptor instead.
 func (*RenewChannelResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{16}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RenewChannelResponse) GetChannel() *Channel {
@@ -1556,7 +1777,7 @@ type DisableChannelRequest struct {
 
 func (x *DisableChannelRequest) Reset() {
 	*x = DisableChannelRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1789,7 @@ func (x *DisableChannelRequest) String() string {
 func (*DisableChannelRequest) ProtoMessage() {}
 
 func (x *DisableChannelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[17]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1802,7 @@ func (x *DisableChannelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableChannelRequest.ProtoReflect.Descriptor instead.
 func (*DisableChannelRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{17}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DisableChannelRequest) GetChannelId() string {
@@ -1602,7 +1823,7 @@ type DisableChannelResponse struct {
 
 func (x *DisableChannelResponse) Reset() {
 	*x = DisableChannelResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1835,7 @@ func (x *DisableChannelResponse) String() string {
 func (*DisableChannelResponse) ProtoMessage() {}
 
 func (x *DisableChannelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[18]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1848,7 @@ func (x *DisableChannelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableChannelResponse.ProtoReflect.Descriptor instead.
 func (*DisableChannelResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{18}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DisableChannelResponse) GetChannel() *Channel {
@@ -1655,7 +1876,7 @@ type EventFilter struct {
 
 func (x *EventFilter) Reset() {
 	*x = EventFilter{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1888,7 @@ func (x *EventFilter) String() string {
 func (*EventFilter) ProtoMessage() {}
 
 func (x *EventFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[19]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1901,7 @@ func (x *EventFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventFilter.ProtoReflect.Descriptor instead.
 func (*EventFilter) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{19}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EventFilter) GetSources() []string {
@@ -1728,7 +1949,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1961,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[20]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1974,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{20}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryPolicy) GetMaxRetries() int32 {
@@ -1807,7 +2028,7 @@ type PushConfig struct {
 
 func (x *PushConfig) Reset() {
 	*x = PushConfig{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2040,7 @@ func (x *PushConfig) String() string {
 func (*PushConfig) ProtoMessage() {}
 
 func (x *PushConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[21]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2053,7 @@ func (x *PushConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushConfig.ProtoReflect.Descriptor instead.
 func (*PushConfig) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{21}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PushConfig) GetEndpoint() string {
@@ -1899,7 +2120,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2132,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[22]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2145,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{22}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Subscription) GetId() string {
@@ -2020,7 +2241,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2253,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[23]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2266,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{23}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateSubscriptionRequest) GetName() string {
@@ -2108,7 +2329,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2341,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[24]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2354,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{24}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -2154,7 +2375,7 @@ type GetSubscriptionRequest struct {
 
 func (x *GetSubscriptionRequest) Reset() {
 	*x = GetSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2387,7 @@ func (x *GetSubscriptionRequest) String() string {
 func (*GetSubscriptionRequest) ProtoMessage() {}
 
 func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[25]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2400,7 @@ func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{25}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetSubscriptionRequest) GetId() string {
@@ -2200,7 +2421,7 @@ type GetSubscriptionResponse struct {
 
 func (x *GetSubscriptionResponse) Reset() {
 	*x = GetSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2433,7 @@ func (x *GetSubscriptionResponse) String() string {
 func (*GetSubscriptionResponse) ProtoMessage() {}
 
 func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[26]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2446,7 @@ func (x *GetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*GetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{26}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetSubscriptionResponse) GetSubscription() *Subscription {
@@ -2248,7 +2469,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2481,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[27]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2494,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{27}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListSubscriptionsRequest) GetPageSize() int32 {
@@ -2303,7 +2524,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2536,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[28]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2549,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{28}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -2356,7 +2577,7 @@ type PauseSubscriptionRequest struct {
 
 func (x *PauseSubscriptionRequest) Reset() {
 	*x = PauseSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2589,7 @@ func (x *PauseSubscriptionRequest) String() string {
 func (*PauseSubscriptionRequest) ProtoMessage() {}
 
 func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[29]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2602,7 @@ func (x *PauseSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*PauseSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{29}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PauseSubscriptionRequest) GetId() string {
@@ -2402,7 +2623,7 @@ type PauseSubscriptionResponse struct {
 
 func (x *PauseSubscriptionResponse) Reset() {
 	*x = PauseSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2635,7 @@ func (x *PauseSubscriptionResponse) String() string {
 func (*PauseSubscriptionResponse) ProtoMessage() {}
 
 func (x *PauseSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[30]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2648,7 @@ func (x *PauseSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*PauseSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{30}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PauseSubscriptionResponse) GetSubscription() *Subscription {
@@ -2448,7 +2669,7 @@ type ResumeSubscriptionRequest struct {
 
 func (x *ResumeSubscriptionRequest) Reset() {
 	*x = ResumeSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2681,7 @@ func (x *ResumeSubscriptionRequest) String() string {
 func (*ResumeSubscriptionRequest) ProtoMessage() {}
 
 func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[31]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2694,7 @@ func (x *ResumeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{31}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResumeSubscriptionRequest) GetId() string {
@@ -2494,7 +2715,7 @@ type ResumeSubscriptionResponse struct {
 
 func (x *ResumeSubscriptionResponse) Reset() {
 	*x = ResumeSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2727,7 @@ func (x *ResumeSubscriptionResponse) String() string {
 func (*ResumeSubscriptionResponse) ProtoMessage() {}
 
 func (x *ResumeSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[32]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2740,7 @@ func (x *ResumeSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{32}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResumeSubscriptionResponse) GetSubscription() *Subscription {
@@ -2540,7 +2761,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2773,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[33]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2786,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{33}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteSubscriptionRequest) GetId() string {
@@ -2584,7 +2805,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2817,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[34]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2830,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{34}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{38}
 }
 
 // Attempt is one try of a delivery.
@@ -2638,7 +2859,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2871,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[35]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2884,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{35}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Attempt) GetNumber() int32 {
@@ -2757,7 +2978,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2990,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[36]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3003,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{36}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Delivery) GetId() string {
@@ -2891,7 +3112,7 @@ type LeasedDelivery struct {
 
 func (x *LeasedDelivery) Reset() {
 	*x = LeasedDelivery{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +3124,7 @@ func (x *LeasedDelivery) String() string {
 func (*LeasedDelivery) ProtoMessage() {}
 
 func (x *LeasedDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[37]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3137,7 @@ func (x *LeasedDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedDelivery.ProtoReflect.Descriptor instead.
 func (*LeasedDelivery) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{37}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LeasedDelivery) GetAckId() string {
@@ -2956,7 +3177,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3189,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[38]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3202,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{38}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReceiveRequest) GetSubscriptionId() string {
@@ -3018,7 +3239,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3251,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[39]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3264,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{39}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReceiveResponse) GetDeliveries() []*LeasedDelivery {
@@ -3071,7 +3292,7 @@ type PollRequest struct {
 
 func (x *PollRequest) Reset() {
 	*x = PollRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3304,7 @@ func (x *PollRequest) String() string {
 func (*PollRequest) ProtoMessage() {}
 
 func (x *PollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[40]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3317,7 @@ func (x *PollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollRequest.ProtoReflect.Descriptor instead.
 func (*PollRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{40}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PollRequest) GetSubscriptionId() string {
@@ -3138,7 +3359,7 @@ type PollResponse struct {
 
 func (x *PollResponse) Reset() {
 	*x = PollResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3371,7 @@ func (x *PollResponse) String() string {
 func (*PollResponse) ProtoMessage() {}
 
 func (x *PollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[41]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3384,7 @@ func (x *PollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollResponse.ProtoReflect.Descriptor instead.
 func (*PollResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{41}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PollResponse) GetDeliveries() []*LeasedDelivery {
@@ -3184,7 +3405,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3417,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[42]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3430,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{42}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AckRequest) GetAckIds() []string {
@@ -3231,7 +3452,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3464,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[43]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3477,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{43}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AckResponse) GetRefusedAckIds() []string {
@@ -3281,7 +3502,7 @@ type NackRequest struct {
 
 func (x *NackRequest) Reset() {
 	*x = NackRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3293,7 +3514,7 @@ func (x *NackRequest) String() string {
 func (*NackRequest) ProtoMessage() {}
 
 func (x *NackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[44]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3306,7 +3527,7 @@ func (x *NackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackRequest.ProtoReflect.Descriptor instead.
 func (*NackRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{44}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NackRequest) GetAckIds() []string {
@@ -3341,7 +3562,7 @@ type NackResponse struct {
 
 func (x *NackResponse) Reset() {
 	*x = NackResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3574,7 @@ func (x *NackResponse) String() string {
 func (*NackResponse) ProtoMessage() {}
 
 func (x *NackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[45]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3587,7 @@ func (x *NackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackResponse.ProtoReflect.Descriptor instead.
 func (*NackResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{45}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NackResponse) GetRefusedAckIds() []string {
@@ -3389,7 +3610,7 @@ type ExtendLeaseRequest struct {
 
 func (x *ExtendLeaseRequest) Reset() {
 	*x = ExtendLeaseRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3622,7 @@ func (x *ExtendLeaseRequest) String() string {
 func (*ExtendLeaseRequest) ProtoMessage() {}
 
 func (x *ExtendLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[46]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3635,7 @@ func (x *ExtendLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ExtendLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{46}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExtendLeaseRequest) GetAckIds() []string {
@@ -3442,7 +3663,7 @@ type ExtendLeaseResponse struct {
 
 func (x *ExtendLeaseResponse) Reset() {
 	*x = ExtendLeaseResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3675,7 @@ func (x *ExtendLeaseResponse) String() string {
 func (*ExtendLeaseResponse) ProtoMessage() {}
 
 func (x *ExtendLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[47]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3688,7 @@ func (x *ExtendLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ExtendLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{47}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExtendLeaseResponse) GetRefusedAckIds() []string {
@@ -3488,7 +3709,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3721,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[48]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3734,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{48}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetDeliveryRequest) GetId() string {
@@ -3534,7 +3755,7 @@ type GetDeliveryResponse struct {
 
 func (x *GetDeliveryResponse) Reset() {
 	*x = GetDeliveryResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3546,7 +3767,7 @@ func (x *GetDeliveryResponse) String() string {
 func (*GetDeliveryResponse) ProtoMessage() {}
 
 func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[49]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3559,7 +3780,7 @@ func (x *GetDeliveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryResponse.ProtoReflect.Descriptor instead.
 func (*GetDeliveryResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{49}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetDeliveryResponse) GetDelivery() *Delivery {
@@ -3588,7 +3809,7 @@ type ListDeliveriesRequest struct {
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3600,7 +3821,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[50]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3613,7 +3834,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{50}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListDeliveriesRequest) GetSubscriptionId() string {
@@ -3664,7 +3885,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3897,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[51]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3910,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{51}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -3725,7 +3946,7 @@ type RedriveDeliveriesRequest struct {
 
 func (x *RedriveDeliveriesRequest) Reset() {
 	*x = RedriveDeliveriesRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +3958,7 @@ func (x *RedriveDeliveriesRequest) String() string {
 func (*RedriveDeliveriesRequest) ProtoMessage() {}
 
 func (x *RedriveDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[52]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +3971,7 @@ func (x *RedriveDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{52}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RedriveDeliveriesRequest) GetSubscriptionId() string {
@@ -3799,7 +4020,7 @@ type RedriveDeliveriesResponse struct {
 
 func (x *RedriveDeliveriesResponse) Reset() {
 	*x = RedriveDeliveriesResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +4032,7 @@ func (x *RedriveDeliveriesResponse) String() string {
 func (*RedriveDeliveriesResponse) ProtoMessage() {}
 
 func (x *RedriveDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[53]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +4045,7 @@ func (x *RedriveDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{53}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RedriveDeliveriesResponse) GetRedriven() int64 {
@@ -3851,7 +4072,7 @@ type ReplayEventsRequest struct {
 
 func (x *ReplayEventsRequest) Reset() {
 	*x = ReplayEventsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3863,7 +4084,7 @@ func (x *ReplayEventsRequest) String() string {
 func (*ReplayEventsRequest) ProtoMessage() {}
 
 func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[54]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3876,7 +4097,7 @@ func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{54}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ReplayEventsRequest) GetSubscriptionId() string {
@@ -3920,7 +4141,7 @@ type ReplayEventsResponse struct {
 
 func (x *ReplayEventsResponse) Reset() {
 	*x = ReplayEventsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +4153,7 @@ func (x *ReplayEventsResponse) String() string {
 func (*ReplayEventsResponse) ProtoMessage() {}
 
 func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[55]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +4166,7 @@ func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{55}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReplayEventsResponse) GetReplayed() int64 {
@@ -3973,7 +4194,7 @@ type PurgeEventsRequest struct {
 
 func (x *PurgeEventsRequest) Reset() {
 	*x = PurgeEventsRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4206,7 @@ func (x *PurgeEventsRequest) String() string {
 func (*PurgeEventsRequest) ProtoMessage() {}
 
 func (x *PurgeEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[56]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4219,7 @@ func (x *PurgeEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEventsRequest.ProtoReflect.Descriptor instead.
 func (*PurgeEventsRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{56}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PurgeEventsRequest) GetBefore() *timestamppb.Timestamp {
@@ -4021,7 +4242,7 @@ type PurgeEventsResponse struct {
 
 func (x *PurgeEventsResponse) Reset() {
 	*x = PurgeEventsResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4033,7 +4254,7 @@ func (x *PurgeEventsResponse) String() string {
 func (*PurgeEventsResponse) ProtoMessage() {}
 
 func (x *PurgeEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[57]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4046,7 +4267,7 @@ func (x *PurgeEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEventsResponse.ProtoReflect.Descriptor instead.
 func (*PurgeEventsResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{57}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PurgeEventsResponse) GetPurgedEvents() int64 {
@@ -4079,7 +4300,7 @@ type RotateSigningSecretRequest struct {
 
 func (x *RotateSigningSecretRequest) Reset() {
 	*x = RotateSigningSecretRequest{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4091,7 +4312,7 @@ func (x *RotateSigningSecretRequest) String() string {
 func (*RotateSigningSecretRequest) ProtoMessage() {}
 
 func (x *RotateSigningSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[58]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4104,7 +4325,7 @@ func (x *RotateSigningSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningSecretRequest) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{58}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RotateSigningSecretRequest) GetId() string {
@@ -4139,7 +4360,7 @@ type RotateSigningSecretResponse struct {
 
 func (x *RotateSigningSecretResponse) Reset() {
 	*x = RotateSigningSecretResponse{}
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4151,7 +4372,7 @@ func (x *RotateSigningSecretResponse) String() string {
 func (*RotateSigningSecretResponse) ProtoMessage() {}
 
 func (x *RotateSigningSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[59]
+	mi := &file_sergas_webhook_v1_webhook_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4164,7 +4385,7 @@ func (x *RotateSigningSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningSecretResponse) Descriptor() ([]byte, []int) {
-	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{59}
+	return file_sergas_webhook_v1_webhook_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotateSigningSecretResponse) GetSubscription() *Subscription {
@@ -4212,7 +4433,19 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\aheaders\x18\x03 \x03(\v2\x19.sergas.webhook.v1.HeaderR\aheaders\"I\n" +
 	"\x0eIngestResponse\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"!\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"N\n" +
+	"\x12IngestBatchRequest\x128\n" +
+	"\x05items\x18\x01 \x03(\v2\".sergas.webhook.v1.IngestBatchItemR\x05items\"\xb4\x01\n" +
+	"\x0fIngestBatchItem\x12:\n" +
+	"\arequest\x18\x01 \x01(\v2 .sergas.webhook.v1.IngestRequestR\arequest\x12\x1b\n" +
+	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\x12&\n" +
+	"\x0fclient_ip_proof\x18\x03 \x01(\tR\rclientIpProof\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\"U\n" +
+	"\x13IngestBatchResponse\x12>\n" +
+	"\aresults\x18\x01 \x03(\v2$.sergas.webhook.v1.IngestBatchResultR\aresults\"u\n" +
+	"\x11IngestBatchResult\x12=\n" +
+	"\bresponse\x18\x01 \x01(\v2!.sergas.webhook.v1.IngestResponseR\bresponse\x12!\n" +
+	"\ferror_status\x18\x02 \x01(\fR\verrorStatus\"!\n" +
 	"\x0fGetEventRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"B\n" +
 	"\x10GetEventResponse\x12.\n" +
@@ -4493,9 +4726,10 @@ const file_sergas_webhook_v1_webhook_proto_rawDesc = "" +
 	"\x16DELIVERY_STATUS_LEASED\x10\x02\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_DELIVERED\x10\x03\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x04\x12\x1f\n" +
-	"\x1bDELIVERY_STATUS_DEAD_LETTER\x10\x052\x8e\x13\n" +
+	"\x1bDELIVERY_STATUS_DEAD_LETTER\x10\x052\xec\x13\n" +
 	"\x0eWebhookService\x12M\n" +
-	"\x06Ingest\x12 .sergas.webhook.v1.IngestRequest\x1a!.sergas.webhook.v1.IngestResponse\x12S\n" +
+	"\x06Ingest\x12 .sergas.webhook.v1.IngestRequest\x1a!.sergas.webhook.v1.IngestResponse\x12\\\n" +
+	"\vIngestBatch\x12%.sergas.webhook.v1.IngestBatchRequest\x1a&.sergas.webhook.v1.IngestBatchResponse\x12S\n" +
 	"\bGetEvent\x12\".sergas.webhook.v1.GetEventRequest\x1a#.sergas.webhook.v1.GetEventResponse\x12Y\n" +
 	"\n" +
 	"ListEvents\x12$.sergas.webhook.v1.ListEventsRequest\x1a%.sergas.webhook.v1.ListEventsResponse\x12b\n" +
@@ -4537,7 +4771,7 @@ func file_sergas_webhook_v1_webhook_proto_rawDescGZIP() []byte {
 }
 
 var file_sergas_webhook_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_sergas_webhook_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_sergas_webhook_v1_webhook_proto_goTypes = []any{
 	(EventStatus)(0),                    // 0: sergas.webhook.v1.EventStatus
 	(ChannelState)(0),                   // 1: sergas.webhook.v1.ChannelState
@@ -4548,188 +4782,198 @@ var file_sergas_webhook_v1_webhook_proto_goTypes = []any{
 	(*Event)(nil),                       // 6: sergas.webhook.v1.Event
 	(*IngestRequest)(nil),               // 7: sergas.webhook.v1.IngestRequest
 	(*IngestResponse)(nil),              // 8: sergas.webhook.v1.IngestResponse
-	(*GetEventRequest)(nil),             // 9: sergas.webhook.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 10: sergas.webhook.v1.GetEventResponse
-	(*ListEventsRequest)(nil),           // 11: sergas.webhook.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),          // 12: sergas.webhook.v1.ListEventsResponse
-	(*Channel)(nil),                     // 13: sergas.webhook.v1.Channel
-	(*CreateChannelRequest)(nil),        // 14: sergas.webhook.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),       // 15: sergas.webhook.v1.CreateChannelResponse
-	(*GetChannelRequest)(nil),           // 16: sergas.webhook.v1.GetChannelRequest
-	(*GetChannelResponse)(nil),          // 17: sergas.webhook.v1.GetChannelResponse
-	(*ListChannelsRequest)(nil),         // 18: sergas.webhook.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),        // 19: sergas.webhook.v1.ListChannelsResponse
-	(*RenewChannelRequest)(nil),         // 20: sergas.webhook.v1.RenewChannelRequest
-	(*RenewChannelResponse)(nil),        // 21: sergas.webhook.v1.RenewChannelResponse
-	(*DisableChannelRequest)(nil),       // 22: sergas.webhook.v1.DisableChannelRequest
-	(*DisableChannelResponse)(nil),      // 23: sergas.webhook.v1.DisableChannelResponse
-	(*EventFilter)(nil),                 // 24: sergas.webhook.v1.EventFilter
-	(*RetryPolicy)(nil),                 // 25: sergas.webhook.v1.RetryPolicy
-	(*PushConfig)(nil),                  // 26: sergas.webhook.v1.PushConfig
-	(*Subscription)(nil),                // 27: sergas.webhook.v1.Subscription
-	(*CreateSubscriptionRequest)(nil),   // 28: sergas.webhook.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),  // 29: sergas.webhook.v1.CreateSubscriptionResponse
-	(*GetSubscriptionRequest)(nil),      // 30: sergas.webhook.v1.GetSubscriptionRequest
-	(*GetSubscriptionResponse)(nil),     // 31: sergas.webhook.v1.GetSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),    // 32: sergas.webhook.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),   // 33: sergas.webhook.v1.ListSubscriptionsResponse
-	(*PauseSubscriptionRequest)(nil),    // 34: sergas.webhook.v1.PauseSubscriptionRequest
-	(*PauseSubscriptionResponse)(nil),   // 35: sergas.webhook.v1.PauseSubscriptionResponse
-	(*ResumeSubscriptionRequest)(nil),   // 36: sergas.webhook.v1.ResumeSubscriptionRequest
-	(*ResumeSubscriptionResponse)(nil),  // 37: sergas.webhook.v1.ResumeSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),   // 38: sergas.webhook.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),  // 39: sergas.webhook.v1.DeleteSubscriptionResponse
-	(*Attempt)(nil),                     // 40: sergas.webhook.v1.Attempt
-	(*Delivery)(nil),                    // 41: sergas.webhook.v1.Delivery
-	(*LeasedDelivery)(nil),              // 42: sergas.webhook.v1.LeasedDelivery
-	(*ReceiveRequest)(nil),              // 43: sergas.webhook.v1.ReceiveRequest
-	(*ReceiveResponse)(nil),             // 44: sergas.webhook.v1.ReceiveResponse
-	(*PollRequest)(nil),                 // 45: sergas.webhook.v1.PollRequest
-	(*PollResponse)(nil),                // 46: sergas.webhook.v1.PollResponse
-	(*AckRequest)(nil),                  // 47: sergas.webhook.v1.AckRequest
-	(*AckResponse)(nil),                 // 48: sergas.webhook.v1.AckResponse
-	(*NackRequest)(nil),                 // 49: sergas.webhook.v1.NackRequest
-	(*NackResponse)(nil),                // 50: sergas.webhook.v1.NackResponse
-	(*ExtendLeaseRequest)(nil),          // 51: sergas.webhook.v1.ExtendLeaseRequest
-	(*ExtendLeaseResponse)(nil),         // 52: sergas.webhook.v1.ExtendLeaseResponse
-	(*GetDeliveryRequest)(nil),          // 53: sergas.webhook.v1.GetDeliveryRequest
-	(*GetDeliveryResponse)(nil),         // 54: sergas.webhook.v1.GetDeliveryResponse
-	(*ListDeliveriesRequest)(nil),       // 55: sergas.webhook.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),      // 56: sergas.webhook.v1.ListDeliveriesResponse
-	(*RedriveDeliveriesRequest)(nil),    // 57: sergas.webhook.v1.RedriveDeliveriesRequest
-	(*RedriveDeliveriesResponse)(nil),   // 58: sergas.webhook.v1.RedriveDeliveriesResponse
-	(*ReplayEventsRequest)(nil),         // 59: sergas.webhook.v1.ReplayEventsRequest
-	(*ReplayEventsResponse)(nil),        // 60: sergas.webhook.v1.ReplayEventsResponse
-	(*PurgeEventsRequest)(nil),          // 61: sergas.webhook.v1.PurgeEventsRequest
-	(*PurgeEventsResponse)(nil),         // 62: sergas.webhook.v1.PurgeEventsResponse
-	(*RotateSigningSecretRequest)(nil),  // 63: sergas.webhook.v1.RotateSigningSecretRequest
-	(*RotateSigningSecretResponse)(nil), // 64: sergas.webhook.v1.RotateSigningSecretResponse
-	(*timestamppb.Timestamp)(nil),       // 65: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 66: google.protobuf.Duration
+	(*IngestBatchRequest)(nil),          // 9: sergas.webhook.v1.IngestBatchRequest
+	(*IngestBatchItem)(nil),             // 10: sergas.webhook.v1.IngestBatchItem
+	(*IngestBatchResponse)(nil),         // 11: sergas.webhook.v1.IngestBatchResponse
+	(*IngestBatchResult)(nil),           // 12: sergas.webhook.v1.IngestBatchResult
+	(*GetEventRequest)(nil),             // 13: sergas.webhook.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 14: sergas.webhook.v1.GetEventResponse
+	(*ListEventsRequest)(nil),           // 15: sergas.webhook.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 16: sergas.webhook.v1.ListEventsResponse
+	(*Channel)(nil),                     // 17: sergas.webhook.v1.Channel
+	(*CreateChannelRequest)(nil),        // 18: sergas.webhook.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),       // 19: sergas.webhook.v1.CreateChannelResponse
+	(*GetChannelRequest)(nil),           // 20: sergas.webhook.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),          // 21: sergas.webhook.v1.GetChannelResponse
+	(*ListChannelsRequest)(nil),         // 22: sergas.webhook.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),        // 23: sergas.webhook.v1.ListChannelsResponse
+	(*RenewChannelRequest)(nil),         // 24: sergas.webhook.v1.RenewChannelRequest
+	(*RenewChannelResponse)(nil),        // 25: sergas.webhook.v1.RenewChannelResponse
+	(*DisableChannelRequest)(nil),       // 26: sergas.webhook.v1.DisableChannelRequest
+	(*DisableChannelResponse)(nil),      // 27: sergas.webhook.v1.DisableChannelResponse
+	(*EventFilter)(nil),                 // 28: sergas.webhook.v1.EventFilter
+	(*RetryPolicy)(nil),                 // 29: sergas.webhook.v1.RetryPolicy
+	(*PushConfig)(nil),                  // 30: sergas.webhook.v1.PushConfig
+	(*Subscription)(nil),                // 31: sergas.webhook.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),   // 32: sergas.webhook.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),  // 33: sergas.webhook.v1.CreateSubscriptionResponse
+	(*GetSubscriptionRequest)(nil),      // 34: sergas.webhook.v1.GetSubscriptionRequest
+	(*GetSubscriptionResponse)(nil),     // 35: sergas.webhook.v1.GetSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),    // 36: sergas.webhook.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 37: sergas.webhook.v1.ListSubscriptionsResponse
+	(*PauseSubscriptionRequest)(nil),    // 38: sergas.webhook.v1.PauseSubscriptionRequest
+	(*PauseSubscriptionResponse)(nil),   // 39: sergas.webhook.v1.PauseSubscriptionResponse
+	(*ResumeSubscriptionRequest)(nil),   // 40: sergas.webhook.v1.ResumeSubscriptionRequest
+	(*ResumeSubscriptionResponse)(nil),  // 41: sergas.webhook.v1.ResumeSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),   // 42: sergas.webhook.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 43: sergas.webhook.v1.DeleteSubscriptionResponse
+	(*Attempt)(nil),                     // 44: sergas.webhook.v1.Attempt
+	(*Delivery)(nil),                    // 45: sergas.webhook.v1.Delivery
+	(*LeasedDelivery)(nil),              // 46: sergas.webhook.v1.LeasedDelivery
+	(*ReceiveRequest)(nil),              // 47: sergas.webhook.v1.ReceiveRequest
+	(*ReceiveResponse)(nil),             // 48: sergas.webhook.v1.ReceiveResponse
+	(*PollRequest)(nil),                 // 49: sergas.webhook.v1.PollRequest
+	(*PollResponse)(nil),                // 50: sergas.webhook.v1.PollResponse
+	(*AckRequest)(nil),                  // 51: sergas.webhook.v1.AckRequest
+	(*AckResponse)(nil),                 // 52: sergas.webhook.v1.AckResponse
+	(*NackRequest)(nil),                 // 53: sergas.webhook.v1.NackRequest
+	(*NackResponse)(nil),                // 54: sergas.webhook.v1.NackResponse
+	(*ExtendLeaseRequest)(nil),          // 55: sergas.webhook.v1.ExtendLeaseRequest
+	(*ExtendLeaseResponse)(nil),         // 56: sergas.webhook.v1.ExtendLeaseResponse
+	(*GetDeliveryRequest)(nil),          // 57: sergas.webhook.v1.GetDeliveryRequest
+	(*GetDeliveryResponse)(nil),         // 58: sergas.webhook.v1.GetDeliveryResponse
+	(*ListDeliveriesRequest)(nil),       // 59: sergas.webhook.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),      // 60: sergas.webhook.v1.ListDeliveriesResponse
+	(*RedriveDeliveriesRequest)(nil),    // 61: sergas.webhook.v1.RedriveDeliveriesRequest
+	(*RedriveDeliveriesResponse)(nil),   // 62: sergas.webhook.v1.RedriveDeliveriesResponse
+	(*ReplayEventsRequest)(nil),         // 63: sergas.webhook.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),        // 64: sergas.webhook.v1.ReplayEventsResponse
+	(*PurgeEventsRequest)(nil),          // 65: sergas.webhook.v1.PurgeEventsRequest
+	(*PurgeEventsResponse)(nil),         // 66: sergas.webhook.v1.PurgeEventsResponse
+	(*RotateSigningSecretRequest)(nil),  // 67: sergas.webhook.v1.RotateSigningSecretRequest
+	(*RotateSigningSecretResponse)(nil), // 68: sergas.webhook.v1.RotateSigningSecretResponse
+	(*timestamppb.Timestamp)(nil),       // 69: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 70: google.protobuf.Duration
 }
 var file_sergas_webhook_v1_webhook_proto_depIdxs = []int32{
 	0,  // 0: sergas.webhook.v1.Event.status:type_name -> sergas.webhook.v1.EventStatus
 	5,  // 1: sergas.webhook.v1.Event.headers:type_name -> sergas.webhook.v1.Header
-	65, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	65, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
-	65, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
+	69, // 2: sergas.webhook.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	69, // 3: sergas.webhook.v1.Event.update_time:type_name -> google.protobuf.Timestamp
+	69, // 4: sergas.webhook.v1.Event.server_time:type_name -> google.protobuf.Timestamp
 	5,  // 5: sergas.webhook.v1.IngestRequest.headers:type_name -> sergas.webhook.v1.Header
-	6,  // 6: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
-	0,  // 7: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
-	6,  // 8: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
-	1,  // 9: sergas.webhook.v1.Channel.state:type_name -> sergas.webhook.v1.ChannelState
-	65, // 10: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
-	65, // 11: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
-	65, // 12: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
-	65, // 13: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
-	13, // 14: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	13, // 15: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	1,  // 16: sergas.webhook.v1.ListChannelsRequest.state:type_name -> sergas.webhook.v1.ChannelState
-	13, // 17: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
-	13, // 18: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	13, // 19: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
-	66, // 20: sergas.webhook.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	66, // 21: sergas.webhook.v1.RetryPolicy.backoff_cap:type_name -> google.protobuf.Duration
-	66, // 22: sergas.webhook.v1.PushConfig.timeout:type_name -> google.protobuf.Duration
-	65, // 23: sergas.webhook.v1.PushConfig.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	24, // 24: sergas.webhook.v1.Subscription.filter:type_name -> sergas.webhook.v1.EventFilter
-	25, // 25: sergas.webhook.v1.Subscription.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
-	66, // 26: sergas.webhook.v1.Subscription.lease_duration:type_name -> google.protobuf.Duration
-	2,  // 27: sergas.webhook.v1.Subscription.state:type_name -> sergas.webhook.v1.SubscriptionState
-	65, // 28: sergas.webhook.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	65, // 29: sergas.webhook.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 30: sergas.webhook.v1.Subscription.mode:type_name -> sergas.webhook.v1.SubscriptionMode
-	26, // 31: sergas.webhook.v1.Subscription.push:type_name -> sergas.webhook.v1.PushConfig
-	24, // 32: sergas.webhook.v1.CreateSubscriptionRequest.filter:type_name -> sergas.webhook.v1.EventFilter
-	25, // 33: sergas.webhook.v1.CreateSubscriptionRequest.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
-	66, // 34: sergas.webhook.v1.CreateSubscriptionRequest.lease_duration:type_name -> google.protobuf.Duration
-	3,  // 35: sergas.webhook.v1.CreateSubscriptionRequest.mode:type_name -> sergas.webhook.v1.SubscriptionMode
-	26, // 36: sergas.webhook.v1.CreateSubscriptionRequest.push:type_name -> sergas.webhook.v1.PushConfig
-	27, // 37: sergas.webhook.v1.CreateSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	27, // 38: sergas.webhook.v1.GetSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	27, // 39: sergas.webhook.v1.ListSubscriptionsResponse.subscriptions:type_name -> sergas.webhook.v1.Subscription
-	27, // 40: sergas.webhook.v1.PauseSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	27, // 41: sergas.webhook.v1.ResumeSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	65, // 42: sergas.webhook.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
-	66, // 43: sergas.webhook.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	4,  // 44: sergas.webhook.v1.Delivery.status:type_name -> sergas.webhook.v1.DeliveryStatus
-	65, // 45: sergas.webhook.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	65, // 46: sergas.webhook.v1.Delivery.lease_expire_time:type_name -> google.protobuf.Timestamp
-	65, // 47: sergas.webhook.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
-	65, // 48: sergas.webhook.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
-	40, // 49: sergas.webhook.v1.Delivery.attempts:type_name -> sergas.webhook.v1.Attempt
-	41, // 50: sergas.webhook.v1.LeasedDelivery.delivery:type_name -> sergas.webhook.v1.Delivery
-	6,  // 51: sergas.webhook.v1.LeasedDelivery.event:type_name -> sergas.webhook.v1.Event
-	42, // 52: sergas.webhook.v1.ReceiveResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
-	66, // 53: sergas.webhook.v1.PollRequest.wait:type_name -> google.protobuf.Duration
-	42, // 54: sergas.webhook.v1.PollResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
-	66, // 55: sergas.webhook.v1.NackRequest.delay:type_name -> google.protobuf.Duration
-	66, // 56: sergas.webhook.v1.ExtendLeaseRequest.lease_duration:type_name -> google.protobuf.Duration
-	41, // 57: sergas.webhook.v1.GetDeliveryResponse.delivery:type_name -> sergas.webhook.v1.Delivery
-	4,  // 58: sergas.webhook.v1.ListDeliveriesRequest.status:type_name -> sergas.webhook.v1.DeliveryStatus
-	41, // 59: sergas.webhook.v1.ListDeliveriesResponse.deliveries:type_name -> sergas.webhook.v1.Delivery
-	65, // 60: sergas.webhook.v1.RedriveDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	65, // 61: sergas.webhook.v1.RedriveDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	65, // 62: sergas.webhook.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	65, // 63: sergas.webhook.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	65, // 64: sergas.webhook.v1.PurgeEventsRequest.before:type_name -> google.protobuf.Timestamp
-	66, // 65: sergas.webhook.v1.RotateSigningSecretRequest.previous_secret_ttl:type_name -> google.protobuf.Duration
-	27, // 66: sergas.webhook.v1.RotateSigningSecretResponse.subscription:type_name -> sergas.webhook.v1.Subscription
-	7,  // 67: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
-	9,  // 68: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
-	11, // 69: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
-	14, // 70: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
-	16, // 71: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
-	18, // 72: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
-	20, // 73: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
-	22, // 74: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
-	28, // 75: sergas.webhook.v1.WebhookService.CreateSubscription:input_type -> sergas.webhook.v1.CreateSubscriptionRequest
-	30, // 76: sergas.webhook.v1.WebhookService.GetSubscription:input_type -> sergas.webhook.v1.GetSubscriptionRequest
-	32, // 77: sergas.webhook.v1.WebhookService.ListSubscriptions:input_type -> sergas.webhook.v1.ListSubscriptionsRequest
-	34, // 78: sergas.webhook.v1.WebhookService.PauseSubscription:input_type -> sergas.webhook.v1.PauseSubscriptionRequest
-	36, // 79: sergas.webhook.v1.WebhookService.ResumeSubscription:input_type -> sergas.webhook.v1.ResumeSubscriptionRequest
-	38, // 80: sergas.webhook.v1.WebhookService.DeleteSubscription:input_type -> sergas.webhook.v1.DeleteSubscriptionRequest
-	43, // 81: sergas.webhook.v1.WebhookService.Receive:input_type -> sergas.webhook.v1.ReceiveRequest
-	45, // 82: sergas.webhook.v1.WebhookService.Poll:input_type -> sergas.webhook.v1.PollRequest
-	47, // 83: sergas.webhook.v1.WebhookService.Ack:input_type -> sergas.webhook.v1.AckRequest
-	49, // 84: sergas.webhook.v1.WebhookService.Nack:input_type -> sergas.webhook.v1.NackRequest
-	51, // 85: sergas.webhook.v1.WebhookService.ExtendLease:input_type -> sergas.webhook.v1.ExtendLeaseRequest
-	53, // 86: sergas.webhook.v1.WebhookService.GetDelivery:input_type -> sergas.webhook.v1.GetDeliveryRequest
-	55, // 87: sergas.webhook.v1.WebhookService.ListDeliveries:input_type -> sergas.webhook.v1.ListDeliveriesRequest
-	57, // 88: sergas.webhook.v1.WebhookService.RedriveDeliveries:input_type -> sergas.webhook.v1.RedriveDeliveriesRequest
-	59, // 89: sergas.webhook.v1.WebhookService.ReplayEvents:input_type -> sergas.webhook.v1.ReplayEventsRequest
-	61, // 90: sergas.webhook.v1.WebhookService.PurgeEvents:input_type -> sergas.webhook.v1.PurgeEventsRequest
-	63, // 91: sergas.webhook.v1.WebhookService.RotateSigningSecret:input_type -> sergas.webhook.v1.RotateSigningSecretRequest
-	8,  // 92: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
-	10, // 93: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
-	12, // 94: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
-	15, // 95: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
-	17, // 96: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
-	19, // 97: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
-	21, // 98: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
-	23, // 99: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
-	29, // 100: sergas.webhook.v1.WebhookService.CreateSubscription:output_type -> sergas.webhook.v1.CreateSubscriptionResponse
-	31, // 101: sergas.webhook.v1.WebhookService.GetSubscription:output_type -> sergas.webhook.v1.GetSubscriptionResponse
-	33, // 102: sergas.webhook.v1.WebhookService.ListSubscriptions:output_type -> sergas.webhook.v1.ListSubscriptionsResponse
-	35, // 103: sergas.webhook.v1.WebhookService.PauseSubscription:output_type -> sergas.webhook.v1.PauseSubscriptionResponse
-	37, // 104: sergas.webhook.v1.WebhookService.ResumeSubscription:output_type -> sergas.webhook.v1.ResumeSubscriptionResponse
-	39, // 105: sergas.webhook.v1.WebhookService.DeleteSubscription:output_type -> sergas.webhook.v1.DeleteSubscriptionResponse
-	44, // 106: sergas.webhook.v1.WebhookService.Receive:output_type -> sergas.webhook.v1.ReceiveResponse
-	46, // 107: sergas.webhook.v1.WebhookService.Poll:output_type -> sergas.webhook.v1.PollResponse
-	48, // 108: sergas.webhook.v1.WebhookService.Ack:output_type -> sergas.webhook.v1.AckResponse
-	50, // 109: sergas.webhook.v1.WebhookService.Nack:output_type -> sergas.webhook.v1.NackResponse
-	52, // 110: sergas.webhook.v1.WebhookService.ExtendLease:output_type -> sergas.webhook.v1.ExtendLeaseResponse
-	54, // 111: sergas.webhook.v1.WebhookService.GetDelivery:output_type -> sergas.webhook.v1.GetDeliveryResponse
-	56, // 112: sergas.webhook.v1.WebhookService.ListDeliveries:output_type -> sergas.webhook.v1.ListDeliveriesResponse
-	58, // 113: sergas.webhook.v1.WebhookService.RedriveDeliveries:output_type -> sergas.webhook.v1.RedriveDeliveriesResponse
-	60, // 114: sergas.webhook.v1.WebhookService.ReplayEvents:output_type -> sergas.webhook.v1.ReplayEventsResponse
-	62, // 115: sergas.webhook.v1.WebhookService.PurgeEvents:output_type -> sergas.webhook.v1.PurgeEventsResponse
-	64, // 116: sergas.webhook.v1.WebhookService.RotateSigningSecret:output_type -> sergas.webhook.v1.RotateSigningSecretResponse
-	92, // [92:117] is the sub-list for method output_type
-	67, // [67:92] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	10, // 6: sergas.webhook.v1.IngestBatchRequest.items:type_name -> sergas.webhook.v1.IngestBatchItem
+	7,  // 7: sergas.webhook.v1.IngestBatchItem.request:type_name -> sergas.webhook.v1.IngestRequest
+	12, // 8: sergas.webhook.v1.IngestBatchResponse.results:type_name -> sergas.webhook.v1.IngestBatchResult
+	8,  // 9: sergas.webhook.v1.IngestBatchResult.response:type_name -> sergas.webhook.v1.IngestResponse
+	6,  // 10: sergas.webhook.v1.GetEventResponse.event:type_name -> sergas.webhook.v1.Event
+	0,  // 11: sergas.webhook.v1.ListEventsRequest.status:type_name -> sergas.webhook.v1.EventStatus
+	6,  // 12: sergas.webhook.v1.ListEventsResponse.events:type_name -> sergas.webhook.v1.Event
+	1,  // 13: sergas.webhook.v1.Channel.state:type_name -> sergas.webhook.v1.ChannelState
+	69, // 14: sergas.webhook.v1.Channel.expire_time:type_name -> google.protobuf.Timestamp
+	69, // 15: sergas.webhook.v1.Channel.create_time:type_name -> google.protobuf.Timestamp
+	69, // 16: sergas.webhook.v1.Channel.update_time:type_name -> google.protobuf.Timestamp
+	69, // 17: sergas.webhook.v1.Channel.renew_time:type_name -> google.protobuf.Timestamp
+	17, // 18: sergas.webhook.v1.CreateChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	17, // 19: sergas.webhook.v1.GetChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	1,  // 20: sergas.webhook.v1.ListChannelsRequest.state:type_name -> sergas.webhook.v1.ChannelState
+	17, // 21: sergas.webhook.v1.ListChannelsResponse.channels:type_name -> sergas.webhook.v1.Channel
+	17, // 22: sergas.webhook.v1.RenewChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	17, // 23: sergas.webhook.v1.DisableChannelResponse.channel:type_name -> sergas.webhook.v1.Channel
+	70, // 24: sergas.webhook.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	70, // 25: sergas.webhook.v1.RetryPolicy.backoff_cap:type_name -> google.protobuf.Duration
+	70, // 26: sergas.webhook.v1.PushConfig.timeout:type_name -> google.protobuf.Duration
+	69, // 27: sergas.webhook.v1.PushConfig.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 28: sergas.webhook.v1.Subscription.filter:type_name -> sergas.webhook.v1.EventFilter
+	29, // 29: sergas.webhook.v1.Subscription.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	70, // 30: sergas.webhook.v1.Subscription.lease_duration:type_name -> google.protobuf.Duration
+	2,  // 31: sergas.webhook.v1.Subscription.state:type_name -> sergas.webhook.v1.SubscriptionState
+	69, // 32: sergas.webhook.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	69, // 33: sergas.webhook.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 34: sergas.webhook.v1.Subscription.mode:type_name -> sergas.webhook.v1.SubscriptionMode
+	30, // 35: sergas.webhook.v1.Subscription.push:type_name -> sergas.webhook.v1.PushConfig
+	28, // 36: sergas.webhook.v1.CreateSubscriptionRequest.filter:type_name -> sergas.webhook.v1.EventFilter
+	29, // 37: sergas.webhook.v1.CreateSubscriptionRequest.retry_policy:type_name -> sergas.webhook.v1.RetryPolicy
+	70, // 38: sergas.webhook.v1.CreateSubscriptionRequest.lease_duration:type_name -> google.protobuf.Duration
+	3,  // 39: sergas.webhook.v1.CreateSubscriptionRequest.mode:type_name -> sergas.webhook.v1.SubscriptionMode
+	30, // 40: sergas.webhook.v1.CreateSubscriptionRequest.push:type_name -> sergas.webhook.v1.PushConfig
+	31, // 41: sergas.webhook.v1.CreateSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	31, // 42: sergas.webhook.v1.GetSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	31, // 43: sergas.webhook.v1.ListSubscriptionsResponse.subscriptions:type_name -> sergas.webhook.v1.Subscription
+	31, // 44: sergas.webhook.v1.PauseSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	31, // 45: sergas.webhook.v1.ResumeSubscriptionResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	69, // 46: sergas.webhook.v1.Attempt.start_time:type_name -> google.protobuf.Timestamp
+	70, // 47: sergas.webhook.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	4,  // 48: sergas.webhook.v1.Delivery.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	69, // 49: sergas.webhook.v1.Delivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	69, // 50: sergas.webhook.v1.Delivery.lease_expire_time:type_name -> google.protobuf.Timestamp
+	69, // 51: sergas.webhook.v1.Delivery.create_time:type_name -> google.protobuf.Timestamp
+	69, // 52: sergas.webhook.v1.Delivery.update_time:type_name -> google.protobuf.Timestamp
+	44, // 53: sergas.webhook.v1.Delivery.attempts:type_name -> sergas.webhook.v1.Attempt
+	45, // 54: sergas.webhook.v1.LeasedDelivery.delivery:type_name -> sergas.webhook.v1.Delivery
+	6,  // 55: sergas.webhook.v1.LeasedDelivery.event:type_name -> sergas.webhook.v1.Event
+	46, // 56: sergas.webhook.v1.ReceiveResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	70, // 57: sergas.webhook.v1.PollRequest.wait:type_name -> google.protobuf.Duration
+	46, // 58: sergas.webhook.v1.PollResponse.deliveries:type_name -> sergas.webhook.v1.LeasedDelivery
+	70, // 59: sergas.webhook.v1.NackRequest.delay:type_name -> google.protobuf.Duration
+	70, // 60: sergas.webhook.v1.ExtendLeaseRequest.lease_duration:type_name -> google.protobuf.Duration
+	45, // 61: sergas.webhook.v1.GetDeliveryResponse.delivery:type_name -> sergas.webhook.v1.Delivery
+	4,  // 62: sergas.webhook.v1.ListDeliveriesRequest.status:type_name -> sergas.webhook.v1.DeliveryStatus
+	45, // 63: sergas.webhook.v1.ListDeliveriesResponse.deliveries:type_name -> sergas.webhook.v1.Delivery
+	69, // 64: sergas.webhook.v1.RedriveDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	69, // 65: sergas.webhook.v1.RedriveDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	69, // 66: sergas.webhook.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	69, // 67: sergas.webhook.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	69, // 68: sergas.webhook.v1.PurgeEventsRequest.before:type_name -> google.protobuf.Timestamp
+	70, // 69: sergas.webhook.v1.RotateSigningSecretRequest.previous_secret_ttl:type_name -> google.protobuf.Duration
+	31, // 70: sergas.webhook.v1.RotateSigningSecretResponse.subscription:type_name -> sergas.webhook.v1.Subscription
+	7,  // 71: sergas.webhook.v1.WebhookService.Ingest:input_type -> sergas.webhook.v1.IngestRequest
+	9,  // 72: sergas.webhook.v1.WebhookService.IngestBatch:input_type -> sergas.webhook.v1.IngestBatchRequest
+	13, // 73: sergas.webhook.v1.WebhookService.GetEvent:input_type -> sergas.webhook.v1.GetEventRequest
+	15, // 74: sergas.webhook.v1.WebhookService.ListEvents:input_type -> sergas.webhook.v1.ListEventsRequest
+	18, // 75: sergas.webhook.v1.WebhookService.CreateChannel:input_type -> sergas.webhook.v1.CreateChannelRequest
+	20, // 76: sergas.webhook.v1.WebhookService.GetChannel:input_type -> sergas.webhook.v1.GetChannelRequest
+	22, // 77: sergas.webhook.v1.WebhookService.ListChannels:input_type -> sergas.webhook.v1.ListChannelsRequest
+	24, // 78: sergas.webhook.v1.WebhookService.RenewChannel:input_type -> sergas.webhook.v1.RenewChannelRequest
+	26, // 79: sergas.webhook.v1.WebhookService.DisableChannel:input_type -> sergas.webhook.v1.DisableChannelRequest
+	32, // 80: sergas.webhook.v1.WebhookService.CreateSubscription:input_type -> sergas.webhook.v1.CreateSubscriptionRequest
+	34, // 81: sergas.webhook.v1.WebhookService.GetSubscription:input_type -> sergas.webhook.v1.GetSubscriptionRequest
+	36, // 82: sergas.webhook.v1.WebhookService.ListSubscriptions:input_type -> sergas.webhook.v1.ListSubscriptionsRequest
+	38, // 83: sergas.webhook.v1.WebhookService.PauseSubscription:input_type -> sergas.webhook.v1.PauseSubscriptionRequest
+	40, // 84: sergas.webhook.v1.WebhookService.ResumeSubscription:input_type -> sergas.webhook.v1.ResumeSubscriptionRequest
+	42, // 85: sergas.webhook.v1.WebhookService.DeleteSubscription:input_type -> sergas.webhook.v1.DeleteSubscriptionRequest
+	47, // 86: sergas.webhook.v1.WebhookService.Receive:input_type -> sergas.webhook.v1.ReceiveRequest
+	49, // 87: sergas.webhook.v1.WebhookService.Poll:input_type -> sergas.webhook.v1.PollRequest
+	51, // 88: sergas.webhook.v1.WebhookService.Ack:input_type -> sergas.webhook.v1.AckRequest
+	53, // 89: sergas.webhook.v1.WebhookService.Nack:input_type -> sergas.webhook.v1.NackRequest
+	55, // 90: sergas.webhook.v1.WebhookService.ExtendLease:input_type -> sergas.webhook.v1.ExtendLeaseRequest
+	57, // 91: sergas.webhook.v1.WebhookService.GetDelivery:input_type -> sergas.webhook.v1.GetDeliveryRequest
+	59, // 92: sergas.webhook.v1.WebhookService.ListDeliveries:input_type -> sergas.webhook.v1.ListDeliveriesRequest
+	61, // 93: sergas.webhook.v1.WebhookService.RedriveDeliveries:input_type -> sergas.webhook.v1.RedriveDeliveriesRequest
+	63, // 94: sergas.webhook.v1.WebhookService.ReplayEvents:input_type -> sergas.webhook.v1.ReplayEventsRequest
+	65, // 95: sergas.webhook.v1.WebhookService.PurgeEvents:input_type -> sergas.webhook.v1.PurgeEventsRequest
+	67, // 96: sergas.webhook.v1.WebhookService.RotateSigningSecret:input_type -> sergas.webhook.v1.RotateSigningSecretRequest
+	8,  // 97: sergas.webhook.v1.WebhookService.Ingest:output_type -> sergas.webhook.v1.IngestResponse
+	11, // 98: sergas.webhook.v1.WebhookService.IngestBatch:output_type -> sergas.webhook.v1.IngestBatchResponse
+	14, // 99: sergas.webhook.v1.WebhookService.GetEvent:output_type -> sergas.webhook.v1.GetEventResponse
+	16, // 100: sergas.webhook.v1.WebhookService.ListEvents:output_type -> sergas.webhook.v1.ListEventsResponse
+	19, // 101: sergas.webhook.v1.WebhookService.CreateChannel:output_type -> sergas.webhook.v1.CreateChannelResponse
+	21, // 102: sergas.webhook.v1.WebhookService.GetChannel:output_type -> sergas.webhook.v1.GetChannelResponse
+	23, // 103: sergas.webhook.v1.WebhookService.ListChannels:output_type -> sergas.webhook.v1.ListChannelsResponse
+	25, // 104: sergas.webhook.v1.WebhookService.RenewChannel:output_type -> sergas.webhook.v1.RenewChannelResponse
+	27, // 105: sergas.webhook.v1.WebhookService.DisableChannel:output_type -> sergas.webhook.v1.DisableChannelResponse
+	33, // 106: sergas.webhook.v1.WebhookService.CreateSubscription:output_type -> sergas.webhook.v1.CreateSubscriptionResponse
+	35, // 107: sergas.webhook.v1.WebhookService.GetSubscription:output_type -> sergas.webhook.v1.GetSubscriptionResponse
+	37, // 108: sergas.webhook.v1.WebhookService.ListSubscriptions:output_type -> sergas.webhook.v1.ListSubscriptionsResponse
+	39, // 109: sergas.webhook.v1.WebhookService.PauseSubscription:output_type -> sergas.webhook.v1.PauseSubscriptionResponse
+	41, // 110: sergas.webhook.v1.WebhookService.ResumeSubscription:output_type -> sergas.webhook.v1.ResumeSubscriptionResponse
+	43, // 111: sergas.webhook.v1.WebhookService.DeleteSubscription:output_type -> sergas.webhook.v1.DeleteSubscriptionResponse
+	48, // 112: sergas.webhook.v1.WebhookService.Receive:output_type -> sergas.webhook.v1.ReceiveResponse
+	50, // 113: sergas.webhook.v1.WebhookService.Poll:output_type -> sergas.webhook.v1.PollResponse
+	52, // 114: sergas.webhook.v1.WebhookService.Ack:output_type -> sergas.webhook.v1.AckResponse
+	54, // 115: sergas.webhook.v1.WebhookService.Nack:output_type -> sergas.webhook.v1.NackResponse
+	56, // 116: sergas.webhook.v1.WebhookService.ExtendLease:output_type -> sergas.webhook.v1.ExtendLeaseResponse
+	58, // 117: sergas.webhook.v1.WebhookService.GetDelivery:output_type -> sergas.webhook.v1.GetDeliveryResponse
+	60, // 118: sergas.webhook.v1.WebhookService.ListDeliveries:output_type -> sergas.webhook.v1.ListDeliveriesResponse
+	62, // 119: sergas.webhook.v1.WebhookService.RedriveDeliveries:output_type -> sergas.webhook.v1.RedriveDeliveriesResponse
+	64, // 120: sergas.webhook.v1.WebhookService.ReplayEvents:output_type -> sergas.webhook.v1.ReplayEventsResponse
+	66, // 121: sergas.webhook.v1.WebhookService.PurgeEvents:output_type -> sergas.webhook.v1.PurgeEventsResponse
+	68, // 122: sergas.webhook.v1.WebhookService.RotateSigningSecret:output_type -> sergas.webhook.v1.RotateSigningSecretResponse
+	97, // [97:123] is the sub-list for method output_type
+	71, // [71:97] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_sergas_webhook_v1_webhook_proto_init() }
@@ -4737,14 +4981,14 @@ func file_sergas_webhook_v1_webhook_proto_init() {
 	if File_sergas_webhook_v1_webhook_proto != nil {
 		return
 	}
-	file_sergas_webhook_v1_webhook_proto_msgTypes[20].OneofWrappers = []any{}
+	file_sergas_webhook_v1_webhook_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sergas_webhook_v1_webhook_proto_rawDesc), len(file_sergas_webhook_v1_webhook_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   60,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

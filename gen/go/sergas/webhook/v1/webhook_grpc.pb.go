@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	WebhookService_Ingest_FullMethodName              = "/sergas.webhook.v1.WebhookService/Ingest"
+	WebhookService_IngestBatch_FullMethodName         = "/sergas.webhook.v1.WebhookService/IngestBatch"
 	WebhookService_GetEvent_FullMethodName            = "/sergas.webhook.v1.WebhookService/GetEvent"
 	WebhookService_ListEvents_FullMethodName          = "/sergas.webhook.v1.WebhookService/ListEvents"
 	WebhookService_CreateChannel_FullMethodName       = "/sergas.webhook.v1.WebhookService/CreateChannel"
@@ -56,6 +57,10 @@ type WebhookServiceClient interface {
 	// Ingest stores one inbound request exactly as received. The gateway calls it for every
 	// POST /webhooks/{source}; it is not exposed as a REST route of its own.
 	Ingest(ctx context.Context, in *IngestRequest, opts ...grpc.CallOption) (*IngestResponse, error)
+	// IngestBatch stores several inbound requests, each exactly as Ingest would and answered on its own:
+	// the gateway hands over together the deliveries that arrive while its previous call is in flight,
+	// so that one call carries many of them. Needs webhook:ingest; not a REST route.
+	IngestBatch(ctx context.Context, in *IngestBatchRequest, opts ...grpc.CallOption) (*IngestBatchResponse, error)
 	// GetEvent returns one stored event, payload included.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
 	// ListEvents pages through stored events, oldest first.
@@ -137,6 +142,16 @@ func (c *webhookServiceClient) Ingest(ctx context.Context, in *IngestRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IngestResponse)
 	err := c.cc.Invoke(ctx, WebhookService_Ingest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) IngestBatch(ctx context.Context, in *IngestBatchRequest, opts ...grpc.CallOption) (*IngestBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestBatchResponse)
+	err := c.cc.Invoke(ctx, WebhookService_IngestBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -402,6 +417,10 @@ type WebhookServiceServer interface {
 	// Ingest stores one inbound request exactly as received. The gateway calls it for every
 	// POST /webhooks/{source}; it is not exposed as a REST route of its own.
 	Ingest(context.Context, *IngestRequest) (*IngestResponse, error)
+	// IngestBatch stores several inbound requests, each exactly as Ingest would and answered on its own:
+	// the gateway hands over together the deliveries that arrive while its previous call is in flight,
+	// so that one call carries many of them. Needs webhook:ingest; not a REST route.
+	IngestBatch(context.Context, *IngestBatchRequest) (*IngestBatchResponse, error)
 	// GetEvent returns one stored event, payload included.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
 	// ListEvents pages through stored events, oldest first.
@@ -481,6 +500,9 @@ type UnimplementedWebhookServiceServer struct{}
 
 func (UnimplementedWebhookServiceServer) Ingest(context.Context, *IngestRequest) (*IngestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ingest not implemented")
+}
+func (UnimplementedWebhookServiceServer) IngestBatch(context.Context, *IngestBatchRequest) (*IngestBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestBatch not implemented")
 }
 func (UnimplementedWebhookServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
@@ -589,6 +611,24 @@ func _WebhookService_Ingest_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(WebhookServiceServer).Ingest(ctx, req.(*IngestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_IngestBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).IngestBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_IngestBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).IngestBatch(ctx, req.(*IngestBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1028,6 +1068,10 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Ingest",
 			Handler:    _WebhookService_Ingest_Handler,
+		},
+		{
+			MethodName: "IngestBatch",
+			Handler:    _WebhookService_IngestBatch_Handler,
 		},
 		{
 			MethodName: "GetEvent",

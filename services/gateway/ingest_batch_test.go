@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
+	"github.com/sergas/core/internal/testutil"
+)
+
+// gatedBatchWebhook holds every IngestBatch call until release is closed, then stores each item under
+// its own body as event id.
+type gatedBatchWebhook struct {
+	webhookv1.UnimplementedWebhookServiceServer
+	release chan struct{}
+	mu      sync.Mutex
+	calls   []int // items per call, in arrival order
+}
+
+func (w *gatedBatchWebhook) IngestBatch(_ context.Context, req *webhookv1.IngestBatchRequest) (*webhookv1.IngestBatchResponse, error) {
+	w.mu.Lock()
+	w.calls = append(w.calls, len(req.GetItems()))
+	w.mu.Unlock()
+	<-w.release
+	resp := &webhookv1.IngestBatchResponse{}
+	for _, it := range req.GetItems() {
+		resp.Results = append(resp.Results, &webhookv1.IngestBatchResult{Response: &webhookv1.IngestResponse{EventId: string(it.GetRequest().GetBody())}})
+	}
+	return resp, nil
+}
+
+func (w *gatedBatchWebhook) received() (calls, items int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range w.calls {
+		items += n
+	}
+	return len(w.calls), items
+}
+
+// TestIngestBatchesGatherConcurrentDeliveries: while maxIngestCalls calls are in flight, new deliveries
+// wait and then go together, each answered with its own result and only after its call returns.
+func TestIngestBatchesGatherConcurrentDeliveries(t *testing.T) {
+	svc := &gatedBatchWebhook{release: make(chan struct{})}
+	g := newGateway(t, nil, serveWebhook(t, svc), io.Discard)
+	base := serveHTTP(t, g)
+	const n = 40
+	type answer struct {
+		code int
+		id   string
+		err  error
+	}
+	answers := make(chan answer, n)
+	for i := range n {
+		go func() {
+			body := fmt.Sprintf("delivery-%02d", i)
+			resp, err := http.Post(base+"/webhooks/zoho", "application/json", strings.NewReader(body))
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			var got struct{ EventID string }
+			err = json.NewDecoder(resp.Body).Decode(&got)
+			if got.EventID != body {
+				err = fmt.Errorf("answered with event %q for %q (%v)", got.EventID, body, err)
+			}
+			answers <- answer{code: resp.StatusCode, err: err}
+		}()
+	}
+	// Every delivery is either in a held call or waiting for one, and every call's place is taken.
+	testutil.Eventually(t, 10*time.Second, "40 deliveries in calls or queued behind them", func() bool {
+		_, items := svc.received()
+		g.ingests.mu.Lock()
+		defer g.ingests.mu.Unlock()
+		return g.ingests.inFlight == maxIngestCalls && items+len(g.ingests.queue) == n
+	})
+	select {
+	case a := <-answers:
+		t.Fatalf("answered before its call returned: %+v", a)
+	default:
+	}
+	close(svc.release)
+	for range n {
+		a := <-answers
+		if a.err != nil || a.code != http.StatusAccepted {
+			t.Fatalf("delivery answered %d: %v", a.code, a.err)
+		}
+	}
+	calls, items := svc.received()
+	if items != n || calls > 2*maxIngestCalls {
+		t.Fatalf("%d deliveries in %d calls (%v), want %d in at most %d", items, calls, svc.calls, n, 2*maxIngestCalls)
+	}
+	testutil.Eventually(t, 5*time.Second, "no call left in flight", func() bool {
+		g.ingests.mu.Lock()
+		defer g.ingests.mu.Unlock()
+		return g.ingests.inFlight == 0 && len(g.ingests.queue) == 0
+	})
+}
