@@ -31,30 +31,30 @@ const settleUnwantedSQL = `UPDATE events SET status = 3
 // anySubscriptionSQL tells whether any subscription exists.
 const anySubscriptionSQL = `SELECT EXISTS (SELECT 1 FROM subscriptions)`
 
-// fanOutStatus returns copies of es with the status they are to be stored with: pending when any
-// subscription exists, else delivered (an event no subscription wants). es itself is not changed.
+// withFanOutStatus returns copies of es with the status they are to be stored with in tx: pending when
+// any subscription exists, else delivered (an event no subscription wants). es itself is not changed.
+// stmts may hold anySubscriptionSQL prepared.
 //
 // Storing them as delivered from the start, rather than updating them after the fan-out, keeps an
 // ingest without subscriptions as cheap as before subscriptions existed (the update rewrote every event
-// and two of its index entries: measured +50 % per event in a batch of 64).
-//
-// The read need not be in the inserting transaction: whatever it finds, the event's stored status and
-// its deliveries agree. An event stored delivered is never fanned out (fanOut skips it), so a subscription
-// created after the read does not get it, as if created just after the event. An event stored pending
-// is fanned out in its transaction, and marked delivered there if no subscription wants it by then.
-func (s *Store) fanOutStatus(ctx context.Context, es []*store.Event) ([]*store.Event, error) {
-	some, err := db.SQLiteQueryAll(ctx, s.db, anySubscriptionSQL, nil, func(r db.Scanner) (bool, error) {
-		var b bool
-		return b, r.Scan(&b)
-	})
+// and two of its index entries: measured +50 % per event in a batch of 64). The read runs in the
+// inserting transaction (the single writer's): no subscription can be created between it and the
+// fan-out, and it costs a step of a prepared statement instead of a query on a reader connection.
+func withFanOutStatus(ctx context.Context, tx *sql.Tx, stmts db.Prepared, es []*store.Event) ([]*store.Event, error) {
+	st, err := stmts.Stmt(ctx, tx, anySubscriptionSQL)
 	if err != nil {
 		return nil, err
 	}
-	return store.WithStatus(es, len(some) == 1 && some[0]), nil
+	defer st.Close()
+	var some bool
+	if err := st.QueryRowContext(ctx).Scan(&some); err != nil {
+		return nil, err
+	}
+	return store.WithStatus(es, some), nil
 }
 
 // fanOut gives the events just inserted in tx (ins; duplicates and nil entries are skipped) that were
-// stored pending (see fanOutStatus) their deliveries, and stores those no subscription wants as delivered,
+// stored pending (see withFanOutStatus) their deliveries, and stores those no subscription wants as delivered,
 // in ins too. It runs in the transaction that inserted them, so that an event is never visible without
 // its deliveries. Events stored delivered get none: no subscription existed when the batch began.
 //
@@ -105,13 +105,4 @@ func fanOut(ctx context.Context, tx *sql.Tx, stmts db.Prepared, ins []store.Inse
 		}
 	}
 	return rows.Err()
-}
-
-// fanOutStatusOf is fanOutStatus for one event.
-func (s *Store) fanOutStatusOf(ctx context.Context, e *store.Event) (*store.Event, error) {
-	es, err := s.fanOutStatus(ctx, []*store.Event{e})
-	if err != nil {
-		return nil, err
-	}
-	return es[0], nil
 }

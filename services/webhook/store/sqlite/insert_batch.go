@@ -31,24 +31,24 @@ const (
 // batch's cost). An event not inserted is then either a duplicate, found under its (source, dedupe key),
 // or one whose id is taken, which fails the batch as a unique violation would have.
 func (s *Store) EventInsertBatch(ctx context.Context, es []*store.Event) ([]store.Inserted, error) {
-	es, serr := s.fanOutStatus(ctx, es)
-	if serr != nil {
-		return nil, serr
-	}
 	plan := store.PlanBatch(es)
 	out := make([]store.Inserted, len(es))
 	// The statements are prepared before the transaction (on the writer's one connection, which the
-	// transaction then holds): one per chunk size, and the fan-out's.
+	// transaction then holds): one per chunk size, the subscription check and the fan-out's.
 	var queries []string
 	for rest := len(plan.Insert); rest > 0; rest -= min(rest, maxStatementRows) {
 		queries = append(queries, insertRowsSQL(min(rest, maxStatementRows)))
 	}
-	queries = append(queries, fanOutSQL, settleUnwantedSQL)
+	queries = append(queries, anySubscriptionSQL, fanOutSQL, settleUnwantedSQL)
 	stmts, err := s.db.WriteStmts(ctx, queries...)
 	if err != nil {
 		return nil, err
 	}
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		es, err := withFanOutStatus(ctx, tx, stmts, es)
+		if err != nil {
+			return err
+		}
 		for c, rest := 0, plan.Insert; len(rest) > 0; c++ {
 			n := min(len(rest), maxStatementRows)
 			if err := insertRows(ctx, tx, stmts, queries[c], es, rest[:n], out); err != nil {

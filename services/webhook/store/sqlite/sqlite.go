@@ -33,10 +33,6 @@ const (
 
 // EventInsert implements store.Store.
 func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
-	e, err := s.fanOutStatusOf(ctx, e)
-	if err != nil {
-		return nil, false, err
-	}
 	headers, err := json.Marshal(e.Headers)
 	if err != nil {
 		return nil, false, err
@@ -47,7 +43,13 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 	}
 	var dup *store.Event
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
+		es, err := withFanOutStatus(ctx, tx, db.Prepared{}, []*store.Event{e})
+		if err != nil {
+			return err
+		}
+		e := es[0]
+		out.Status = e.Status
+		err = tx.QueryRowContext(ctx, `INSERT INTO events (id, source, dedupe_key, status, content_type, payload, headers,
 				receive_time, update_time, attempt_count, sender_address, module, operation, record_ids, affected_fields,
 				server_time, event_type)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 0, $9, $10, $11, $12, $13, $14, $15)
