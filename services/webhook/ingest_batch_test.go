@@ -16,6 +16,8 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/logging"
+	"github.com/sergas/core/internal/testutil"
 )
 
 // TestIngestBatchAnswersEachDelivery: every item of IngestBatch is handled as an Ingest call of its own
@@ -116,4 +118,21 @@ func TestIngestBatchRefusesMalformedCalls(t *testing.T) {
 	if err != nil || len(list.GetEvents()) != 0 {
 		t.Fatalf("stored from refused calls: %v %v", list.GetEvents(), err)
 	}
+}
+
+// TestIngestBatchItemKeepsItsTrace: an item's work is logged under the trace of its own HTTP request (the
+// item's traceparent), not the batch call's, so that the trace id a sender was answered with finds it.
+func TestIngestBatchItemKeepsItsTrace(t *testing.T) {
+	var buf testutil.LogBuffer
+	h, _ := startWithSources(t, db.SQLite, map[string]string{}, WithLogger(logging.New(logging.Config{Format: "json"}, &buf)))
+	body := `{"n":2}`
+	forged := signed("github", body, "X-Hub-Signature-256", githubSig("forged-secret-0123456789", body), "X-GitHub-Delivery", "d-9")
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, err := h.client.IngestBatch(t.Context(), &webhookv1.IngestBatchRequest{Items: []*webhookv1.IngestBatchItem{{Request: forged, Traceparent: tp}}})
+	if err != nil || len(resp.GetResults()) != 1 || len(resp.GetResults()[0].GetErrorStatus()) == 0 {
+		t.Fatalf("forged item: %v %v", resp, err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the refusal line under the item's trace", func() bool {
+		return strings.Contains(buf.String(), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`)
+	})
 }
