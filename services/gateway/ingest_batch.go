@@ -33,6 +33,8 @@ const (
 	// batchRetryAfter is how long the gateway sends deliveries one Ingest call each after the service
 	// answered IngestBatch with UNIMPLEMENTED (an older webhook service during a rolling upgrade).
 	batchRetryAfter = time.Minute
+	// proofAllowance is room in a call for the address proof added when it is sent.
+	proofAllowance = 128
 )
 
 // ingestBatcher gathers the deliveries of concurrent requests into IngestBatch calls.
@@ -66,7 +68,7 @@ func (b *ingestBatcher) ingest(ctx context.Context, req *webhookv1.IngestRequest
 		return b.g.webhook.Ingest(ctx, req)
 	}
 	p := &pendingIngest{ctx: ctx, item: b.g.batchItem(ctx, req), done: make(chan ingestAnswer, 1)}
-	p.size = proto.Size(p.item)
+	p.size = proto.Size(p.item) + proofAllowance
 	b.mu.Lock()
 	b.queue = append(b.queue, p)
 	start := b.inFlight < maxIngestCalls
@@ -125,33 +127,48 @@ func (b *ingestBatcher) take() []*pendingIngest {
 }
 
 // call sends one IngestBatch and answers each delivery. The call lasts until the latest of its
-// deliveries' deadlines; one whose request ends sooner has been answered by then.
+// deliveries' deadlines (none if one has none); one whose request ends sooner has been answered by then.
 func (b *ingestBatcher) call(batch []*pendingIngest) {
+	if time.Now().UnixNano() < b.unsupportedUntil.Load() {
+		b.oneByOne(batch)
+		return
+	}
 	req := &webhookv1.IngestBatchRequest{Items: make([]*webhookv1.IngestBatchItem, len(batch))}
+	now := time.Now()
 	var deadline time.Time
+	unbounded := false
 	for i, p := range batch {
+		// The proof is of the second it is sent in, however long the delivery waited.
+		if p.item.ClientIp != "" {
+			p.item.ClientIpProof = b.g.proofs.proof(b.g.cfg.ClientAddrSecret, p.item.ClientIp, now)
+		}
 		req.Items[i] = p.item
-		if d, ok := p.ctx.Deadline(); ok && d.After(deadline) {
+		d, ok := p.ctx.Deadline()
+		switch {
+		case !ok:
+			unbounded = true
+		case d.After(deadline):
 			deadline = d
 		}
 	}
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
-	if !deadline.IsZero() {
+	if !unbounded && !deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 	}
 	defer cancel()
 	ctx = b.g.withWebhookCredential(ctx)
 	resp, err := b.g.webhook.IngestBatch(ctx, req)
-	if status.Code(err) == codes.Unimplemented {
+	switch code := status.Code(err); {
+	case code == codes.Unimplemented:
 		b.unsupportedUntil.Store(time.Now().Add(batchRetryAfter).UnixNano())
 		b.g.transportLog.Warn(ctx, "the webhook service does not know IngestBatch (an older version?): deliveries go one Ingest call each for a while",
 			"service", "gateway")
-		for _, p := range batch {
-			go func() {
-				r, err := b.g.webhook.Ingest(p.ctx, p.item.GetRequest())
-				p.done <- ingestAnswer{r, err}
-			}()
-		}
+		b.oneByOne(batch)
+		return
+	case code == codes.ResourceExhausted && len(batch) > 1:
+		// The whole call refused for its size (the service's GRPC_MAX_RECV_MSG_BYTES below maxBatchBytes)
+		// or the gateway key's budget: each delivery goes on its own and gets its own answer.
+		b.oneByOne(batch)
 		return
 	}
 	if err == nil && len(resp.GetResults()) != len(batch) {
@@ -164,6 +181,17 @@ func (b *ingestBatcher) call(batch []*pendingIngest) {
 			continue
 		}
 		p.done <- resultAnswer(resp.GetResults()[i])
+	}
+}
+
+// oneByOne sends each delivery of batch in an Ingest call of its own, under its request's context (and
+// the credential and client address that context carries).
+func (b *ingestBatcher) oneByOne(batch []*pendingIngest) {
+	for _, p := range batch {
+		go func() {
+			r, err := b.g.webhook.Ingest(p.ctx, p.item.GetRequest())
+			p.done <- ingestAnswer{r, err}
+		}()
 	}
 }
 
@@ -182,13 +210,12 @@ func resultAnswer(r *webhookv1.IngestBatchResult) ingestAnswer {
 	return ingestAnswer{resp: r.GetResponse()}
 }
 
-// batchItem is req with what a single Ingest call would carry in its metadata: the sender's address
-// with its proof, and the request's trace.
+// batchItem is req with what a single Ingest call would carry in its metadata: the sender's address (its
+// proof is added when the call is sent) and the request's trace.
 func (g *Gateway) batchItem(ctx context.Context, req *webhookv1.IngestRequest) *webhookv1.IngestBatchItem {
 	item := &webhookv1.IngestBatchItem{Request: req, Traceparent: tracing.Traceparent(ctx)}
 	if addr, _ := ctx.Value(clientAddrKey{}).(string); addr != "" && addr != clientaddr.Unknown {
 		item.ClientIp = addr
-		item.ClientIpProof = g.proofs.proof(g.cfg.ClientAddrSecret, addr, time.Now())
 	}
 	return item
 }

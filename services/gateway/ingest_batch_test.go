@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/testutil"
@@ -103,4 +107,48 @@ func TestIngestBatchesGatherConcurrentDeliveries(t *testing.T) {
 		defer g.ingests.mu.Unlock()
 		return g.ingests.inFlight == 0 && len(g.ingests.queue) == 0
 	})
+}
+
+// sizeLimitedWebhook refuses any IngestBatch of more than one delivery as a service with a small
+// GRPC_MAX_RECV_MSG_BYTES would (RESOURCE_EXHAUSTED, no ErrorInfo), and stores single Ingest calls.
+type sizeLimitedWebhook struct {
+	webhookv1.UnimplementedWebhookServiceServer
+	single atomic.Int32
+}
+
+func (w *sizeLimitedWebhook) IngestBatch(_ context.Context, req *webhookv1.IngestBatchRequest) (*webhookv1.IngestBatchResponse, error) {
+	if len(req.GetItems()) > 1 {
+		return nil, status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
+	}
+	return &webhookv1.IngestBatchResponse{Results: []*webhookv1.IngestBatchResult{{Response: &webhookv1.IngestResponse{EventId: "one"}}}}, nil
+}
+
+func (w *sizeLimitedWebhook) Ingest(_ context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
+	w.single.Add(1)
+	return &webhookv1.IngestResponse{EventId: string(req.GetBody())}, nil
+}
+
+// TestIngestBatchTooLargeGoesOneByOne: a call of several deliveries refused whole with RESOURCE_EXHAUSTED
+// (too large for the service's receive limit) is not the senders' fault: each delivery is sent again on
+// its own and answered from that.
+func TestIngestBatchTooLargeGoesOneByOne(t *testing.T) {
+	svc := &sizeLimitedWebhook{}
+	g := newGateway(t, nil, serveWebhook(t, svc), io.Discard)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var batch []*pendingIngest
+	for _, body := range []string{"a", "b"} {
+		batch = append(batch, &pendingIngest{ctx: ctx, item: g.batchItem(ctx, &webhookv1.IngestRequest{Source: "zoho", Body: []byte(body)}),
+			done: make(chan ingestAnswer, 1)})
+	}
+	g.ingests.call(batch)
+	for i, body := range []string{"a", "b"} {
+		a := <-batch[i].done
+		if a.err != nil || a.resp.GetEventId() != body {
+			t.Fatalf("delivery %s: %v %v", body, a.resp, a.err)
+		}
+	}
+	if n := svc.single.Load(); n != 2 {
+		t.Fatalf("%d single Ingest calls, want 2", n)
+	}
 }

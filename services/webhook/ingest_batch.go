@@ -2,9 +2,13 @@ package webhook
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -35,6 +39,7 @@ func (s *Server) IngestBatch(ctx context.Context, req *webhookv1.IngestBatchRequ
 		}
 	}
 	results := make([]*webhookv1.IngestBatchResult, len(items))
+	failures := make([]error, len(items))
 	var wg sync.WaitGroup
 	for i, it := range items {
 		wg.Go(func() {
@@ -42,13 +47,53 @@ func (s *Server) IngestBatch(ctx context.Context, req *webhookv1.IngestBatchRequ
 			if sc := tracing.FromTraceparent(it.GetTraceparent(), ""); sc.IsValid() {
 				ictx = trace.ContextWithRemoteSpanContext(ctx, sc)
 			}
+			// A panic here would not reach the interceptor's recovery (it covers the handler's goroutine
+			// only) and would end the process: it fails this item alone, as it would fail one Ingest.
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.ErrorContext(ictx, "panic in an IngestBatch item", "service", "webhook", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					failures[i] = errs.New(errs.KindInternal, "panic")
+					results[i] = batchResult(nil, failures[i])
+				}
+			}()
 			sender := clientaddr.Reported(ctx, s.cfg.TrustedProxies, it.GetClientIp(), it.GetClientIpProof())
 			resp, err := s.ingest(ictx, sender, it.GetRequest())
+			failures[i] = err
 			results[i] = batchResult(resp, err)
+			if code := status.Code(grpcserver.ToStatus(err)); code == codes.Internal || code == codes.Unknown {
+				// What the interceptor logs of a failed Ingest: the cause stays here, never in the answer.
+				s.log.ErrorContext(ictx, "IngestBatch item failed", "service", "webhook", "source", it.GetRequest().GetSource(), "error", err.Error())
+			}
 		})
 	}
 	wg.Wait()
+	// When every item failed for a reason of this service's (the store down or broken), the call fails
+	// with the first: health tracking, the error metrics and the gateway see it as they see a failed
+	// Ingest, and the gateway answers each delivery from it alike.
+	if serverSide(failures[0]) && !slices.ContainsFunc(failures, func(err error) bool { return !serverSide(err) }) {
+		return nil, failures[0]
+	}
 	return &webhookv1.IngestBatchResponse{Results: results}, nil
+}
+
+// serverSide reports whether err fails a delivery for this service's reason (unavailable or internal,
+// without the ErrorInfo of a refusal such as a full backlog), not the delivery's or its sender's.
+func serverSide(err error) bool {
+	if err == nil {
+		return false
+	}
+	st := status.Convert(grpcserver.ToStatus(err))
+	switch st.Code() {
+	case codes.Unavailable, codes.Internal, codes.Unknown:
+	default:
+		return false
+	}
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == ErrorDomain {
+			return false
+		}
+	}
+	return true
 }
 
 // batchResult is one item's answer: the response, or the status Ingest would have failed with, mapped

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +18,10 @@ import (
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 	"github.com/sergas/core/internal/clientaddr"
 	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/errs"
 	"github.com/sergas/core/internal/logging"
 	"github.com/sergas/core/internal/testutil"
+	"github.com/sergas/core/services/webhook/store"
 )
 
 // TestIngestBatchAnswersEachDelivery: every item of IngestBatch is handled as an Ingest call of its own
@@ -135,4 +139,46 @@ func TestIngestBatchItemKeepsItsTrace(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "the refusal line under the item's trace", func() bool {
 		return strings.Contains(buf.String(), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`)
 	})
+}
+
+// faultyStore fails (or panics on) the insert of deliveries whose body says so.
+type faultyStore struct{ store.Store }
+
+func (f faultyStore) EventInsert(ctx context.Context, e *store.Event) (*store.Event, bool, error) {
+	switch string(e.Payload) {
+	case "panic":
+		panic("a bug in the store")
+	case "down":
+		return nil, false, errs.Wrap(errs.KindUnavailable, errors.New("connection refused to /var/run/secret.sock"), "database unavailable")
+	}
+	return f.Store.EventInsert(ctx, e)
+}
+
+// TestIngestBatchItemFailures: a panic while handling one item fails that item alone (INTERNAL, the
+// process goes on); an item the store cannot take is answered UNAVAILABLE without the cause; and when
+// every item fails for the service's own reason the whole call fails with it, so that health tracking,
+// metrics and the gateway see it as a failed Ingest.
+func TestIngestBatchItemFailures(t *testing.T) {
+	h := startServiceOn(t, faultyStore{newStore(t, db.SQLite)}, map[string]string{})
+	item := func(body string) *webhookv1.IngestBatchItem {
+		return &webhookv1.IngestBatchItem{Request: delivery(body)}
+	}
+	resp, err := h.client.IngestBatch(t.Context(), &webhookv1.IngestBatchRequest{Items: []*webhookv1.IngestBatchItem{item("panic"), item("down"), item(`{"ok":1}`)}})
+	if err != nil || len(resp.GetResults()) != 3 {
+		t.Fatalf("mixed call: %v %v", resp, err)
+	}
+	for i, want := range []codes.Code{codes.Internal, codes.Unavailable} {
+		var st spb.Status
+		if err := proto.Unmarshal(resp.GetResults()[i].GetErrorStatus(), &st); err != nil || codes.Code(st.GetCode()) != want ||
+			strings.Contains(st.GetMessage(), "secret") || strings.Contains(st.GetMessage(), "panic") {
+			t.Errorf("item %d: %v (%v), want %v without the cause", i, &st, err, want)
+		}
+	}
+	if resp.GetResults()[2].GetResponse() == nil {
+		t.Fatalf("the good item was not stored: %v", resp.GetResults()[2])
+	}
+	_, err = h.client.IngestBatch(t.Context(), &webhookv1.IngestBatchRequest{Items: []*webhookv1.IngestBatchItem{item("down"), item("down")}})
+	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("every item failing for the store: %v, want the call to fail UNAVAILABLE without the cause", err)
+	}
 }
