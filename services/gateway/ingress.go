@@ -66,7 +66,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	ctx := g.withWebhookCredential(r.Context())
 	resp, err := g.ingests.ingest(ctx, req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if timedOut(ctx, err) {
 			// GATEWAY_REQUEST_TIMEOUT ran out (serveBounded's deadline, or http.TimeoutHandler's, which
 			// then answers this itself): the answer TimeoutHandler gives, not the 504 of DEADLINE_EXCEEDED.
 			writeStatus(w, http.StatusServiceUnavailable, codes.DeadlineExceeded, "request timed out")
@@ -81,6 +81,25 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	writeIngested(w, code, resp.GetEventId(), resp.GetDuplicate())
+}
+
+// deadlineSlack is how close to its deadline a call cut short counts as cut by it (see timedOut).
+const deadlineSlack = 50 * time.Millisecond
+
+// timedOut reports whether the request's deadline ended the call: its context says so, or the call was
+// cut (CANCELLED, DEADLINE_EXCEEDED) at its deadline before the context's own timer fired. The service
+// gets the deadline rounded down in grpc-timeout and resets the stream when it passes, which can reach
+// the gateway a moment before its own timer; that must still answer "request timed out", not a 504
+// naming the transport.
+func timedOut(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	if c := status.Code(err); c != codes.Canceled && c != codes.DeadlineExceeded {
+		return false
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < deadlineSlack
 }
 
 // The webhook service marks its own refusals with an ErrorInfo of this domain (services/webhook:

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	webhookv1 "github.com/sergas/core/gen/go/sergas/webhook/v1"
 )
@@ -115,5 +117,35 @@ func TestIngestCutsASlowBodyWith408(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("answered after %s with a 1 s request timeout", took)
+	}
+}
+
+// timedOut counts a call cut at the request's deadline as the timeout even when the service's reset
+// arrives before the gateway's own timer fires, and nothing else.
+func TestTimedOut(t *testing.T) {
+	soon, cancelSoon := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancelSoon()
+	later, cancelLater := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelLater()
+	expired, cancelExpired := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancelExpired()
+	<-expired.Done()
+	reset := status.Error(codes.Canceled, "stream terminated by RST_STREAM with error code: CANCEL")
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"context expired", expired, status.Error(codes.Unavailable, "x"), true},
+		{"reset at the deadline", soon, reset, true},
+		{"deadline exceeded at the deadline", soon, status.Error(codes.DeadlineExceeded, "x"), true},
+		{"reset long before the deadline", later, reset, false},
+		{"another failure at the deadline", soon, status.Error(codes.Unavailable, "x"), false},
+		{"no deadline", context.Background(), reset, false},
+	} {
+		if got := timedOut(c.ctx, c.err); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
