@@ -145,24 +145,24 @@ func FromGRPC(ctx context.Context, t Trusted) string {
 func fromGRPC(ctx context.Context, t Trusted, now func() time.Time) string {
 	v := metadata.ValueFromIncomingContext(ctx, MetadataKey)
 	if len(v) != 1 {
-		return reported(ctx, t, "", nil, now)
+		return reported(ctx, t, "", "", now)
 	}
-	return reported(ctx, t, v[0], metadata.ValueFromIncomingContext(ctx, ProofKey), now)
+	proof := "" // none, or several: no proof (verify refuses an empty one)
+	if p := metadata.ValueFromIncomingContext(ctx, ProofKey); len(p) == 1 {
+		proof = p[0]
+	}
+	return reported(ctx, t, v[0], proof, now)
 }
 
 // Reported is the address of one item of a batch that a proxy hands over (webhook IngestBatch): addr,
 // as proven by proof, when the RPC's peer is a trusted proxy and the proof holds, exactly as FromGRPC
 // believes x-sergas-client-ip; otherwise the peer's own address.
 func Reported(ctx context.Context, t Trusted, addr, proof string) string {
-	var proofs []string
-	if proof != "" {
-		proofs = []string{proof}
-	}
-	return reported(ctx, t, addr, proofs, time.Now)
+	return reported(ctx, t, addr, proof, time.Now)
 }
 
 // reported believes addr (with its proof, when the proxy must give one) from a trusted peer only.
-func reported(ctx context.Context, t Trusted, addr string, proofs []string, now func() time.Time) string {
+func reported(ctx context.Context, t Trusted, addr, proof string, now func() time.Time) string {
 	ip, ok := peerAddr(ctx)
 	if !ok {
 		return Unknown
@@ -178,7 +178,7 @@ func reported(ctx context.Context, t Trusted, addr string, proofs []string, now 
 		return a.Unmap().String()
 	}
 	// The proof is checked against the report exactly as sent, so that it covers every byte believed.
-	if len(proofs) == 1 && verify(t.key, addr, proofs[0], now()) {
+	if proof != "" && verify(t.key, addr, proof, now()) {
 		return a.Unmap().String()
 	}
 	return ip.String()

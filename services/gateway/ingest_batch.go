@@ -64,9 +64,6 @@ type ingestAnswer struct {
 // ingest hands req to the webhook service and returns its answer, or ctx's error when the request ends
 // first (its delivery may still be stored: the sender's retry then finds it a duplicate).
 func (b *ingestBatcher) ingest(ctx context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
-	if time.Now().UnixNano() < b.unsupportedUntil.Load() {
-		return b.g.webhook.Ingest(ctx, req)
-	}
 	p := &pendingIngest{ctx: ctx, item: b.g.batchItem(ctx, req), done: make(chan ingestAnswer, 1)}
 	p.size = proto.Size(p.item) + proofAllowance
 	b.mu.Lock()
@@ -129,6 +126,7 @@ func (b *ingestBatcher) take() []*pendingIngest {
 // call sends one IngestBatch and answers each delivery. The call lasts until the latest of its
 // deliveries' deadlines (none if one has none); one whose request ends sooner has been answered by then.
 func (b *ingestBatcher) call(batch []*pendingIngest) {
+	// While the service does not know IngestBatch, queued deliveries go one Ingest call each.
 	if time.Now().UnixNano() < b.unsupportedUntil.Load() {
 		b.oneByOne(batch)
 		return
@@ -152,7 +150,7 @@ func (b *ingestBatcher) call(batch []*pendingIngest) {
 		}
 	}
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
-	if !unbounded && !deadline.IsZero() {
+	if !unbounded {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 	}
 	defer cancel()

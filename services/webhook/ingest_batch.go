@@ -39,7 +39,7 @@ func (s *Server) IngestBatch(ctx context.Context, req *webhookv1.IngestBatchRequ
 		}
 	}
 	results := make([]*webhookv1.IngestBatchResult, len(items))
-	failures := make([]error, len(items))
+	serverFailed := make([]error, len(items)) // an item's error when it is this service's own (serverSide)
 	var wg sync.WaitGroup
 	for i, it := range items {
 		wg.Go(func() {
@@ -47,42 +47,47 @@ func (s *Server) IngestBatch(ctx context.Context, req *webhookv1.IngestBatchRequ
 			if sc := tracing.FromTraceparent(it.GetTraceparent(), ""); sc.IsValid() {
 				ictx = trace.ContextWithRemoteSpanContext(ctx, sc)
 			}
+			var resp *webhookv1.IngestResponse
+			var err error
 			// A panic here would not reach the interceptor's recovery (it covers the handler's goroutine
 			// only) and would end the process: it fails this item alone, as it would fail one Ingest.
 			defer func() {
-				if r := recover(); r != nil {
+				r := recover()
+				if r != nil {
 					s.log.ErrorContext(ictx, "panic in an IngestBatch item", "service", "webhook", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-					failures[i] = errs.New(errs.KindInternal, "panic")
-					results[i] = batchResult(nil, failures[i])
+					err = errs.New(errs.KindInternal, "panic")
+				}
+				if err == nil {
+					results[i] = &webhookv1.IngestBatchResult{Response: resp}
+					return
+				}
+				st := status.Convert(grpcserver.ToStatus(err))
+				results[i] = batchError(st)
+				if r == nil && (st.Code() == codes.Internal || st.Code() == codes.Unknown) {
+					// What the interceptor logs of a failed Ingest: the cause stays here, never in the answer.
+					s.log.ErrorContext(ictx, "IngestBatch item failed", "service", "webhook", "source", it.GetRequest().GetSource(), "error", err.Error())
+				}
+				if serverSide(st) {
+					serverFailed[i] = err
 				}
 			}()
 			sender := clientaddr.Reported(ctx, s.cfg.TrustedProxies, it.GetClientIp(), it.GetClientIpProof())
-			resp, err := s.ingest(ictx, sender, it.GetRequest())
-			failures[i] = err
-			results[i] = batchResult(resp, err)
-			if code := status.Code(grpcserver.ToStatus(err)); code == codes.Internal || code == codes.Unknown {
-				// What the interceptor logs of a failed Ingest: the cause stays here, never in the answer.
-				s.log.ErrorContext(ictx, "IngestBatch item failed", "service", "webhook", "source", it.GetRequest().GetSource(), "error", err.Error())
-			}
+			resp, err = s.ingest(ictx, sender, it.GetRequest())
 		})
 	}
 	wg.Wait()
 	// When every item failed for a reason of this service's (the store down or broken), the call fails
 	// with the first: health tracking, the error metrics and the gateway see it as they see a failed
 	// Ingest, and the gateway answers each delivery from it alike.
-	if serverSide(failures[0]) && !slices.ContainsFunc(failures, func(err error) bool { return !serverSide(err) }) {
-		return nil, failures[0]
+	if !slices.Contains(serverFailed, nil) {
+		return nil, serverFailed[0]
 	}
 	return &webhookv1.IngestBatchResponse{Results: results}, nil
 }
 
-// serverSide reports whether err fails a delivery for this service's reason (unavailable or internal,
+// serverSide reports whether st fails a delivery for this service's reason (unavailable or internal,
 // without the ErrorInfo of a refusal such as a full backlog), not the delivery's or its sender's.
-func serverSide(err error) bool {
-	if err == nil {
-		return false
-	}
-	st := status.Convert(grpcserver.ToStatus(err))
+func serverSide(st *status.Status) bool {
 	switch st.Code() {
 	case codes.Unavailable, codes.Internal, codes.Unknown:
 	default:
@@ -96,14 +101,11 @@ func serverSide(err error) bool {
 	return true
 }
 
-// batchResult is one item's answer: the response, or the status Ingest would have failed with, mapped
-// as the platform maps a handler's error (grpcserver.ToStatus: internal messages hidden).
-func batchResult(resp *webhookv1.IngestResponse, err error) *webhookv1.IngestBatchResult {
-	if err == nil {
-		return &webhookv1.IngestBatchResult{Response: resp}
-	}
-	raw, merr := proto.Marshal(status.Convert(grpcserver.ToStatus(err)).Proto())
-	if merr != nil {
+// batchError is one refused item's answer: the status Ingest would have failed with, as the platform
+// maps a handler's error (grpcserver.ToStatus: internal messages hidden).
+func batchError(st *status.Status) *webhookv1.IngestBatchResult {
+	raw, err := proto.Marshal(st.Proto())
+	if err != nil {
 		raw, _ = proto.Marshal(status.New(codes.Internal, "internal error").Proto())
 	}
 	return &webhookv1.IngestBatchResult{ErrorStatus: raw}

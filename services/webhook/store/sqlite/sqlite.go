@@ -41,9 +41,13 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 	if out.Payload == nil {
 		out.Payload = []byte{} // an empty body is still a body: the column is NOT NULL
 	}
+	stmts, err := s.db.WriteStmts(ctx, anySubscriptionSQL, fanOutSQL, settleUnwantedSQL)
+	if err != nil {
+		return nil, false, err
+	}
 	var dup *store.Event
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		es, err := withFanOutStatus(ctx, tx, db.Prepared{}, []*store.Event{e})
+		es, err := withFanOutStatus(ctx, tx, stmts, []*store.Event{e})
 		if err != nil {
 			return err
 		}
@@ -58,7 +62,7 @@ func (s *Store) EventInsert(ctx context.Context, e *store.Event) (*store.Event, 
 			e.Module, e.Operation, store.StringsJSON(e.RecordIDs), store.StringsJSON(e.AffectedFields), serverTime(e.ServerTime), e.EventType,
 		).Scan(&out.Seq)
 		if err == nil {
-			err = fanOut(ctx, tx, db.Prepared{}, []store.Inserted{{Event: &out}})
+			err = fanOut(ctx, tx, stmts, []store.Inserted{{Event: &out}})
 		}
 		if err == sql.ErrNoRows {
 			dup, err = scan(tx.QueryRowContext(ctx, `SELECT `+allColumns+` FROM events WHERE source = $1 AND dedupe_key = $2`,
