@@ -28,7 +28,9 @@ type Config struct {
 	MaxBatch int
 	// Window is how long the committer waits for a batch to fill while calls arrive together, that is
 	// after a batch of more than one, until a window passes with no call; calls that come one at a time
-	// are committed at once.
+	// are committed at once. A batch is full, and goes without waiting longer, once it holds as many
+	// calls as the batch before it (or MaxBatch): callers that were answered together come back
+	// together, so waiting for more than came last time only delays them.
 	Window time.Duration
 	// Timeout bounds one commit, whoever waits on it (default 30 s). The commit does not run on any
 	// caller's context: one caller going away must not fail the others' commit.
@@ -63,7 +65,10 @@ type Committer[In, Out any] struct {
 	// waiting for its answer, so the server's limits on concurrent requests bound it.
 	queue []*call[In, Out]
 	wake  chan struct{} // the queue became non-empty
-	full  chan struct{} // the queue reached MaxBatch
+	full  chan struct{} // the queue reached want
+	// want is the queue length that ends a wait for the batch to fill: the size of the batch before
+	// (at most MaxBatch) while a loop waits, MaxBatch otherwise.
+	want int
 }
 
 type call[In, Out any] struct {
@@ -84,7 +89,7 @@ func New[In, Out any](name string, cfg Config, commit Func[In, Out], split func(
 		split = func(error) bool { return false }
 	}
 	return &Committer[In, Out]{name: name, cfg: cfg, commit: commit, split: split, log: log,
-		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), tracer: tracing.Tracer("github.com/sergas/core/internal/groupcommit")}
+		want: cfg.MaxBatch, wake: make(chan struct{}, 1), full: make(chan struct{}, 1), tracer: tracing.Tracer("github.com/sergas/core/internal/groupcommit")}
 }
 
 // Do commits in, with others gathered at the same time when the committer runs, and returns its result
@@ -100,7 +105,7 @@ func (c *Committer[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 	cl := &call[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
 	c.queue = append(c.queue, cl)
 	signal(c.wake)
-	if len(c.queue) >= c.cfg.MaxBatch {
+	if len(c.queue) >= c.want {
 		signal(c.full)
 	}
 	c.mu.Unlock()
@@ -194,7 +199,7 @@ func (c *Committer[In, Out]) Run(ctx context.Context) error {
 
 // loop takes and commits batches until ctx ends.
 func (c *Committer[In, Out]) loop(ctx context.Context) {
-	gathered := false // the last batch held more than one call: callers are arriving together
+	last := 0 // calls in the last batch: more than one when callers are arriving together
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,15 +210,14 @@ func (c *Committer[In, Out]) loop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if gathered && c.cfg.Window > 0 {
-				c.waitFull(ctx)
+			if last > 1 && c.cfg.Window > 0 {
+				c.waitFull(ctx, last)
 			}
 			batch := c.take()
-			if len(batch) == 0 {
-				gathered = false // nothing came within the window: the next call, alone, goes at once
-				break
+			last = len(batch)
+			if last == 0 {
+				break // nothing came within the window: the next call, alone, goes at once
 			}
-			gathered = len(batch) > 1
 			if len(c.wake) == 0 && c.Queued() > 0 {
 				signal(c.wake) // calls left behind: another loop may take them while this one commits
 			}
@@ -222,12 +226,19 @@ func (c *Committer[In, Out]) loop(ctx context.Context) {
 	}
 }
 
-// waitFull waits until the queue holds a full batch, the window has passed, or ctx ends.
-func (c *Committer[In, Out]) waitFull(ctx context.Context) {
+// waitFull waits until the queue holds a full batch (as many calls as the last batch, at most MaxBatch),
+// the window has passed, or ctx ends. With several loops (Concurrency) the latest waiter sets the mark.
+func (c *Committer[In, Out]) waitFull(ctx context.Context, last int) {
 	c.mu.Lock()
+	c.want = min(last, c.cfg.MaxBatch)
 	n := len(c.queue)
 	c.mu.Unlock()
-	if n >= c.cfg.MaxBatch {
+	defer func() {
+		c.mu.Lock()
+		c.want = c.cfg.MaxBatch
+		c.mu.Unlock()
+	}()
+	if n >= min(last, c.cfg.MaxBatch) {
 		return
 	}
 	t := time.NewTimer(c.cfg.Window)

@@ -431,3 +431,51 @@ func TestRunningFollowsTheWorker(t *testing.T) {
 		t.Fatal("running after Run returned")
 	}
 }
+
+// After a batch of n, the committer waits for the next to fill only until it holds n calls: callers
+// answered together come back together, and waiting out the window for more would only delay them. Fewer
+// than n still wait for the window.
+func TestABatchAsLargeAsTheLastGoesWithoutWaitingTheWindow(t *testing.T) {
+	r := &recorder{}
+	c := New("test", Config{MaxBatch: 64, Window: time.Hour}, r.commit, splitUnlessUnavailable, quiet())
+	running(t, c)
+	queueBehindPlug(t, c, r, []int{1, 2, 3, 4}) // the worker now waits for a batch of 4
+	done := make(chan answer, 4)
+	for v := range 4 {
+		go func() { out, err := c.Do(context.Background(), 10+v); done <- answer{out, err} }()
+	}
+	for range 4 {
+		select {
+		case a := <-done:
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("4 calls after a batch of 4 still wait (batches %v): the window is an hour", r.seen())
+		}
+	}
+	if got := r.seen(); len(got) != 3 || len(got[2]) != 4 {
+		t.Fatalf("batches %v: want the plug, 4, then the 4 new calls together", got)
+	}
+}
+
+func TestFewerCallsThanTheLastBatchWaitForTheWindow(t *testing.T) {
+	r := &recorder{}
+	const window = 300 * time.Millisecond
+	c := New("test", Config{MaxBatch: 64, Window: window}, r.commit, splitUnlessUnavailable, quiet())
+	running(t, c)
+	queueBehindPlug(t, c, r, []int{1, 2, 3, 4})
+	start := time.Now()
+	var wg sync.WaitGroup
+	for v := range 2 {
+		wg.Go(func() {
+			if _, err := c.Do(context.Background(), 10+v); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took < window/2 {
+		t.Fatalf("2 calls after a batch of 4 committed after %v: they should wait for the window (%v) to gather", took, window)
+	}
+}
