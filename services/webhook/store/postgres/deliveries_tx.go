@@ -134,20 +134,31 @@ func (t *deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*s
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
 }
 
-// DeliveriesUpdate queues the updates (see deliveryTx).
+// DeliveriesUpdate queues the updates (see deliveryTx): one statement over arrays for several
+// (deliveriesUpdate), the plain one for a single delivery, for which the arrays cost more than they save.
 func (t *deliveryTx) DeliveriesUpdate(ctx context.Context, ds []*store.Delivery) error {
-	for _, d := range ds {
+	switch len(ds) {
+	case 0:
+	case 1:
+		d := ds[0]
 		t.pending.Queue(store.DeliveryUpdateSQL, d.ID, int16(d.Status), d.AttemptCount, optionalTime(d.AvailableTime), d.Lease, d.Consumer,
 			optionalTime(d.LeaseStartTime), d.LastError, d.UpdateTime)
+	default:
+		t.pending.Queue(deliveriesUpdate, updateArgs(ds)...)
 	}
 	return nil
 }
 
-// AttemptsInsert queues the inserts (see deliveryTx).
+// AttemptsInsert queues the inserts (see deliveryTx), as DeliveriesUpdate does the updates.
 func (t *deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAttempt) error {
-	for _, a := range as {
+	switch len(as) {
+	case 0:
+	case 1:
+		a := as[0]
 		t.pending.Queue(store.AttemptInsertSQL, a.DeliveryID, a.Number, a.StartTime, a.Duration.Microseconds(), a.Outcome, a.Error, a.Consumer,
 			a.HTTPStatus, a.Response)
+	default:
+		t.pending.Queue(attemptsInsert, attemptArgs(as)...)
 	}
 	return nil
 }
