@@ -212,16 +212,29 @@ func devKey(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return devKey(path) // another process created it first
-	}
+	// Written whole to a file of its own, then linked into place: processes starting together (the
+	// separate binaries on one DATA_DIR) either make the key or read a complete one. Creating the file
+	// in place and writing it after let a second process read it empty and refuse to start.
+	tmp, err := os.CreateTemp(filepath.Dir(path), DevKeyTempPrefix+"*")
 	if err != nil {
 		return "", err
 	}
-	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(key + "\n"); err != nil {
+		tmp.Close()
 		return "", err
 	}
-	return key, f.Close()
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return devKey(path) // another process made it first
+	} else if err != nil {
+		return "", err
+	}
+	return key, nil
 }
+
+// DevKeyTempPrefix starts the name of a development key being written, for the moment before it is
+// linked into place.
+const DevKeyTempPrefix = ".dev-api-key-"

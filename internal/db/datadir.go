@@ -61,7 +61,8 @@ func onlyPlatformFiles(dir, dbFile string) bool {
 	base := filepath.Base(dbFile)
 	for _, n := range names {
 		trimmed := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "-wal"), "-shm"), "-journal")
-		if trimmed != base && !strings.HasSuffix(trimmed, ".db") && n != "dev-api-key" {
+		// ".dev-api-key-…" is the development key while it is written (internal/auth.DevKeyTempPrefix).
+		if trimmed != base && !strings.HasSuffix(trimmed, ".db") && n != "dev-api-key" && !strings.HasPrefix(n, ".dev-api-key-") {
 			return false
 		}
 	}

@@ -57,20 +57,23 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	done chan error
+	// logs holds what the process wrote (without -v), shown when it fails to come up.
+	logs *lockedBuffer
 }
 
 func launch(t *testing.T, bin string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
+	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if !testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = nil, nil
+		cmd.Stdout, cmd.Stderr = nil, logs
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: filepath.Base(bin), cmd: cmd, done: make(chan error, 1)}
+	p := &proc{name: filepath.Base(bin), cmd: cmd, done: make(chan error, 1), logs: logs}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return p
@@ -108,6 +111,34 @@ func waitReady(t *testing.T, url string) {
 	t.Fatalf("%s not ready within 90s", url)
 }
 
+// waitAllReady is waitReady for a stack of processes: it fails at once, with the process's output, when
+// one of them exits before url is ready, and shows every process's output when the wait times out.
+func waitAllReady(t *testing.T, url string, procs ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			select {
+			case err := <-p.done:
+				t.Fatalf("%s exited (%v) before %s was ready; its output:\n%s", p.name, err, url, p.logs.String())
+			default:
+			}
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range procs {
+		t.Logf("%s output:\n%s", p.name, p.logs.String())
+	}
+	t.Fatalf("%s not ready within 90s", url)
+}
+
 func TestSeparateBinariesServeAndStopCleanly(t *testing.T) {
 	dir := buildBinaries(t, "sergas-token", "sergas-audit", "sergas-webhook", "sergas-gateway")
 	data := t.TempDir()
@@ -120,7 +151,7 @@ func TestSeparateBinariesServeAndStopCleanly(t *testing.T) {
 	}
 	gateway := launch(t, filepath.Join(dir, "sergas-gateway"), append(common, "GATEWAY_HTTP_ADDR="+gw,
 		"TOKEN_GRPC_ENDPOINT="+tok, "AUDIT_GRPC_ENDPOINT="+aud, "WEBHOOK_GRPC_ENDPOINT="+web)...)
-	waitReady(t, "http://"+gw+"/readyz")
+	waitAllReady(t, "http://"+gw+"/readyz", append(services, gateway)...)
 	resp, err := http.Post("http://"+gw+"/webhooks/zoho", "application/json", strings.NewReader(`{"ids":["1"]}`))
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("ingest through separate processes: %v %v", resp, err)
