@@ -14,6 +14,7 @@ import (
 
 	"github.com/sergas/core/internal/config"
 	"github.com/sergas/core/internal/filewatch"
+	"github.com/sergas/core/internal/keyfile"
 )
 
 // Config says how callers authenticate and how fast each may call.
@@ -205,36 +206,16 @@ func devKey(path string) (string, error) {
 		}
 		return key, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
 	key, err := NewAPIKey("dev")
 	if err != nil {
 		return "", err
 	}
-	// Written whole to a file of its own, then linked into place: processes starting together (the
-	// separate binaries on one DATA_DIR) either make the key or read a complete one. Creating the file
-	// in place and writing it after let a second process read it empty and refuse to start.
-	tmp, err := os.CreateTemp(filepath.Dir(path), DevKeyTempPrefix+"*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(key + "\n"); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+	// Processes starting together on one DATA_DIR either make the key or read a complete one (a file
+	// created empty and written after let a second process read it empty and refuse to start).
+	if err := keyfile.CreateOnce(path, []byte(key+"\n")); errors.Is(err, os.ErrExist) {
 		return devKey(path) // another process made it first
 	} else if err != nil {
 		return "", err
 	}
 	return key, nil
 }
-
-// DevKeyTempPrefix starts the name of a development key being written, for the moment before it is
-// linked into place.
-const DevKeyTempPrefix = ".dev-api-key-"

@@ -61,7 +61,7 @@ func onlyPlatformFiles(dir, dbFile string) bool {
 	base := filepath.Base(dbFile)
 	for _, n := range names {
 		trimmed := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "-wal"), "-shm"), "-journal")
-		// ".dev-api-key-…" is the development key while it is written (internal/auth.DevKeyTempPrefix).
+		// ".dev-api-key-…" is the development key while it is written (internal/keyfile).
 		if trimmed != base && !strings.HasSuffix(trimmed, ".db") && n != "dev-api-key" && !strings.HasPrefix(n, ".dev-api-key-") {
 			return false
 		}

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/sergas/core/internal/keyfile"
 )
 
 // Load parses spec (the value of the variable named envVar, which error messages name), or, when spec
 // is empty and devFile is set (development mode), reads the key kept in devFile, creating it once with
-// mode 0600 so that restarts open what earlier runs sealed.
+// mode 0600 (internal/keyfile) so that restarts open what earlier runs sealed.
 func Load(envVar, spec, devFile string) (*Keyring, error) {
 	if spec == "" && devFile != "" {
 		raw, err := os.ReadFile(devFile)
@@ -21,10 +22,11 @@ func Load(envVar, spec, devFile string) (*Keyring, error) {
 			if spec, err = NewKeySpec("dev"); err != nil {
 				return nil, err
 			}
-			if err := os.MkdirAll(filepath.Dir(devFile), 0o700); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(devFile, []byte(spec+"\n"), 0o600); err != nil {
+			// Of processes making it at once, one wins and the others read its key: two keys would
+			// leave what one of them sealed unreadable.
+			if err := keyfile.CreateOnce(devFile, []byte(spec+"\n")); errors.Is(err, os.ErrExist) {
+				return Load(envVar, "", devFile)
+			} else if err != nil {
 				return nil, err
 			}
 		default:
