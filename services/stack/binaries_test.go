@@ -97,18 +97,7 @@ func (p *proc) stop(t *testing.T) {
 // race-built processes can take well over 30 s to open their databases and report ready.
 func waitReady(t *testing.T, url string) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready within 90s", url)
+	waitAllReady(t, url)
 }
 
 // waitAllReady is waitReady for a stack of processes: it fails at once, with the process's output, when
