@@ -11,6 +11,7 @@ import (
 // then it returns an error that errors.Is(err, os.ErrExist) recognises. The content is written whole and
 // synced to a temporary file beside path (named ".<name>-…") and linked into place, so a reader never sees
 // the file empty or half written, and of several processes creating it at once exactly one succeeds.
+// The data directory must support hard links (every local Linux file system does).
 func CreateOnce(path string, content []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
