@@ -48,9 +48,3 @@ func (p BatchPlan) Answer(out []Inserted) {
 		}
 	}
 }
-
-// BatchConcurrent is implemented by a store on which several batches may commit at once with profit;
-// the group committer commits that many together (without it, one at a time).
-type BatchConcurrent interface {
-	BatchConcurrency() int
-}

@@ -157,8 +157,3 @@ func (s *Store) answerConflicts(ctx context.Context, tx pgx.Tx, es []*store.Even
 	}
 	return nil
 }
-
-// BatchConcurrency implements store.BatchConcurrent. A commit here waits on a round trip and a WAL
-// flush, not on the CPU: while one batch waits, the next gathers and commits, and PostgreSQL flushes the
-// commits of several connections together. Four stays well within the connection pool.
-func (s *Store) BatchConcurrency() int { return 4 }
