@@ -1,6 +1,7 @@
 package sergasctl_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,7 +131,7 @@ func TestMigrateStatusDownUp(t *testing.T) {
 		}
 		// Confirmed on stdin.
 		r = run(t, e, "yes\n", "migrate", "down", "1", "--service", "webhook")
-		if r.code != 0 || !strings.Contains(r.stdout, "rolled back 0009_") {
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("rolled back %04d_", n)) {
 			t.Fatalf("confirmed down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		if v, state, pending := status(); v != n-1 || state != "behind" || len(pending) != 1 {
