@@ -124,11 +124,13 @@ func copyTable(ctx context.Context, t Table, src Reader, dst Writer, o Options) 
 	for range batches { // let the reader finish when the writer stopped early
 	}
 	rerr := <-readErr
+	// A failed write cancels the read, which then fails in its driver's words (SQLite: "interrupted",
+	// not context.Canceled): the write's error is the cause to report.
 	switch {
-	case rerr != nil && !(werr != nil && errors.Is(rerr, context.Canceled)):
-		return TableReport{}, fmt.Errorf("read: %w", rerr)
 	case werr != nil:
 		return TableReport{}, fmt.Errorf("write: %w", werr)
+	case rerr != nil:
+		return TableReport{}, fmt.Errorf("read: %w", rerr)
 	case n != h.n:
 		return TableReport{}, fmt.Errorf("read %d rows but wrote %d", h.n, n)
 	}
