@@ -15,7 +15,7 @@ import (
 // directories it creates, and one made earlier (by hand, by an older version, by an image) often lets
 // every user list it. The mode is changed only where the directory is clearly the service's own: owned
 // by this user, not a shared (sticky) directory such as /tmp, and holding nothing but the platform's
-// database files and development key. Anywhere else changing it could break other software, so a
+// database files and development keys. Anywhere else changing it could break other software, so a
 // warning says what to do instead.
 func privateDir(dir, dbFile string, log *slog.Logger) {
 	fi, err := os.Stat(dir)
@@ -47,7 +47,7 @@ func privateDir(dir, dbFile string, log *slog.Logger) {
 const maxDirEntries = 256
 
 // onlyPlatformFiles reports whether dir holds only SQLite databases and their side files, the file
-// dbFile and the development key.
+// dbFile and the development keys.
 func onlyPlatformFiles(dir, dbFile string) bool {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -61,8 +61,9 @@ func onlyPlatformFiles(dir, dbFile string) bool {
 	base := filepath.Base(dbFile)
 	for _, n := range names {
 		trimmed := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "-wal"), "-shm"), "-journal")
-		// ".dev-api-key-…" is the development key while it is written (internal/keyfile).
-		if trimmed != base && !strings.HasSuffix(trimmed, ".db") && n != "dev-api-key" && !strings.HasPrefix(n, ".dev-api-key-") {
+		// Development keys: dev-api-key, dev-token-key, dev-webhook-key, dev-audit-signing-key, and
+		// ".dev-…-…" while one is written (internal/keyfile).
+		if trimmed != base && !strings.HasSuffix(trimmed, ".db") && !strings.HasPrefix(strings.TrimPrefix(n, "."), "dev-") {
 			return false
 		}
 	}

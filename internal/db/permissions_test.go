@@ -84,7 +84,7 @@ func TestSQLiteTightensAnExistingDataDirectory(t *testing.T) {
 		if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask left
 			t.Fatal(err)
 		}
-		for _, f := range []string{"audit.db", "dev-api-key", extra} {
+		for _, f := range []string{"audit.db", "dev-api-key", "dev-token-key", "dev-audit-signing-key", ".dev-webhook-key-123", extra} {
 			if f != "" {
 				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
 					t.Fatal(err)

@@ -229,8 +229,9 @@ func (c *Committer[In, Out]) loop(ctx context.Context) {
 // waitFull waits until the queue holds a full batch (as many calls as the last batch, at most MaxBatch),
 // the window has passed, or ctx ends. With several loops (Concurrency) the latest waiter sets the mark.
 func (c *Committer[In, Out]) waitFull(ctx context.Context, last int) {
+	want := min(last, c.cfg.MaxBatch)
 	c.mu.Lock()
-	c.want = min(last, c.cfg.MaxBatch)
+	c.want = want
 	n := len(c.queue)
 	c.mu.Unlock()
 	defer func() {
@@ -238,7 +239,7 @@ func (c *Committer[In, Out]) waitFull(ctx context.Context, last int) {
 		c.want = c.cfg.MaxBatch
 		c.mu.Unlock()
 	}()
-	if n >= min(last, c.cfg.MaxBatch) {
+	if n >= want {
 		return
 	}
 	t := time.NewTimer(c.cfg.Window)

@@ -56,14 +56,16 @@ func endSpan(span trace.Span, method string, code codes.Code) {
 	span.End()
 }
 
-// serverError reports the codes that mean the server failed (OpenTelemetry's RPC conventions); the others
-// are the caller's.
+// serverError reports whether a server span ends in error for code c (OpenTelemetry's RPC conventions):
+// every code but success and those that name the caller's fault. A code gRPC may add later counts as the
+// server's until it is listed here.
 func serverError(c codes.Code) bool {
 	switch c {
-	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
-		return true
+	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
+		codes.ResourceExhausted, codes.FailedPrecondition, codes.Aborted, codes.OutOfRange, codes.Unauthenticated:
+		return false
 	}
-	return false
+	return true
 }
 
 // setTrailer adds md to a unary call's trailer.

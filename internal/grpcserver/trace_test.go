@@ -70,3 +70,15 @@ func TestCallsNameTheirTrace(t *testing.T) {
 		t.Fatalf("rpc lines by trace %v, want 2 of %s and 1 of %s:\n%s", lines, traceID, own, buf.String())
 	}
 }
+
+// A server span ends in error for the codes OpenTelemetry's RPC conventions give the server (unknown,
+// deadline exceeded, unimplemented, internal, unavailable, data loss) and for none that name the caller.
+func TestServerErrorCodes(t *testing.T) {
+	server := map[codes.Code]bool{codes.Unknown: true, codes.DeadlineExceeded: true, codes.Unimplemented: true,
+		codes.Internal: true, codes.Unavailable: true, codes.DataLoss: true}
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if got := serverError(c); got != server[c] {
+			t.Errorf("%v: server error %v, want %v", c, got, server[c])
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/sergas/core/internal/keyfile"
 )
@@ -92,10 +91,7 @@ func devSigningKey(path string) (k *signingKey, created bool, err error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, err
-	}
-	k, err = writeSigningKey(path)
+	k, err = writeSigningKey(path) // keyfile.CreateOnce makes the directory
 	if errors.Is(err, os.ErrExist) {
 		k, _, err := devSigningKey(path)
 		return k, false, err
