@@ -13,8 +13,9 @@ import (
 // AttemptsInsert keep the plain statements for one.
 
 // deliveriesUpdate writes store.DeliveryUpdateSQL's fields of every delivery in the arrays $1…$9 (one
-// element per delivery, ids distinct). "d.id = ANY($1)" keeps the plan on the primary key whatever the
-// planner guesses of the arrays' length or of a table that has not been analyzed yet.
+// element per delivery, ids distinct). "d.id = ANY($1)" lets the plan read the primary key whatever the
+// planner guesses of the arrays' length; that it does on a new store too is indexPlansOnly's doing
+// (TestPlansMadeOnANewStoreStayOnIndexes).
 const deliveriesUpdate = `UPDATE deliveries AS d SET status = u.status, attempt_count = u.attempt_count,
 		available_time = u.available_time, lease = u.lease, consumer = u.consumer, lease_start_time = u.lease_start_time,
 		last_error = u.last_error, update_time = u.update_time
