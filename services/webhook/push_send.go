@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/sergas/core/internal/retryafter"
 	"github.com/sergas/core/internal/safedial"
 	"github.com/sergas/core/services/webhook/store"
@@ -46,9 +44,6 @@ const (
 	pushResultDNS        = "dns_error"
 	pushResultInternal   = "internal_error"
 )
-
-// pushJSON renders the Event as the REST API shows it.
-var pushJSON = protojson.MarshalOptions{EmitUnpopulated: true}
 
 // pushClients are the HTTP clients of push requests: one that refuses non-public addresses at every
 // connection (safedial), one for subscriptions that allow private networks. Neither follows redirects
@@ -95,7 +90,7 @@ type pushOutcome struct {
 // subscription's timeout).
 func (p *pusher) send(ctx context.Context, t *pushTarget, c store.Claimed) pushOutcome {
 	out := pushOutcome{claimed: c}
-	body, err := pushJSON.Marshal(p.s.toProto(c.Event))
+	body, err := pushBody(p.s.toProto(c.Event))
 	if err != nil {
 		out.err, out.result = "the event could not be encoded", pushResultInternal
 		return out
