@@ -36,8 +36,8 @@ var (
 	// snapshot (REPEATABLE READ) would not, failing instead with serialization errors.
 	deliveryTxOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite}
 
-	// indexPlansOnly starts every delivery transaction (sent with its first statements, no round trip of
-	// its own). Each statement of these transactions has an index to read (TestDeliveryPlansUseIndexes
+	// deliveryTxBegin opens every delivery transaction (sent with its first statements, no round trip of
+	// its own: db.PipelineTx); the SET LOCAL is indexPlansOnly. Each statement of these transactions has an index to read (TestDeliveryPlansUseIndexes
 	// shows which, with sequential scans off as here), but the planner picks a sequential scan while a
 	// table is nearly empty, and PostgreSQL keeps a prepared statement's generic plan until the table's
 	// statistics change: in a new store, plans made on its first rows scanned the whole deliveries table
@@ -45,17 +45,13 @@ var (
 	// rows, the rate falling run by run), until autovacuum first analyzed it (after up to a minute,
 	// autovacuum_naptime). With sequential scans off, a plan made at any size is the one made for a
 	// large table.
-	indexPlansOnly = `SET LOCAL enable_seqscan = off`
+	deliveryTxBegin = []string{`BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`, indexPlansOnly}
+	indexPlansOnly  = `SET LOCAL enable_seqscan = off`
 )
 
 func (d *deliveryDriver) DeliveryTx(ctx context.Context, fn func(store.DeliveryTx) error) error {
-	return d.db.TxWith(ctx, deliveryTxOptions, func(tx pgx.Tx) error {
-		t := &deliveryTx{tx: tx}
-		t.pending.Queue(indexPlansOnly)
-		if err := fn(t); err != nil {
-			return err
-		}
-		return t.flush(ctx)
+	return d.db.PipelineTx(ctx, deliveryTxBegin, func(conn *pgx.Conn, pending *pgx.Batch) error {
+		return fn(&deliveryTx{tx: conn, pending: pending})
 	})
 }
 

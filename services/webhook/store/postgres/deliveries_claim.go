@@ -16,8 +16,7 @@ var _ store.ClaimStartTx = (*deliveryTx)(nil)
 // SubscriptionAndDue implements store.ClaimStartTx: the subscription and its due deliveries (locked,
 // skipping those another transaction holds) in one round trip, after any pending writes.
 func (t *deliveryTx) SubscriptionAndDue(ctx context.Context, id string, now time.Time, limit int) (*store.Subscription, []*store.Delivery, error) {
-	b := t.pending
-	t.pending = pgx.Batch{}
+	b := t.take()
 	var sub *store.Subscription
 	var due []*store.Delivery
 	b.Queue(subscriptionGet, id).QueryRow(func(row pgx.Row) error {
@@ -33,7 +32,7 @@ func (t *deliveryTx) SubscriptionAndDue(ctx context.Context, id string, now time
 		due, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
 		return err
 	})
-	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, err
 	}
 	return sub, due, nil

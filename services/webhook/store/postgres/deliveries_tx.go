@@ -16,9 +16,13 @@ import (
 // read and before the commit: an ack (update the delivery, record the attempt, lock and settle its event)
 // costs one round trip for its writes instead of four. Each statement of a batch still runs on a
 // snapshot taken when it starts, after the ones before it, as if sent one by one.
+//
+// The transaction is db.PipelineTx's: its BEGIN waits in pending too, so that every statement must be
+// sent after pending (flush, or pending itself extended, as SubscriptionAndDue does); its COMMIT goes
+// with the writes still pending when the algorithm returns.
 type deliveryTx struct {
-	tx      pgx.Tx
-	pending pgx.Batch
+	tx      *pgx.Conn
+	pending *pgx.Batch
 }
 
 // flush sends the pending writes.
@@ -26,9 +30,14 @@ func (t *deliveryTx) flush(ctx context.Context) error {
 	if t.pending.Len() == 0 {
 		return nil
 	}
-	b := t.pending
-	t.pending = pgx.Batch{}
-	return t.tx.SendBatch(ctx, &b).Close()
+	return t.tx.SendBatch(ctx, t.take()).Close()
+}
+
+// take returns the pending statements and starts a new list.
+func (t *deliveryTx) take() *pgx.Batch {
+	b := *t.pending
+	*t.pending = pgx.Batch{}
+	return &b
 }
 
 var (
@@ -123,15 +132,20 @@ func (t *deliveryTx) DeliveryForUpdate(ctx context.Context, id int64) (*store.De
 	return d, err
 }
 
+// DeliveriesForUpdate locks and reads the deliveries in the round trip of the pending statements (a
+// settle's first read: the transaction's BEGIN goes with it).
 func (t *deliveryTx) DeliveriesForUpdate(ctx context.Context, ids []int64) ([]*store.Delivery, error) {
-	if err := t.flush(ctx); err != nil {
+	b := t.take()
+	var ds []*store.Delivery
+	b.Queue(deliveriesLock, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		ds, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
+		return err
+	})
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.Query(ctx, deliveriesLock, ids)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Delivery, error) { return scanDelivery(row) })
+	return ds, nil
 }
 
 // DeliveriesUpdate queues the updates (see deliveryTx): one statement over arrays for several
@@ -166,15 +180,14 @@ func (t *deliveryTx) AttemptsInsert(ctx context.Context, as []store.DeliveryAtte
 // EventsGet reads the events after the pending writes, in the same round trip (a claim's leases and
 // its read of their events).
 func (t *deliveryTx) EventsGet(ctx context.Context, ids []string) ([]*store.Event, error) {
-	b := t.pending
-	t.pending = pgx.Batch{}
+	b := t.take()
 	var out []*store.Event
 	b.Queue(eventsByID, ids).Query(func(rows pgx.Rows) error {
 		var err error
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Event, error) { return scan(row, true) })
 		return err
 	})
-	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	return out, nil
