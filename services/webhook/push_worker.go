@@ -35,6 +35,11 @@ type pusher struct {
 	// timer fires soon after skips its own pass, so that an idle replica looks about once per poll
 	// interval however many workers it runs (each look is a write transaction on SQLite).
 	idleAt atomic.Int64
+	// spare holds what a worker claimed for the others (pushSpare); free counts the workers' free
+	// request slots.
+	spare    *pushSpare
+	free     atomic.Int64
+	claiming sync.Mutex
 }
 
 // pushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
@@ -44,7 +49,8 @@ func (s *Server) pushWorkers() []app.Worker {
 		return nil
 	}
 	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
-		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize)}
+		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize), spare: newPushSpare()}
+	p.free.Store(int64(s.cfg.Push.Workers * s.cfg.Push.BatchSize))
 	ws := make([]app.Worker, s.cfg.Push.Workers)
 	for i := range ws {
 		ws[i] = app.Worker{Name: fmt.Sprintf("webhook.push.%d", i+1), Run: p.newWorker().run}
@@ -97,6 +103,7 @@ func (p *pusher) newWorker() *pushWorker {
 // interval (deliveries of other replicas, retries come due, expired leases).
 func (w *pushWorker) run(ctx context.Context) error {
 	defer func() {
+		w.sendSpare(ctx)
 		w.late.Wait()
 		// The endpoints' keep-alive connections would otherwise stay open, with their goroutines, until
 		// the idle timeout. Only idle ones close: the other workers' requests in flight go on, and a
@@ -106,23 +113,28 @@ func (w *pushWorker) run(ctx context.Context) error {
 	st := w.p.s.consume()
 	news := true // the first pass looks at once
 	for {
-		woken := st.wake.wait()
+		woken, spared := st.wake.wait(), w.p.spare.added.wait()
 		if ctx.Err() != nil {
 			return nil
 		}
 		poll := time.Duration(st.pollInterval.Load())
 		if news || time.Since(time.Unix(0, w.p.idleAt.Load())) >= poll/2 {
-			sent, err := w.pass(ctx)
+			sent, more, err := w.pass(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return err // the platform restarts the worker after a backoff
 			}
-			if sent {
+			if more {
 				continue
 			}
-			w.p.idleAt.Store(time.Now().UnixNano())
+			if !sent {
+				w.p.idleAt.Store(time.Now().UnixNano())
+			}
+			// Sent what was due: the next look waits for news (below), as after a pass that found
+			// nothing. Looking again at once found nothing most of the time under a steady stream (the
+			// other workers had claimed it): 3,500 empty claims for 1,500 full ones on PostgreSQL.
 		}
 		// Jittered, so that the workers of a replica do not all look at once.
 		t := time.NewTimer(poll/2 + rand.N(poll))
@@ -130,6 +142,7 @@ func (w *pushWorker) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-woken:
+		case <-spared:
 		case <-w.freed:
 		case <-t.C:
 			news = false
@@ -138,30 +151,67 @@ func (w *pushWorker) run(ctx context.Context) error {
 	}
 }
 
-// pass offers each active push subscription, in turn, one batch; it reports whether it sent any.
-func (w *pushWorker) pass(ctx context.Context) (bool, error) {
+// pass offers each active push subscription, in turn, one batch; it reports whether it sent any, and
+// whether more may be due now (a batch came from spare, or a claim found all it asked for, or the
+// worker ran out of room before it looked at every subscription).
+func (w *pushWorker) pass(ctx context.Context) (sent, more bool, err error) {
 	targets, err := w.p.targets(ctx)
 	if err != nil || len(targets) == 0 {
-		return false, err
+		return false, false, err
 	}
 	first := int(w.p.turn.Add(1) % uint64(len(targets)))
-	sent := false
 	for i := range targets {
 		room := len(w.slots) // only this worker takes slots: at least this many are free
 		if room == 0 || ctx.Err() != nil {
-			break
+			return sent, ctx.Err() == nil, nil
 		}
 		t := targets[(first+i)%len(targets)]
-		got, err := w.p.claim(ctx, t, room)
+		got, drained, err := w.take(ctx, t, room)
 		if err != nil {
-			return sent, err
+			return sent, more, err
 		}
+		more = more || !drained
 		if len(got) > 0 {
 			w.batch(ctx, w.p.current(ctx, t), got)
 			sent = true
 		}
 	}
-	return sent, nil
+	return sent, more, nil
+}
+
+// take returns up to room deliveries of t for this worker: spare ones when there are (no claim then),
+// otherwise a claim, which also leases what the other workers' free slots would take (left in spare
+// for them). drained reports a claim that found fewer due deliveries than it asked for.
+func (w *pushWorker) take(ctx context.Context, t *pushTarget, room int) (got []store.Claimed, drained bool, err error) {
+	// One claim at a time: workers woken together by one ingest take from what the first claimed for
+	// them instead of each claiming (most of those claims found nothing).
+	w.p.claiming.Lock()
+	defer w.p.claiming.Unlock()
+	if got = w.p.spare.take(t.sub.ID, room, w.p.s.now(), t.sub.Push.Timeout); len(got) > 0 {
+		return got, false, nil
+	}
+	want := w.p.s.claimLimit(room+max(0, int(w.p.free.Load())-room-w.p.spare.held()), maxClaimBytes)
+	claimed, err := w.p.claim(ctx, t, want)
+	if err != nil {
+		return nil, false, err
+	}
+	k := min(len(claimed), room)
+	w.p.spare.put(t, claimed[k:])
+	return claimed[:k], len(claimed) < want, nil
+}
+
+// sendSpare sends what is left in spare, in batches, when the worker stops: it was leased to the
+// pusher, and would otherwise wait for its lease to end.
+func (w *pushWorker) sendSpare(ctx context.Context) {
+	for {
+		t, got := w.p.spare.any(w.p.cfg.BatchSize, w.p.s.now())
+		if t == nil {
+			return
+		}
+		if len(got) > 0 {
+			w.batch(ctx, w.p.current(ctx, t), got)
+		}
+	}
 }
 
 // claim leases up to n due deliveries of t to the pusher.
@@ -195,13 +245,15 @@ func (w *pushWorker) batch(ctx context.Context, t *pushTarget, got []store.Claim
 	results := make(chan pushOutcome, len(got))
 	reqCtx := context.WithoutCancel(ctx)
 	for _, c := range got {
-		<-w.slots // free: the claim asked for at most the room left
+		<-w.slots // free: the claim asked for at most the room left (a stopping worker's last batches may wait)
+		w.p.free.Add(-1)
 		go func() {
 			rctx, cancel := context.WithTimeout(reqCtx, t.sub.Push.Timeout)
 			o := w.p.send(rctx, t, c)
 			cancel()
 			results <- o
 			w.slots <- struct{}{}
+			w.p.free.Add(1)
 			select {
 			case w.freed <- struct{}{}:
 			default:

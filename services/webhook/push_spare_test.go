@@ -1,0 +1,180 @@
+package webhook
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sergas/core/internal/db"
+	"github.com/sergas/core/internal/testutil"
+	"github.com/sergas/core/services/webhook/store"
+)
+
+// countedClaims is a delivery store that counts the claims that found deliveries, and their sizes.
+type countedClaims struct {
+	store.DeliveryStore
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *countedClaims) DeliveryClaim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+	res, err := c.DeliveryStore.DeliveryClaim(ctx, p)
+	if n := len(res.Claimed); n > 0 {
+		c.mu.Lock()
+		c.sizes = append(c.sizes, n)
+		c.mu.Unlock()
+	}
+	return res, err
+}
+
+func (c *countedClaims) claims() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.sizes...)
+}
+
+// runPushWorkers runs the server's push workers (WEBHOOK_NUM_WORKERS of the rig is 0, so that only
+// these run) until the returned stop is called.
+func runPushWorkers(t *testing.T, r *pushRig, workers int) (stop func()) {
+	t.Helper()
+	r.srv.cfg.Push.Workers = workers
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, w := range r.srv.pushWorkers() {
+		wg.Go(func() { _ = w.Run(ctx) })
+	}
+	return sync.OnceFunc(func() { cancel(); wg.Wait() })
+}
+
+// Six deliveries due at once for three workers with batches of two: the first worker to look claims all
+// six (its room and the other two's) and the others take their batches from what it left them, so one
+// claim finds deliveries, not three; every delivery arrives once and is recorded.
+func TestPushWorkersShareOneClaim(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newPushRig(t, d, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "2")
+		var mu sync.Mutex
+		got := map[string]int{}
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			mu.Lock()
+			got[req.Header.Get("Webhook-Id")]++
+			mu.Unlock()
+		}))
+		defer ts.Close()
+		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
+		for range 6 {
+			r.ingest(t)
+		}
+		counted := &countedClaims{DeliveryStore: r.ds}
+		r.srv.deliveries = counted
+		stop := runPushWorkers(t, r, 3)
+		defer stop()
+		testutil.Eventually(t, 15*time.Second, "six deliveries recorded as delivered", func() bool {
+			ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub.GetId(), Limit: 10})
+			if err != nil || len(ds) != 6 {
+				return false
+			}
+			for _, d := range ds {
+				if d.Status != store.DeliveryDelivered {
+					return false
+				}
+			}
+			return true
+		})
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 6 {
+			t.Errorf("%d deliveries arrived, want 6", len(got))
+		}
+		for id, n := range got {
+			if n != 1 {
+				t.Errorf("delivery %s arrived %d times", id, n)
+			}
+		}
+		if c := counted.claims(); len(c) != 1 || c[0] != 6 {
+			t.Errorf("claims that found deliveries: %v, want one of 6", c)
+		}
+	})
+}
+
+// What a worker claimed for the others and is still unsent when the workers stop goes out before they
+// return, rather than waiting in the store for its lease to end: here the one running worker of two
+// holds its own request while it stops, then sends the one it claimed for the other.
+func TestStoppingPushWorkersSendWhatTheyClaimedForOthers(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newPushRig(t, d, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "1")
+		arrived := make(chan string, 4)
+		hold := make(chan struct{})
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			arrived <- req.Header.Get("Webhook-Id")
+			<-hold
+		}))
+		defer ts.Close()
+		defer func() {
+			select {
+			case <-hold:
+			default:
+				close(hold)
+			}
+		}()
+		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
+		r.ingest(t)
+		r.ingest(t)
+		r.srv.cfg.Push.Workers = 2
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = r.srv.pushWorkers()[0].Run(ctx) }() // worker 2 never runs
+		first := <-arrived
+		cancel() // stopping while the first request is held; the second delivery waits in spare
+		close(hold)
+		select {
+		case second := <-arrived:
+			if second == first {
+				t.Fatalf("delivery %s sent twice, the other not at all", first)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the delivery claimed for the other worker was not sent when the worker stopped")
+		}
+		<-stopped
+		ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub.GetId(), Limit: 10})
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("deliveries: %d, %v", len(ds), err)
+		}
+		for _, d := range ds {
+			if d.Status != store.DeliveryDelivered {
+				t.Errorf("delivery %d is %v after the workers stopped, want delivered", d.ID, d.Status)
+			}
+		}
+	})
+}
+
+// A spare delivery whose lease ends before its request could is not handed out (it is claimed again
+// once the lease has ended); the others are, oldest first.
+func TestSpareLeavesWhatItsLeaseCannotCover(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	sp := newPushSpare()
+	target := &pushTarget{sub: &store.Subscription{ID: "s", Push: &store.PushConfig{Timeout: 10 * time.Second}}}
+	leased := func(id int64, until time.Duration) store.Claimed {
+		return store.Claimed{Delivery: &store.Delivery{ID: id, AvailableTime: now.Add(until)}}
+	}
+	sp.put(target, []store.Claimed{leased(1, time.Second), leased(2, time.Minute), leased(3, time.Minute)})
+	got := sp.take("s", 1, now, 10*time.Second)
+	if len(got) != 1 || got[0].Delivery.ID != 2 {
+		t.Fatalf("took %v, want delivery 2 (1's lease ends within the timeout)", got)
+	}
+	if sp.held() != 1 {
+		t.Fatalf("held %d, want 1", sp.held())
+	}
+	if tt, rest := sp.any(5, now); tt != target || len(rest) != 1 || rest[0].Delivery.ID != 3 {
+		t.Fatalf("any: %v %v, want delivery 3 of the target", tt, rest)
+	}
+	if tt, _ := sp.any(5, now); tt != nil || sp.held() != 0 {
+		t.Fatalf("spare not empty after everything was taken")
+	}
+}
