@@ -40,6 +40,8 @@ type pusher struct {
 	spare    *pushSpare
 	free     atomic.Int64
 	claiming sync.Mutex
+	// settler records the batches' outcomes, several workers' at once (pushSettler).
+	settler pushSettler
 }
 
 // pushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
@@ -50,6 +52,7 @@ func (s *Server) pushWorkers() []app.Worker {
 	}
 	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
 		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize), spare: newPushSpare()}
+	p.settler.p = p
 	p.free.Store(int64(s.cfg.Push.Workers * s.cfg.Push.BatchSize))
 	ws := make([]app.Worker, s.cfg.Push.Workers)
 	for i := range ws {
@@ -274,82 +277,11 @@ wait:
 	if rest := len(got) - len(done); rest > 0 {
 		w.late.Add(1)
 		go func() {
-			defer w.late.Done()
 			late := make([]pushOutcome, 0, rest)
 			for range rest {
 				late = append(late, <-results)
 			}
-			w.p.settle(ctx, t, late)
+			w.p.settler.add(ctx, pushBatchOutcome{t: t, outs: late, done: w.late.Done})
 		}()
-	}
-}
-
-// settleAsync records outs (settle) in the background, so that the worker claims its next batch while
-// the outcomes of the last are committed: a claim and a settle each wait on a commit, and doing them one
-// after the other made the commits, not the endpoint, the bound of a worker's rate (push to a local
-// endpoint on PostgreSQL: ~1,100 deliveries/s with the defaults). One settle per worker at a time: when
-// the database is slow the worker waits for it rather than piling up settles.
-func (w *pushWorker) settleAsync(ctx context.Context, t *pushTarget, outs []pushOutcome) {
-	if len(outs) == 0 {
-		return
-	}
-	w.settling <- struct{}{}
-	w.late.Add(1)
-	go func() {
-		defer w.late.Done()
-		defer func() { <-w.settling }()
-		w.p.settle(ctx, t, outs)
-	}()
-}
-
-// settle records outcomes in one transaction: a 2xx acknowledges its delivery, anything else nacks it
-// with what went wrong, the status and the excerpt; after a 429 or 503 with Retry-After the retry comes
-// no sooner than it asks (within the policy's backoff cap). A lease that passed on meanwhile is refused
-// and the outcome dropped: the delivery is another holder's now.
-func (p *pusher) settle(ctx context.Context, t *pushTarget, outs []pushOutcome) {
-	if len(outs) == 0 {
-		return
-	}
-	now := p.s.now()
-	ps := make([]store.SettleParams, len(outs))
-	for i, o := range outs {
-		d := o.claimed.Delivery
-		sp := store.SettleParams{ID: d.ID, Lease: d.Lease, Now: now, HTTPStatus: o.status, Response: o.excerpt, Pusher: true}
-		if !o.ok {
-			sp.Nack, sp.Error = true, o.err
-			if o.retryAfter > 0 {
-				backoff := store.Backoff(t.sub.Retry, d.AttemptCount, store.EqualJitter, rand.Float64())
-				sp.RetryAt = now.Add(max(backoff, o.retryAfter))
-			}
-		}
-		ps[i] = sp
-		pushAttempts.WithLabelValues(t.sub.ID, o.result).Inc()
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushSettleTimeout)
-	defer cancel()
-	results, err := p.s.deliveries.DeliverySettleBatch(sctx, ps)
-	if err != nil {
-		p.s.log.Error("push outcomes not recorded: their leases expire and they are sent again", "service", "webhook",
-			"subscription", t.sub.ID, "deliveries", len(ps), "error", errs.Message(err))
-		return
-	}
-	dead := false
-	defer func() {
-		if dead {
-			p.s.wakeOutbox() // the settle queued their audit events
-		}
-	}()
-	for i, r := range results {
-		switch {
-		case r.Err == nil:
-			observeSettled(r.Delivery, now)
-			dead = dead || r.Delivery.Status == store.DeliveryDeadLetter
-		case refusedLease(r.Err):
-			p.s.log.Warn("push outcome not recorded: the lease had passed on", "service", "webhook",
-				"subscription", t.sub.ID, "delivery", ps[i].ID)
-		default:
-			p.s.log.Error("push outcome not recorded", "service", "webhook", "subscription", t.sub.ID,
-				"delivery", ps[i].ID, "error", errs.Message(r.Err))
-		}
 	}
 }
