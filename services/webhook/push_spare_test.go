@@ -178,3 +178,45 @@ func TestSpareLeavesWhatItsLeaseCannotCover(t *testing.T) {
 		t.Fatalf("spare not empty after everything was taken")
 	}
 }
+
+// slowClaims is a delivery store whose claims take a while, counting how many ran at once at most.
+type slowClaims struct {
+	store.DeliveryStore
+	mu        sync.Mutex
+	now, most int
+}
+
+func (s *slowClaims) DeliveryClaim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	defer func() { s.mu.Lock(); s.now--; s.mu.Unlock() }()
+	return s.DeliveryStore.DeliveryClaim(ctx, p)
+}
+
+// While claims come back full (a backlog), the workers claim side by side rather than one at a time.
+func TestPushWorkersClaimSideBySideThroughABacklog(t *testing.T) {
+	eachBackend(t, func(t *testing.T, d db.Dialect) {
+		r := newPushRig(t, d, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "1")
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { _, _ = io.Copy(io.Discard, req.Body) }))
+		defer ts.Close()
+		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
+		for range 12 {
+			r.ingest(t)
+		}
+		slow := &slowClaims{DeliveryStore: r.ds}
+		r.srv.deliveries = slow
+		stop := runPushWorkers(t, r, 2)
+		defer stop()
+		testutil.Eventually(t, 20*time.Second, "twelve deliveries recorded as delivered", func() bool {
+			ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub.GetId(), Status: store.DeliveryDelivered, Limit: 20})
+			return err == nil && len(ds) == 12
+		})
+		stop()
+		if slow.most < 2 {
+			t.Errorf("at most %d claim at a time through a backlog, want the workers side by side", slow.most)
+		}
+	})
+}
