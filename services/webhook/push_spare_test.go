@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,6 +36,15 @@ func (c *countedClaims) claims() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]int(nil), c.sizes...)
+}
+
+// waitDelivered waits until n deliveries of subscription sub are recorded as delivered.
+func waitDelivered(t *testing.T, r *pushRig, sub string, n int) {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("%d deliveries recorded as delivered", n), func() bool {
+		ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub, Status: store.DeliveryDelivered, Limit: n + 1})
+		return err == nil && len(ds) == n
+	})
 }
 
 // runPushWorkers runs the server's push workers (WEBHOOK_NUM_WORKERS of the rig is 0, so that only
@@ -73,18 +83,7 @@ func TestPushWorkersShareOneClaim(t *testing.T) {
 		r.srv.deliveries = counted
 		stop := runPushWorkers(t, r, 3)
 		defer stop()
-		testutil.Eventually(t, 15*time.Second, "six deliveries recorded as delivered", func() bool {
-			ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub.GetId(), Limit: 10})
-			if err != nil || len(ds) != 6 {
-				return false
-			}
-			for _, d := range ds {
-				if d.Status != store.DeliveryDelivered {
-					return false
-				}
-			}
-			return true
-		})
+		waitDelivered(t, r, sub.GetId(), 6)
 		stop()
 		mu.Lock()
 		defer mu.Unlock()
@@ -210,10 +209,7 @@ func TestPushWorkersClaimSideBySideThroughABacklog(t *testing.T) {
 		r.srv.deliveries = slow
 		stop := runPushWorkers(t, r, 2)
 		defer stop()
-		testutil.Eventually(t, 20*time.Second, "twelve deliveries recorded as delivered", func() bool {
-			ds, err := r.ds.DeliveryList(t.Context(), store.DeliveryListParams{SubscriptionID: sub.GetId(), Status: store.DeliveryDelivered, Limit: 20})
-			return err == nil && len(ds) == 12
-		})
+		waitDelivered(t, r, sub.GetId(), 12)
 		stop()
 		if slow.most < 2 {
 			t.Errorf("at most %d claim at a time through a backlog, want the workers side by side", slow.most)
