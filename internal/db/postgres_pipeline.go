@@ -2,9 +2,15 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// rollbackTimeout bounds the ROLLBACK after a failed pipelined transaction: a connection that hangs
+// there is closed by the pool on release rather than held.
+const rollbackTimeout = 5 * time.Second
 
 // PipelineTx runs fn in a transaction on one connection without the two round trips a transaction
 // usually costs of its own: begin (the statement that opens it, with any SET LOCAL after it) is queued
@@ -26,12 +32,19 @@ func (p *PostgresDB) PipelineTx(ctx context.Context, begin []string, fn func(con
 	}
 	err = fn(conn, pending)
 	if err == nil {
-		pending.Queue("COMMIT")
+		pending.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() != "COMMIT" { // a transaction an earlier error aborted answers COMMIT with ROLLBACK
+				return pgx.ErrTxCommitRollback
+			}
+			return nil
+		})
 		err = conn.SendBatch(ctx, pending).Close()
 	}
 	if err != nil {
 		if conn.PgConn().TxStatus() != 'I' {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+			cancel()
 		}
 		return PostgresError(err)
 	}

@@ -19,6 +19,17 @@ func pushBody(ev *webhookv1.Event) ([]byte, error) {
 	if !validStrings(ev) {
 		return nil, errors.New("a string of the event is not valid UTF-8") // protojson refuses it too
 	}
+	for _, ts := range []*timestamppb.Timestamp{ev.ReceiveTime, ev.UpdateTime, ev.ServerTime} {
+		if ts != nil {
+			if err := ts.CheckValid(); err != nil { // out of years 1-9999: protojson refuses it too
+				return nil, err
+			}
+		}
+	}
+	var status any = int32(ev.Status) // a value without a name is written as its number
+	if name, ok := webhookv1.EventStatus_name[int32(ev.Status)]; ok {
+		status = name
+	}
 	headers := make([]pushHeader, len(ev.Headers))
 	for i, h := range ev.Headers {
 		headers[i] = pushHeader{Name: h.GetName(), Values: list(h.GetValues())}
@@ -28,7 +39,7 @@ func pushBody(ev *webhookv1.Event) ([]byte, error) {
 		payload = []byte{} // "", not null
 	}
 	return json.Marshal(pushEvent{
-		ID: ev.Id, Source: ev.Source, DedupeKey: ev.DedupeKey, Status: ev.Status.String(), ContentType: ev.ContentType,
+		ID: ev.Id, Source: ev.Source, DedupeKey: ev.DedupeKey, Status: status, ContentType: ev.ContentType,
 		Payload: payload, Headers: headers, ReceiveTime: protoTime(ev.ReceiveTime),
 		UpdateTime: protoTime(ev.UpdateTime), AttemptCount: ev.AttemptCount, SenderAddress: ev.SenderAddress,
 		Module: ev.Module, Operation: ev.Operation, RecordIDs: list(ev.RecordIds), AffectedFields: list(ev.AffectedFields),
@@ -41,7 +52,7 @@ type pushEvent struct {
 	ID             string       `json:"id"`
 	Source         string       `json:"source"`
 	DedupeKey      string       `json:"dedupeKey"`
-	Status         string       `json:"status"`
+	Status         any          `json:"status"` // the value's name, or its number
 	ContentType    string       `json:"contentType"`
 	Payload        []byte       `json:"payload"` // standard base64 with padding, as protojson
 	Headers        []pushHeader `json:"headers"`

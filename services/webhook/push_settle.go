@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/services/webhook/store"
 )
 
@@ -28,7 +29,7 @@ func (w *pushWorker) settleAsync(ctx context.Context, t *pushTarget, outs []push
 	}
 	w.settling <- struct{}{}
 	w.late.Add(1)
-	w.p.settler.add(ctx, pushBatchOutcome{t: t, outs: outs, done: func() { <-w.settling; w.late.Done() }})
+	w.p.settler.add(pushBatchOutcome{t: t, outs: outs, done: func() { <-w.settling; w.late.Done() }})
 }
 
 // pushSettler records the outcomes of a replica's batches one transaction at a time, each taking every
@@ -42,20 +43,21 @@ type pushSettler struct {
 	running bool
 }
 
-// add queues b and starts a settle loop when none runs.
-func (s *pushSettler) add(ctx context.Context, b pushBatchOutcome) {
+// add queues b and starts a settle loop when none runs. The loop is no request's: it outlives the batch
+// that started it (and a stopping service's context), and each of its settles is a job span of its own.
+func (s *pushSettler) add(b pushBatchOutcome) {
 	s.mu.Lock()
 	s.queue = append(s.queue, b)
 	start := !s.running
 	s.running = true
 	s.mu.Unlock()
 	if start {
-		go s.loop(context.WithoutCancel(ctx))
+		go s.loop()
 	}
 }
 
 // loop settles what is queued until the queue is empty.
-func (s *pushSettler) loop(ctx context.Context) {
+func (s *pushSettler) loop() {
 	for {
 		s.mu.Lock()
 		bs := s.queue
@@ -66,7 +68,9 @@ func (s *pushSettler) loop(ctx context.Context) {
 			return
 		}
 		s.mu.Unlock()
+		ctx, span := tracing.StartJob(context.Background(), "webhook push settle")
 		s.p.settle(ctx, bs)
+		span.End()
 		for _, b := range bs {
 			b.done()
 		}

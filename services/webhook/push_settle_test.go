@@ -37,8 +37,7 @@ func TestPushSettlesTakeEveryBatchThatWaited(t *testing.T) {
 		for range 3 {
 			r.ingest(t)
 		}
-		p := &pusher{s: r.srv, cfg: r.srv.cfg.Push, consumer: store.PushConsumerPrefix + "test"}
-		p.settler.p = p
+		p := r.srv.newPusher()
 		res, err := r.ds.DeliveryClaim(t.Context(), store.ClaimParams{SubscriptionID: sub.GetId(), Consumer: p.consumer, Now: r.srv.now(), Limit: 3})
 		if err != nil || len(res.Claimed) != 3 {
 			t.Fatalf("claim: %d, %v", len(res.Claimed), err)
@@ -55,14 +54,14 @@ func TestPushSettlesTakeEveryBatchThatWaited(t *testing.T) {
 			return pushBatchOutcome{t: target[0], done: done.Done,
 				outs: []pushOutcome{{claimed: c, ok: true, status: http.StatusNoContent, result: pushResultSuccess}}}
 		}
-		p.settler.add(t.Context(), batch(res.Claimed[0]))
+		p.settler.add(batch(res.Claimed[0]))
 		testutil.Eventually(t, 5*time.Second, "the first settle is waiting", func() bool {
 			p.settler.mu.Lock()
 			defer p.settler.mu.Unlock()
 			return len(p.settler.queue) == 0 && p.settler.running
 		})
-		p.settler.add(t.Context(), batch(res.Claimed[1]))
-		p.settler.add(t.Context(), batch(res.Claimed[2]))
+		p.settler.add(batch(res.Claimed[1]))
+		p.settler.add(batch(res.Claimed[2]))
 		close(gated.gate)
 		done.Wait()
 		gated.mu.Lock()

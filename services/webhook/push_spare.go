@@ -1,8 +1,8 @@
 package webhook
 
 import (
+	"slices"
 	"sync"
-	"time"
 
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -13,8 +13,10 @@ import (
 // last claim (5.4 deliveries a claim, one claim per 5 deliveries on PostgreSQL at ~3,000/s); a claim
 // and its settle cost a transaction each whatever their size, so that claims of up to the whole
 // pusher's room take fewer transactions for the same deliveries. Spare deliveries are leased to the
-// pusher like the rest: one whose lease would end before its request could is left to expire (and is
-// claimed again then), and a stopping worker sends what is left of it as its last batches.
+// pusher like the rest and sent like any claimed delivery (a request that outlives its lease is refused
+// at settle and the delivery sent again, as in a batch); a stopping worker sends what is left as its
+// last batches. Those of a subscription that is no longer an active push target (paused, deleted, turned
+// to pull) are let go: their leases end and the store hands them out again once it is active.
 type pushSpare struct {
 	mu   sync.Mutex
 	byID map[string]*spareList // by subscription id
@@ -47,28 +49,34 @@ func (s *pushSpare) put(t *pushTarget, cs []store.Claimed) {
 	s.added.notify()
 }
 
-// take returns up to n spare deliveries of subscription id, oldest first, leaving out those whose lease
-// ends before now+timeout (the request could outlive it).
-func (s *pushSpare) take(id string, n int, now time.Time, timeout time.Duration) []store.Claimed {
+// take returns up to n spare deliveries of subscription id, oldest first.
+func (s *pushSpare) take(id string, n int) []store.Claimed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.byID[id]
 	if l == nil {
 		return nil
 	}
-	var out []store.Claimed
-	i := 0
-	for ; i < len(l.cs) && len(out) < n; i++ {
-		if c := l.cs[i]; c.Delivery.AvailableTime.After(now.Add(timeout)) {
-			out = append(out, c)
-		}
-	}
-	s.n -= i
-	l.cs = l.cs[i:]
+	k := min(n, len(l.cs))
+	out := l.cs[:k:k]
+	l.cs = l.cs[k:]
+	s.n -= k
 	if len(l.cs) == 0 {
 		delete(s.byID, id)
 	}
 	return out
+}
+
+// keep lets go of the spare deliveries of subscriptions not in targets.
+func (s *pushSpare) keep(targets []*pushTarget) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range s.byID {
+		if !slices.ContainsFunc(targets, func(t *pushTarget) bool { return t.sub.ID == id }) {
+			s.n -= len(l.cs)
+			delete(s.byID, id)
+		}
+	}
 }
 
 // held is how many spare deliveries there are.
@@ -79,7 +87,7 @@ func (s *pushSpare) held() int {
 }
 
 // any returns up to n spare deliveries of one subscription and its target (nil when there are none).
-func (s *pushSpare) any(n int, now time.Time) (*pushTarget, []store.Claimed) {
+func (s *pushSpare) any(n int) (*pushTarget, []store.Claimed) {
 	s.mu.Lock()
 	var id string
 	var t *pushTarget
@@ -91,5 +99,5 @@ func (s *pushSpare) any(n int, now time.Time) (*pushTarget, []store.Claimed) {
 	if t == nil {
 		return nil, nil
 	}
-	return t, s.take(id, n, now, t.sub.Push.Timeout)
+	return t, s.take(id, n)
 }

@@ -153,27 +153,26 @@ func TestStoppingPushWorkersSendWhatTheyClaimedForOthers(t *testing.T) {
 	})
 }
 
-// A spare delivery whose lease ends before its request could is not handed out (it is claimed again
-// once the lease has ended); the others are, oldest first.
-func TestSpareLeavesWhatItsLeaseCannotCover(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+// Spare deliveries go out oldest first; those of a subscription that is no longer a push target are let
+// go (their leases end and the store hands them out again).
+func TestSpareHandsOutOldestFirstAndLetsGoOfInactive(t *testing.T) {
 	sp := newPushSpare()
-	target := &pushTarget{sub: &store.Subscription{ID: "s", Push: &store.PushConfig{Timeout: 10 * time.Second}}}
-	leased := func(id int64, until time.Duration) store.Claimed {
-		return store.Claimed{Delivery: &store.Delivery{ID: id, AvailableTime: now.Add(until)}}
+	active := &pushTarget{sub: &store.Subscription{ID: "s"}}
+	paused := &pushTarget{sub: &store.Subscription{ID: "p"}}
+	leased := func(id int64) store.Claimed { return store.Claimed{Delivery: &store.Delivery{ID: id}} }
+	sp.put(active, []store.Claimed{leased(1), leased(2), leased(3)})
+	sp.put(paused, []store.Claimed{leased(9)})
+	if got := sp.take("s", 2); len(got) != 2 || got[0].Delivery.ID != 1 || got[1].Delivery.ID != 2 {
+		t.Fatalf("took %v, want deliveries 1 and 2", got)
 	}
-	sp.put(target, []store.Claimed{leased(1, time.Second), leased(2, time.Minute), leased(3, time.Minute)})
-	got := sp.take("s", 1, now, 10*time.Second)
-	if len(got) != 1 || got[0].Delivery.ID != 2 {
-		t.Fatalf("took %v, want delivery 2 (1's lease ends within the timeout)", got)
-	}
+	sp.keep([]*pushTarget{active})
 	if sp.held() != 1 {
-		t.Fatalf("held %d, want 1", sp.held())
+		t.Fatalf("held %d after letting the paused subscription's go, want 1", sp.held())
 	}
-	if tt, rest := sp.any(5, now); tt != target || len(rest) != 1 || rest[0].Delivery.ID != 3 {
-		t.Fatalf("any: %v %v, want delivery 3 of the target", tt, rest)
+	if tt, rest := sp.any(5); tt != active || len(rest) != 1 || rest[0].Delivery.ID != 3 {
+		t.Fatalf("any: %v %v, want delivery 3 of the active subscription", tt, rest)
 	}
-	if tt, _ := sp.any(5, now); tt != nil || sp.held() != 0 {
+	if tt, _ := sp.any(5); tt != nil || sp.held() != 0 {
 		t.Fatalf("spare not empty after everything was taken")
 	}
 }
@@ -215,4 +214,35 @@ func TestPushWorkersClaimSideBySideThroughABacklog(t *testing.T) {
 			t.Errorf("at most %d claim at a time through a backlog, want the workers side by side", slow.most)
 		}
 	})
+}
+
+// A worker whose every request slot is taken (an endpoint that holds its requests) waits for a slot to
+// free instead of looking again and again: it looked a few times in the 300 ms below, not thousands.
+func TestPushWorkerWithoutRoomWaitsForASlot(t *testing.T) {
+	r := newPushRig(t, db.SQLite, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "1", "WEBHOOK_BATCH_TIMEOUT", "100ms")
+	arrived := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		arrived <- struct{}{}
+		<-hold
+	}))
+	defer ts.Close()
+	r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
+	r.srv.cfg.Push.Workers = 1
+	p := r.srv.newPusher()
+	w := p.newWorker()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = w.run(ctx) }()
+	defer func() { cancel(); <-stopped }()
+	defer close(hold)
+	r.ingest(t)
+	<-arrived
+	time.Sleep(250 * time.Millisecond) // past the batch timeout: the held request keeps the only slot
+	before := p.turn.Load()
+	time.Sleep(300 * time.Millisecond)
+	if looks := p.turn.Load() - before; looks > 50 {
+		t.Errorf("the worker looked %d times in 300 ms with no free slot", looks)
+	}
 }

@@ -51,16 +51,22 @@ func (s *Server) pushWorkers() []app.Worker {
 	if s.deliveries == nil || s.cfg.Push.Workers <= 0 || s.cfg.Push.BatchSize <= 0 {
 		return nil
 	}
-	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
-		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize), spare: newPushSpare()}
-	p.settler.p = p
-	p.free.Store(int64(s.cfg.Push.Workers * s.cfg.Push.BatchSize))
-	p.drained.Store(true) // no backlog known: one claim at a time
+	p := s.newPusher()
 	ws := make([]app.Worker, s.cfg.Push.Workers)
 	for i := range ws {
 		ws[i] = app.Worker{Name: fmt.Sprintf("webhook.push.%d", i+1), Run: p.newWorker().run}
 	}
 	return ws
+}
+
+// newPusher is the push delivery of s, for its configured workers (pushWorkers makes them).
+func (s *Server) newPusher() *pusher {
+	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
+		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize), spare: newPushSpare()}
+	p.settler.p = p
+	p.free.Store(int64(s.cfg.Push.Workers * s.cfg.Push.BatchSize))
+	p.drained.Store(true) // no backlog known: one claim at a time
+	return p
 }
 
 // replicaName names this process in attempt histories: the host name (a pod's name) and the process id,
@@ -157,18 +163,21 @@ func (w *pushWorker) run(ctx context.Context) error {
 }
 
 // pass offers each active push subscription, in turn, one batch; it reports whether it sent any, and
-// whether more may be due now (a batch came from spare, or a claim found all it asked for, or the
-// worker ran out of room before it looked at every subscription).
+// whether more may be due now (a batch came from spare, or a claim found all it asked for).
 func (w *pushWorker) pass(ctx context.Context) (sent, more bool, err error) {
 	targets, err := w.p.targets(ctx)
-	if err != nil || len(targets) == 0 {
+	if err != nil {
 		return false, false, err
+	}
+	w.p.spare.keep(targets)
+	if len(targets) == 0 {
+		return false, false, nil
 	}
 	first := int(w.p.turn.Add(1) % uint64(len(targets)))
 	for i := range targets {
 		room := len(w.slots) // only this worker takes slots: at least this many are free
 		if room == 0 || ctx.Err() != nil {
-			return sent, ctx.Err() == nil, nil
+			return sent, false, nil // w.freed says when a slot is free again
 		}
 		t := targets[(first+i)%len(targets)]
 		got, drained, err := w.take(ctx, t, room)
@@ -188,7 +197,7 @@ func (w *pushWorker) pass(ctx context.Context) (sent, more bool, err error) {
 // otherwise a claim, which also leases what the other workers' free slots would take (left in spare
 // for them). drained reports a claim that found fewer due deliveries than it asked for.
 func (w *pushWorker) take(ctx context.Context, t *pushTarget, room int) (got []store.Claimed, drained bool, err error) {
-	if got = w.p.spare.take(t.sub.ID, room, w.p.s.now(), t.sub.Push.Timeout); len(got) > 0 {
+	if got = w.p.spare.take(t.sub.ID, room); len(got) > 0 {
 		return got, false, nil
 	}
 	// While the last claim found everything that was due, one claim at a time: workers woken together
@@ -197,13 +206,16 @@ func (w *pushWorker) take(ctx context.Context, t *pushTarget, room int) (got []s
 	// leaves deliveries in spare, or at the next news. While claims come back full (a backlog), workers
 	// claim side by side: one at a time bounded the rate by one claim's latency (SQLite, where a claim
 	// waits for the one writer: push at saturation 4,400 -> 3,900/s, the backlog growing).
+	want := room
 	if w.p.drained.Load() {
 		if !w.p.claiming.TryLock() {
 			return nil, true, nil
 		}
 		defer w.p.claiming.Unlock()
+		// For the others too, only under the lock: claims side by side would each lease the same free
+		// slots' share.
+		want = w.p.s.claimLimit(room+max(0, int(w.p.free.Load())-room-w.p.spare.held()), maxClaimBytes)
 	}
-	want := w.p.s.claimLimit(room+max(0, int(w.p.free.Load())-room-w.p.spare.held()), maxClaimBytes)
 	claimed, err := w.p.claim(ctx, t, want)
 	if err != nil {
 		return nil, false, err
@@ -219,7 +231,7 @@ func (w *pushWorker) take(ctx context.Context, t *pushTarget, room int) (got []s
 // pusher, and would otherwise wait for its lease to end.
 func (w *pushWorker) sendSpare(ctx context.Context) {
 	for {
-		t, got := w.p.spare.any(w.p.cfg.BatchSize, w.p.s.now())
+		t, got := w.p.spare.any(w.p.cfg.BatchSize)
 		if t == nil {
 			return
 		}
@@ -293,7 +305,7 @@ wait:
 			for range rest {
 				late = append(late, <-results)
 			}
-			w.p.settler.add(ctx, pushBatchOutcome{t: t, outs: late, done: w.late.Done})
+			w.p.settler.add(pushBatchOutcome{t: t, outs: late, done: w.late.Done})
 		}()
 	}
 }
