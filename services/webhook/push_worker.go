@@ -40,7 +40,8 @@ type pusher struct {
 	spare    *pushSpare
 	free     atomic.Int64
 	claiming sync.Mutex
-	drained  atomic.Bool // the last claim found fewer due deliveries than it asked for
+	drained  atomic.Bool  // the last claim found fewer due deliveries than it asked for
+	reserved atomic.Int64 // deliveries claims under way lease for the other workers
 	// settler records the batches' outcomes, several workers' at once (pushSettler).
 	settler pushSettler
 }
@@ -206,16 +207,18 @@ func (w *pushWorker) take(ctx context.Context, t *pushTarget, room int) (got []s
 	// leaves deliveries in spare, or at the next news. While claims come back full (a backlog), workers
 	// claim side by side: one at a time bounded the rate by one claim's latency (SQLite, where a claim
 	// waits for the one writer: push at saturation 4,400 -> 3,900/s, the backlog growing).
-	want := room
 	if w.p.drained.Load() {
 		if !w.p.claiming.TryLock() {
 			return nil, true, nil
 		}
 		defer w.p.claiming.Unlock()
-		// For the others too, only under the lock: claims side by side would each lease the same free
-		// slots' share.
-		want = w.p.s.claimLimit(room+max(0, int(w.p.free.Load())-room-w.p.spare.held()), maxClaimBytes)
 	}
+	// For the others: their free slots, less what spare holds and what claims under way lease for them
+	// (claims side by side would otherwise each lease the same slots' share).
+	extra := max(0, int(w.p.free.Load())-room-w.p.spare.held()-int(w.p.reserved.Load()))
+	w.p.reserved.Add(int64(extra))
+	defer w.p.reserved.Add(-int64(extra))
+	want := w.p.s.claimLimit(room+extra, maxClaimBytes)
 	claimed, err := w.p.claim(ctx, t, want)
 	if err != nil {
 		return nil, false, err
