@@ -152,3 +152,50 @@ func TestIngestBatchTooLargeGoesOneByOne(t *testing.T) {
 		t.Fatalf("%d single Ingest calls, want 2", n)
 	}
 }
+
+// olderWebhook is a webhook service from before IngestBatch (UNIMPLEMENTED, counted) that stores single
+// Ingest calls.
+type olderWebhook struct {
+	webhookv1.UnimplementedWebhookServiceServer
+	batches, single atomic.Int32
+}
+
+func (w *olderWebhook) IngestBatch(context.Context, *webhookv1.IngestBatchRequest) (*webhookv1.IngestBatchResponse, error) {
+	w.batches.Add(1)
+	return nil, status.Error(codes.Unimplemented, "unknown method IngestBatch")
+}
+
+func (w *olderWebhook) Ingest(_ context.Context, req *webhookv1.IngestRequest) (*webhookv1.IngestResponse, error) {
+	w.single.Add(1)
+	return &webhookv1.IngestResponse{EventId: string(req.GetBody())}, nil
+}
+
+// TestIngestBatchFallsBackForAnOlderService: during a rolling upgrade the gateway may be newer than the
+// webhook service. A call the service does not know is answered by sending each delivery on its own, and
+// for batchRetryAfter the gateway does not try IngestBatch again: the next deliveries go one by one at
+// once.
+func TestIngestBatchFallsBackForAnOlderService(t *testing.T) {
+	svc := &olderWebhook{}
+	g := newGateway(t, nil, serveWebhook(t, svc), io.Discard)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	send := func(bodies ...string) {
+		t.Helper()
+		var batch []*pendingIngest
+		for _, body := range bodies {
+			batch = append(batch, &pendingIngest{ctx: ctx, item: g.batchItem(ctx, &webhookv1.IngestRequest{Source: "zoho", Body: []byte(body)}),
+				done: make(chan ingestAnswer, 1)})
+		}
+		g.ingests.call(batch)
+		for i, body := range bodies {
+			if a := <-batch[i].done; a.err != nil || a.resp.GetEventId() != body {
+				t.Fatalf("delivery %s: %v %v", body, a.resp, a.err)
+			}
+		}
+	}
+	send("a", "b")
+	send("c", "d")
+	if b, s := svc.batches.Load(), svc.single.Load(); b != 1 || s != 4 {
+		t.Fatalf("%d IngestBatch and %d Ingest calls, want 1 and 4 (no second IngestBatch within batchRetryAfter)", b, s)
+	}
+}
