@@ -38,6 +38,31 @@ func (c *countedClaims) claims() []int {
 	return append([]int(nil), c.sizes...)
 }
 
+// dueToPush makes a push subscription to an endpoint that passes each request to seen and answers 200,
+// and n deliveries due for it; it returns the subscription's id.
+func dueToPush(t *testing.T, r *pushRig, n int, seen func(*http.Request)) string {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		seen(req)
+	}))
+	t.Cleanup(ts.Close)
+	sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
+	for range n {
+		r.ingest(t)
+	}
+	return sub.GetId()
+}
+
+// deliverAll runs workers push workers on ds until n deliveries of sub are delivered, then stops them.
+func deliverAll(t *testing.T, r *pushRig, ds store.DeliveryStore, workers int, sub string, n int) {
+	t.Helper()
+	r.srv.deliveries = ds
+	stop := runPushWorkers(t, r, workers)
+	defer stop()
+	waitDelivered(t, r, sub, n)
+}
+
 // waitDelivered waits until n deliveries of subscription sub are recorded as delivered.
 func waitDelivered(t *testing.T, r *pushRig, sub string, n int) {
 	t.Helper()
@@ -68,23 +93,13 @@ func TestPushWorkersShareOneClaim(t *testing.T) {
 		r := newPushRig(t, d, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "2")
 		var mu sync.Mutex
 		got := map[string]int{}
-		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			_, _ = io.Copy(io.Discard, req.Body)
+		sub := dueToPush(t, r, 6, func(req *http.Request) {
 			mu.Lock()
 			got[req.Header.Get("Webhook-Id")]++
 			mu.Unlock()
-		}))
-		defer ts.Close()
-		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
-		for range 6 {
-			r.ingest(t)
-		}
+		})
 		counted := &countedClaims{DeliveryStore: r.ds}
-		r.srv.deliveries = counted
-		stop := runPushWorkers(t, r, 3)
-		defer stop()
-		waitDelivered(t, r, sub.GetId(), 6)
-		stop()
+		deliverAll(t, r, counted, 3, sub, 6)
 		mu.Lock()
 		defer mu.Unlock()
 		if len(got) != 6 {
@@ -177,20 +192,32 @@ func TestSpareHandsOutOldestFirstAndLetsGoOfInactive(t *testing.T) {
 	}
 }
 
-// slowClaims is a delivery store whose claims take a while, counting how many ran at once at most.
-type slowClaims struct {
+// pairedClaims is a delivery store whose claims each wait (up to a second) for another to be under way,
+// counting how many ran at once at most: claims that can run side by side meet at once, claims made one
+// at a time each wait out the second alone.
+type pairedClaims struct {
 	store.DeliveryStore
 	mu        sync.Mutex
 	now, most int
+	met       chan struct{} // closed when two claims first ran at once
 }
 
-func (s *slowClaims) DeliveryClaim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
+func (s *pairedClaims) DeliveryClaim(ctx context.Context, p store.ClaimParams) (store.ClaimResult, error) {
 	s.mu.Lock()
 	s.now++
-	s.most = max(s.most, s.now)
+	if s.now > s.most {
+		s.most = s.now
+		if s.most == 2 {
+			close(s.met)
+		}
+	}
 	s.mu.Unlock()
-	time.Sleep(50 * time.Millisecond)
 	defer func() { s.mu.Lock(); s.now--; s.mu.Unlock() }()
+	select {
+	case <-s.met:
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+	}
 	return s.DeliveryStore.DeliveryClaim(ctx, p)
 }
 
@@ -198,18 +225,11 @@ func (s *slowClaims) DeliveryClaim(ctx context.Context, p store.ClaimParams) (st
 func TestPushWorkersClaimSideBySideThroughABacklog(t *testing.T) {
 	eachBackend(t, func(t *testing.T, d db.Dialect) {
 		r := newPushRig(t, d, "WEBHOOK_NUM_WORKERS", "0", "WEBHOOK_BATCH_SIZE", "1")
-		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { _, _ = io.Copy(io.Discard, req.Body) }))
-		defer ts.Close()
-		sub := r.createPush(t, "hook", ts.URL, newSigningSecret(t, 32), true, 5*time.Second)
-		for range 12 {
-			r.ingest(t)
-		}
-		slow := &slowClaims{DeliveryStore: r.ds}
-		r.srv.deliveries = slow
-		stop := runPushWorkers(t, r, 2)
-		defer stop()
-		waitDelivered(t, r, sub.GetId(), 12)
-		stop()
+		sub := dueToPush(t, r, 12, func(*http.Request) {})
+		slow := &pairedClaims{DeliveryStore: r.ds, met: make(chan struct{})}
+		deliverAll(t, r, slow, 2, sub, 12)
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
 		if slow.most < 2 {
 			t.Errorf("at most %d claim at a time through a backlog, want the workers side by side", slow.most)
 		}
@@ -239,8 +259,12 @@ func TestPushWorkerWithoutRoomWaitsForASlot(t *testing.T) {
 	defer close(hold)
 	r.ingest(t)
 	<-arrived
-	time.Sleep(250 * time.Millisecond) // past the batch timeout: the held request keeps the only slot
+	first := p.turn.Load()
+	// Past the batch timeout (100 ms) the worker looks again, its only slot still held by the request.
+	testutil.Eventually(t, 5*time.Second, "the worker looks again after its batch", func() bool { return p.turn.Load() > first })
 	before := p.turn.Load()
+	// A window to count looks in: waiting polls (WEBHOOK_RECEIVE_POLL_INTERVAL 20 ms) make at most ~30,
+	// fewer on a loaded machine; a spinning worker made millions.
 	time.Sleep(300 * time.Millisecond)
 	if looks := p.turn.Load() - before; looks > 50 {
 		t.Errorf("the worker looked %d times in 300 ms with no free slot", looks)
