@@ -105,12 +105,20 @@ func protoTime(ts *timestamppb.Timestamp) *string {
 // validStrings reports whether every string of ev is valid UTF-8 (encoding/json would replace what is
 // not, where protojson fails).
 func validStrings(ev *webhookv1.Event) bool {
-	ss := []string{ev.Id, ev.Source, ev.DedupeKey, ev.ContentType, ev.SenderAddress, ev.Module, ev.Operation, ev.EventType}
-	for _, h := range ev.Headers {
-		ss = append(ss, h.GetName())
-		ss = append(ss, h.GetValues()...)
+	if !validUTF8(ev.Id, ev.Source, ev.DedupeKey, ev.ContentType, ev.SenderAddress, ev.Module, ev.Operation, ev.EventType) ||
+		!validUTF8(ev.RecordIds...) || !validUTF8(ev.AffectedFields...) {
+		return false
 	}
-	ss = append(append(ss, ev.RecordIds...), ev.AffectedFields...)
+	for _, h := range ev.Headers {
+		if !validUTF8(h.GetName()) || !validUTF8(h.GetValues()...) {
+			return false
+		}
+	}
+	return true
+}
+
+// validUTF8 reports whether every one of ss is valid UTF-8.
+func validUTF8(ss ...string) bool {
 	for _, s := range ss {
 		if !utf8.ValidString(s) {
 			return false
