@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,12 +16,14 @@ import (
 // gatedSettles is a delivery store whose settles wait for the gate and are counted by size.
 type gatedSettles struct {
 	store.DeliveryStore
-	gate  chan struct{}
-	mu    sync.Mutex
-	sizes []int
+	gate    chan struct{}
+	waiting atomic.Int32 // settles that reached the gate
+	mu      sync.Mutex
+	sizes   []int
 }
 
 func (g *gatedSettles) DeliverySettleBatch(ctx context.Context, ps []store.SettleParams) ([]store.SettleResult, error) {
+	g.waiting.Add(1)
 	<-g.gate
 	g.mu.Lock()
 	g.sizes = append(g.sizes, len(ps))
@@ -43,26 +46,31 @@ func TestPushSettlesTakeEveryBatchThatWaited(t *testing.T) {
 			t.Fatalf("claim: %d, %v", len(res.Claimed), err)
 		}
 		gated := &gatedSettles{DeliveryStore: r.ds, gate: make(chan struct{})}
+		open := sync.OnceFunc(func() { close(gated.gate) })
+		defer open()
 		r.srv.deliveries = gated
 		target, err := p.targets(t.Context())
 		if err != nil || len(target) != 1 {
 			t.Fatalf("targets: %v, %v", target, err)
 		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var running sync.WaitGroup
+		running.Go(func() { _ = p.settles.Run(ctx) })
+		defer func() { open(); cancel(); running.Wait() }()
+		testutil.Eventually(t, 5*time.Second, "the settle worker runs", p.settles.Running)
 		var done sync.WaitGroup
-		batch := func(c store.Claimed) pushBatchOutcome {
-			done.Add(1)
-			return pushBatchOutcome{t: target[0], done: done.Done,
-				outs: []pushOutcome{{claimed: c, ok: true, status: http.StatusNoContent, result: pushResultSuccess}}}
+		record := func(c store.Claimed) {
+			done.Go(func() {
+				p.record(t.Context(), pushBatchOutcome{t: target[0],
+					outs: []pushOutcome{{claimed: c, ok: true, status: http.StatusNoContent, result: pushResultSuccess}}})
+			})
 		}
-		p.settler.add(batch(res.Claimed[0]))
-		testutil.Eventually(t, 5*time.Second, "the first settle is waiting", func() bool {
-			p.settler.mu.Lock()
-			defer p.settler.mu.Unlock()
-			return len(p.settler.queue) == 0 && p.settler.running
-		})
-		p.settler.add(batch(res.Claimed[1]))
-		p.settler.add(batch(res.Claimed[2]))
-		close(gated.gate)
+		record(res.Claimed[0])
+		testutil.Eventually(t, 5*time.Second, "the first settle is under way", func() bool { return gated.waiting.Load() == 1 })
+		record(res.Claimed[1])
+		record(res.Claimed[2])
+		testutil.Eventually(t, 5*time.Second, "two batches wait behind it", func() bool { return p.settles.Queued() == 2 })
+		open()
 		done.Wait()
 		gated.mu.Lock()
 		sizes := append([]int(nil), gated.sizes...)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sergas/core/internal/app"
 	"github.com/sergas/core/internal/errs"
+	"github.com/sergas/core/internal/groupcommit"
 	"github.com/sergas/core/internal/tracing"
 	"github.com/sergas/core/services/webhook/store"
 )
@@ -42,8 +43,8 @@ type pusher struct {
 	claiming sync.Mutex
 	drained  atomic.Bool  // the last claim found fewer due deliveries than it asked for
 	reserved atomic.Int64 // deliveries claims under way lease for the other workers
-	// settler records the batches' outcomes, several workers' at once (pushSettler).
-	settler pushSettler
+	// settles records the batches' outcomes, several workers' at once (newPushSettles).
+	settles *groupcommit.Committer[pushBatchOutcome, struct{}]
 }
 
 // pushWorkers are the push delivery workers (PushConfig), on every replica: the store hands each
@@ -57,6 +58,7 @@ func (s *Server) pushWorkers() []app.Worker {
 	for i := range ws {
 		ws[i] = app.Worker{Name: fmt.Sprintf("webhook.push.%d", i+1), Run: p.newWorker().run}
 	}
+	ws = append(ws, app.Worker{Name: "webhook.push.settle", Run: p.settles.Run})
 	return ws
 }
 
@@ -64,7 +66,7 @@ func (s *Server) pushWorkers() []app.Worker {
 func (s *Server) newPusher() *pusher {
 	p := &pusher{s: s, cfg: s.cfg.Push, consumer: store.PushConsumerPrefix + replicaName(),
 		clients: newPushClients(s.cfg.Push.Workers * s.cfg.Push.BatchSize), spare: newPushSpare()}
-	p.settler.p = p
+	p.settles = p.newPushSettles()
 	p.free.Store(int64(s.cfg.Push.Workers * s.cfg.Push.BatchSize))
 	p.drained.Store(true) // no backlog known: one claim at a time
 	return p
@@ -304,11 +306,12 @@ wait:
 	if rest := len(got) - len(done); rest > 0 {
 		w.late.Add(1)
 		go func() {
+			defer w.late.Done()
 			late := make([]pushOutcome, 0, rest)
 			for range rest {
 				late = append(late, <-results)
 			}
-			w.p.settler.add(pushBatchOutcome{t: t, outs: late, done: w.late.Done})
+			w.p.record(ctx, pushBatchOutcome{t: t, outs: late})
 		}()
 	}
 }
